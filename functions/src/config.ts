@@ -1,0 +1,135 @@
+// Every setting the functions read, validated once. Values come from firebase-functions params (which
+// reach the runtime as environment variables) and are parsed here from an environment passed in, so tests
+// can hand in their own.
+import { z } from "zod";
+
+/** The default operator of the local stack; allowed everywhere, but only in the emulator. */
+export const LOCAL_OPERATOR_EMAIL = "operator@backfill.local";
+/** Issuer of the tokens `npm run token` mints; trusted only in the emulator. */
+export const LOCAL_ISSUER = "https://local-oidc.backfill.invalid";
+/** Region of every function; the Hosting rewrite in firebase.json names it too. */
+export const REGION = "us-central1";
+
+const list = z
+  .string()
+  .optional()
+  .transform((raw, ctx): string[] => {
+    const text = (raw ?? "").trim();
+    if (text === "") return [];
+    if (text.startsWith("[")) {
+      try {
+        const parsed: unknown = JSON.parse(text);
+        if (Array.isArray(parsed) && parsed.every((v) => typeof v === "string")) {
+          return parsed.map((v) => v.trim()).filter(Boolean);
+        }
+      } catch {
+        // reported below
+      }
+      ctx.addIssue({ code: "custom", message: "must be a JSON array of strings or a comma-separated list" });
+      return z.NEVER;
+    }
+    return text.split(",").map((v) => v.trim()).filter(Boolean);
+  });
+
+const bool = (fallback: boolean) =>
+  z
+    .enum(["true", "false", "1", "0", ""], { error: "must be true or false" })
+    .optional()
+    .transform((v) => (v === undefined || v === "" ? fallback : v === "true" || v === "1"));
+
+const int = (fallback: number, min: number, max: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === "") return fallback;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min || n > max) {
+        ctx.addIssue({ code: "custom", message: `must be an integer from ${min} to ${max}` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const envSchema = z.object({
+  GCLOUD_PROJECT: z.string().min(1, { error: "must name the Firebase project" }),
+  FUNCTIONS_EMULATOR: z.string().optional(),
+  BACKFILL_ENABLED: bool(true),
+  OIDC_AUDIENCES: list,
+  JOBS_ALLOWED_EMAILS: list,
+  ADMIN_ALLOWED_EMAILS: list,
+  LOCAL_OIDC_PUBLIC_KEY_FILE: z.string().optional(),
+  // A run and its chunk documents are created in one batch of at most 500 writes.
+  MAX_RANGE_DAYS: int(366, 1, 499),
+  CHUNK_PAGE_SIZE: int(300, 10, 1000),
+  CHUNK_GROUP_SIZE: int(20, 1, 100),
+  CHUNK_PARALLEL_GROUPS: int(8, 1, 64),
+  CHUNK_SLICE_SECONDS: int(240, 5, 1500),
+  TASK_MAX_ATTEMPTS: int(5, 1, 100),
+});
+
+/** The validated settings. */
+export interface Config {
+  projectId: string;
+  /** True only inside the Functions emulator under a demo- project: enables local tokens. */
+  emulator: boolean;
+  /** The deploy-time half of the kill switch (the other half is `featureFlags/backfill`). */
+  backfillEnabled: boolean;
+  /** Accepted `aud` values of ID tokens. */
+  oidcAudiences: string[];
+  /** Emails allowed to start jobs. */
+  jobsAllowedEmails: string[];
+  /** Emails allowed on `/api/admin/**`. */
+  adminAllowedEmails: string[];
+  /** Public key of local tokens (emulator only). */
+  localOidcPublicKeyFile: string | null;
+  /** Most days one run may cover. */
+  maxRangeDays: number;
+  /** Event documents read per page inside a chunk. */
+  pageSize: number;
+  /** Events applied per Firestore transaction. */
+  groupSize: number;
+  /** Transactions in flight at once inside a chunk. */
+  parallelGroups: number;
+  /** How long one task delivery works before it hands the rest of its chunk to a continuation task. */
+  sliceSeconds: number;
+  /** Delivery attempts Cloud Tasks makes per task (the queue's retryConfig.maxAttempts). */
+  taskMaxAttempts: number;
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses the environment; a bad setting fails with its name and the accepted values. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const result = envSchema.safeParse(env);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `${i.path.join(".")} ${i.message}`);
+    throw new ConfigError(`Invalid backfill configuration: ${lines.join("; ")}`);
+  }
+  const e = result.data;
+  const emulator = e.FUNCTIONS_EMULATOR === "true" && e.GCLOUD_PROJECT.startsWith("demo-");
+  const withLocal = (emails: string[]) => (emulator ? [...new Set([LOCAL_OPERATOR_EMAIL, ...emails])] : emails);
+  const lower = (emails: string[]) => emails.map((m) => m.toLowerCase());
+  if (!emulator && e.OIDC_AUDIENCES.length === 0) {
+    throw new ConfigError(
+      "Invalid backfill configuration: OIDC_AUDIENCES must list at least one audience (for example the Hosting URL, https://<project>.web.app)",
+    );
+  }
+  return {
+    projectId: e.GCLOUD_PROJECT,
+    emulator,
+    backfillEnabled: e.BACKFILL_ENABLED,
+    oidcAudiences: e.OIDC_AUDIENCES,
+    jobsAllowedEmails: lower(withLocal(e.JOBS_ALLOWED_EMAILS)),
+    adminAllowedEmails: lower(withLocal(e.ADMIN_ALLOWED_EMAILS)),
+    localOidcPublicKeyFile: emulator ? (e.LOCAL_OIDC_PUBLIC_KEY_FILE ?? null) : null,
+    maxRangeDays: e.MAX_RANGE_DAYS,
+    pageSize: e.CHUNK_PAGE_SIZE,
+    groupSize: e.CHUNK_GROUP_SIZE,
+    parallelGroups: e.CHUNK_PARALLEL_GROUPS,
+    sliceSeconds: e.CHUNK_SLICE_SECONDS,
+    taskMaxAttempts: e.TASK_MAX_ATTEMPTS,
+  };
+}

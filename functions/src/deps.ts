@@ -1,0 +1,29 @@
+import type { Firestore } from "firebase-admin/firestore";
+import type { TokenVerifier } from "./auth/oidc";
+import type { Config } from "./config";
+import type { BackfillLog } from "./log";
+import type { ChunkQueue } from "./platform/tasks";
+
+/** Named moments where tests inject crashes and transient errors. Never set in production. */
+export type FaultPoint =
+  | "page-read"
+  | "page-half-applied"
+  | "before-page-commit"
+  | "before-chunk-finish"
+  | "before-run-close"
+  | "group-transaction";
+
+export interface FaultInjector {
+  at(point: FaultPoint, info: { migrationId?: string; chunkId?: string; attempt?: number }): void | Promise<void>;
+}
+
+/** Everything a handler needs, built once per instance (or by a test). */
+export interface Deps {
+  db: Firestore;
+  config: Config;
+  queue: ChunkQueue;
+  log: BackfillLog;
+  verifier: TokenVerifier;
+  now: () => Date;
+  faults?: FaultInjector;
+}

@@ -1,0 +1,104 @@
+// The HTTP API behind Hosting's `/api/**` rewrite. Routing, authentication and the error envelope live
+// here; each route calls a handler module that does the work.
+import type { Request } from "firebase-functions/v2/https";
+import type { Response } from "express";
+import { requireAllowed, type Caller } from "../auth/oidc";
+import { problemsFromZod } from "../core/request";
+import type { Deps } from "../deps";
+import { AppError, invalidRequest } from "../errors";
+import { startJob } from "../jobs/start";
+import { getRun, listRuns, MAX_LIST_LIMIT } from "../runs/views";
+import { z } from "zod";
+
+/** Largest request body accepted; a start request is a few hundred bytes. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+type Area = "jobs" | "admin";
+interface Route {
+  method: "GET" | "POST";
+  pattern: RegExp;
+  area: Area;
+  handle: (deps: Deps, req: Request, caller: Caller, params: string[]) => Promise<{ status: number; body: unknown }>;
+}
+
+const listQuery = z.object({
+  limit: z.coerce
+    .number({ error: `limit must be an integer from 1 to ${MAX_LIST_LIMIT}` })
+    .int({ error: `limit must be an integer from 1 to ${MAX_LIST_LIMIT}` })
+    .min(1, { error: `limit must be an integer from 1 to ${MAX_LIST_LIMIT}` })
+    .max(MAX_LIST_LIMIT, { error: `limit must be an integer from 1 to ${MAX_LIST_LIMIT}` })
+    .default(20),
+});
+
+const ROUTES: Route[] = [
+  {
+    method: "POST",
+    pattern: /^\/api\/jobs\/backfill$/,
+    area: "jobs",
+    handle: async (deps, req, caller) => ({ status: 202, body: await startJob(deps, jsonBody(req), caller.email) }),
+  },
+  {
+    method: "GET",
+    pattern: /^\/api\/admin\/dataMigrations$/,
+    area: "admin",
+    handle: async (deps, req) => {
+      const query = listQuery.safeParse(req.query);
+      if (!query.success) throw invalidRequest(problemsFromZod(query.error));
+      return { status: 200, body: await listRuns(deps, query.data.limit) };
+    },
+  },
+  {
+    method: "GET",
+    pattern: /^\/api\/admin\/dataMigrations\/([A-Za-z0-9_-]{1,200})$/,
+    area: "admin",
+    handle: async (deps, _req, _caller, [id]) => ({ status: 200, body: await getRun(deps, id as string) }),
+  },
+];
+
+/** Any path that looks like a run but cannot be one still deserves a 404 rather than a 405. */
+const KNOWN_PREFIXES = [/^\/api\/jobs\/backfill$/, /^\/api\/admin\/dataMigrations(\/[^/]+)?$/];
+
+/** The body of a JSON request, after the checks the runtime's parser leaves to us. */
+function jsonBody(req: Request): unknown {
+  const type = (req.get("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/json") {
+    throw new AppError(400, "invalid_content_type", "Send the body as JSON with the header Content-Type: application/json.", {
+      contentType: type || null,
+    });
+  }
+  const size = req.rawBody?.length ?? 0;
+  if (size > MAX_BODY_BYTES) {
+    throw new AppError(413, "payload_too_large", `The body is ${size} bytes; the limit is ${MAX_BODY_BYTES}.`);
+  }
+  return req.body;
+}
+
+export async function handleApi(deps: Deps, req: Request, res: Response): Promise<void> {
+  const path = req.path.length > 1 ? req.path.replace(/\/+$/, "") : req.path;
+  let caller: Caller | null = null;
+  try {
+    const matching = ROUTES.map((route) => ({ route, match: route.pattern.exec(path) })).filter((m) => m.match);
+    const hit = matching.find((m) => m.route.method === req.method);
+    if (!hit?.match) {
+      if (matching.length > 0) {
+        const allow = [...new Set(matching.map((m) => m.route.method))].join(", ");
+        throw new AppError(405, "method_not_allowed", `${req.method} is not supported on ${path}; use ${allow}.`, undefined, { Allow: allow });
+      }
+      const known = KNOWN_PREFIXES.some((p) => p.test(path));
+      throw new AppError(404, "not_found", known ? `No run at ${path}.` : `No endpoint at ${path}. The API serves POST /api/jobs/backfill and GET /api/admin/dataMigrations[/{id}].`);
+    }
+    caller = await deps.verifier.verify(req.get("authorization"));
+    if (hit.route.area === "jobs") requireAllowed(caller, deps.config.jobsAllowedEmails, "JOBS_ALLOWED_EMAILS", "jobs");
+    else requireAllowed(caller, deps.config.adminAllowedEmails, "ADMIN_ALLOWED_EMAILS", "admin");
+    const { status, body } = await hit.route.handle(deps, req, caller, hit.match.slice(1));
+    res.status(status).set("Cache-Control", "no-store").json(body);
+  } catch (error) {
+    const appError =
+      error instanceof AppError
+        ? error
+        : new AppError(500, "internal", "Unexpected server error; nothing was started. Check the function logs (event internal_error) and try again.");
+    if (!(error instanceof AppError)) deps.log.internalError(`${req.method} ${path}`, error);
+    deps.log.requestRejected({ method: req.method, path, status: appError.status, code: appError.code, caller: caller?.email });
+    res.status(appError.status).set({ "Cache-Control": "no-store", ...appError.headers }).json(appError.toJSON());
+  }
+}

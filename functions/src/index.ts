@@ -1,0 +1,35 @@
+// Wiring only: initialise the Admin SDK once and export the triggers. Each trigger hands its request to a
+// named handler module, the same function the tests call.
+import { initializeApp } from "firebase-admin/app";
+import { onRequest } from "firebase-functions/v2/https";
+import { onTaskDispatched } from "firebase-functions/v2/tasks";
+import { handleChunkTask } from "./chunks/worker";
+import { REGION } from "./config";
+import { buildDeps } from "./runtime";
+import { handleApi } from "./http/api";
+import { TASK_MAX_ATTEMPTS, TASK_MAX_CONCURRENT, TASK_MAX_PER_SECOND, TASK_MIN_BACKOFF_SECONDS } from "./params";
+
+initializeApp();
+
+/** The HTTP API behind Hosting's /api/** rewrite. Public at the network edge; every call must carry an OIDC token. */
+export const api = onRequest(
+  { region: REGION, invoker: "public", timeoutSeconds: 120, memory: "512MiB" },
+  (req, res) => handleApi(buildDeps(), req, res),
+);
+
+/** One delivery of one chunk task from the backfill queue. */
+export const backfillChunk = onTaskDispatched(
+  {
+    region: REGION,
+    retryConfig: {
+      maxAttempts: TASK_MAX_ATTEMPTS,
+      minBackoffSeconds: TASK_MIN_BACKOFF_SECONDS,
+      maxBackoffSeconds: 600,
+      maxDoublings: 4,
+    },
+    rateLimits: { maxConcurrentDispatches: TASK_MAX_CONCURRENT, maxDispatchesPerSecond: TASK_MAX_PER_SECOND },
+    timeoutSeconds: 1800,
+    memory: "1GiB",
+  },
+  (request) => handleChunkTask(buildDeps(), request.data, { retryCount: request.retryCount }),
+);

@@ -1,0 +1,147 @@
+// Named log events. Every line is one JSON object with fixed snake_case fields and `component: "backfill"`,
+// written through @google-cloud/logging's stdout transport so Cloud Logging files it as jsonPayload:
+//   gcloud logging read 'jsonPayload.component="backfill"'
+import { Logging } from "@google-cloud/logging";
+import type { Counters, Phase, RunType } from "./core/types";
+
+export type Severity = "DEBUG" | "INFO" | "NOTICE" | "WARNING" | "ERROR";
+export type LogWriter = (severity: Severity, payload: Record<string, unknown>) => void;
+
+/** The fields that identify a run on every run and chunk line. */
+export interface RunFields {
+  id: string;
+  type: RunType;
+  startDate: string;
+  endDate: string;
+  dryRun: boolean;
+}
+
+export function stdoutWriter(projectId: string): LogWriter {
+  const log = new Logging({ projectId }).logSync("backfill", undefined, { useMessageField: false });
+  return (severity, payload) => log.write(log.entry({ severity }, payload));
+}
+
+const runFields = (run: RunFields) => ({
+  component: "backfill",
+  migration_id: run.id,
+  type: run.type,
+  start_date: run.startDate,
+  end_date: run.endDate,
+  dry_run: run.dryRun,
+});
+
+const counterFields = (c: Counters) => ({
+  event_count: c.total,
+  total: c.total,
+  processed: c.processed,
+  skipped: c.skipped,
+  errors: c.errors,
+});
+
+/** The product's log events; one method per thing worth finding later. */
+export class BackfillLog {
+  constructor(private readonly write: LogWriter) {}
+
+  requestRejected(fields: { method: string; path: string; status: number; code: string; caller?: string | null }) {
+    this.write(fields.status >= 500 ? "ERROR" : "WARNING", {
+      component: "backfill",
+      event: "request_rejected",
+      method: fields.method,
+      path: fields.path,
+      status: fields.status,
+      error_code: fields.code,
+      caller: fields.caller ?? null,
+    });
+  }
+
+  runCreated(run: RunFields, fields: { chunks: number; planned: number; selected: number; maxEvents: number; requestedBy: string }) {
+    this.write("NOTICE", {
+      ...runFields(run),
+      event: "run_created",
+      chunks: fields.chunks,
+      planned_events: fields.planned,
+      selected_events: fields.selected,
+      max_events: fields.maxEvents,
+      requested_by: fields.requestedBy,
+    });
+  }
+
+  chunkStarted(run: RunFields, chunk: { id: string; phase: Phase; attempt: number }) {
+    this.write("INFO", { ...runFields(run), event: "chunk_started", chunk_id: chunk.id, phase: chunk.phase, attempt: chunk.attempt });
+  }
+
+  pageCommitted(run: RunFields, chunk: { id: string; phase: Phase; page: number }, page: Counters, durationMs: number) {
+    this.write("DEBUG", {
+      ...runFields(run),
+      ...counterFields(page),
+      event: "page_committed",
+      chunk_id: chunk.id,
+      phase: chunk.phase,
+      page: chunk.page,
+      duration_ms: durationMs,
+    });
+  }
+
+  eventFailed(run: RunFields, chunkId: string, failure: { eventId: string; code: string; message: string }) {
+    this.write("ERROR", {
+      ...runFields(run),
+      event: "event_failed",
+      chunk_id: chunkId,
+      event_id: failure.eventId,
+      error_code: failure.code,
+      error: failure.message,
+    });
+  }
+
+  chunkStopped(run: RunFields, chunk: { id: string; phase: Phase; status: string; reason: string }, counters: Counters, durationMs: number) {
+    this.write(chunk.status === "failed" ? "ERROR" : "INFO", {
+      ...runFields(run),
+      ...counterFields(counters),
+      event: chunk.status === "failed" ? "chunk_failed" : chunk.status === "paused" ? "chunk_paused" : "chunk_finished",
+      chunk_id: chunk.id,
+      phase: chunk.phase,
+      status: chunk.status,
+      reason: chunk.reason,
+      duration_ms: durationMs,
+    });
+  }
+
+  chunkRetrying(run: RunFields, chunk: { id: string; attempt: number }, error: unknown) {
+    this.write("WARNING", {
+      ...runFields(run),
+      event: "chunk_retrying",
+      chunk_id: chunk.id,
+      attempt: chunk.attempt,
+      error: describe(error),
+    });
+  }
+
+  phaseStarted(run: RunFields, phase: Phase, chunks: number) {
+    this.write("INFO", { ...runFields(run), event: "phase_started", phase, chunks });
+  }
+
+  runPaused(run: RunFields, reason: string) {
+    this.write("WARNING", { ...runFields(run), event: "run_paused", reason });
+  }
+
+  runFinished(run: RunFields, status: string, counters: Counters, fields: { durationMs: number; chunksFailed: number; capReached: boolean }) {
+    this.write(status === "completed" ? "NOTICE" : "ERROR", {
+      ...runFields(run),
+      ...counterFields(counters),
+      event: status === "completed" ? "run_completed" : "run_failed",
+      status,
+      chunks_failed: fields.chunksFailed,
+      cap_reached: fields.capReached,
+      duration_ms: fields.durationMs,
+    });
+  }
+
+  internalError(where: string, error: unknown, run?: RunFields) {
+    this.write("ERROR", { ...(run ? runFields(run) : { component: "backfill" }), event: "internal_error", where, error: describe(error) });
+  }
+}
+
+export function describe(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}

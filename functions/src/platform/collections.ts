@@ -1,0 +1,112 @@
+// Collection names and document shapes: the Firestore contract other tools and tests rely on.
+import type { Firestore, Timestamp } from "firebase-admin/firestore";
+import type { ChunkStatus, Counters, Phase, RunStatus, RunType } from "../core/types";
+
+export const COLLECTIONS = {
+  products: "products",
+  events: "webhookEvents",
+  ledger: "ledgerEntries",
+  wallets: "wallets",
+  runs: "dataMigrations",
+  flags: "featureFlags",
+} as const;
+
+/** Subcollections of `dataMigrations/{id}`. */
+export const RUN_SUBCOLLECTIONS = {
+  chunks: "chunks",
+  errors: "errors",
+  /** A dry run's would-be ledger entries, so later events of the same dry run see them. */
+  shadow: "shadowLedger",
+} as const;
+
+export const KILL_SWITCH_DOC = "backfill";
+
+/** `dataMigrations/{id}`. Counters mirror the sum of the chunks'. */
+export interface RunDoc extends Counters {
+  type: RunType;
+  startDate: string;
+  endDate: string;
+  dryRun: boolean;
+  maxEvents: number;
+  status: RunStatus;
+  /** The phase chunks are working on; a replay moves to `reversals` once every day's purchases are done. */
+  phase: Phase;
+  phases: Phase[];
+  chunksTotal: number;
+  chunksDone: number;
+  chunksFailed: number;
+  /** Events the run plans to examine (its progress denominator). */
+  plannedEvents: number;
+  /** Events in range that the run's selection matched when it was planned. */
+  selectedEvents: number;
+  /** True when maxEvents left selected events for a later run. */
+  capReached: boolean;
+  requestedBy: string;
+  createdAt: Timestamp;
+  startedAt: Timestamp | null;
+  finishedAt: Timestamp | null;
+  updatedAt: Timestamp;
+  pausedReason: string | null;
+  failureReason: string | null;
+}
+
+/** Position after the last event a chunk has fully committed. */
+export interface Cursor {
+  createdAt: Timestamp;
+  id: string;
+}
+
+/** `dataMigrations/{id}/chunks/{YYYY-MM-DD}`: one UTC day of the run. */
+export interface ChunkDoc extends Counters {
+  day: string;
+  status: ChunkStatus;
+  phase: Phase;
+  /** Events this chunk may examine in each phase. */
+  budgets: Partial<Record<Phase, number>>;
+  /** Events examined so far in the current phase. */
+  phaseExamined: number;
+  cursor: Cursor | null;
+  pages: number;
+  /** Bumped whenever the chunk is queued afresh (next phase, resume); part of its task names. */
+  generation: number;
+  /** Whether the task for the current phase and generation has been queued. */
+  enqueued: boolean;
+  /** Task deliveries that started work on this chunk. */
+  attempts: number;
+  /** True when the chunk stopped at its budget rather than at the end of its day. */
+  stoppedAtBudget: boolean;
+  pausedReason: string | null;
+  lastError: string | null;
+  startedAt: Timestamp | null;
+  finishedAt: Timestamp | null;
+  updatedAt: Timestamp;
+}
+
+/** `dataMigrations/{id}/errors/{eventId}`. */
+export interface EventErrorDoc {
+  eventId: string;
+  code: string;
+  message: string;
+  chunkId: string;
+  phase: Phase;
+  at: Timestamp;
+}
+
+export function refs(db: Firestore) {
+  const runs = db.collection(COLLECTIONS.runs);
+  return {
+    run: (id: string) => runs.doc(id),
+    runs,
+    chunks: (runId: string) => runs.doc(runId).collection(RUN_SUBCOLLECTIONS.chunks),
+    chunk: (runId: string, day: string) => runs.doc(runId).collection(RUN_SUBCOLLECTIONS.chunks).doc(day),
+    errors: (runId: string) => runs.doc(runId).collection(RUN_SUBCOLLECTIONS.errors),
+    shadow: (runId: string) => runs.doc(runId).collection(RUN_SUBCOLLECTIONS.shadow),
+    events: db.collection(COLLECTIONS.events),
+    ledger: db.collection(COLLECTIONS.ledger),
+    wallets: db.collection(COLLECTIONS.wallets),
+    products: db.collection(COLLECTIONS.products),
+    killSwitch: db.collection(COLLECTIONS.flags).doc(KILL_SWITCH_DOC),
+  };
+}
+
+export type Refs = ReturnType<typeof refs>;

@@ -1,0 +1,107 @@
+// What the admin API shows of runs: JSON-friendly (ISO timestamps), with live counters summed from the
+// chunks while a run is still going.
+import { Timestamp } from "firebase-admin/firestore";
+import { isFinishedRun, summarize } from "../core/progress";
+import type { Deps } from "../deps";
+import { AppError } from "../errors";
+import { refs, type ChunkDoc, type EventErrorDoc, type RunDoc } from "../platform/collections";
+
+const iso = (t: unknown) => (t instanceof Timestamp ? t.toDate().toISOString() : null);
+
+function runView(id: string, run: RunDoc) {
+  return {
+    id,
+    type: run.type,
+    startDate: run.startDate,
+    endDate: run.endDate,
+    dryRun: run.dryRun,
+    maxEvents: run.maxEvents,
+    status: run.status,
+    phase: run.phase,
+    total: run.total,
+    processed: run.processed,
+    skipped: run.skipped,
+    errors: run.errors,
+    chunksTotal: run.chunksTotal,
+    chunksDone: run.chunksDone,
+    chunksFailed: run.chunksFailed,
+    plannedEvents: run.plannedEvents,
+    selectedEvents: run.selectedEvents,
+    capReached: run.capReached,
+    requestedBy: run.requestedBy,
+    pausedReason: run.pausedReason,
+    failureReason: run.failureReason,
+    createdAt: iso(run.createdAt),
+    startedAt: iso(run.startedAt),
+    finishedAt: iso(run.finishedAt),
+    updatedAt: iso(run.updatedAt),
+  };
+}
+
+export type RunView = ReturnType<typeof runView>;
+
+function chunkView(id: string, chunk: ChunkDoc) {
+  return {
+    id,
+    day: chunk.day,
+    status: chunk.status,
+    phase: chunk.phase,
+    total: chunk.total,
+    processed: chunk.processed,
+    skipped: chunk.skipped,
+    errors: chunk.errors,
+    budgets: chunk.budgets,
+    pages: chunk.pages,
+    attempts: chunk.attempts,
+    stoppedAtBudget: chunk.stoppedAtBudget,
+    pausedReason: chunk.pausedReason,
+    lastError: chunk.lastError,
+    startedAt: iso(chunk.startedAt),
+    finishedAt: iso(chunk.finishedAt),
+  };
+}
+
+export const MAX_LIST_LIMIT = 100;
+export const ERROR_SAMPLE_SIZE = 50;
+
+export async function listRuns(deps: Deps, limit: number) {
+  const snap = await refs(deps.db).runs.orderBy("createdAt", "desc").limit(limit).get();
+  return { migrations: snap.docs.map((d) => runView(d.id, d.data() as RunDoc)) };
+}
+
+export async function getRun(deps: Deps, id: string) {
+  const r = refs(deps.db);
+  const [runSnap, chunkSnap, errorSnap, errorCount] = await Promise.all([
+    r.run(id).get(),
+    r.chunks(id).get(),
+    r.errors(id).orderBy("eventId").limit(ERROR_SAMPLE_SIZE).get(),
+    r.errors(id).count().get(),
+  ]);
+  if (!runSnap.exists) {
+    throw new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
+  }
+  const run = runSnap.data() as RunDoc;
+  const chunks = chunkSnap.docs.map((d) => chunkView(d.id, d.data() as ChunkDoc));
+  const view = runView(id, run);
+  if (!isFinishedRun(run.status)) {
+    // The run document is refreshed when chunks finish; in between, the chunks hold the current truth.
+    const live = summarize(chunkSnap.docs.map((d) => d.data() as ChunkDoc));
+    Object.assign(view, {
+      total: live.total,
+      processed: live.processed,
+      skipped: live.skipped,
+      errors: live.errors,
+      chunksDone: live.chunksDone,
+      chunksFailed: live.chunksFailed,
+    });
+  }
+  return {
+    migration: view,
+    chunks,
+    errorSample: errorSnap.docs.map((d) => {
+      const e = d.data() as EventErrorDoc;
+      return { eventId: e.eventId, code: e.code, message: e.message, chunkId: e.chunkId, phase: e.phase, at: iso(e.at) };
+    }),
+    errorCount: errorCount.data().count,
+  };
+}

@@ -1,0 +1,26 @@
+import { HOSTS } from "./hosts";
+import type { SeedSummary } from "./seed";
+import { SAMPLE_RANGE } from "./seed";
+
+export function printWelcome(seed: SeedSummary): void {
+  const body = (type: string, dryRun: boolean) =>
+    JSON.stringify({ type, startDate: SAMPLE_RANGE.startDate, endDate: SAMPLE_RANGE.endDate, dryRun });
+  console.log(`
+────────────────────────────────────────────────────────────────────────────────────────────
+ The backfill stack is running (project demo-backfill).
+   API       ${HOSTS.api}/api
+   Seeded    ${seed.products} products, ${seed.users} users, ${seed.events} webhook events from ${SAMPLE_RANGE.startDate} to ${SAMPLE_RANGE.endDate}:
+             ${seed.unprocessed} never processed, ${seed.missingReversals} refunds processed without their reversal, ${seed.broken} broken
+
+ In another terminal, in this folder:
+   TOKEN=$(npm run -s token)
+   curl -s -X POST ${HOSTS.api}/api/jobs/backfill -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d '${body("webhook_replay", true)}'
+
+ Then read the run (use the migrationId from the answer):
+   curl -s ${HOSTS.api}/api/admin/dataMigrations -H "Authorization: Bearer $TOKEN"
+   curl -s ${HOSTS.api}/api/admin/dataMigrations/<migrationId> -H "Authorization: Bearer $TOKEN"
+
+ The README's runbook walks through dry run, real run, reversal backfill and checks. Ctrl-C stops the stack.
+────────────────────────────────────────────────────────────────────────────────────────────
+`);
+}
