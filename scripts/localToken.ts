@@ -28,12 +28,16 @@ export async function mintLocalToken(options: LocalTokenOptions = {}): Promise<s
   const key = await importPKCS8(readFileSync(privatePath, "utf8"), "RS256");
   const email = options.email ?? LOCAL_OPERATOR_EMAIL;
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ email, email_verified: true, ...options.claims })
-    .setProtectedHeader({ alg: "RS256", kid, typ: "JWT" })
-    .setIssuer(LOCAL_ISSUER)
-    .setAudience(localAudience())
-    .setSubject(email)
-    .setIssuedAt(now)
-    .setExpirationTime(now + (options.lifetime ?? 3600))
-    .sign(key);
+  // Claims given by the caller win over the defaults, so tests can mint expired or foreign tokens.
+  const payload: JWTPayload & Record<string, unknown> = {
+    iss: LOCAL_ISSUER,
+    aud: localAudience(),
+    sub: email,
+    email,
+    email_verified: true,
+    iat: now,
+    exp: now + (options.lifetime ?? 3600),
+    ...options.claims,
+  };
+  return new SignJWT(payload).setProtectedHeader({ alg: "RS256", kid, typ: "JWT" }).sign(key);
 }

@@ -14,7 +14,8 @@ import { clientEnv, HOSTS, LOG_FILE } from "./hosts";
 import { CACHE_DIR, PROJECT_ID, ROOT, stackEnv } from "./setup";
 
 /** firebase-tools prefixes its own lines; anything else on its stdout comes from the command it runs. */
-const EMULATOR_LINE = /^(?:[i✔⚠⬢✖!]\s{1,2}\S|>\s\s|\[(?:hosting|debug|info|warn)\]|\s*$|Serving at port|\(node:\d+\)|\(Use `node --trace)/u;
+const EMULATOR_LINE =
+  /^(?:[i✔⚠⬢✖!]\s{1,2}\S|>\s\s|\[(?:hosting|debug|info|warn)\]|\s*$|Serving at port|\(node:\d+\)|\(Use `node --trace|\s+- URL: |\s- Be careful)/u;
 
 function build(): void {
   const result = spawnSync("npx", ["tsc", "-p", "functions"], { cwd: ROOT, stdio: "inherit" });

@@ -9,7 +9,9 @@ import { buildDeps } from "./runtime";
 import { handleApi } from "./http/api";
 import { TASK_MAX_ATTEMPTS, TASK_MAX_CONCURRENT, TASK_MAX_PER_SECOND, TASK_MIN_BACKOFF_SECONDS } from "./params";
 
-initializeApp();
+// In the emulator there is no metadata server to name the service account that signs task OIDC tokens;
+// without one, firebase-admin would ask the network for it on every enqueue.
+initializeApp(process.env.FUNCTIONS_EMULATOR === "true" ? { serviceAccountId: `backfill@${process.env.GCLOUD_PROJECT}.iam.gserviceaccount.com` } : undefined);
 
 /** The HTTP API behind Hosting's /api/** rewrite. Public at the network edge; every call must carry an OIDC token. */
 export const api = onRequest(
@@ -31,5 +33,5 @@ export const backfillChunk = onTaskDispatched(
     timeoutSeconds: 1800,
     memory: "1GiB",
   },
-  (request) => handleChunkTask(buildDeps(), request.data, { retryCount: request.retryCount }),
+  (request) => handleChunkTask(buildDeps(), request.data, { retryCount: request.retryCount, taskName: request.id }),
 );

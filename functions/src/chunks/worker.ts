@@ -1,6 +1,12 @@
 // The chunk task handler: works through one UTC day of a run, page by page. Each page's outcome (counters
 // and the cursor after it) is committed in one conditional write on the chunk document, so a delivery that
 // repeats a page, runs alongside another delivery, or restarts after a crash never counts an event twice.
+//
+// A delivery works only while it holds the chunk's lease. A duplicate delivery of the same task waits for
+// the holder to finish (or to stop renewing); a retry of the task takes over at once, because Cloud Tasks
+// only retries an attempt it has given up on. Correctness never depends on the lease; it keeps duplicates
+// from contending for the same documents.
+import { randomUUID } from "node:crypto";
 import { FieldPath, FieldValue, Timestamp, type DocumentSnapshot, type Query } from "firebase-admin/firestore";
 import { z } from "zod";
 import { dayBounds } from "../core/dates";
@@ -20,6 +26,25 @@ import { runFields } from "../runs/runFields";
 export interface Delivery {
   /** 0 on the first attempt. */
   retryCount: number;
+  /** The task's name (X-CloudTasks-TaskName); identical for every delivery of one task. */
+  taskName: string;
+}
+
+/** How long a delivery owns its chunk without committing a page before another may take over. */
+export const LEASE_SECONDS = 120;
+/** How often a delivery that found its chunk busy looks again. */
+const BUSY_POLL_MS = 400;
+
+/** Another delivery holds the chunk for longer than it should; Cloud Tasks' retry sorts it out. */
+export class ChunkBusyError extends Error {
+  override name = "ChunkBusyError";
+}
+
+/** Identity of one delivery, for the chunk's lease. */
+interface Holder {
+  owner: string;
+  task: string;
+  attempt: number;
 }
 
 const payloadSchema = z.strictObject({
@@ -45,7 +70,7 @@ export async function handleChunkTask(deps: Deps, payload: unknown, delivery: De
     const lastAttempt = delivery.retryCount + 1 >= deps.config.taskMaxAttempts;
     const run = (await refs(deps.db).run(migrationId).get()).data() as RunDoc | undefined;
     if (!run) throw error;
-    if (!lastAttempt) {
+    if (!lastAttempt || error instanceof ChunkBusyError) {
       deps.log.chunkRetrying(runFields(migrationId, run), { id: chunkId, attempt: delivery.retryCount + 1 }, error);
       await refs(deps.db)
         .chunk(migrationId, chunkId)
@@ -64,14 +89,15 @@ async function workOnChunk(deps: Deps, task: ChunkTaskPayload, delivery: Deliver
   const { migrationId, chunkId } = task;
   const startedAt = deps.now().getTime();
   const catalog = new ProductCatalog(db);
-  let claimed = false;
+  const me: Holder = { owner: randomUUID(), task: delivery.taskName, attempt: delivery.retryCount };
+  let holding = false;
   let pagesThisDelivery = 0;
 
   for (;;) {
     const [runSnap, chunkSnap, flagSnap] = await db.getAll(r.run(migrationId), r.chunk(migrationId, chunkId), r.killSwitch);
     const run = runSnap?.data() as RunDoc | undefined;
     const chunk = chunkSnap?.data() as ChunkDoc | undefined;
-    if (!run || !chunk || !chunkSnap) {
+    if (!run || !chunk) {
       deps.log.internalError("chunk_lookup", new Error(`run ${migrationId} or its chunk ${chunkId} does not exist`));
       return;
     }
@@ -93,10 +119,22 @@ async function workOnChunk(deps: Deps, task: ChunkTaskPayload, delivery: Deliver
       return;
     }
 
-    if (!claimed) {
-      await claimChunk(deps, migrationId, runSnap as DocumentSnapshot, chunkId);
-      claimed = true;
-      deps.log.chunkStarted(fields, { id: chunkId, phase: chunk.phase, attempt: delivery.retryCount + 1 });
+    if (!holding || chunk.lease?.owner !== me.owner) {
+      if (holding) return; // another delivery took the chunk over; it carries on from the committed cursor
+      const claim = await claimChunk(deps, migrationId, runSnap as DocumentSnapshot, chunkId, me);
+      if (claim === "busy") {
+        // The holder renews its lease every page and yields after a slice; waiting longer than that means
+        // it is stuck, and a retry of this task (a higher attempt) will take the chunk over.
+        if (deps.now().getTime() - startedAt > (config.sliceSeconds + LEASE_SECONDS) * 1000) {
+          throw new ChunkBusyError(`chunk ${chunkId} is still held by another delivery`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, BUSY_POLL_MS));
+        continue;
+      }
+      if (claim === "claimed") {
+        holding = true;
+        deps.log.chunkStarted(fields, { id: chunkId, phase: chunk.phase, attempt: delivery.retryCount + 1 });
+      }
       continue;
     }
 
@@ -105,10 +143,11 @@ async function workOnChunk(deps: Deps, task: ChunkTaskPayload, delivery: Deliver
     if (pagesThisDelivery > 0 && deps.now().getTime() - startedAt > config.sliceSeconds * 1000) {
       const taskId = chunkTaskId({ migrationId, chunkId, phase: chunk.phase, generation: chunk.generation, continuation: chunk.pages });
       await deps.queue.enqueue(task, taskId);
+      await releaseLease(deps, migrationId, chunkId, me);
       return;
     }
 
-    const result = await processPage(deps, migrationId, run, chunkId, chunk, catalog);
+    const result = await processPage(deps, migrationId, run, chunkId, chunk, catalog, me);
     pagesThisDelivery++;
     if (result === "phase-finished") {
       const after = (await r.chunk(migrationId, chunkId).get()).data() as ChunkDoc;
@@ -131,6 +170,7 @@ async function processPage(
   chunkId: string,
   chunk: ChunkDoc,
   catalog: ProductCatalog,
+  me: Holder,
 ): Promise<PageResult> {
   const { db, config } = deps;
   const pageStarted = deps.now().getTime();
@@ -168,7 +208,7 @@ async function processPage(
   const phaseDone = reachedEnd || budgetSpent;
   await deps.faults?.at(phaseDone ? "before-chunk-finish" : "before-page-commit", probe);
 
-  const committed = await commitPage(deps, migrationId, run, chunkId, chunk, {
+  const committed = await commitPage(deps, migrationId, run, chunkId, chunk, me, {
     counters,
     cursor,
     examined: taken.length,
@@ -236,6 +276,7 @@ async function commitPage(
   run: RunDoc,
   chunkId: string,
   seen: ChunkDoc,
+  me: Holder,
   page: { counters: Counters; cursor: Cursor | null; examined: number; phaseDone: boolean; stoppedAtBudget: boolean },
 ): Promise<boolean> {
   const ref = refs(deps.db).chunk(migrationId, chunkId);
@@ -244,6 +285,7 @@ async function commitPage(
     if (
       !current ||
       current.status !== "running" ||
+      current.lease?.owner !== me.owner ||
       current.phase !== seen.phase ||
       current.phaseExamined !== seen.phaseExamined ||
       cursorKey(current.cursor) !== cursorKey(seen.cursor)
@@ -258,9 +300,11 @@ async function commitPage(
       pages: FieldValue.increment(1),
       phaseExamined: FieldValue.increment(page.examined),
       cursor: page.cursor,
+      lease: { ...me, expiresAt: leaseExpiry(deps) },
       updatedAt: FieldValue.serverTimestamp(),
     };
     if (page.phaseDone) {
+      update.lease = null;
       const next = positionAfterPhase(current.phase, current.budgets, run.phases);
       update.status = next.status;
       update.stoppedAtBudget = current.stoppedAtBudget || page.stoppedAtBudget;
@@ -275,22 +319,39 @@ async function commitPage(
   });
 }
 
-/** Marks the chunk running for this delivery, and the run running if it was still pending. */
-async function claimChunk(deps: Deps, migrationId: string, runSnap: DocumentSnapshot, chunkId: string): Promise<void> {
+const leaseExpiry = (deps: Deps) => Timestamp.fromMillis(deps.now().getTime() + LEASE_SECONDS * 1000);
+
+/**
+ * Takes the chunk's lease for this delivery and marks the chunk (and a pending run) running. A live lease
+ * of another delivery means "busy", unless it belongs to an earlier attempt of this same task.
+ */
+async function claimChunk(
+  deps: Deps,
+  migrationId: string,
+  runSnap: DocumentSnapshot,
+  chunkId: string,
+  me: Holder,
+): Promise<"claimed" | "busy" | "inactive"> {
   const r = refs(deps.db);
-  await deps.db.runTransaction(async (tx) => {
-    const ref = r.chunk(migrationId, chunkId);
+  const ref = r.chunk(migrationId, chunkId);
+  const claim = await deps.db.runTransaction(async (tx) => {
     const chunk = (await tx.get(ref)).data() as ChunkDoc | undefined;
-    if (!chunk || (chunk.status !== "pending" && chunk.status !== "running")) return;
+    if (!chunk || (chunk.status !== "pending" && chunk.status !== "running")) return "inactive" as const;
+    const lease = chunk.lease;
+    const live = lease && lease.owner !== me.owner && lease.expiresAt.toMillis() > deps.now().getTime();
+    const supersedes = lease && lease.task === me.task && lease.attempt < me.attempt;
+    if (live && !supersedes) return "busy" as const;
     tx.update(ref, {
       status: "running",
+      lease: { ...me, expiresAt: leaseExpiry(deps) },
       attempts: FieldValue.increment(1),
       startedAt: chunk.startedAt ?? FieldValue.serverTimestamp(),
       pausedReason: null,
       updatedAt: FieldValue.serverTimestamp(),
     });
+    return "claimed" as const;
   });
-  if (runSnap.get("status") === "pending") {
+  if (claim === "claimed" && runSnap.get("status") === "pending") {
     try {
       await r.run(migrationId).update(
         { status: "running", startedAt: FieldValue.serverTimestamp(), updatedAt: FieldValue.serverTimestamp() },
@@ -300,6 +361,15 @@ async function claimChunk(deps: Deps, migrationId: string, runSnap: DocumentSnap
       if (!isPreconditionFailure(error)) throw error;
     }
   }
+  return claim;
+}
+
+async function releaseLease(deps: Deps, migrationId: string, chunkId: string, me: Holder): Promise<void> {
+  const ref = refs(deps.db).chunk(migrationId, chunkId);
+  await deps.db.runTransaction(async (tx) => {
+    const chunk = (await tx.get(ref)).data() as ChunkDoc | undefined;
+    if (chunk?.lease?.owner === me.owner) tx.update(ref, { lease: null, updatedAt: FieldValue.serverTimestamp() });
+  });
 }
 
 /** Moves the chunk to a settled state if it is in one of `from`; true when this call made the change. */
@@ -317,6 +387,7 @@ async function settleChunk(
     const finished = change.status === "failed" || change.status === "cancelled";
     tx.update(ref, {
       ...change,
+      lease: null,
       enqueued: false,
       updatedAt: FieldValue.serverTimestamp(),
       ...(finished ? { finishedAt: FieldValue.serverTimestamp() } : {}),

@@ -11,7 +11,7 @@ import { AppError, invalidRequest } from "../errors";
 import { describe } from "../log";
 import { refs, type ChunkDoc, type RunDoc } from "../platform/collections";
 import { killSwitch, killSwitchMessage } from "../platform/flags";
-import { advanceRun } from "../runs/advance";
+import { queueDueWork, rollUp } from "../runs/advance";
 import { runFields } from "../runs/runFields";
 import { planRun } from "./planner";
 
@@ -41,7 +41,7 @@ export async function startJob(deps: Deps, body: unknown, requestedBy: string): 
     requestedBy,
   });
   try {
-    await advanceRun(deps, id);
+    await queueDueWork(deps, id);
   } catch (error) {
     deps.log.internalError("enqueue_chunks", error, runFields(id, run));
     throw new AppError(
@@ -51,6 +51,9 @@ export async function startJob(deps: Deps, body: unknown, requestedBy: string): 
       { migrationId: id },
     );
   }
+  // Mirrors progress and closes a run that had nothing to do. The run is already recorded and queued, so a
+  // failure here is only logged: every chunk that finishes rolls up again.
+  await rollUp(deps, id).catch((error: unknown) => deps.log.internalError("roll_up", error, runFields(id, run)));
   return {
     migrationId: id,
     status: "pending",
@@ -95,6 +98,7 @@ async function createRun(
         generation: 0,
         enqueued: false,
         attempts: 0,
+        lease: null,
         stoppedAtBudget: false,
         pausedReason: null,
         lastError: null,

@@ -73,6 +73,8 @@ export interface ChunkDoc extends Counters {
   enqueued: boolean;
   /** Task deliveries that started work on this chunk. */
   attempts: number;
+  /** The delivery working on the chunk now; others wait until it finishes or stops renewing. */
+  lease: ChunkLease | null;
   /** True when the chunk stopped at its budget rather than at the end of its day. */
   stoppedAtBudget: boolean;
   pausedReason: string | null;
@@ -80,6 +82,16 @@ export interface ChunkDoc extends Counters {
   startedAt: Timestamp | null;
   finishedAt: Timestamp | null;
   updatedAt: Timestamp;
+}
+
+export interface ChunkLease {
+  /** A random id per delivery. */
+  owner: string;
+  /** The Cloud Tasks task name the delivery belongs to. */
+  task: string;
+  /** The delivery's retry count; a higher attempt of the same task takes over at once. */
+  attempt: number;
+  expiresAt: Timestamp;
 }
 
 /** `dataMigrations/{id}/errors/{eventId}`. */

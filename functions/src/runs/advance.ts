@@ -13,16 +13,17 @@ import { runFields } from "./runFields";
 const ENQUEUE_CONCURRENCY = 16;
 
 export async function advanceRun(deps: Deps, runId: string): Promise<void> {
-  const r = refs(deps.db);
-  let run = (await r.run(runId).get()).data() as RunDoc | undefined;
-  if (!run || isFinishedRun(run.status)) return;
-
-  if (run.status !== "paused") {
-    run = await openNextPhases(deps, runId, run);
-    await wakeWaitingChunks(deps.db, runId, run.phase);
-    await enqueueDueChunks(deps, runId, run.phase);
-  }
+  await queueDueWork(deps, runId);
   await rollUp(deps, runId);
+}
+
+/** Opens the next phase when the current one is finished everywhere, and queues every chunk that is due. */
+export async function queueDueWork(deps: Deps, runId: string): Promise<void> {
+  let run = (await refs(deps.db).run(runId).get()).data() as RunDoc | undefined;
+  if (!run || isFinishedRun(run.status) || run.status === "paused") return;
+  run = await openNextPhases(deps, runId, run);
+  await wakeWaitingChunks(deps.db, runId, run.phase);
+  await enqueueDueChunks(deps, runId, run.phase);
 }
 
 /** While no chunk has work left in the run's phase, the run moves to the next one. */

@@ -1,0 +1,51 @@
+// Plays Cloud Tasks in-process: takes the tasks a run enqueued and calls the chunk handler for them, as
+// many times and as concurrently as a test asks, retrying a thrown delivery like Cloud Tasks would.
+import { handleChunkTask } from "../../functions/src/chunks/worker";
+import type { Deps } from "../../functions/src/deps";
+import { startJob } from "../../functions/src/jobs/start";
+import type { RunDoc } from "../../functions/src/platform/collections";
+import { db, type RecordingQueue } from "./emulator";
+
+export async function startInProcess(deps: Deps, body: Record<string, unknown>): Promise<string> {
+  return (await startJob(deps, body, "tests@backfill.local")).migrationId;
+}
+
+export interface DeliveryPlan {
+  /** Deliveries of every task (at least 1). */
+  times?: number;
+  /** Deliver a task's copies at the same moment rather than one after another. */
+  concurrent?: boolean;
+  /** Stop after this many rounds of draining the queue (a round = every task enqueued so far). */
+  maxRounds?: number;
+}
+
+/** Delivers one task, retrying on a throw up to the configured attempts; returns the attempts used. */
+export async function deliverWithRetries(deps: Deps, payload: unknown, taskName: string): Promise<number> {
+  for (let retryCount = 0; ; retryCount++) {
+    try {
+      await handleChunkTask(deps, payload, { retryCount, taskName });
+      return retryCount + 1;
+    } catch (error) {
+      if (retryCount + 1 >= deps.config.taskMaxAttempts) throw error;
+    }
+  }
+}
+
+/** Delivers every task until the queue stays empty; returns the run as it ends up. */
+export async function deliverAll(deps: Deps, queue: RecordingQueue, migrationId: string, plan: DeliveryPlan = {}): Promise<RunDoc> {
+  const times = plan.times ?? 1;
+  for (let round = 0; round < (plan.maxRounds ?? 100); round++) {
+    const tasks = queue.drain();
+    if (tasks.length === 0) break;
+    await Promise.all(
+      tasks.map(async (task) => {
+        if (plan.concurrent) {
+          await Promise.all(Array.from({ length: times }, () => deliverWithRetries(deps, task.payload, task.taskId)));
+        } else {
+          for (let i = 0; i < times; i++) await deliverWithRetries(deps, task.payload, task.taskId);
+        }
+      }),
+    );
+  }
+  return (await db().collection("dataMigrations").doc(migrationId).get()).data() as RunDoc;
+}

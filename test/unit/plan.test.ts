@@ -1,0 +1,76 @@
+import { describe, expect, it } from "vitest";
+import { allocateBudgets } from "../../functions/src/core/plan";
+import { initialChunkPosition, positionAfterPhase, isSelected, summarize, finalStatus } from "../../functions/src/core/progress";
+
+describe("sharing the event cap among chunks", () => {
+  const counts = [
+    { day: "2025-01-02", phase: "purchases" as const, selected: 5 },
+    { day: "2025-01-01", phase: "purchases" as const, selected: 3 },
+    { day: "2025-01-01", phase: "reversals" as const, selected: 4 },
+    { day: "2025-01-02", phase: "reversals" as const, selected: 1 },
+  ];
+
+  it("gives every chunk its full count when the cap is not reached", () => {
+    const a = allocateBudgets(counts, ["purchases", "reversals"], 1000);
+    expect(a.planned).toBe(13);
+    expect(a.capReached).toBe(false);
+    expect(a.budgets.get("2025-01-01")).toEqual({ purchases: 3, reversals: 4 });
+  });
+
+  it("spends the cap on purchases first, earliest day first, then on reversals", () => {
+    const a = allocateBudgets(counts, ["purchases", "reversals"], 10);
+    expect(a.budgets.get("2025-01-01")).toEqual({ purchases: 3, reversals: 2 });
+    expect(a.budgets.get("2025-01-02")).toEqual({ purchases: 5, reversals: 0 });
+    expect(a.planned).toBe(10);
+    expect(a.selected).toBe(13);
+    expect(a.capReached).toBe(true);
+  });
+});
+
+describe("chunk positions", () => {
+  const phases = ["purchases", "reversals"] as const;
+  it("starts at the first phase with work, waits for a later one, or is done at once", () => {
+    expect(initialChunkPosition({ purchases: 2, reversals: 1 }, phases)).toEqual({ status: "pending", phase: "purchases" });
+    expect(initialChunkPosition({ purchases: 0, reversals: 1 }, phases)).toEqual({ status: "waiting", phase: "reversals" });
+    expect(initialChunkPosition({ purchases: 0, reversals: 0 }, phases).status).toBe("done");
+  });
+
+  it("moves to the next phase with work after a phase", () => {
+    expect(positionAfterPhase("purchases", { purchases: 2, reversals: 1 }, phases)).toEqual({ status: "waiting", phase: "reversals" });
+    expect(positionAfterPhase("purchases", { purchases: 2, reversals: 0 }, phases)).toEqual({ status: "done", phase: "purchases" });
+    expect(positionAfterPhase("reversals", { reversals: 3 }, ["reversals"])).toEqual({ status: "done", phase: "reversals" });
+  });
+});
+
+describe("event selection", () => {
+  const replay = { runId: "webhook_replay_1", type: "webhook_replay" as const, dryRun: false };
+  it("replays unprocessed events in their phase only", () => {
+    expect(isSelected({ type: "order.completed", processed: false }, replay, "purchases")).toBe(true);
+    expect(isSelected({ type: "order.completed" }, replay, "purchases")).toBe(true);
+    expect(isSelected({ type: "order.completed", processed: true }, replay, "purchases")).toBe(false);
+    expect(isSelected({ type: "order.refunded", processed: false }, replay, "purchases")).toBe(false);
+    expect(isSelected({ type: "order.refunded", processed: false }, replay, "reversals")).toBe(true);
+    expect(isSelected({ type: "weird", processed: false }, replay, "purchases")).toBe(true);
+  });
+
+  it("re-selects what the same run already processed, so a repeated page counts it again", () => {
+    expect(isSelected({ type: "order.completed", processed: true, processedBy: "webhook_replay_1" }, replay, "purchases")).toBe(true);
+    expect(isSelected({ type: "order.completed", processed: true, processedBy: "webhook_replay_2" }, replay, "purchases")).toBe(false);
+  });
+
+  it("takes processed refunds too in a reversal backfill", () => {
+    const backfill = { runId: "reversal_backfill_1", type: "reversal_backfill" as const, dryRun: false };
+    expect(isSelected({ type: "order.chargeback", processed: true }, backfill, "reversals")).toBe(true);
+  });
+});
+
+describe("run progress", () => {
+  it("sums chunk counters and ends failed when any chunk failed", () => {
+    const p = summarize([
+      { status: "done", phase: "purchases", total: 3, processed: 2, skipped: 0, errors: 1 },
+      { status: "failed", phase: "reversals", total: 1, processed: 1, skipped: 0, errors: 0 },
+    ]);
+    expect(p).toMatchObject({ total: 4, processed: 3, errors: 1, chunksDone: 1, chunksFailed: 1, chunksTotal: 2 });
+    expect(finalStatus(p)).toBe("failed");
+  });
+});

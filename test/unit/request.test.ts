@@ -1,0 +1,45 @@
+import { describe, expect, it } from "vitest";
+import { parseStartJob } from "../../functions/src/core/request";
+
+const valid = { type: "webhook_replay", startDate: "2025-01-01", endDate: "2025-01-10" };
+
+describe("start-job request validation", () => {
+  it("fills the safe defaults: dry run on, 1000 events", () => {
+    expect(parseStartJob(valid, 366)).toEqual({
+      ok: true,
+      value: { ...valid, dryRun: true, maxEvents: 1000 },
+    });
+  });
+
+  const bad: Array<[string, unknown, string, RegExp]> = [
+    ["a non-object body", [1, 2], "body", /JSON object/],
+    ["null", null, "body", /JSON object/],
+    ["an unknown type", { ...valid, type: "refund_all" }, "type", /one of "webhook_replay", "reversal_backfill"/],
+    ["a missing startDate", { type: "webhook_replay", endDate: "2025-01-10" }, "startDate", /YYYY-MM-DD/],
+    ["an impossible date", { ...valid, startDate: "2025-02-30" }, "startDate", /real calendar date/],
+    ["a non-leap 29 February", { ...valid, startDate: "2025-02-29" }, "startDate", /real calendar date/],
+    ["a date with a time", { ...valid, endDate: "2025-01-10T00:00:00Z" }, "endDate", /YYYY-MM-DD/],
+    ["an end before the start", { ...valid, startDate: "2025-01-10", endDate: "2025-01-01" }, "endDate", /not be before startDate/],
+    ["a range over the limit", { ...valid, startDate: "2024-01-01", endDate: "2025-01-01" }, "endDate", /367 days.*at most 366/],
+    ["dryRun as a string", { ...valid, dryRun: "false" }, "dryRun", /true or false/],
+    ["maxEvents zero", { ...valid, maxEvents: 0 }, "maxEvents", /1 to 100000/],
+    ["maxEvents fractional", { ...valid, maxEvents: 1.5 }, "maxEvents", /integer/],
+    ["maxEvents too large", { ...valid, maxEvents: 100_001 }, "maxEvents", /1 to 100000/],
+    ["maxEvents as a string", { ...valid, maxEvents: "10" }, "maxEvents", /integer/],
+    ["an unknown field", { ...valid, userId: "u1" }, "userId", /not a known field \(known fields: type, startDate/],
+  ];
+
+  it.each(bad)("rejects %s, naming the field", (_name, body, field, message) => {
+    const result = parseStartJob(body, 366);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    const problem = result.problems.find((p) => p.field === field);
+    expect(problem?.message).toMatch(message);
+  });
+
+  it("lists every bad field at once", () => {
+    const result = parseStartJob({ type: "x", startDate: "nope", maxEvents: -1 }, 366);
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.problems.map((p) => p.field).sort()).toEqual(["endDate", "maxEvents", "startDate", "type"]);
+  });
+});
