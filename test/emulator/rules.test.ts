@@ -1,12 +1,13 @@
 // firestore.rules against the Firestore emulator, as a signed-in game client would meet them.
 import { readFileSync } from "node:fs";
 import { assertFails, assertSucceeds, initializeTestEnvironment, type RulesTestEnvironment } from "@firebase/rules-unit-testing";
-import { collection, doc, getDoc, getDocs, query, setDoc, where } from "firebase/firestore";
+import { collection, doc, getDoc, getDocs, query, setDoc, setLogLevel, where } from "firebase/firestore";
 import { afterAll, beforeAll, describe, it } from "vitest";
 
 let env: RulesTestEnvironment;
 
 beforeAll(async () => {
+  setLogLevel("silent"); // denied requests are the point here; the SDK would log each one
   const [host, port] = (process.env.FIRESTORE_EMULATOR_HOST ?? "127.0.0.1:8080").split(":");
   env = await initializeTestEnvironment({
     projectId: "demo-backfill-rules",
