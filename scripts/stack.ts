@@ -97,7 +97,8 @@ async function start(): Promise<number> {
   const { seedSampleData } = await import("./seed");
   const summary = await seedSampleData();
   const { printWelcome } = await import("./welcome");
-  printWelcome(summary);
+  const { mintLocalToken } = await import("./localToken");
+  printWelcome(summary, await mintLocalToken());
   const exit = await code;
   await relayed;
   return exit;

@@ -2,7 +2,7 @@ import { HOSTS } from "./hosts";
 import type { SeedSummary } from "./seed";
 import { SAMPLE_RANGE } from "./seed";
 
-export function printWelcome(seed: SeedSummary): void {
+export function printWelcome(seed: SeedSummary, dashboardToken: string): void {
   const body = (type: string, dryRun: boolean) =>
     JSON.stringify({ type, startDate: SAMPLE_RANGE.startDate, endDate: SAMPLE_RANGE.endDate, dryRun });
   console.log(`
@@ -19,6 +19,10 @@ export function printWelcome(seed: SeedSummary): void {
  Then read the run (use the migrationId from the answer):
    curl -s ${HOSTS.api}/api/admin/dataMigrations -H "Authorization: Bearer $TOKEN"
    curl -s ${HOSTS.api}/api/admin/dataMigrations/<migrationId> -H "Authorization: Bearer $TOKEN"
+
+ Or follow it in a terminal:   npm run backfill -- status <migrationId> --watch
+ Or on the dashboard (this link carries a local token valid for an hour):
+   ${HOSTS.api}/admin/#token=${dashboardToken}
 
  The README's runbook walks through dry run, real run, reversal backfill and checks. Ctrl-C stops the stack.
 ────────────────────────────────────────────────────────────────────────────────────────────

@@ -59,13 +59,29 @@ const envSchema = z.object({
   JOBS_ALLOWED_EMAILS: list,
   ADMIN_ALLOWED_EMAILS: list,
   LOCAL_OIDC_PUBLIC_KEY_FILE: z.string().optional(),
-  // A run and its chunk documents are created in one batch of at most 500 writes.
-  MAX_RANGE_DAYS: int(366, 1, 499),
-  CHUNK_PAGE_SIZE: int(300, 10, 1000),
+  // A run, its chunk documents and its idempotency record are created in one batch of at most 500 writes.
+  MAX_RANGE_DAYS: int(366, 1, 498),
+  // An errors pass and a page's error records share one transaction, which allows 500 writes.
+  CHUNK_PAGE_SIZE: int(300, 10, 400),
   CHUNK_GROUP_SIZE: int(20, 1, 100),
   CHUNK_PARALLEL_GROUPS: int(8, 1, 64),
   CHUNK_SLICE_SECONDS: int(240, 5, 1500),
   TASK_MAX_ATTEMPTS: int(5, 1, 100),
+  AUTO_PAUSE_ERROR_RATE: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === "") return 0.05;
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < 0 || n > 1) {
+        ctx.addIssue({ code: "custom", message: "must be a number from 0 to 1 (0.05 = 5%)" });
+        return z.NEVER;
+      }
+      return n;
+    }),
+  REPLAY_LOOKBACK_DAYS: int(2, 1, 31),
+  REPLAY_DRY_RUN: bool(false),
+  REPLAY_MAX_EVENTS: int(10_000, 1, 100_000),
 });
 
 /** The validated settings. */
@@ -95,6 +111,10 @@ export interface Config {
   sliceSeconds: number;
   /** Delivery attempts Cloud Tasks makes per task (the queue's retryConfig.maxAttempts). */
   taskMaxAttempts: number;
+  /** Default maxErrorRate of new runs. */
+  autoPauseErrorRate: number;
+  /** The scheduled replay: trailing window, dry run, event cap. */
+  replay: { lookbackDays: number; dryRun: boolean; maxEvents: number };
 }
 
 export class ConfigError extends Error {
@@ -131,5 +151,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     parallelGroups: e.CHUNK_PARALLEL_GROUPS,
     sliceSeconds: e.CHUNK_SLICE_SECONDS,
     taskMaxAttempts: e.TASK_MAX_ATTEMPTS,
+    autoPauseErrorRate: e.AUTO_PAUSE_ERROR_RATE,
+    replay: { lookbackDays: e.REPLAY_LOOKBACK_DAYS, dryRun: e.REPLAY_DRY_RUN, maxEvents: e.REPLAY_MAX_EVENTS },
   };
 }

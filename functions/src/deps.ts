@@ -14,7 +14,7 @@ export type FaultPoint =
   | "group-transaction";
 
 export interface FaultInjector {
-  at(point: FaultPoint, info: { migrationId?: string; chunkId?: string; attempt?: number }): void | Promise<void>;
+  at(point: FaultPoint, info: { migrationId?: string; chunkId?: string; cursor?: string | null }): void | Promise<void>;
 }
 
 /** Everything a handler needs, built once per instance (or by a test). */

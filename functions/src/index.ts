@@ -2,7 +2,9 @@
 // named handler module, the same function the tests call.
 import { initializeApp } from "firebase-admin/app";
 import { onRequest } from "firebase-functions/v2/https";
+import { onSchedule } from "firebase-functions/v2/scheduler";
 import { onTaskDispatched } from "firebase-functions/v2/tasks";
+import { replaySchedule, runScheduledReplay } from "./jobs/scheduled";
 import { handleChunkTask } from "./chunks/worker";
 import { REGION } from "./config";
 import { buildDeps } from "./runtime";
@@ -34,4 +36,12 @@ export const backfillChunk = onTaskDispatched(
     memory: "1GiB",
   },
   (request) => handleChunkTask(buildDeps(), request.data, { retryCount: request.retryCount, taskName: request.id }),
+);
+
+/** The recurring replay (a Cloud Scheduler job): a webhook_replay over the trailing REPLAY_LOOKBACK_DAYS. */
+export const scheduledReplay = onSchedule(
+  { schedule: replaySchedule(process.env), timeZone: "Etc/UTC", region: REGION, retryCount: 3, timeoutSeconds: 300 },
+  async (event) => {
+    await runScheduledReplay(buildDeps(), event.scheduleTime ? new Date(event.scheduleTime) : new Date());
+  },
 );

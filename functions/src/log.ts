@@ -70,14 +70,16 @@ export class BackfillLog {
     this.write("INFO", { ...runFields(run), event: "chunk_started", chunk_id: chunk.id, phase: chunk.phase, attempt: chunk.attempt });
   }
 
-  pageCommitted(run: RunFields, chunk: { id: string; phase: Phase; page: number }, page: Counters, durationMs: number) {
+  pageCommitted(run: RunFields, chunk: { id: string; phase: Phase; page: number; step: string }, page: Counters, durationMs: number) {
     this.write("DEBUG", {
       ...runFields(run),
       ...counterFields(page),
       event: "page_committed",
       chunk_id: chunk.id,
       phase: chunk.phase,
+      step: chunk.step,
       page: chunk.page,
+      error_rate: page.total > 0 ? page.errors / page.total : 0,
       duration_ms: durationMs,
     });
   }
@@ -94,10 +96,11 @@ export class BackfillLog {
   }
 
   chunkStopped(run: RunFields, chunk: { id: string; phase: Phase; status: string; reason: string }, counters: Counters, durationMs: number) {
+    const events: Record<string, string> = { failed: "chunk_failed", paused: "chunk_paused", cancelled: "chunk_cancelled", done: "chunk_finished" };
     this.write(chunk.status === "failed" ? "ERROR" : "INFO", {
       ...runFields(run),
       ...counterFields(counters),
-      event: chunk.status === "failed" ? "chunk_failed" : chunk.status === "paused" ? "chunk_paused" : "chunk_finished",
+      event: events[chunk.status] ?? "chunk_step_finished",
       chunk_id: chunk.id,
       phase: chunk.phase,
       status: chunk.status,
@@ -120,8 +123,12 @@ export class BackfillLog {
     this.write("INFO", { ...runFields(run), event: "phase_started", phase, chunks });
   }
 
-  runPaused(run: RunFields, reason: string) {
-    this.write("WARNING", { ...runFields(run), event: "run_paused", reason });
+  runPaused(run: RunFields, reason: string, details: Record<string, unknown> = {}) {
+    this.write("WARNING", { ...runFields(run), event: "run_paused", reason, ...details });
+  }
+
+  runControlled(run: RunFields, action: string, outcome: "changed" | "noop", by: string, status: string) {
+    this.write("NOTICE", { ...runFields(run), event: "run_control", action, outcome, requested_by: by, status });
   }
 
   runFinished(run: RunFields, status: string, counters: Counters, fields: { durationMs: number; chunksFailed: number; capReached: boolean }) {
@@ -130,9 +137,33 @@ export class BackfillLog {
       ...counterFields(counters),
       event: status === "completed" ? "run_completed" : "run_failed",
       status,
+      error_rate: counters.total > 0 ? counters.errors / counters.total : 0,
       chunks_failed: fields.chunksFailed,
       cap_reached: fields.capReached,
       duration_ms: fields.durationMs,
+    });
+  }
+
+  scheduledReplay(fields: { migrationId: string; startDate: string; endDate: string; dryRun: boolean; existing: boolean }) {
+    this.write("NOTICE", {
+      component: "backfill",
+      event: fields.existing ? "scheduled_replay_existing" : "scheduled_replay_started",
+      migration_id: fields.migrationId,
+      type: "webhook_replay",
+      start_date: fields.startDate,
+      end_date: fields.endDate,
+      dry_run: fields.dryRun,
+    });
+  }
+
+  scheduledReplaySkipped(fields: { startDate: string; endDate: string; reason: string }) {
+    this.write("WARNING", {
+      component: "backfill",
+      event: "scheduled_replay_skipped",
+      type: "webhook_replay",
+      start_date: fields.startDate,
+      end_date: fields.endDate,
+      reason: fields.reason,
     });
   }
 

@@ -38,3 +38,18 @@ export const TASK_MAX_PER_SECOND = defineInt("TASK_MAX_PER_SECOND", {
   default: 20,
   description: "Chunk task dispatches per second on the backfill queue",
 });
+
+export const REPLAY_LOOKBACK_DAYS = defineInt("REPLAY_LOOKBACK_DAYS", {
+  default: 2,
+  description: "Days the scheduled replay covers, ending on the day it runs (UTC)",
+});
+
+export const REPLAY_DRY_RUN = defineBoolean("REPLAY_DRY_RUN", {
+  default: false,
+  description: "Whether the scheduled replay is only a dry run",
+});
+
+export const REPLAY_MAX_EVENTS = defineInt("REPLAY_MAX_EVENTS", {
+  default: 10000,
+  description: "Event cap of each scheduled replay",
+});

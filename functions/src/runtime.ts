@@ -26,7 +26,7 @@ export function buildDeps(env: Record<string, string | undefined> = process.env)
   instance = {
     db: getFirestore(),
     config,
-    queue: firebaseChunkQueue(),
+    queue: firebaseChunkQueue({ projectId: config.projectId, emulator: config.emulator || Boolean(env.CLOUD_TASKS_EMULATOR_HOST) }),
     log: new BackfillLog(stdoutWriter(config.projectId)),
     verifier: createTokenVerifier({ audiences: config.oidcAudiences, google: googleKeySet(client), local, client }),
     now: () => new Date(),

@@ -7,7 +7,7 @@ import type { RunDoc } from "../../functions/src/platform/collections";
 import { db, type RecordingQueue } from "./emulator";
 
 export async function startInProcess(deps: Deps, body: Record<string, unknown>): Promise<string> {
-  return (await startJob(deps, body, "tests@backfill.local")).migrationId;
+  return (await startJob(deps, body, { requestedBy: "tests@backfill.local" })).run.migrationId;
 }
 
 export interface DeliveryPlan {

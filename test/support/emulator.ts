@@ -142,6 +142,13 @@ export class RecordingQueue implements ChunkQueue {
     return Promise.resolve("enqueued");
   }
 
+  /** Like Cloud Tasks: a deleted task is not delivered; deleting an unknown one reports "missing". */
+  delete(taskId: string): Promise<"deleted" | "missing" | "skipped"> {
+    const before = this.pending.length;
+    this.pending = this.pending.filter((t) => t.taskId !== taskId);
+    return Promise.resolve(this.pending.length < before ? "deleted" : "missing");
+  }
+
   /** Takes every task enqueued since the last call. */
   drain(): Array<{ payload: ChunkTaskPayload; taskId: string }> {
     const tasks = this.pending;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { allocateBudgets } from "../../functions/src/core/plan";
-import { initialChunkPosition, positionAfterPhase, isSelected, summarize, finalStatus } from "../../functions/src/core/progress";
+import { afterStep, initialSteps, isSelected, pageDelta, positionFor, retrySteps, summarize, finalStatus } from "../../functions/src/core/progress";
 
 describe("sharing the event cap among chunks", () => {
   const counts = [
@@ -27,18 +27,38 @@ describe("sharing the event cap among chunks", () => {
   });
 });
 
-describe("chunk positions", () => {
+describe("chunk steps", () => {
   const phases = ["purchases", "reversals"] as const;
   it("starts at the first phase with work, waits for a later one, or is done at once", () => {
-    expect(initialChunkPosition({ purchases: 2, reversals: 1 }, phases)).toEqual({ status: "pending", phase: "purchases" });
-    expect(initialChunkPosition({ purchases: 0, reversals: 1 }, phases)).toEqual({ status: "waiting", phase: "reversals" });
-    expect(initialChunkPosition({ purchases: 0, reversals: 0 }, phases).status).toBe("done");
+    const both = initialSteps({ purchases: 2, reversals: 1 }, phases);
+    expect(positionFor(both, "purchases", phases)).toMatchObject({ status: "pending", current: { phase: "purchases", step: "scan" } });
+    expect(positionFor(initialSteps({ purchases: 0, reversals: 1 }, phases), "purchases", phases)).toMatchObject({
+      status: "waiting",
+      current: { phase: "reversals" },
+    });
+    expect(positionFor(initialSteps({ purchases: 0, reversals: 0 }, phases), "purchases", phases).status).toBe("done");
   });
 
-  it("moves to the next phase with work after a phase", () => {
-    expect(positionAfterPhase("purchases", { purchases: 2, reversals: 1 }, phases)).toEqual({ status: "waiting", phase: "reversals" });
-    expect(positionAfterPhase("purchases", { purchases: 2, reversals: 0 }, phases)).toEqual({ status: "done", phase: "purchases" });
-    expect(positionAfterPhase("reversals", { reversals: 3 }, ["reversals"])).toEqual({ status: "done", phase: "reversals" });
+  it("runs a same-phase step on at once, waits for a later phase, and is done when nothing is left", () => {
+    expect(afterStep({ phase: "purchases", step: "scan" }, [{ phase: "purchases", step: "errors" }])).toMatchObject({ status: "running" });
+    expect(afterStep({ phase: "purchases", step: "scan" }, [{ phase: "reversals", step: "scan" }])).toMatchObject({ status: "waiting" });
+    expect(afterStep({ phase: "reversals", step: "scan" }, []).status).toBe("done");
+  });
+
+  it("gives a retried chunk its unfinished steps plus an errors pass per phase with open errors, in phase order", () => {
+    const failedInPurchases = [{ phase: "purchases" as const, step: "scan" as const }, { phase: "reversals" as const, step: "scan" as const }];
+    expect(retrySteps(failedInPurchases, ["reversals", "purchases"], phases)).toEqual([
+      { phase: "purchases", step: "scan" },
+      { phase: "purchases", step: "errors" },
+      { phase: "reversals", step: "scan" },
+      { phase: "reversals", step: "errors" },
+    ]);
+    expect(retrySteps([], ["reversals"], phases)).toEqual([{ phase: "reversals", step: "errors" }]);
+  });
+
+  it("counts an errors pass as a replacement, keeping the total", () => {
+    expect(pageDelta("errors", { total: 3, processed: 2, skipped: 0, errors: 1 })).toEqual({ total: 0, processed: 2, skipped: 0, errors: -2 });
+    expect(pageDelta("scan", { total: 3, processed: 2, skipped: 0, errors: 1 })).toEqual({ total: 3, processed: 2, skipped: 0, errors: 1 });
   });
 });
 

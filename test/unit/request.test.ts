@@ -2,12 +2,13 @@ import { describe, expect, it } from "vitest";
 import { parseStartJob } from "../../functions/src/core/request";
 
 const valid = { type: "webhook_replay", startDate: "2025-01-01", endDate: "2025-01-10" };
+const options = { maxRangeDays: 366, defaultMaxErrorRate: 0.05, now: new Date("2025-03-01T03:00:00Z") };
 
 describe("start-job request validation", () => {
   it("fills the safe defaults: dry run on, 1000 events", () => {
-    expect(parseStartJob(valid, 366)).toEqual({
+    expect(parseStartJob(valid, options)).toEqual({
       ok: true,
-      value: { ...valid, dryRun: true, maxEvents: 1000 },
+      value: { ...valid, lookbackDays: null, dryRun: true, maxEvents: 1000, maxErrorRate: 0.05 },
     });
   });
 
@@ -27,10 +28,20 @@ describe("start-job request validation", () => {
     ["maxEvents too large", { ...valid, maxEvents: 100_001 }, "maxEvents", /1 to 100000/],
     ["maxEvents as a string", { ...valid, maxEvents: "10" }, "maxEvents", /integer/],
     ["an unknown field", { ...valid, userId: "u1" }, "userId", /not a known field \(known fields: type, startDate/],
+    ["a missing endDate", { type: "webhook_replay", startDate: "2025-01-01" }, "endDate", /required .* unless you give lookbackDays/],
+    ["dates and lookbackDays together", { ...valid, lookbackDays: 2 }, "lookbackDays", /not both/],
+    ["lookbackDays zero", { type: "webhook_replay", lookbackDays: 0 }, "lookbackDays", /at least 1/],
+    ["lookbackDays over the range limit", { type: "webhook_replay", lookbackDays: 400 }, "lookbackDays", /at most 366/],
+    ["maxErrorRate above 1", { ...valid, maxErrorRate: 5 }, "maxErrorRate", /from 0 to 1/],
   ];
 
+  it("turns lookbackDays into the trailing window that ends today (UTC)", () => {
+    const result = parseStartJob({ type: "webhook_replay", lookbackDays: 3, maxErrorRate: 0.2 }, options);
+    expect(result).toMatchObject({ ok: true, value: { startDate: "2025-02-27", endDate: "2025-03-01", lookbackDays: 3, maxErrorRate: 0.2 } });
+  });
+
   it.each(bad)("rejects %s, naming the field", (_name, body, field, message) => {
-    const result = parseStartJob(body, 366);
+    const result = parseStartJob(body, options);
     expect(result.ok).toBe(false);
     if (result.ok) return;
     const problem = result.problems.find((p) => p.field === field);
@@ -38,7 +49,7 @@ describe("start-job request validation", () => {
   });
 
   it("lists every bad field at once", () => {
-    const result = parseStartJob({ type: "x", startDate: "nope", maxEvents: -1 }, 366);
+    const result = parseStartJob({ type: "x", startDate: "nope", maxEvents: -1 }, options);
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.problems.map((p) => p.field).sort()).toEqual(["endDate", "maxEvents", "startDate", "type"]);
   });

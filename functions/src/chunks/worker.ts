@@ -1,6 +1,7 @@
-// The chunk task handler: works through one UTC day of a run, page by page. Each page's outcome (counters
-// and the cursor after it) is committed in one conditional write on the chunk document, so a delivery that
-// repeats a page, runs alongside another delivery, or restarts after a crash never counts an event twice.
+// The chunk task handler: works through one UTC day of a run, page by page. Each page's outcome (counters,
+// the cursor after it, its error records and its page record) is committed in one conditional transaction
+// on the chunk document, so a delivery that repeats a page, runs alongside another delivery, or restarts
+// after a crash never counts an event twice.
 //
 // A delivery works only while it holds the chunk's lease. A duplicate delivery of the same task waits for
 // the holder to finish (or to stop renewing); a retry of the task takes over at once, because Cloud Tasks
@@ -10,16 +11,17 @@ import { randomUUID } from "node:crypto";
 import { FieldPath, FieldValue, Timestamp, type DocumentSnapshot, type Query } from "firebase-admin/firestore";
 import { z } from "zod";
 import { dayBounds } from "../core/dates";
-import { isFinishedRun, isSelected, positionAfterPhase } from "../core/progress";
-import { countOutcomes, REVERSAL_EVENT_TYPES, ZERO_COUNTERS, type Counters, type EventOutcome } from "../core/types";
+import { afterStep, isFinishedRun, isSelected, pageDelta } from "../core/progress";
+import { errorRateOverWindow, AUTO_PAUSE_WINDOW } from "../core/window";
+import { countOutcomes, REVERSAL_EVENT_TYPES, ZERO_COUNTERS, type EventOutcome } from "../core/types";
 import type { Deps } from "../deps";
 import { applyGroup, ProductCatalog } from "../ledger/apply";
 import { describe } from "../log";
-import { refs, type ChunkDoc, type Cursor, type RunDoc } from "../platform/collections";
+import { refs, type ChunkDoc, type Cursor, type EventErrorDoc, type PageOutcome, type RunDoc } from "../platform/collections";
 import { mapWithConcurrency } from "../platform/firestore";
 import { killSwitch } from "../platform/flags";
 import { chunkTaskId, type ChunkTaskPayload } from "../platform/tasks";
-import { advanceRun, isPreconditionFailure } from "../runs/advance";
+import { advanceRun, isPreconditionFailure, pauseRun } from "../runs/advance";
 import { runFields } from "../runs/runFields";
 
 /** What Cloud Tasks tells a delivery about itself. */
@@ -34,6 +36,8 @@ export interface Delivery {
 export const LEASE_SECONDS = 120;
 /** How often a delivery that found its chunk busy looks again. */
 const BUSY_POLL_MS = 400;
+/** An errors pass re-examines at most this many events per page (its writes share one transaction). */
+const ERRORS_PAGE_SIZE = 100;
 
 /** Another delivery holds the chunk for longer than it should; Cloud Tasks' retry sorts it out. */
 export class ChunkBusyError extends Error {
@@ -104,7 +108,9 @@ async function workOnChunk(deps: Deps, task: ChunkTaskPayload, delivery: Deliver
     const fields = runFields(migrationId, run);
 
     if (run.status === "cancelled") {
-      await settleChunk(deps, migrationId, chunkId, ["pending", "running", "paused", "waiting"], { status: "cancelled" });
+      if (await settleChunk(deps, migrationId, chunkId, ["pending", "running", "paused", "waiting"], { status: "cancelled" })) {
+        deps.log.chunkStopped(fields, { id: chunkId, phase: chunk.phase, status: "cancelled", reason: "run_cancelled" }, chunk, deps.now().getTime() - startedAt);
+      }
       return;
     }
     if (isFinishedRun(run.status) || (chunk.status !== "pending" && chunk.status !== "running")) return;
@@ -115,7 +121,7 @@ async function workOnChunk(deps: Deps, task: ChunkTaskPayload, delivery: Deliver
       if (await settleChunk(deps, migrationId, chunkId, ["pending", "running"], { status: "paused", pausedReason: reason })) {
         deps.log.chunkStopped(fields, { id: chunkId, phase: chunk.phase, status: "paused", reason }, chunk, deps.now().getTime() - startedAt);
       }
-      if (!switchState.enabled) await pauseRun(deps, migrationId, run, "kill_switch");
+      if (!switchState.enabled) await pauseRun(deps, migrationId, "kill_switch");
       return;
     }
 
@@ -149,11 +155,16 @@ async function workOnChunk(deps: Deps, task: ChunkTaskPayload, delivery: Deliver
 
     const result = await processPage(deps, migrationId, run, chunkId, chunk, catalog, me);
     pagesThisDelivery++;
-    if (result === "phase-finished") {
+    if (result === "step-finished") {
       const after = (await r.chunk(migrationId, chunkId).get()).data() as ChunkDoc;
       deps.log.chunkStopped(
         fields,
-        { id: chunkId, phase: chunk.phase, status: after.status, reason: after.stoppedAtBudget ? "budget_reached" : "end_of_day" },
+        {
+          id: chunkId,
+          phase: chunk.phase,
+          status: after.status === "running" ? "next_step" : after.status,
+          reason: chunk.step === "errors" ? "errors_retried" : after.stoppedAtBudget ? "budget_reached" : "end_of_day",
+        },
         after,
         deps.now().getTime() - startedAt,
       );
@@ -161,7 +172,59 @@ async function workOnChunk(deps: Deps, task: ChunkTaskPayload, delivery: Deliver
   }
 }
 
-type PageResult = "page-committed" | "phase-finished" | "conflict";
+type PageResult = "page-committed" | "step-finished" | "conflict";
+
+/** The events one page of the current step examines, and where the step stands after them. */
+interface PagePlan {
+  ids: string[];
+  cursor: Cursor | null;
+  errorCursor: string | null;
+  /** The step has nothing after this page. */
+  stepDone: boolean;
+  /** The scan stopped because its budget ran out, not at the end of the day. */
+  stoppedAtBudget: boolean;
+}
+
+async function planScanPage(deps: Deps, migrationId: string, run: RunDoc, chunk: ChunkDoc): Promise<PagePlan> {
+  const room = (chunk.budgets[chunk.phase] ?? 0) - chunk.phaseExamined;
+  if (room <= 0) return { ids: [], cursor: chunk.cursor, errorCursor: chunk.errorCursor, stepDone: true, stoppedAtBudget: true };
+  const docs = (await scanQuery(deps, chunk).get()).docs;
+  await deps.faults?.at("page-read", { migrationId, chunkId: chunk.day, cursor: chunk.cursor ? cursorKey(chunk.cursor) : null });
+  const selection = { runId: migrationId, type: run.type, dryRun: run.dryRun };
+  const selected = docs.filter((d) => isSelected(d.data(), selection, chunk.phase));
+  const taken = selected.slice(0, room);
+  const budgetSpent = selected.length >= room;
+  const reachedEnd = docs.length < deps.config.pageSize;
+  // The cursor stops at the last examined event when the budget runs out mid-page, else at the page's end.
+  const last = selected.length > room ? taken[taken.length - 1] : docs[docs.length - 1];
+  return {
+    ids: taken.map((d) => d.id),
+    cursor: last ? { createdAt: last.get("createdAt") as Timestamp, id: last.id } : chunk.cursor,
+    errorCursor: chunk.errorCursor,
+    stepDone: reachedEnd || budgetSpent,
+    stoppedAtBudget: budgetSpent && !reachedEnd,
+  };
+}
+
+async function planErrorsPage(deps: Deps, migrationId: string, chunk: ChunkDoc): Promise<PagePlan> {
+  let query = refs(deps.db)
+    .errors(migrationId)
+    .where("chunkId", "==", chunk.day)
+    .where("phase", "==", chunk.phase)
+    .where("status", "==", "open")
+    .orderBy("eventId");
+  if (chunk.errorCursor) query = query.startAfter(chunk.errorCursor);
+  const docs = (await query.limit(ERRORS_PAGE_SIZE).get()).docs;
+  await deps.faults?.at("page-read", { migrationId, chunkId: chunk.day, cursor: chunk.errorCursor });
+  const ids = docs.map((d) => d.get("eventId") as string);
+  return {
+    ids,
+    cursor: chunk.cursor,
+    errorCursor: ids[ids.length - 1] ?? chunk.errorCursor,
+    stepDone: docs.length < ERRORS_PAGE_SIZE,
+    stoppedAtBudget: false,
+  };
+}
 
 async function processPage(
   deps: Deps,
@@ -174,26 +237,11 @@ async function processPage(
 ): Promise<PageResult> {
   const { db, config } = deps;
   const pageStarted = deps.now().getTime();
-  const room = (chunk.budgets[chunk.phase] ?? 0) - chunk.phaseExamined;
   const probe = { migrationId, chunkId };
+  const plan = chunk.step === "errors" ? await planErrorsPage(deps, migrationId, chunk) : await planScanPage(deps, migrationId, run, chunk);
 
-  let docs: FirebaseFirestore.QueryDocumentSnapshot[] = [];
-  if (room > 0) {
-    docs = (await pageQuery(deps, chunk).get()).docs;
-    await deps.faults?.at("page-read", probe);
-  }
-  const selection = { runId: migrationId, type: run.type, dryRun: run.dryRun };
-  const selected = docs.filter((d) => isSelected(d.data(), selection, chunk.phase));
-  const taken = selected.slice(0, Math.max(0, room));
-  const budgetSpent = room <= 0 || selected.length >= room;
-  const reachedEnd = docs.length < config.pageSize;
-  // The cursor stops at the last examined event when the budget runs out mid-page, else at the page's end.
-  const last = budgetSpent && selected.length > room ? taken[taken.length - 1] : docs[docs.length - 1];
-  const cursor: Cursor | null = last ? { createdAt: last.get("createdAt") as Timestamp, id: last.id } : chunk.cursor;
-
-  const ids = taken.map((d) => d.id);
   const groups: string[][] = [];
-  for (let i = 0; i < ids.length; i += config.groupSize) groups.push(ids.slice(i, i + config.groupSize));
+  for (let i = 0; i < plan.ids.length; i += config.groupSize) groups.push(plan.ids.slice(i, i + config.groupSize));
   const ctx = { runId: migrationId, mode: run.type, dryRun: run.dryRun } as const;
   const half = Math.floor(groups.length / 2);
   const outcomes = (
@@ -202,31 +250,22 @@ async function processPage(
       return applyGroup(db, ctx, group, catalog, deps.faults);
     })
   ).flat();
+  await deps.faults?.at(plan.stepDone ? "before-chunk-finish" : "before-page-commit", probe);
 
-  await recordErrors(deps, migrationId, run, chunkId, chunk, outcomes);
-  const counters = countOutcomes(outcomes);
-  const phaseDone = reachedEnd || budgetSpent;
-  await deps.faults?.at(phaseDone ? "before-chunk-finish" : "before-page-commit", probe);
-
-  const committed = await commitPage(deps, migrationId, run, chunkId, chunk, me, {
-    counters,
-    cursor,
-    examined: taken.length,
-    phaseDone,
-    stoppedAtBudget: budgetSpent && !reachedEnd,
-  });
+  const counted = countOutcomes(outcomes);
+  const committed = await commitPage(deps, migrationId, run, chunkId, chunk, me, plan, outcomes);
   if (!committed) return "conflict";
-  deps.log.pageCommitted(
-    runFields(migrationId, run),
-    { id: chunkId, phase: chunk.phase, page: chunk.pages + 1 },
-    counters,
-    deps.now().getTime() - pageStarted,
-  );
-  return phaseDone ? "phase-finished" : "page-committed";
+  const fields = runFields(migrationId, run);
+  for (const o of outcomes) {
+    if (o.result === "error") deps.log.eventFailed(fields, chunkId, { eventId: o.eventId, code: o.code, message: o.message });
+  }
+  deps.log.pageCommitted(fields, { id: chunkId, phase: chunk.phase, page: chunk.pages + 1, step: chunk.step }, counted, deps.now().getTime() - pageStarted);
+  if (counted.errors > 0 && run.maxErrorRate < 1) await checkErrorRate(deps, migrationId, run);
+  return plan.stepDone ? "step-finished" : "page-committed";
 }
 
 /** The chunk's events after its cursor: a whole day for purchases, refunds and chargebacks for reversals. */
-function pageQuery(deps: Deps, chunk: ChunkDoc): Query {
+function scanQuery(deps: Deps, chunk: ChunkDoc): Query {
   const { startMs, endMs } = dayBounds(chunk.day);
   let query: Query = refs(deps.db)
     .events.where("createdAt", ">=", Timestamp.fromMillis(startMs))
@@ -237,38 +276,18 @@ function pageQuery(deps: Deps, chunk: ChunkDoc): Query {
   return query.select("type", "processed", "processedBy", "createdAt").limit(deps.config.pageSize);
 }
 
-/** Per-event errors, keyed by event id so a repeated page rewrites the same documents. */
-async function recordErrors(
-  deps: Deps,
-  migrationId: string,
-  run: RunDoc,
-  chunkId: string,
-  chunk: ChunkDoc,
-  outcomes: readonly EventOutcome[],
-): Promise<void> {
-  const failures = outcomes.filter((o): o is Extract<EventOutcome, { result: "error" }> => o.result === "error");
-  if (failures.length === 0) return;
-  const errors = refs(deps.db).errors(migrationId);
-  const batch = deps.db.batch();
-  for (const f of failures) {
-    batch.set(errors.doc(f.eventId), {
-      eventId: f.eventId,
-      code: f.code,
-      message: f.message,
-      chunkId,
-      phase: chunk.phase,
-      at: FieldValue.serverTimestamp(),
-    });
-    deps.log.eventFailed(runFields(migrationId, run), chunkId, { eventId: f.eventId, code: f.code, message: f.message });
-  }
-  await batch.commit();
-}
-
 const cursorKey = (c: Cursor | null) => (c ? `${c.createdAt.seconds}.${c.createdAt.nanoseconds}/${c.id}` : "start");
 
+function pageOutcome(o: EventOutcome): PageOutcome {
+  if (o.result === "processed") return { e: o.eventId, r: "p", x: o.entryId };
+  if (o.result === "skipped") return { e: o.eventId, r: "s", x: o.reason };
+  return { e: o.eventId, r: "e", x: o.code };
+}
+
 /**
- * Adds a page's counters and moves the cursor, only if the chunk is still where this delivery read it.
- * Otherwise another delivery already committed this page and the caller reloads.
+ * Commits a page: counters, cursor, error records and the page record, only if the chunk is still where
+ * this delivery read it and this delivery still holds it. Otherwise another delivery already committed
+ * this page and the caller reloads.
  */
 async function commitPage(
   deps: Deps,
@@ -277,9 +296,12 @@ async function commitPage(
   chunkId: string,
   seen: ChunkDoc,
   me: Holder,
-  page: { counters: Counters; cursor: Cursor | null; examined: number; phaseDone: boolean; stoppedAtBudget: boolean },
+  plan: PagePlan,
+  outcomes: readonly EventOutcome[],
 ): Promise<boolean> {
-  const ref = refs(deps.db).chunk(migrationId, chunkId);
+  const r = refs(deps.db);
+  const ref = r.chunk(migrationId, chunkId);
+  const delta = pageDelta(seen.step, countOutcomes(outcomes));
   return deps.db.runTransaction(async (tx) => {
     const current = (await tx.get(ref)).data() as ChunkDoc | undefined;
     if (
@@ -287,35 +309,96 @@ async function commitPage(
       current.status !== "running" ||
       current.lease?.owner !== me.owner ||
       current.phase !== seen.phase ||
+      current.step !== seen.step ||
       current.phaseExamined !== seen.phaseExamined ||
+      current.errorCursor !== seen.errorCursor ||
       cursorKey(current.cursor) !== cursorKey(seen.cursor)
     ) {
       return false;
     }
+    const now = FieldValue.serverTimestamp();
     const update: Record<string, unknown> = {
-      total: FieldValue.increment(page.counters.total),
-      processed: FieldValue.increment(page.counters.processed),
-      skipped: FieldValue.increment(page.counters.skipped),
-      errors: FieldValue.increment(page.counters.errors),
+      total: FieldValue.increment(delta.total),
+      processed: FieldValue.increment(delta.processed),
+      skipped: FieldValue.increment(delta.skipped),
+      errors: FieldValue.increment(delta.errors),
       pages: FieldValue.increment(1),
-      phaseExamined: FieldValue.increment(page.examined),
-      cursor: page.cursor,
+      phaseExamined: FieldValue.increment(seen.step === "scan" ? plan.ids.length : 0),
+      cursor: plan.cursor,
+      errorCursor: plan.errorCursor,
       lease: { ...me, expiresAt: leaseExpiry(deps) },
-      updatedAt: FieldValue.serverTimestamp(),
+      updatedAt: now,
     };
-    if (page.phaseDone) {
-      update.lease = null;
-      const next = positionAfterPhase(current.phase, current.budgets, run.phases);
-      update.status = next.status;
-      update.stoppedAtBudget = current.stoppedAtBudget || page.stoppedAtBudget;
-      if (next.status === "waiting") {
-        Object.assign(update, { phase: next.phase, cursor: null, phaseExamined: 0, enqueued: false });
+    if (plan.stepDone) {
+      const next = afterStep({ phase: current.phase, step: current.step }, current.upcoming);
+      update.stoppedAtBudget = current.stoppedAtBudget || plan.stoppedAtBudget;
+      if (next.status === "done") {
+        Object.assign(update, { status: "done", lease: null, finishedAt: now });
       } else {
-        update.finishedAt = FieldValue.serverTimestamp();
+        Object.assign(update, {
+          status: next.status,
+          phase: next.current.phase,
+          step: next.current.step,
+          upcoming: next.upcoming,
+          errorCursor: null,
+          ...(next.current.phase !== current.phase ? { cursor: null, phaseExamined: 0 } : {}),
+          ...(next.status === "waiting" ? { lease: null, enqueued: false } : {}),
+        });
       }
     }
     tx.update(ref, update);
+
+    // Error records are written with the counters they explain, so a retried page cannot leave them apart.
+    for (const o of outcomes) {
+      const errorRef = r.errors(migrationId).doc(o.eventId);
+      if (o.result === "error") {
+        const record: Omit<EventErrorDoc, "at" | "attempts"> & Record<string, unknown> = {
+          eventId: o.eventId,
+          code: o.code,
+          message: o.message,
+          chunkId,
+          phase: seen.phase,
+          status: "open",
+          resolvedAs: null,
+          attempts: FieldValue.increment(1),
+          at: now,
+        };
+        tx.set(errorRef, record, { merge: true });
+      } else if (seen.step === "errors") {
+        tx.update(errorRef, { status: "resolved", resolvedAs: o.result, at: now });
+      }
+    }
+    if (outcomes.length > 0) {
+      const counted = countOutcomes(outcomes);
+      tx.create(r.pages(migrationId).doc(`${chunkId}-${current.pages + 1}`), {
+        chunkId,
+        phase: seen.phase,
+        step: seen.step,
+        at: now,
+        ...counted,
+        bits: outcomes.map((o) => o.result[0]).join(""),
+        outcomes: outcomes.map(pageOutcome),
+      });
+    }
     return true;
+  });
+}
+
+/**
+ * Pauses the run when the error rate over its last AUTO_PAUSE_WINDOW examined events (pages committed since
+ * the run started or was last resumed) exceeds its maxErrorRate.
+ */
+async function checkErrorRate(deps: Deps, migrationId: string, run: RunDoc): Promise<void> {
+  let query = refs(deps.db).pages(migrationId).orderBy("at", "desc");
+  if (run.windowSince) query = query.where("at", ">", run.windowSince);
+  const recent = await query.select("bits").limit(AUTO_PAUSE_WINDOW).get();
+  const rate = errorRateOverWindow(recent.docs.map((d) => d.get("bits") as string));
+  if (rate === null || rate <= run.maxErrorRate) return;
+  await pauseRun(deps, migrationId, "error_rate", {
+    errorRate: rate,
+    window: AUTO_PAUSE_WINDOW,
+    threshold: run.maxErrorRate,
+    at: Timestamp.fromDate(deps.now()),
   });
 }
 
@@ -373,7 +456,7 @@ async function releaseLease(deps: Deps, migrationId: string, chunkId: string, me
 }
 
 /** Moves the chunk to a settled state if it is in one of `from`; true when this call made the change. */
-async function settleChunk(
+export async function settleChunk(
   deps: Deps,
   migrationId: string,
   chunkId: string,
@@ -396,17 +479,6 @@ async function settleChunk(
   });
 }
 
-async function pauseRun(deps: Deps, migrationId: string, run: RunDoc, reason: string): Promise<void> {
-  const ref = refs(deps.db).run(migrationId);
-  const paused = await deps.db.runTransaction(async (tx) => {
-    const current = (await tx.get(ref)).data() as RunDoc | undefined;
-    if (!current || (current.status !== "running" && current.status !== "pending")) return false;
-    tx.update(ref, { status: "paused", pausedReason: reason, updatedAt: FieldValue.serverTimestamp() });
-    return true;
-  });
-  if (paused) deps.log.runPaused(runFields(migrationId, run), reason);
-}
-
 async function failChunk(deps: Deps, migrationId: string, run: RunDoc, chunkId: string, error: unknown): Promise<void> {
   const chunk = (await refs(deps.db).chunk(migrationId, chunkId).get()).data() as ChunkDoc | undefined;
   const changed = await settleChunk(deps, migrationId, chunkId, ["pending", "running"], {
@@ -422,3 +494,4 @@ async function failChunk(deps: Deps, migrationId: string, run: RunDoc, chunkId: 
     );
   }
 }
+

@@ -41,30 +41,67 @@ export function isFinishedRun(status: RunStatus): boolean {
   return status === "completed" || status === "failed" || status === "cancelled";
 }
 
-/** Where a new chunk starts: at its first phase with work, waiting for a later phase, or already done. */
-export function initialChunkPosition(
-  budgets: Partial<Record<Phase, number>>,
-  phases: readonly Phase[],
-): { status: "pending" | "waiting" | "done"; phase: Phase } {
-  const first = phases.findIndex((p) => (budgets[p] ?? 0) > 0);
-  const lastPhase = phases[phases.length - 1] as Phase;
-  if (first === -1) return { status: "done", phase: lastPhase };
-  return { status: first === 0 ? "pending" : "waiting", phase: phases[first] as Phase };
+/**
+ * One piece of a chunk's work: `scan` reads the day's events for a phase from the chunk's cursor; `errors`
+ * re-examines the events of that phase that ended in an error (a retry).
+ */
+export interface Step {
+  phase: Phase;
+  step: "scan" | "errors";
 }
 
-/** Where a chunk goes when it finishes a phase: waiting for its next phase with work, or done. */
-export function positionAfterPhase(
-  current: Phase,
-  budgets: Partial<Record<Phase, number>>,
-  phases: readonly Phase[],
-): { status: "waiting" | "done"; phase: Phase } {
-  const later = phases.slice(phases.indexOf(current) + 1).find((p) => (budgets[p] ?? 0) > 0);
-  return later ? { status: "waiting", phase: later } : { status: "done", phase: current };
+/** A chunk's position: the status it is in, its current step, and the steps after it. */
+export interface ChunkPosition {
+  status: "pending" | "running" | "waiting" | "done";
+  current: Step;
+  upcoming: Step[];
+}
+
+/** The scan steps of a new chunk: every phase with budget, in phase order. */
+export function initialSteps(budgets: Partial<Record<Phase, number>>, phases: readonly Phase[]): Step[] {
+  return phases.filter((p) => (budgets[p] ?? 0) > 0).map((phase) => ({ phase, step: "scan" }));
+}
+
+/**
+ * Where a chunk with `steps` to do stands while the run is in `runPhase`: due now (pending), waiting for a
+ * later phase, or done when there is nothing to do.
+ */
+export function positionFor(steps: readonly Step[], runPhase: Phase, phases: readonly Phase[]): ChunkPosition {
+  const [current, ...upcoming] = steps;
+  if (!current) return { status: "done", current: { phase: phases[phases.length - 1] as Phase, step: "scan" }, upcoming: [] };
+  return { status: current.phase === runPhase ? "pending" : "waiting", current, upcoming };
+}
+
+/** After a step: the next step of the same phase runs on at once; a later phase waits; nothing left is done. */
+export function afterStep(finished: Step, upcoming: readonly Step[]): ChunkPosition {
+  const [next, ...rest] = upcoming;
+  if (!next) return { status: "done", current: finished, upcoming: [] };
+  return { status: next.phase === finished.phase ? "running" : "waiting", current: next, upcoming: rest };
+}
+
+/**
+ * The steps a retry gives a chunk: what it had left (a failed chunk resumes its step from its cursor),
+ * plus an errors pass for every phase where it has open errors, each phase's steps in phase order.
+ */
+export function retrySteps(remaining: readonly Step[], errorPhases: readonly Phase[], phases: readonly Phase[]): Step[] {
+  const steps: Step[] = [];
+  for (const phase of phases) {
+    const own = remaining.filter((s) => s.phase === phase);
+    steps.push(...own);
+    if (errorPhases.includes(phase) && !own.some((s) => s.step === "errors")) steps.push({ phase, step: "errors" });
+  }
+  return steps;
 }
 
 /** The phase after `current`, if any. */
 export function nextPhase(current: Phase, phases: readonly Phase[]): Phase | undefined {
   return phases[phases.indexOf(current) + 1];
+}
+
+/** How a page changes a chunk's counters: a scan adds its events; an errors pass replaces their old error. */
+export function pageDelta(step: Step["step"], outcomes: Counters): Counters {
+  if (step === "scan") return outcomes;
+  return { total: 0, processed: outcomes.processed, skipped: outcomes.skipped, errors: outcomes.errors - outcomes.total };
 }
 
 /** The fields of an event that decide whether a run's phase examines it. */

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { dayCount } from "./dates";
+import { dayCount, trailingWindow } from "./dates";
 import { RUN_TYPES, type RunType } from "./types";
 
 /** One problem with one field of a request, as shown to the caller. */
@@ -14,11 +14,18 @@ export const DEFAULT_MAX_EVENTS = 1000;
 const day = (field: string) =>
   z.iso.date({ error: `${field} must be a real calendar date written YYYY-MM-DD (UTC)` });
 
+const rate = "maxErrorRate must be a number from 0 to 1 (0.05 means 5%; 1 never pauses)";
+
 const startJobSchema = z.strictObject(
   {
     type: z.enum(RUN_TYPES, { error: `type must be one of ${RUN_TYPES.map((t) => `"${t}"`).join(", ")}` }),
-    startDate: day("startDate"),
-    endDate: day("endDate"),
+    startDate: day("startDate").optional(),
+    endDate: day("endDate").optional(),
+    lookbackDays: z
+      .number({ error: "lookbackDays must be a whole number of days of at least 1" })
+      .int({ error: "lookbackDays must be a whole number of days of at least 1" })
+      .min(1, { error: "lookbackDays must be a whole number of days of at least 1" })
+      .optional(),
     dryRun: z.boolean({ error: "dryRun must be true or false" }).default(true),
     maxEvents: z
       .number({ error: `maxEvents must be an integer from 1 to ${MAX_EVENTS_LIMIT}` })
@@ -26,17 +33,21 @@ const startJobSchema = z.strictObject(
       .min(1, { error: `maxEvents must be an integer from 1 to ${MAX_EVENTS_LIMIT}` })
       .max(MAX_EVENTS_LIMIT, { error: `maxEvents must be an integer from 1 to ${MAX_EVENTS_LIMIT}` })
       .default(DEFAULT_MAX_EVENTS),
+    maxErrorRate: z.number({ error: rate }).min(0, { error: rate }).max(1, { error: rate }).optional(),
   },
   { error: (issue) => (issue.code === "unrecognized_keys" ? undefined : "the body must be a JSON object") },
 );
 
-/** A validated request to start a run. */
+/** A validated request to start a run, with its date range resolved. */
 export interface StartJobRequest {
   type: RunType;
   startDate: string;
   endDate: string;
+  /** Set when the range was given as a trailing window ending today (UTC). */
+  lookbackDays: number | null;
   dryRun: boolean;
   maxEvents: number;
+  maxErrorRate: number;
 }
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; problems: FieldProblem[] };
@@ -59,29 +70,65 @@ export function problemsFromZod(error: z.ZodError, knownFields: readonly string[
 }
 
 /**
- * Validates the body of `POST /api/jobs/backfill`. `maxRangeDays` bounds how many day chunks one run may
- * have, so a typo in a year cannot fan out thousands of tasks.
+ * Validates the body of `POST /api/jobs/backfill`. The range is either `startDate`/`endDate` or
+ * `lookbackDays` (a trailing window ending on `now`'s UTC day). `maxRangeDays` bounds how many day chunks
+ * one run may have, so a typo in a year cannot fan out thousands of tasks.
  */
-export function parseStartJob(body: unknown, maxRangeDays: number): Parsed<StartJobRequest> {
+export function parseStartJob(
+  body: unknown,
+  options: { maxRangeDays: number; defaultMaxErrorRate: number; now: Date },
+): Parsed<StartJobRequest> {
   const result = startJobSchema.safeParse(body);
   if (!result.success) {
     return { ok: false, problems: problemsFromZod(result.error, Object.keys(startJobSchema.shape)) };
   }
-  const value = result.data;
-  if (value.endDate < value.startDate) {
+  const input = result.data;
+  let startDate: string;
+  let endDate: string;
+  if (input.lookbackDays !== undefined) {
+    if (input.startDate !== undefined || input.endDate !== undefined) {
+      return { ok: false, problems: [{ field: "lookbackDays", message: "give either startDate and endDate, or lookbackDays, not both" }] };
+    }
+    if (input.lookbackDays > options.maxRangeDays) {
+      return { ok: false, problems: [{ field: "lookbackDays", message: `lookbackDays may be at most ${options.maxRangeDays}` }] };
+    }
+    ({ startDate, endDate } = trailingWindow(options.now, input.lookbackDays));
+  } else {
+    const missing = (["startDate", "endDate"] as const).filter((f) => input[f] === undefined);
+    if (missing.length > 0) {
+      return {
+        ok: false,
+        problems: missing.map((field) => ({ field, message: `${field} is required (YYYY-MM-DD), unless you give lookbackDays` })),
+      };
+    }
+    startDate = input.startDate as string;
+    endDate = input.endDate as string;
+  }
+  if (endDate < startDate) {
     return { ok: false, problems: [{ field: "endDate", message: "endDate must not be before startDate" }] };
   }
-  const days = dayCount(value.startDate, value.endDate);
-  if (days > maxRangeDays) {
+  const days = dayCount(startDate, endDate);
+  if (days > options.maxRangeDays) {
     return {
       ok: false,
       problems: [
         {
           field: "endDate",
-          message: `the range covers ${days} days; one run may cover at most ${maxRangeDays}; split it into several runs`,
+          message: `the range covers ${days} days; one run may cover at most ${options.maxRangeDays}; split it into several runs`,
         },
       ],
     };
   }
-  return { ok: true, value };
+  return {
+    ok: true,
+    value: {
+      type: input.type,
+      startDate,
+      endDate,
+      lookbackDays: input.lookbackDays ?? null,
+      dryRun: input.dryRun,
+      maxEvents: input.maxEvents,
+      maxErrorRate: input.maxErrorRate ?? options.defaultMaxErrorRate,
+    },
+  };
 }

@@ -7,7 +7,10 @@ import { problemsFromZod } from "../core/request";
 import type { Deps } from "../deps";
 import { AppError, invalidRequest } from "../errors";
 import { startJob } from "../jobs/start";
-import { getRun, listRuns, MAX_LIST_LIMIT } from "../runs/views";
+import { CONTROL_ACTIONS, type ControlAction } from "../core/control";
+import { controlRun } from "../runs/control";
+import { buildReport } from "../runs/report";
+import { getRun, killSwitchView, listRuns, MAX_LIST_LIMIT } from "../runs/views";
 import { z } from "zod";
 
 /** Largest request body accepted; a start request is a few hundred bytes. */
@@ -18,7 +21,12 @@ interface Route {
   method: "GET" | "POST";
   pattern: RegExp;
   area: Area;
-  handle: (deps: Deps, req: Request, caller: Caller, params: string[]) => Promise<{ status: number; body: unknown }>;
+  handle: (
+    deps: Deps,
+    req: Request,
+    caller: Caller,
+    params: string[],
+  ) => Promise<{ status: number; body: unknown; headers?: Record<string, string> }>;
 }
 
 const listQuery = z.object({
@@ -30,12 +38,21 @@ const listQuery = z.object({
     .default(20),
 });
 
+const RUN_ID = "([A-Za-z0-9_-]{1,200})";
+
 const ROUTES: Route[] = [
   {
     method: "POST",
     pattern: /^\/api\/jobs\/backfill$/,
     area: "jobs",
-    handle: async (deps, req, caller) => ({ status: 202, body: await startJob(deps, jsonBody(req), caller.email) }),
+    handle: async (deps, req, caller) => {
+      const { run, replayed } = await startJob(deps, jsonBody(req), {
+        requestedBy: caller.email,
+        idempotencyKey: req.get("idempotency-key") ?? null,
+      });
+      const headers: Record<string, string> = replayed ? { "Idempotency-Replayed": "true" } : {};
+      return { status: 202, body: run, headers };
+    },
   },
   {
     method: "GET",
@@ -49,14 +66,35 @@ const ROUTES: Route[] = [
   },
   {
     method: "GET",
-    pattern: /^\/api\/admin\/dataMigrations\/([A-Za-z0-9_-]{1,200})$/,
+    pattern: new RegExp(`^/api/admin/dataMigrations/${RUN_ID}$`),
     area: "admin",
     handle: async (deps, _req, _caller, [id]) => ({ status: 200, body: await getRun(deps, id as string) }),
+  },
+  {
+    method: "GET",
+    pattern: new RegExp(`^/api/admin/dataMigrations/${RUN_ID}/report$`),
+    area: "admin",
+    handle: async (deps, _req, _caller, [id]) => ({ status: 200, body: await buildReport(deps, id as string) }),
+  },
+  {
+    method: "POST",
+    pattern: new RegExp(`^/api/admin/dataMigrations/${RUN_ID}/(${CONTROL_ACTIONS.join("|")})$`),
+    area: "admin",
+    handle: async (deps, _req, caller, [id, action]) => ({
+      status: 200,
+      body: await controlRun(deps, id as string, action as ControlAction, caller.email),
+    }),
+  },
+  {
+    method: "GET",
+    pattern: /^\/api\/admin\/killSwitch$/,
+    area: "admin",
+    handle: async (deps) => ({ status: 200, body: await killSwitchView(deps) }),
   },
 ];
 
 /** Any path that looks like a run but cannot be one still deserves a 404 rather than a 405. */
-const KNOWN_PREFIXES = [/^\/api\/jobs\/backfill$/, /^\/api\/admin\/dataMigrations(\/[^/]+)?$/];
+const KNOWN_PREFIXES = [/^\/api\/jobs\/backfill$/, /^\/api\/admin\/dataMigrations(\/[^/]+(\/[a-z]+)?)?$/];
 
 /** The body of a JSON request, after the checks the runtime's parser leaves to us. */
 function jsonBody(req: Request): unknown {
@@ -85,18 +123,24 @@ export async function handleApi(deps: Deps, req: Request, res: Response): Promis
         throw new AppError(405, "method_not_allowed", `${req.method} is not supported on ${path}; use ${allow}.`, undefined, { Allow: allow });
       }
       const known = KNOWN_PREFIXES.some((p) => p.test(path));
-      throw new AppError(404, "not_found", known ? `No run at ${path}.` : `No endpoint at ${path}. The API serves POST /api/jobs/backfill and GET /api/admin/dataMigrations[/{id}].`);
+      throw new AppError(
+        404,
+        "not_found",
+        known
+          ? `No run or action at ${path}.`
+          : `No endpoint at ${path}. The API serves POST /api/jobs/backfill, GET /api/admin/dataMigrations[/{id}[/report]], POST /api/admin/dataMigrations/{id}/{pause|resume|cancel|retry} and GET /api/admin/killSwitch.`,
+      );
     }
     caller = await deps.verifier.verify(req.get("authorization"));
     if (hit.route.area === "jobs") requireAllowed(caller, deps.config.jobsAllowedEmails, "JOBS_ALLOWED_EMAILS", "jobs");
     else requireAllowed(caller, deps.config.adminAllowedEmails, "ADMIN_ALLOWED_EMAILS", "admin");
-    const { status, body } = await hit.route.handle(deps, req, caller, hit.match.slice(1));
-    res.status(status).set("Cache-Control", "no-store").json(body);
+    const { status, body, headers } = await hit.route.handle(deps, req, caller, hit.match.slice(1));
+    res.status(status).set({ "Cache-Control": "no-store", ...headers }).json(body);
   } catch (error) {
     const appError =
       error instanceof AppError
         ? error
-        : new AppError(500, "internal", "Unexpected server error; nothing was started. Check the function logs (event internal_error) and try again.");
+        : new AppError(500, "internal", "Unexpected server error. Check the function logs (event internal_error) and try again.");
     if (!(error instanceof AppError)) deps.log.internalError(`${req.method} ${path}`, error);
     deps.log.requestRejected({ method: req.method, path, status: appError.status, code: appError.code, caller: caller?.email });
     res.status(appError.status).set({ "Cache-Control": "no-store", ...appError.headers }).json(appError.toJSON());

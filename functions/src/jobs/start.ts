@@ -1,15 +1,18 @@
 // Starting a run: validate, check the kill switch, plan the event budget, record the run with one
-// document per day chunk, then queue the chunks. A rejected request writes nothing.
-import { FieldValue, type Firestore } from "firebase-admin/firestore";
+// document per day chunk, then queue the chunks. A rejected request writes nothing. With an idempotency
+// key, the key's record is created in the same batch as the run, so two requests with one key can never
+// both start a run.
+import { createHash } from "node:crypto";
+import { FieldValue, Timestamp, type Firestore } from "firebase-admin/firestore";
 import type { Allocation } from "../core/plan";
 import { daysInRange } from "../core/dates";
-import { initialChunkPosition } from "../core/progress";
+import { initialSteps, positionFor } from "../core/progress";
 import { parseStartJob, type StartJobRequest } from "../core/request";
 import { phasesFor } from "../core/types";
 import type { Deps } from "../deps";
 import { AppError, invalidRequest } from "../errors";
 import { describe } from "../log";
-import { refs, type ChunkDoc, type RunDoc } from "../platform/collections";
+import { COLLECTIONS, refs, type ChunkDoc, type RunDoc } from "../platform/collections";
 import { killSwitch, killSwitchMessage } from "../platform/flags";
 import { queueDueWork, rollUp } from "../runs/advance";
 import { runFields } from "../runs/runFields";
@@ -20,25 +23,66 @@ export interface StartedRun {
   migrationId: string;
   status: "pending";
   chunks: number;
+  type: RunDoc["type"];
+  startDate: string;
+  endDate: string;
   dryRun: boolean;
   plannedEvents: number;
   selectedEvents: number;
   capReached: boolean;
 }
 
-export async function startJob(deps: Deps, body: unknown, requestedBy: string): Promise<StartedRun> {
-  const parsed = parseStartJob(body, deps.config.maxRangeDays);
+export interface StartOptions {
+  requestedBy: string;
+  /** Same key and same body: the same run. Same key, other body: 409. */
+  idempotencyKey?: string | null;
+}
+
+/** `idempotencyKeys/{sha256(key)}`. */
+interface IdempotencyDoc {
+  key: string;
+  bodyHash: string;
+  migrationId: string;
+  response: StartedRun;
+  requestedBy: string;
+  createdAt: Timestamp;
+  /** Firestore TTL removes the record after this (see firestore.indexes.json). */
+  expiresAt: Timestamp;
+}
+
+const IDEMPOTENCY_TTL_DAYS = 30;
+const KEY_PATTERN = /^[\x21-\x7e]{1,200}$/;
+
+export async function startJob(deps: Deps, body: unknown, options: StartOptions): Promise<{ run: StartedRun; replayed: boolean }> {
+  const key = options.idempotencyKey ?? null;
+  if (key !== null && !KEY_PATTERN.test(key)) {
+    throw invalidRequest([{ field: "Idempotency-Key", message: "Idempotency-Key must be 1 to 200 printable ASCII characters without spaces" }]);
+  }
+  const parsed = parseStartJob(body, {
+    maxRangeDays: deps.config.maxRangeDays,
+    defaultMaxErrorRate: deps.config.autoPauseErrorRate,
+    now: deps.now(),
+  });
   if (!parsed.ok) throw invalidRequest(parsed.problems);
-  await assertBackfillEnabled(deps);
   const request = parsed.value;
+  const bodyHash = hashRequest(request);
+  const keyRef = key === null ? null : deps.db.collection(COLLECTIONS.idempotency).doc(createHash("sha256").update(key).digest("hex"));
+
+  if (keyRef) {
+    const earlier = await replayFor(keyRef, bodyHash, key as string);
+    if (earlier) return { run: earlier, replayed: true };
+  }
+  await assertBackfillEnabled(deps);
   const plan = await planRun(deps.db, request);
-  const { id, run } = await createRun(deps, request, plan, requestedBy);
+  const created = await createRun(deps, request, plan, options.requestedBy, keyRef && { key: key as string, bodyHash, ref: keyRef });
+  if ("replayed" in created) return { run: created.replayed, replayed: true };
+  const { id, run, response } = created;
   deps.log.runCreated(runFields(id, run), {
     chunks: run.chunksTotal,
     planned: plan.planned,
     selected: plan.selected,
     maxEvents: request.maxEvents,
-    requestedBy,
+    requestedBy: options.requestedBy,
   });
   try {
     await queueDueWork(deps, id);
@@ -47,22 +91,43 @@ export async function startJob(deps: Deps, body: unknown, requestedBy: string): 
     throw new AppError(
       503,
       "enqueue_failed",
-      `Run ${id} was recorded but its chunk tasks could not all be queued (${describe(error)}). Check the backfill Cloud Tasks queue; chunks already queued will run.`,
+      `Run ${id} was recorded but its chunk tasks could not all be queued (${describe(error)}). Check the backfill Cloud Tasks queue, then resume the run.`,
       { migrationId: id },
     );
   }
   // Mirrors progress and closes a run that had nothing to do. The run is already recorded and queued, so a
   // failure here is only logged: every chunk that finishes rolls up again.
   await rollUp(deps, id).catch((error: unknown) => deps.log.internalError("roll_up", error, runFields(id, run)));
-  return {
-    migrationId: id,
-    status: "pending",
-    chunks: run.chunksTotal,
-    dryRun: run.dryRun,
-    plannedEvents: plan.planned,
-    selectedEvents: plan.selected,
-    capReached: plan.capReached,
+  return { run: response, replayed: false };
+}
+
+/** What makes two requests "the same body": the fields as given (a lookback window, not its dates). */
+function hashRequest(r: StartJobRequest): string {
+  const given = {
+    type: r.type,
+    startDate: r.lookbackDays === null ? r.startDate : null,
+    endDate: r.lookbackDays === null ? r.endDate : null,
+    lookbackDays: r.lookbackDays,
+    dryRun: r.dryRun,
+    maxEvents: r.maxEvents,
+    maxErrorRate: r.maxErrorRate,
   };
+  return createHash("sha256").update(JSON.stringify(given)).digest("hex");
+}
+
+async function replayFor(ref: FirebaseFirestore.DocumentReference, bodyHash: string, key: string): Promise<StartedRun | null> {
+  const snap = await ref.get();
+  if (!snap.exists) return null;
+  const record = snap.data() as IdempotencyDoc;
+  if (record.bodyHash !== bodyHash) {
+    throw new AppError(
+      409,
+      "idempotency_key_reused",
+      `Idempotency-Key ${key} was already used for a different request (run ${record.migrationId}); use a new key for a new request.`,
+      { migrationId: record.migrationId },
+    );
+  }
+  return record.response;
 }
 
 export async function assertBackfillEnabled(deps: Deps): Promise<void> {
@@ -72,28 +137,37 @@ export async function assertBackfillEnabled(deps: Deps): Promise<void> {
 
 const ID_ATTEMPTS = 20;
 
-/** Records the run and its chunks in one batch under `{type}_{epochMillis}`, moving on a millisecond if taken. */
+/**
+ * Records the run and its chunks in one batch under `{type}_{epochMillis}`, moving on a millisecond if the
+ * id is taken. With an idempotency key, the key's record joins the batch; if another request created it
+ * first, that request's run is the answer.
+ */
 async function createRun(
   deps: Deps,
   request: StartJobRequest,
   plan: Allocation,
   requestedBy: string,
-): Promise<{ id: string; run: RunDoc }> {
+  idempotency: { key: string; bodyHash: string; ref: FirebaseFirestore.DocumentReference } | null,
+): Promise<{ id: string; run: RunDoc; response: StartedRun } | { replayed: StartedRun }> {
   const phases = phasesFor(request.type);
   const days = daysInRange(request.startDate, request.endDate);
-  const now = FieldValue.serverTimestamp() as unknown as FirebaseFirestore.Timestamp;
+  // Resolved by Firestore when the batch commits.
+  const serverNow = FieldValue.serverTimestamp() as unknown as Timestamp;
   const chunks = days.map((day): [string, ChunkDoc] => {
     const budgets = plan.budgets.get(day) ?? {};
-    const position = initialChunkPosition(budgets, phases);
+    const position = positionFor(initialSteps(budgets, phases), phases[0] as RunDoc["phase"], phases);
     return [
       day,
       {
         day,
         status: position.status,
-        phase: position.phase,
+        phase: position.current.phase,
+        step: position.current.step,
+        upcoming: position.upcoming,
         budgets,
         phaseExamined: 0,
         cursor: null,
+        errorCursor: null,
         pages: 0,
         generation: 0,
         enqueued: false,
@@ -107,8 +181,8 @@ async function createRun(
         skipped: 0,
         errors: 0,
         startedAt: null,
-        finishedAt: position.status === "done" ? now : null,
-        updatedAt: now,
+        finishedAt: position.status === "done" ? serverNow : null,
+        updatedAt: serverNow,
       },
     ];
   });
@@ -131,11 +205,16 @@ async function createRun(
     plannedEvents: plan.planned,
     selectedEvents: plan.selected,
     capReached: plan.capReached,
+    maxErrorRate: request.maxErrorRate,
+    windowSince: null,
+    autoPause: null,
+    retries: 0,
+    lookbackDays: request.lookbackDays,
     requestedBy,
-    createdAt: now,
+    createdAt: serverNow,
     startedAt: null,
     finishedAt: null,
-    updatedAt: now,
+    updatedAt: serverNow,
     pausedReason: null,
     failureReason: null,
   };
@@ -143,19 +222,60 @@ async function createRun(
   let millis = deps.now().getTime();
   for (let attempt = 0; attempt < ID_ATTEMPTS; attempt++, millis++) {
     const id = `${request.type}_${millis}`;
+    const response: StartedRun = {
+      migrationId: id,
+      status: "pending",
+      chunks: run.chunksTotal,
+      type: run.type,
+      startDate: run.startDate,
+      endDate: run.endDate,
+      dryRun: run.dryRun,
+      plannedEvents: plan.planned,
+      selectedEvents: plan.selected,
+      capReached: plan.capReached,
+    };
     try {
-      await writeRun(deps.db, id, run, chunks);
-      return { id, run };
+      await writeRun(deps.db, id, run, chunks, idempotency && { ...idempotency, response, requestedBy, ttlFrom: deps.now() });
+      return { id, run, response };
     } catch (error) {
       if ((error as { code?: unknown }).code !== 6 /* ALREADY_EXISTS */) throw error;
+      if (idempotency) {
+        const earlier = await replayFor(idempotency.ref, idempotency.bodyHash, idempotency.key);
+        if (earlier) return { replayed: earlier };
+      }
     }
   }
   throw new AppError(503, "busy", "Too many runs were started in the same instant; try again.");
 }
 
-async function writeRun(db: Firestore, id: string, run: RunDoc, chunks: Array<[string, ChunkDoc]>): Promise<void> {
+async function writeRun(
+  db: Firestore,
+  id: string,
+  run: RunDoc,
+  chunks: Array<[string, ChunkDoc]>,
+  idempotency: {
+    key: string;
+    bodyHash: string;
+    ref: FirebaseFirestore.DocumentReference;
+    response: StartedRun;
+    requestedBy: string;
+    ttlFrom: Date;
+  } | null,
+): Promise<void> {
   const r = refs(db);
   const batch = db.batch();
+  if (idempotency) {
+    const record: IdempotencyDoc = {
+      key: idempotency.key,
+      bodyHash: idempotency.bodyHash,
+      migrationId: id,
+      response: idempotency.response,
+      requestedBy: idempotency.requestedBy,
+      createdAt: FieldValue.serverTimestamp() as unknown as Timestamp,
+      expiresAt: Timestamp.fromMillis(idempotency.ttlFrom.getTime() + IDEMPOTENCY_TTL_DAYS * 86_400_000),
+    };
+    batch.create(idempotency.ref, record);
+  }
   batch.create(r.run(id), run);
   for (const [day, chunk] of chunks) batch.create(r.chunk(id, day), chunk);
   await batch.commit();

@@ -1,5 +1,6 @@
 // Collection names and document shapes: the Firestore contract other tools and tests rely on.
 import type { Firestore, Timestamp } from "firebase-admin/firestore";
+import type { Step } from "../core/progress";
 import type { ChunkStatus, Counters, Phase, RunStatus, RunType } from "../core/types";
 
 export const COLLECTIONS = {
@@ -9,6 +10,7 @@ export const COLLECTIONS = {
   wallets: "wallets",
   runs: "dataMigrations",
   flags: "featureFlags",
+  idempotency: "idempotencyKeys",
 } as const;
 
 /** Subcollections of `dataMigrations/{id}`. */
@@ -17,6 +19,8 @@ export const RUN_SUBCOLLECTIONS = {
   errors: "errors",
   /** A dry run's would-be ledger entries, so later events of the same dry run see them. */
   shadow: "shadowLedger",
+  /** One record per committed page: what happened to each examined event (reports, auto-pause). */
+  pages: "pages",
 } as const;
 
 export const KILL_SWITCH_DOC = "backfill";
@@ -41,6 +45,16 @@ export interface RunDoc extends Counters {
   selectedEvents: number;
   /** True when maxEvents left selected events for a later run. */
   capReached: boolean;
+  /** Error rate over the last 200 examined events above which the run pauses itself (1 = never). */
+  maxErrorRate: number;
+  /** Only pages committed after this moment count towards the auto-pause window (reset on resume). */
+  windowSince: Timestamp | null;
+  /** Set when the run paused itself: the rate it saw. */
+  autoPause: { errorRate: number; window: number; threshold: number; at: Timestamp } | null;
+  /** Retries requested (each re-runs failed chunks and errored events). */
+  retries: number;
+  /** When the run was started with lookbackDays, how many. */
+  lookbackDays: number | null;
   requestedBy: string;
   createdAt: Timestamp;
   startedAt: Timestamp | null;
@@ -60,12 +74,19 @@ export interface Cursor {
 export interface ChunkDoc extends Counters {
   day: string;
   status: ChunkStatus;
+  /** The current step's phase. */
   phase: Phase;
+  /** The current step's kind. */
+  step: Step["step"];
+  /** Steps after the current one. */
+  upcoming: Step[];
   /** Events this chunk may examine in each phase. */
   budgets: Partial<Record<Phase, number>>;
   /** Events examined so far in the current phase. */
   phaseExamined: number;
   cursor: Cursor | null;
+  /** Position of an errors step: the last event id it re-examined. */
+  errorCursor: string | null;
   pages: number;
   /** Bumped whenever the chunk is queued afresh (next phase, resume); part of its task names. */
   generation: number;
@@ -94,14 +115,36 @@ export interface ChunkLease {
   expiresAt: Timestamp;
 }
 
-/** `dataMigrations/{id}/errors/{eventId}`. */
+/** `dataMigrations/{id}/errors/{eventId}`: an event that failed; `resolved` once a retry got past it. */
 export interface EventErrorDoc {
   eventId: string;
   code: string;
   message: string;
   chunkId: string;
   phase: Phase;
+  status: "open" | "resolved";
+  /** How a retry settled it. */
+  resolvedAs: "processed" | "skipped" | null;
+  attempts: number;
   at: Timestamp;
+}
+
+/** One examined event in a page record: id, result (p/s/e) and the entry id, skip reason or error code. */
+export interface PageOutcome {
+  e: string;
+  r: "p" | "s" | "e";
+  x: string;
+}
+
+/** `dataMigrations/{id}/pages/{chunkId}-{n}`: the events one committed page examined. */
+export interface PageDoc extends Counters {
+  chunkId: string;
+  phase: Phase;
+  step: Step["step"];
+  at: Timestamp;
+  /** One letter per examined event, in page order: p(rocessed), s(kipped), e(rror). */
+  bits: string;
+  outcomes: PageOutcome[];
 }
 
 export function refs(db: Firestore) {
@@ -113,6 +156,7 @@ export function refs(db: Firestore) {
     chunk: (runId: string, day: string) => runs.doc(runId).collection(RUN_SUBCOLLECTIONS.chunks).doc(day),
     errors: (runId: string) => runs.doc(runId).collection(RUN_SUBCOLLECTIONS.errors),
     shadow: (runId: string) => runs.doc(runId).collection(RUN_SUBCOLLECTIONS.shadow),
+    pages: (runId: string) => runs.doc(runId).collection(RUN_SUBCOLLECTIONS.pages),
     events: db.collection(COLLECTIONS.events),
     ledger: db.collection(COLLECTIONS.ledger),
     wallets: db.collection(COLLECTIONS.wallets),

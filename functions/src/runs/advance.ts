@@ -36,7 +36,7 @@ async function openNextPhases(deps: Deps, runId: string, run: RunDoc): Promise<R
     const blocking = await r
       .chunks(runId)
       .where("phase", "==", current.phase)
-      .where("status", "in", ["pending", "running", "paused"])
+      .where("status", "in", ["pending", "running", "paused", "waiting"])
       .count()
       .get();
     if (blocking.data().count > 0) return current;
@@ -133,7 +133,8 @@ export async function rollUp(deps: Deps, runId: string): Promise<RunProgress> {
   const closed = await deps.db.runTransaction(async (tx) => {
     const snap = await tx.get(r.run(runId));
     const run = snap.data() as RunDoc | undefined;
-    if (!run || isFinishedRun(run.status)) return null;
+    // A cancelled run still mirrors the pages its chunks finish after the cancel; other ended runs are final.
+    if (!run || (isFinishedRun(run.status) && run.status !== "cancelled")) return null;
     // Counters only move forward: a slower delivery's older sum never overwrites a newer one.
     if (progress.total < run.total || progress.chunksDone < run.chunksDone) return null;
     const update: Record<string, unknown> = {
@@ -145,8 +146,8 @@ export async function rollUp(deps: Deps, runId: string): Promise<RunProgress> {
       chunksFailed: progress.chunksFailed,
       updatedAt: FieldValue.serverTimestamp(),
     };
-    if (finished) {
-      update.status = progress.chunksCancelled > 0 ? "cancelled" : finalStatus(progress);
+    if (finished && run.status !== "cancelled") {
+      update.status = finalStatus(progress);
       update.finishedAt = FieldValue.serverTimestamp();
       if (!run.startedAt) update.startedAt = FieldValue.serverTimestamp();
       if (update.status === "failed") update.failureReason = `${progress.chunksFailed} chunk(s) failed after exhausting their retries`;
@@ -163,4 +164,28 @@ export async function rollUp(deps: Deps, runId: string): Promise<RunProgress> {
     });
   }
   return progress;
+}
+
+/** Pauses a pending or running run (kill switch, operator, or its own error rate); true if this call did. */
+export async function pauseRun(
+  deps: Deps,
+  runId: string,
+  reason: string,
+  autoPause: RunDoc["autoPause"] = null,
+): Promise<boolean> {
+  const ref = refs(deps.db).run(runId);
+  const paused = await deps.db.runTransaction(async (tx) => {
+    const current = (await tx.get(ref)).data() as RunDoc | undefined;
+    if (!current || (current.status !== "running" && current.status !== "pending")) return null;
+    tx.update(ref, { status: "paused", pausedReason: reason, autoPause, updatedAt: FieldValue.serverTimestamp() });
+    return current;
+  });
+  if (paused) {
+    deps.log.runPaused(
+      runFields(runId, paused),
+      reason,
+      autoPause ? { error_rate: autoPause.errorRate, window: autoPause.window, threshold: autoPause.threshold } : {},
+    );
+  }
+  return paused !== null;
 }

@@ -5,6 +5,7 @@ import { isFinishedRun, summarize } from "../core/progress";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
 import { refs, type ChunkDoc, type EventErrorDoc, type RunDoc } from "../platform/collections";
+import { killSwitch } from "../platform/flags";
 
 const iso = (t: unknown) => (t instanceof Timestamp ? t.toDate().toISOString() : null);
 
@@ -28,6 +29,10 @@ function runView(id: string, run: RunDoc) {
     plannedEvents: run.plannedEvents,
     selectedEvents: run.selectedEvents,
     capReached: run.capReached,
+    maxErrorRate: run.maxErrorRate,
+    autoPause: run.autoPause ? { ...run.autoPause, at: iso(run.autoPause.at) } : null,
+    retries: run.retries,
+    lookbackDays: run.lookbackDays,
     requestedBy: run.requestedBy,
     pausedReason: run.pausedReason,
     failureReason: run.failureReason,
@@ -46,6 +51,8 @@ function chunkView(id: string, chunk: ChunkDoc) {
     day: chunk.day,
     status: chunk.status,
     phase: chunk.phase,
+    step: chunk.step,
+    upcoming: chunk.upcoming,
     total: chunk.total,
     processed: chunk.processed,
     skipped: chunk.skipped,
@@ -74,8 +81,8 @@ export async function getRun(deps: Deps, id: string) {
   const [runSnap, chunkSnap, errorSnap, errorCount] = await Promise.all([
     r.run(id).get(),
     r.chunks(id).get(),
-    r.errors(id).orderBy("eventId").limit(ERROR_SAMPLE_SIZE).get(),
-    r.errors(id).count().get(),
+    r.errors(id).where("status", "==", "open").orderBy("eventId").limit(ERROR_SAMPLE_SIZE).get(),
+    r.errors(id).where("status", "==", "open").count().get(),
   ]);
   if (!runSnap.exists) {
     throw new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
@@ -100,8 +107,20 @@ export async function getRun(deps: Deps, id: string) {
     chunks,
     errorSample: errorSnap.docs.map((d) => {
       const e = d.data() as EventErrorDoc;
-      return { eventId: e.eventId, code: e.code, message: e.message, chunkId: e.chunkId, phase: e.phase, at: iso(e.at) };
+      return { eventId: e.eventId, code: e.code, message: e.message, chunkId: e.chunkId, phase: e.phase, attempts: e.attempts, at: iso(e.at) };
     }),
     errorCount: errorCount.data().count,
+  };
+}
+
+/** The kill switch as the dashboard shows it. */
+export async function killSwitchView(deps: Deps) {
+  const flag = await refs(deps.db).killSwitch.get();
+  const state = killSwitch(deps.config, flag);
+  return {
+    enabled: state.enabled,
+    disabledBy: state.enabled ? null : state.source === "param" ? "BACKFILL_ENABLED" : "featureFlags/backfill",
+    param: deps.config.backfillEnabled,
+    flag: flag.exists ? { enabled: flag.get("enabled") as unknown } : null,
   };
 }

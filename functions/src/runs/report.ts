@@ -1,0 +1,137 @@
+// The run report: every event the run examined with its final outcome, totals that must equal the run's
+// counters, and a verification read back from Firestore — each processed event has its one ledger entry,
+// and each wallet the run touched equals the sum of its user's ledger entries.
+import { isFinishedRun, summarize } from "../core/progress";
+import type { LedgerEntry } from "../core/ledger";
+import type { Counters } from "../core/types";
+import type { Deps } from "../deps";
+import { AppError } from "../errors";
+import { refs, type ChunkDoc, type EventErrorDoc, type PageDoc, type RunDoc } from "../platform/collections";
+import { mapWithConcurrency } from "../platform/firestore";
+
+const READ_BATCH = 300;
+const WALLET_CONCURRENCY = 16;
+
+export interface ReportEvent {
+  eventId: string;
+  chunkId: string;
+  phase: string;
+  outcome: "processed" | "skipped" | "error";
+  /** Ledger entry (processed), skip reason (skipped) or error code (error). */
+  entryId?: string;
+  reason?: string;
+  code?: string;
+  message?: string;
+}
+
+export async function buildReport(deps: Deps, id: string) {
+  const r = refs(deps.db);
+  const [runSnap, pageSnap, chunkSnap, errorSnap] = await Promise.all([
+    r.run(id).get(),
+    r.pages(id).orderBy("at").get(),
+    r.chunks(id).get(),
+    r.errors(id).get(),
+  ]);
+  if (!runSnap.exists) throw new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
+  const run = runSnap.data() as RunDoc;
+
+  // Pages in commit order; a retry's errors pass overrides an event's earlier error.
+  const byEvent = new Map<string, ReportEvent>();
+  for (const doc of pageSnap.docs) {
+    const page = doc.data() as PageDoc;
+    for (const o of page.outcomes) {
+      const base = { eventId: o.e, chunkId: page.chunkId, phase: page.phase };
+      byEvent.set(
+        o.e,
+        o.r === "p"
+          ? { ...base, outcome: "processed", entryId: o.x }
+          : o.r === "s"
+            ? { ...base, outcome: "skipped", reason: o.x }
+            : { ...base, outcome: "error", code: o.x },
+      );
+    }
+  }
+  const messages = new Map(errorSnap.docs.map((d) => [d.id, (d.data() as EventErrorDoc).message]));
+  const events = [...byEvent.values()].sort((a, b) => a.chunkId.localeCompare(b.chunkId) || a.eventId.localeCompare(b.eventId));
+  for (const e of events) if (e.outcome === "error") e.message = messages.get(e.eventId);
+
+  const totals: Counters = { total: events.length, processed: 0, skipped: 0, errors: 0 };
+  for (const e of events) totals[e.outcome === "error" ? "errors" : e.outcome]++;
+  const live = summarize(chunkSnap.docs.map((d) => d.data() as ChunkDoc));
+  const counters: Counters = { total: live.total, processed: live.processed, skipped: live.skipped, errors: live.errors };
+  const reconciled =
+    totals.total === totals.processed + totals.skipped + totals.errors &&
+    (["total", "processed", "skipped", "errors"] as const).every((k) => totals[k] === counters[k]);
+
+  return {
+    migration: {
+      id,
+      type: run.type,
+      status: run.status,
+      dryRun: run.dryRun,
+      startDate: run.startDate,
+      endDate: run.endDate,
+      maxEvents: run.maxEvents,
+      selectedEvents: run.selectedEvents,
+      plannedEvents: run.plannedEvents,
+      capReached: run.capReached,
+      finished: isFinishedRun(run.status),
+    },
+    selection:
+      run.type === "webhook_replay"
+        ? "events in the range that were not processed (purchases first, then refunds and chargebacks)"
+        : "refunds and chargebacks in the range, processed or not",
+    totals,
+    counters,
+    reconciled,
+    verification: await verify(deps, id, run, events),
+    events,
+  };
+}
+
+/** Re-checks the run's effects from Firestore. */
+async function verify(deps: Deps, id: string, run: RunDoc, events: readonly ReportEvent[]) {
+  const r = refs(deps.db);
+  const processed = events.filter((e) => e.outcome === "processed");
+  const collection = run.dryRun ? r.shadow(id) : r.ledger;
+  const entries = new Map<string, LedgerEntry>();
+  const ids = [...new Set(processed.map((e) => e.entryId as string))];
+  for (let i = 0; i < ids.length; i += READ_BATCH) {
+    const snaps = await deps.db.getAll(...ids.slice(i, i + READ_BATCH).map((entryId) => collection.doc(entryId)));
+    for (const s of snaps) if (s.exists) entries.set(s.id, s.data() as LedgerEntry);
+  }
+  const claimed = new Map<string, number>();
+  for (const e of processed) claimed.set(e.entryId as string, (claimed.get(e.entryId as string) ?? 0) + 1);
+  const entryProblems = processed.flatMap((e) => {
+    const entry = entries.get(e.entryId as string);
+    if (!entry) return [{ eventId: e.eventId, entryId: e.entryId, problem: "ledger entry missing" }];
+    if (entry.sourceEventId !== e.eventId || entry.migrationId !== id) {
+      return [{ eventId: e.eventId, entryId: e.entryId, problem: "ledger entry belongs to another event or run" }];
+    }
+    if ((claimed.get(e.entryId as string) ?? 0) > 1) return [{ eventId: e.eventId, entryId: e.entryId, problem: "entry claimed by several events" }];
+    return [];
+  });
+
+  let walletsChecked = 0;
+  const walletMismatches: Array<{ userId: string; balance: number; ledgerSum: number }> = [];
+  if (!run.dryRun) {
+    const users = [...new Set([...entries.values()].map((e) => e.userId))];
+    await mapWithConcurrency(users, WALLET_CONCURRENCY, async (userId) => {
+      const [wallet, ledger] = await Promise.all([r.wallets.doc(userId).get(), r.ledger.where("userId", "==", userId).select("points").get()]);
+      const ledgerSum = ledger.docs.reduce((sum, d) => sum + (d.get("points") as number), 0);
+      const balance = (wallet.get("balance") as number | undefined) ?? 0;
+      walletsChecked++;
+      if (balance !== ledgerSum) walletMismatches.push({ userId, balance, ledgerSum });
+    });
+  }
+  return {
+    ledger: run.dryRun ? "shadowLedger (dry run)" : "ledgerEntries",
+    processedEvents: processed.length,
+    entriesFound: processed.length - entryProblems.filter((p) => p.problem === "ledger entry missing").length,
+    entryProblems,
+    walletsChecked,
+    walletMismatches,
+    wallets: run.dryRun ? "not applicable: a dry run writes no wallets" : "each wallet the run touched, against the sum of its user's ledger entries",
+    ok: entryProblems.length === 0 && walletMismatches.length === 0,
+  };
+}

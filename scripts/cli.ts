@@ -1,0 +1,333 @@
+// `npm run backfill -- <command>` (also the `backfill` bin): drive backfills from a terminal.
+//
+// Against the local stack it signs a local token; against a deployed URL it asks google-auth-library for
+// an ID token whose audience is that URL (Application Default Credentials, e.g. a service account or
+// `gcloud auth application-default login` with impersonation). Exit codes: 0 success, 1 the API or the
+// network said no, 2 usage error, 3 the watched run failed or was cancelled, 4 the watched run paused.
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import cliProgress from "cli-progress";
+import { GoogleAuth } from "google-auth-library";
+import { mintLocalToken } from "./localToken";
+
+const USAGE = `Usage: npm run backfill -- <command> [options]
+
+Commands
+  start --type <webhook_replay|reversal_backfill> (--from YYYY-MM-DD --to YYYY-MM-DD | --lookback-days N)
+        [--dry-run | --execute] [--max-events N] [--max-error-rate R] [--idempotency-key KEY]
+  status <id> [--watch]
+  list [--limit N]
+  pause <id> | resume <id> | cancel <id> | retry <id>
+  report <id> [--out file.json]
+
+Options
+  --api URL      the API's base URL (default: $BACKFILL_API_URL or http://127.0.0.1:5000)
+  --token TOKEN  a bearer token to use as is (default: $BACKFILL_TOKEN, else a local or Google ID token)
+  --email EMAIL  identity of the local token (local stack only)
+  --json         print the API's JSON answer instead of a summary
+
+A start is a dry run unless you pass --execute.`;
+
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+interface Options {
+  api: string;
+  token?: string;
+  email?: string;
+  json: boolean;
+}
+
+export interface Output {
+  out: (line: string) => void;
+  err: (line: string) => void;
+  isTTY: boolean;
+}
+
+const isLocal = (api: string) => /^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(\/|$)/.test(api);
+
+async function authorization(opts: Options): Promise<string> {
+  const token = opts.token ?? process.env.BACKFILL_TOKEN;
+  if (token) return `Bearer ${token}`;
+  if (isLocal(opts.api)) return `Bearer ${await mintLocalToken({ email: opts.email })}`;
+  try {
+    const client = await new GoogleAuth().getIdTokenClient(opts.api);
+    const headers = await client.getRequestHeaders();
+    const value = headers.get("authorization");
+    if (!value) throw new Error("no Authorization header was produced");
+    return value;
+  } catch (error) {
+    throw new CliError(
+      `Could not get an ID token for ${opts.api} (${(error as Error).message}). Use Application Default Credentials of an allowlisted service account, or pass --token.`,
+      1,
+    );
+  }
+}
+
+/** Calls the API; a 4xx/5xx becomes one sentence with the error code. */
+async function call<T>(opts: Options, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+  const url = `${opts.api.replace(/\/+$/, "")}${path}`;
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method,
+      headers: {
+        authorization: await authorization(opts),
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+        ...headers,
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+    const hint = isLocal(opts.api) ? " Is the local stack running (npm start)?" : "";
+    throw new CliError(`Cannot reach ${opts.api} (${cause}).${hint}`, 1);
+  }
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  if (!res.ok) {
+    const error = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
+    const message = error?.message ?? (text.trim().split("\n")[0] || res.statusText);
+    throw new CliError(`${message} (${error?.code ?? `http_${res.status}`})`, 1);
+  }
+  return json as T;
+}
+
+interface RunView {
+  id: string;
+  type: string;
+  startDate: string;
+  endDate: string;
+  dryRun: boolean;
+  status: string;
+  phase: string;
+  total: number;
+  processed: number;
+  skipped: number;
+  errors: number;
+  chunksTotal: number;
+  chunksDone: number;
+  chunksFailed: number;
+  plannedEvents: number;
+  capReached: boolean;
+  pausedReason: string | null;
+  failureReason: string | null;
+}
+
+interface RunDetail {
+  migration: RunView;
+  errorCount: number;
+  errorSample: Array<{ eventId: string; code: string; message: string }>;
+}
+
+const FINISHED = new Set(["completed", "failed", "cancelled"]);
+
+export function summaryLine(m: RunView, openErrors?: number): string {
+  const errors = openErrors ?? m.errors;
+  const pause = m.status === "paused" && m.pausedReason ? ` (${m.pausedReason})` : "";
+  return (
+    `${m.id} ${m.status}${pause}${m.dryRun ? " [dry run]" : ""} ${m.phase} · examined ${m.total}/${m.plannedEvents} · ` +
+    `processed ${m.processed} · skipped ${m.skipped} · errors ${errors} · chunks ${m.chunksDone}/${m.chunksTotal}` +
+    (m.chunksFailed > 0 ? ` (${m.chunksFailed} failed)` : "")
+  );
+}
+
+function watchExit(m: RunView, io: Output, id: string): number {
+  if (m.status === "completed") return 0;
+  if (m.status === "paused") {
+    io.err(`Run ${id} is paused (${m.pausedReason ?? "no reason given"}); continue it with: npm run backfill -- resume ${id}`);
+    return 4;
+  }
+  io.err(`Run ${id} ${m.status}${m.failureReason ? `: ${m.failureReason}` : ""}. Retry its failures with: npm run backfill -- retry ${id}`);
+  return 3;
+}
+
+async function watch(opts: Options, id: string, io: Output, intervalMs: number): Promise<number> {
+  let last = "";
+  const bar = io.isTTY
+    ? new cliProgress.SingleBar(
+        { format: "{bar} {value}/{total} examined · processed {processed} · skipped {skipped} · errors {errors} · chunks {chunks} · {status}", hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      )
+    : null;
+  let started = false;
+  for (;;) {
+    const { migration: m, errorCount } = await call<RunDetail>(opts, "GET", `/api/admin/dataMigrations/${encodeURIComponent(id)}`);
+    const payload = {
+      processed: m.processed,
+      skipped: m.skipped,
+      errors: errorCount,
+      chunks: `${m.chunksDone}/${m.chunksTotal}`,
+      status: m.status === "paused" ? `paused (${m.pausedReason})` : `${m.status} ${m.phase}`,
+    };
+    if (bar) {
+      if (!started) bar.start(Math.max(m.plannedEvents, 1), m.total, payload);
+      else {
+        bar.setTotal(Math.max(m.plannedEvents, m.total, 1));
+        bar.update(m.total, payload);
+      }
+      started = true;
+    } else {
+      const line = summaryLine(m, errorCount);
+      if (line !== last) io.out(line);
+      last = line;
+    }
+    if (FINISHED.has(m.status) || m.status === "paused") {
+      bar?.stop();
+      if (bar) io.out(summaryLine(m, errorCount));
+      return watchExit(m, io, id);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export async function main(argv: string[], io: Output, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        api: { type: "string" },
+        token: { type: "string" },
+        email: { type: "string" },
+        json: { type: "boolean", default: false },
+        type: { type: "string" },
+        from: { type: "string" },
+        to: { type: "string" },
+        "lookback-days": { type: "string" },
+        "dry-run": { type: "boolean" },
+        execute: { type: "boolean" },
+        "max-events": { type: "string" },
+        "max-error-rate": { type: "string" },
+        "idempotency-key": { type: "string" },
+        watch: { type: "boolean", default: false },
+        limit: { type: "string" },
+        out: { type: "string" },
+        interval: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (error) {
+    io.err(`${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values: v, positionals } = parsed;
+  const [command, id] = positionals;
+  if (v.help || !command) {
+    (v.help ? io.out : io.err)(USAGE);
+    return v.help ? 0 : 2;
+  }
+  const opts: Options = { api: v.api ?? env.BACKFILL_API_URL ?? "http://127.0.0.1:5000", token: v.token, email: v.email, json: v.json };
+  const number = (name: string, raw: string | undefined) => {
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (!Number.isFinite(n)) throw new CliError(`--${name} must be a number, got "${raw}"`, 2);
+    return n;
+  };
+  const needId = () => {
+    if (!id) throw new CliError(`${command} needs a run id: npm run backfill -- ${command} <id>`, 2);
+    return encodeURIComponent(id);
+  };
+  const print = (json: unknown, summary: string) => io.out(opts.json ? JSON.stringify(json, null, 2) : summary);
+
+  try {
+    switch (command) {
+      case "start": {
+        if (v["dry-run"] && v.execute) throw new CliError("Choose one of --dry-run and --execute.", 2);
+        if (!v.type) throw new CliError("start needs --type webhook_replay or --type reversal_backfill", 2);
+        const body: Record<string, unknown> = { type: v.type, dryRun: !v.execute };
+        if (v.from !== undefined) body.startDate = v.from;
+        if (v.to !== undefined) body.endDate = v.to;
+        const lookback = number("lookback-days", v["lookback-days"]);
+        if (lookback !== undefined) body.lookbackDays = lookback;
+        const maxEvents = number("max-events", v["max-events"]);
+        if (maxEvents !== undefined) body.maxEvents = maxEvents;
+        const maxErrorRate = number("max-error-rate", v["max-error-rate"]);
+        if (maxErrorRate !== undefined) body.maxErrorRate = maxErrorRate;
+        const headers: Record<string, string> = v["idempotency-key"] ? { "idempotency-key": v["idempotency-key"] } : {};
+        const run = await call<{ migrationId: string; chunks: number; plannedEvents: number; selectedEvents: number; capReached: boolean; startDate: string; endDate: string; dryRun: boolean }>(
+          opts,
+          "POST",
+          "/api/jobs/backfill",
+          body,
+          headers,
+        );
+        print(
+          run,
+          [
+            `Started ${run.migrationId}${run.dryRun ? " (dry run: nothing will be written)" : ""}: ${run.startDate} to ${run.endDate}, ${run.chunks} day chunks, ${run.plannedEvents} events planned` +
+              (run.capReached ? ` (capped: ${run.selectedEvents} selected; run again for the rest)` : "") +
+              ".",
+            `Follow it with: npm run backfill -- status ${run.migrationId} --watch`,
+          ].join("\n"),
+        );
+        return 0;
+      }
+      case "status": {
+        const runId = needId();
+        if (v.watch) return await watch(opts, decodeURIComponent(runId), io, number("interval", v.interval) ?? 1000);
+        const detail = await call<RunDetail>(opts, "GET", `/api/admin/dataMigrations/${runId}`);
+        const sample = detail.errorSample.slice(0, 5).map((e) => `  ${e.eventId} ${e.code}: ${e.message}`);
+        print(detail, [summaryLine(detail.migration, detail.errorCount), ...sample].join("\n"));
+        return 0;
+      }
+      case "list": {
+        const limit = number("limit", v.limit) ?? 20;
+        const { migrations } = await call<{ migrations: RunView[] }>(opts, "GET", `/api/admin/dataMigrations?limit=${limit}`);
+        print(migrations, migrations.length ? migrations.map((m) => summaryLine(m)).join("\n") : "No runs yet.");
+        return 0;
+      }
+      case "pause":
+      case "resume":
+      case "cancel":
+      case "retry": {
+        const runId = needId();
+        const result = await call<RunDetail & { changed: boolean }>(opts, "POST", `/api/admin/dataMigrations/${runId}/${command}`);
+        print(result, `${result.changed ? `${command}: done` : `${command}: nothing to change`} — ${summaryLine(result.migration, result.errorCount)}`);
+        return 0;
+      }
+      case "report": {
+        const runId = needId();
+        const report = await call<{ totals: { total: number; processed: number; skipped: number; errors: number }; reconciled: boolean; verification: { ok: boolean } }>(
+          opts,
+          "GET",
+          `/api/admin/dataMigrations/${runId}/report`,
+        );
+        const line = `total ${report.totals.total} = processed ${report.totals.processed} + skipped ${report.totals.skipped} + errors ${report.totals.errors}; reconciled with the run: ${report.reconciled ? "yes" : "NO"}; verification: ${report.verification.ok ? "ok" : "PROBLEMS FOUND"}`;
+        if (v.out) {
+          writeFileSync(v.out, `${JSON.stringify(report, null, 2)}\n`);
+          io.out(`Wrote ${v.out}: ${line}`);
+        } else {
+          print(report, line);
+        }
+        return report.reconciled && report.verification.ok ? 0 : 3;
+      }
+      default:
+        throw new CliError(`Unknown command "${command}".\n\n${USAGE}`, 2);
+    }
+  } catch (error) {
+    if (error instanceof CliError) {
+      io.err(`Error: ${error.message}`);
+      return error.exitCode;
+    }
+    throw error;
+  }
+}
+
+const invokedDirectly = process.argv[1] && /(cli\.ts|backfill(\.mjs)?)$/.test(process.argv[1]);
+if (invokedDirectly) {
+  const io: Output = { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`), isTTY: Boolean(process.stdout.isTTY) };
+  process.exitCode = await main(process.argv.slice(2), io);
+}
