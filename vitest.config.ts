@@ -17,6 +17,8 @@ export default defineConfig({
           fileParallelism: false,
           testTimeout: 120_000,
           hookTimeout: 120_000,
+          // Emulated functions answer in milliseconds once warm, but a cold worker takes seconds.
+          expect: { poll: { timeout: 20_000, interval: 200 } },
         },
       },
     ],

@@ -34,5 +34,5 @@ export async function queueCommand(argv: string[], client: QueueAdmin, out: (lin
 }
 
 if (process.argv[1]?.endsWith("queue.ts")) {
-  process.exitCode = await queueCommand(process.argv.slice(2), new CloudTasksClient() as unknown as QueueAdmin, (l) => console.log(l));
+  process.exitCode = await queueCommand(process.argv.slice(2), new CloudTasksClient(), (l) => console.log(l));
 }

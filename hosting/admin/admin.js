@@ -9,11 +9,13 @@ const view = document.getElementById("view");
 const banner = document.getElementById("banner");
 let timer = null;
 
+// Links may carry a token in the fragment: #token=... or #/runs/<id>&token=...
 function takeTokenFromFragment() {
   const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
   if (match) {
     sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
-    history.replaceState(null, "", `${location.pathname}#/`);
+    const route = location.hash.replace(match[0], "").replace(/^#?&?/, "");
+    history.replaceState(null, "", `${location.pathname}#${route.startsWith("/") ? route : "/"}`);
   }
 }
 

@@ -25,7 +25,7 @@ describe("configuration", () => {
 
   it.each([
     [{ BACKFILL_ENABLED: "maybe" }, /BACKFILL_ENABLED must be true or false/],
-    [{ CHUNK_PAGE_SIZE: "5" }, /CHUNK_PAGE_SIZE must be an integer from 10 to 1000/],
+    [{ CHUNK_PAGE_SIZE: "5" }, /CHUNK_PAGE_SIZE must be an integer from 10 to 400/],
     [{ JOBS_ALLOWED_EMAILS: "[1,2]" }, /JOBS_ALLOWED_EMAILS must be a JSON array of strings/],
     [{ OIDC_AUDIENCES: "" }, /OIDC_AUDIENCES must list at least one audience/],
   ])("fails at start on a bad setting, naming it: %o", (change, message) => {

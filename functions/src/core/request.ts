@@ -80,7 +80,16 @@ export function parseStartJob(
 ): Parsed<StartJobRequest> {
   const result = startJobSchema.safeParse(body);
   if (!result.success) {
-    return { ok: false, problems: problemsFromZod(result.error, Object.keys(startJobSchema.shape)) };
+    const problems = problemsFromZod(result.error, Object.keys(startJobSchema.shape));
+    // Report a missing range together with the other problems, so one correction fixes everything.
+    if (body !== null && typeof body === "object" && !Array.isArray(body) && !("lookbackDays" in body)) {
+      for (const field of ["startDate", "endDate"] as const) {
+        if (!(field in body) && !problems.some((p) => p.field === field)) {
+          problems.push({ field, message: `${field} is required (YYYY-MM-DD), unless you give lookbackDays` });
+        }
+      }
+    }
+    return { ok: false, problems };
   }
   const input = result.data;
   let startDate: string;

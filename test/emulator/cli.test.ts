@@ -1,0 +1,84 @@
+// The CLI against the running local stack: the same main() the `backfill` bin runs, with its output
+// captured, plus one run of the real bin.
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { main, type Output } from "../../scripts/cli";
+import { requireStack } from "../support/emulator";
+import { Store } from "../support/scenario";
+
+async function cli(...args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Output = { out: (l) => out.push(l), err: (l) => err.push(l), isTTY: false };
+  const code = await main(["--api", requireStack().api, ...args], io);
+  return { code, out, err };
+}
+
+describe("the backfill CLI against the local stack", () => {
+  it("starts a run, watches it to the end, lists it and writes its report", async () => {
+    const s = await Store.create("cli");
+    const gems = s.product("gems", 7);
+    for (let i = 0; i < 12; i++) s.purchase({ user: `u${i % 2}`, product: gems, day: 1 + (i % 3), minute: i });
+    s.purchase({ user: "u1", product: s.id("nope"), day: 2 });
+    await s.write();
+
+    const started = await cli("start", "--type", "webhook_replay", "--from", s.day(1), "--to", s.day(3), "--execute");
+    expect(started.code).toBe(0);
+    expect(started.out[0]).toMatch(/^Started webhook_replay_\d+: .* 3 day chunks, 13 events planned\.\nFollow it with: npm run backfill -- status webhook_replay_\d+ --watch$/);
+    const id = /webhook_replay_\d+/.exec(started.out[0]!)![0];
+
+    const watched = await cli("status", id, "--watch", "--interval", "300");
+    expect(watched.code).toBe(0);
+    expect(watched.out.length).toBeGreaterThan(0);
+    expect(watched.out.at(-1)).toMatch(new RegExp(`^${id} completed · *webhook_replay|^${id} completed`));
+    expect(watched.out.at(-1)).toMatch(/examined 13\/13 · processed 12 · skipped 0 · errors 1 · chunks 3\/3/);
+
+    const status = await cli("status", id);
+    expect(status.out.join("\n")).toMatch(/\n  \S+ PRODUCT_NOT_FOUND: Product not found/);
+
+    const list = await cli("list", "--limit", "5");
+    expect(list.out.join("\n")).toContain(id);
+
+    const file = join(mkdtempSync(join(tmpdir(), "report-")), "report.json");
+    const report = await cli("report", id, "--out", file);
+    expect(report.code).toBe(0);
+    expect(report.out[0]).toMatch(/total 13 = processed 12 \+ skipped 0 \+ errors 1; reconciled with the run: yes; verification: ok/);
+    const json = JSON.parse(readFileSync(file, "utf8"));
+    expect(json).toMatchObject({ reconciled: true, totals: { total: 13 }, verification: { ok: true } });
+
+    const pause = await cli("pause", id);
+    expect(pause.code).toBe(1);
+    expect(pause.err[0]).toBe(`Error: Run ${id} is completed; there is nothing to pause. (invalid_transition)`);
+  });
+
+  it("makes a dry run unless told to execute, and says so", async () => {
+    const started = await cli("start", "--type", "reversal_backfill", "--lookback-days", "1");
+    expect(started.code).toBe(0);
+    expect(started.out[0]).toMatch(/\(dry run: nothing will be written\)/);
+  });
+
+  it.each([
+    [["start", "--type", "webhook_replay", "--from", "2025-02-30", "--to", "2025-03-01"], 1, /^Error: The request is invalid: startDate must be a real calendar date.*\(invalid_request\)$/],
+    [["status", "webhook_replay_1"], 1, /^Error: No run webhook_replay_1; .*\(not_found\)$/],
+    [["start", "--from", "2025-01-01"], 2, /^Error: start needs --type/],
+    [["start", "--type", "webhook_replay", "--dry-run", "--execute"], 2, /Choose one of --dry-run and --execute/],
+    [["status"], 2, /status needs a run id/],
+    [["frobnicate"], 2, /Unknown command "frobnicate"/],
+    [["--api", "http://127.0.0.1:9", "list"], 1, /Cannot reach http:\/\/127\.0\.0\.1:9 .*Is the local stack running \(npm start\)\?/],
+  ])("fails clearly: %j → exit %i", async (args, code, message) => {
+    const result = await cli(...args);
+    expect(result.code).toBe(code);
+    expect(result.err[0]).toMatch(message);
+  });
+
+  it("runs as the backfill bin, with an exit code the shell can use", async () => {
+    const run = promisify(execFile);
+    const { stdout } = await run(process.execPath, ["bin/backfill.mjs", "list", "--limit", "1", "--json", "--api", requireStack().api]);
+    expect(JSON.parse(stdout)).toHaveLength(1);
+    await expect(run(process.execPath, ["bin/backfill.mjs", "status", "nope_1", "--api", requireStack().api])).rejects.toMatchObject({ code: 1 });
+  });
+});

@@ -1,0 +1,104 @@
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
+// The runs dashboard in a real headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core),
+// served by the Hosting emulator at /admin. Leaves screenshots in test-results/.
+import { mkdirSync } from "node:fs";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { api, requireStack, startRun, testDeps, token, type RecordingQueue } from "../support/emulator";
+import { deliverAll, startInProcess } from "../support/deliver";
+import { Store } from "../support/scenario";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const ARTIFACTS = "test-results";
+let browser: Browser;
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // As root in a sandbox, and with no network beyond loopback: no sandbox, no background traffic.
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+/** Opens the dashboard the way `npm start` links to it: the token rides in the URL fragment. */
+async function openDashboard(route = "/"): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(`${requireStack().api}/admin#${route}&token=${await token()}`);
+  return page;
+}
+
+describe("the runs dashboard", () => {
+  it("lists runs, shows a run's day chunks, counters and errors, and follows it to completed", async () => {
+    const s = await Store.create("dash");
+    const gems = s.product("gems", 25);
+    for (let day = 1; day <= 5; day++) for (let i = 0; i < 6; i++) s.purchase({ user: `u${i}`, product: gems, day, minute: i });
+    s.purchase({ user: "u1", product: s.id("retired"), day: 3 });
+    await s.write();
+    const id = await startRun({ type: "webhook_replay", ...s.range(1, 5), dryRun: false });
+
+    const page = await openDashboard();
+    await expect.poll(() => page.locator(`[data-testid=run-row][data-id="${id}"]`).count()).toBe(1);
+    await expect.poll(() => page.locator("[data-testid=kill-switch]").textContent()).toBe("backfill enabled");
+    await page.click(`a[href="#/runs/${id}"]`);
+
+    // The page refreshes itself until the run ends.
+    await expect.poll(() => page.locator("[data-testid=run-status]").textContent(), { timeout: 60_000 }).toBe("completed");
+    await expect.poll(() => page.locator("[data-testid=chunk-cell]").count()).toBe(5);
+    expect(await page.locator('[data-testid=chunk-cell][data-status="done"]').count()).toBe(5);
+    expect(await page.locator("[data-testid=count-processed] b").textContent()).toBe("30");
+    expect(await page.locator("[data-testid=count-errors] b").textContent()).toBe("1");
+    expect(await page.locator("[data-testid=errors]").textContent()).toContain("PRODUCT_NOT_FOUND");
+    expect(await page.locator("[data-testid=btn-pause]").isDisabled()).toBe(true);
+    expect(await page.locator("[data-testid=btn-retry]").isEnabled()).toBe(true);
+    await page.screenshot({ path: `${ARTIFACTS}/dashboard-run-completed.png`, fullPage: true });
+    await page.close();
+  });
+
+  it("pauses and resumes a run with its buttons", async () => {
+    const s = await Store.create("dash2");
+    const gems = s.product("gems", 3);
+    for (let day = 1; day <= 3; day++) for (let i = 0; i < 4; i++) s.purchase({ user: "u1", product: gems, day, minute: i });
+    await s.write();
+    // Queued in-process, so the run waits, pending, until this test delivers its tasks.
+    const { deps, queue } = testDeps();
+    const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 3), dryRun: false });
+
+    const page = await openDashboard(`/runs/${id}`);
+    await expect.poll(() => page.locator("[data-testid=run-status]").textContent()).toBe("pending");
+    await page.click("[data-testid=btn-pause]");
+    await expect.poll(() => page.locator("[data-testid=run-status]").textContent()).toBe("paused");
+    // The queued tasks arrive, see the pause, and park their chunks.
+    await deliverAll(deps, queue as RecordingQueue, id);
+    await expect.poll(() => page.locator('[data-testid=chunk-cell][data-status="paused"]').count()).toBe(3);
+    await page.screenshot({ path: `${ARTIFACTS}/dashboard-run-paused.png`, fullPage: true });
+
+    // Resume goes through the deployed code path: the API queues the chunks on the Cloud Tasks emulator.
+    await page.click("[data-testid=btn-resume]");
+    await expect.poll(() => page.locator("[data-testid=run-status]").textContent(), { timeout: 60_000 }).toBe("completed");
+    expect(await page.locator("[data-testid=count-processed] b").textContent()).toBe("12");
+
+    // A refused action shows the API's explanation.
+    await page.evaluate(() => {
+      for (const b of document.querySelectorAll("button")) b.removeAttribute("disabled");
+    });
+    await page.click("[data-testid=btn-resume]");
+    await expect.poll(() => page.locator("#banner").textContent()).toMatch(/resume refused: Run .* is completed; there is nothing to resume.*\(invalid_transition\)/);
+    await page.screenshot({ path: `${ARTIFACTS}/dashboard.png`, fullPage: true });
+    await page.close();
+    expect((await api("GET", `/api/admin/dataMigrations/${id}`)).body.migration.status).toBe("completed");
+  });
+
+  it("asks for a token when it has none", async () => {
+    const page = await browser.newPage();
+    await page.goto(`${requireStack().api}/admin`);
+    await expect.poll(() => page.locator("#banner").textContent()).toMatch(/Missing credentials.*Set a token/);
+    await page.close();
+  });
+});

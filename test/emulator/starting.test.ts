@@ -1,0 +1,110 @@
+// Ways of starting a run beyond a plain POST: the scheduled replay, lookbackDays and Idempotency-Key.
+import { describe, expect, it } from "vitest";
+import { runScheduledReplay } from "../../functions/src/jobs/scheduled";
+import { formatDay } from "../../functions/src/core/dates";
+import { api, countDocs, db, setKillSwitch, testDeps, type RecordingQueue } from "../support/emulator";
+import { deliverAll } from "../support/deliver";
+import { Store } from "../support/scenario";
+
+describe("the scheduled replay (invoked directly)", () => {
+  it("replays the trailing window as requestedBy scheduler, and a retry or double fire of that window returns the same run", async () => {
+    const s = await Store.create("sched");
+    const gems = s.product("gems", 10);
+    const old = s.purchase({ user: "u1", product: gems, day: 3 });
+    const inWindow = [s.purchase({ user: "u1", product: gems, day: 4 }), s.purchase({ user: "u2", product: gems, day: 5, minute: 10 })];
+    await s.write();
+
+    const { deps, queue } = testDeps({ config: { replay: { lookbackDays: 2, dryRun: false, maxEvents: 1000 } } });
+    const fireTime = new Date(Date.UTC(s.year, 0, 5, 3, 0));
+    const first = await runScheduledReplay(deps, fireTime);
+    expect(first).toMatchObject({ replayed: false, run: { startDate: s.day(4), endDate: s.day(5), dryRun: false } });
+    const id = first!.run.migrationId;
+    expect((await db().collection("dataMigrations").doc(id).get()).data()).toMatchObject({ requestedBy: "scheduler", type: "webhook_replay" });
+
+    // Cloud Scheduler retries the same fire, and a second fire lands for the same window, at once.
+    const runsBefore = await countDocs("dataMigrations");
+    const again = await Promise.all([runScheduledReplay(deps, fireTime), runScheduledReplay(deps, new Date(fireTime.getTime() + 60_000))]);
+    expect(again.map((r) => r?.run.migrationId)).toEqual([id, id]);
+    expect(again.every((r) => r?.replayed)).toBe(true);
+    expect(await countDocs("dataMigrations")).toBe(runsBefore);
+
+    expect(await deliverAll(deps, queue as RecordingQueue, id)).toMatchObject({ status: "completed", total: 2, processed: 2 });
+    expect((await s.processedIds()).sort()).toEqual(inWindow.map((p) => p.eventId).sort());
+    expect((await s.event(old.eventId)).processed).toBe(false);
+  });
+
+  it("two fires for the same new window at the same moment start exactly one run", async () => {
+    const s = await Store.create("sched2");
+    s.purchase({ user: "u1", product: s.product("gems", 1), day: 9 });
+    await s.write();
+    const { deps } = testDeps({ config: { replay: { lookbackDays: 1, dryRun: true, maxEvents: 100 } } });
+    const before = await countDocs("dataMigrations");
+    const fire = new Date(Date.UTC(s.year, 0, 9, 3, 0));
+    const results = await Promise.all(Array.from({ length: 5 }, () => runScheduledReplay(deps, fire)));
+    expect(new Set(results.map((r) => r?.run.migrationId)).size).toBe(1);
+    expect(await countDocs("dataMigrations")).toBe(before + 1);
+  });
+
+  it("does nothing while the kill switch is off, and says so in its log", async () => {
+    await setKillSwitch(false);
+    try {
+      const { deps, memory } = testDeps();
+      const before = await countDocs("dataMigrations");
+      expect(await runScheduledReplay(deps, new Date(Date.UTC(2321, 0, 1, 3)))).toBeNull();
+      expect(await countDocs("dataMigrations")).toBe(before);
+      expect(memory.lines.find((l) => l.event === "scheduled_replay_skipped")).toMatchObject({ component: "backfill", severity: "WARNING" });
+    } finally {
+      await setKillSwitch(null);
+    }
+  });
+});
+
+describe("lookbackDays", () => {
+  it("starts a run over the trailing window ending today (UTC), for plain Cloud Scheduler HTTP jobs", async () => {
+    const res = await api("POST", "/api/jobs/backfill", { body: { type: "webhook_replay", lookbackDays: 2 } });
+    expect(res.status).toBe(202);
+    const today = formatDay(Date.now());
+    const yesterday = formatDay(Date.now() - 86_400_000);
+    expect(res.body).toMatchObject({ startDate: yesterday, endDate: today, chunks: 2, dryRun: true });
+    expect((await db().collection("dataMigrations").doc(res.body.migrationId).get()).get("lookbackDays")).toBe(2);
+  });
+
+  it("refuses lookbackDays together with dates", async () => {
+    const res = await api("POST", "/api/jobs/backfill", { body: { type: "webhook_replay", lookbackDays: 2, startDate: "2025-01-01", endDate: "2025-01-02" } });
+    expect(res.status).toBe(400);
+    expect(res.body.error.details.fields[0]).toMatchObject({ field: "lookbackDays", message: expect.stringMatching(/not both/) });
+  });
+});
+
+describe("Idempotency-Key", () => {
+  const body = { type: "webhook_replay", startDate: "1995-03-01", endDate: "1995-03-02", dryRun: true };
+
+  it("returns the same run for the same key and body, and 409 for the same key with another body", async () => {
+    const key = `test-${Date.now()}`;
+    const first = await api("POST", "/api/jobs/backfill", { body, headers: { "idempotency-key": key } });
+    expect(first.status).toBe(202);
+    expect(first.headers.get("idempotency-replayed")).toBeNull();
+    const second = await api("POST", "/api/jobs/backfill", { body, headers: { "idempotency-key": key } });
+    expect(second.status).toBe(202);
+    expect(second.body).toEqual(first.body);
+    expect(second.headers.get("idempotency-replayed")).toBe("true");
+    const other = await api("POST", "/api/jobs/backfill", { body: { ...body, dryRun: false }, headers: { "idempotency-key": key } });
+    expect(other.status).toBe(409);
+    expect(other.body.error).toMatchObject({ code: "idempotency_key_reused", details: { migrationId: first.body.migrationId } });
+  });
+
+  it("starts exactly one run when many requests with one key arrive at once", async () => {
+    const key = `burst-${Date.now()}`;
+    const before = await countDocs("dataMigrations");
+    const answers = await Promise.all(Array.from({ length: 12 }, () => api("POST", "/api/jobs/backfill", { body, headers: { "idempotency-key": key } })));
+    expect(answers.map((a) => a.status)).toEqual(Array(12).fill(202));
+    expect(new Set(answers.map((a) => a.body.migrationId)).size).toBe(1);
+    expect(await countDocs("dataMigrations")).toBe(before + 1);
+  });
+
+  it("rejects an unusable key", async () => {
+    const res = await api("POST", "/api/jobs/backfill", { body, headers: { "idempotency-key": "x".repeat(300) } });
+    expect(res.status).toBe(400);
+    expect(res.body.error.details.fields[0].field).toBe("Idempotency-Key");
+  });
+});

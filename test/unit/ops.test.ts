@@ -1,0 +1,69 @@
+// The operations scripts: the queue hard stop (against a recording stand-in for the Cloud Tasks admin
+// API, which has no emulator), and the log-based metrics, checked against the log lines the code writes.
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { BackfillLog } from "../../functions/src/log";
+import { queueCommand, type QueueAdmin } from "../../scripts/queue";
+
+class RecordingAdmin implements QueueAdmin {
+  readonly calls: string[] = [];
+  state = "RUNNING";
+  queuePath(project: string, location: string, queue: string) {
+    return `projects/${project}/locations/${location}/queues/${queue}`;
+  }
+  pauseQueue({ name }: { name: string }) {
+    this.calls.push(`pause ${name}`);
+    this.state = "PAUSED";
+    return Promise.resolve([{}]);
+  }
+  resumeQueue({ name }: { name: string }) {
+    this.calls.push(`resume ${name}`);
+    this.state = "RUNNING";
+    return Promise.resolve([{}]);
+  }
+  getQueue() {
+    return Promise.resolve([{ state: this.state }]);
+  }
+}
+
+describe("queue hard stop", () => {
+  it("pauses and resumes the backfillChunk queue of the given project", async () => {
+    const admin = new RecordingAdmin();
+    const out: string[] = [];
+    expect(await queueCommand(["pause", "--project", "store-prod"], admin, (l) => out.push(l))).toBe(0);
+    expect(await queueCommand(["resume", "--project", "store-prod", "--location", "europe-west1"], admin, (l) => out.push(l))).toBe(0);
+    expect(admin.calls).toEqual([
+      "pause projects/store-prod/locations/us-central1/queues/backfillChunk",
+      "resume projects/store-prod/locations/europe-west1/queues/backfillChunk",
+    ]);
+    expect(out[0]).toBe("projects/store-prod/locations/us-central1/queues/backfillChunk: PAUSED");
+    expect(await queueCommand(["pause"], admin, (l) => out.push(l))).toBe(2);
+  });
+});
+
+describe("log-based metrics", () => {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = new BackfillLog((severity, payload) => lines.push({ severity, ...payload }));
+  const run = { id: "webhook_replay_1", type: "webhook_replay" as const, startDate: "2025-01-01", endDate: "2025-01-02", dryRun: false };
+  log.pageCommitted(run, { id: "2025-01-01", phase: "purchases", page: 1, step: "scan" }, { total: 10, processed: 8, skipped: 1, errors: 1 }, 42);
+  log.runFinished(run, "completed", { total: 10, processed: 8, skipped: 1, errors: 1 }, { durationMs: 900, chunksFailed: 0, capReached: false });
+
+  it.each(["backfill_processed_events", "backfill_error_rate", "backfill_operation_duration"])("%s extracts fields the logs really carry", (name) => {
+    const config = readFileSync(`ops/metrics/${name}.yaml`, "utf8");
+    const fields = [...config.matchAll(/EXTRACT\(jsonPayload\.([a-z_]+)\)/g)].map((m) => m[1]);
+    expect(fields.length).toBeGreaterThan(0);
+    const page = lines.find((l) => l.event === "page_committed")!;
+    for (const field of fields) expect(page, `${name}: ${field}`).toHaveProperty(field as string);
+    expect(page).toMatchObject({ component: "backfill", processed: 8, error_rate: 0.1, duration_ms: 42 });
+  });
+
+  it("the script creates the three metrics and the 1% alert policy", () => {
+    const commands = execFileSync("bash", ["scripts/observability.sh", "--project", "store-prod", "--dry-run"], { encoding: "utf8" });
+    expect(commands).toMatch(/gcloud logging metrics create backfill_processed_events --config-from-file=ops\/metrics\/backfill_processed_events.yaml --project store-prod/);
+    expect(commands).toMatch(/backfill_error_rate/);
+    expect(commands).toMatch(/backfill_operation_duration/);
+    expect(commands).toMatch(/gcloud alpha monitoring policies create --policy-from-file=ops\/alert-error-rate.yaml --project store-prod/);
+    expect(readFileSync("ops/alert-error-rate.yaml", "utf8")).toMatch(/thresholdValue: 0\.01/);
+  });
+});
