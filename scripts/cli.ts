@@ -14,7 +14,7 @@ const USAGE = `Usage: npm run backfill -- <command> [options]
 
 Commands
   start --type <webhook_replay|reversal_backfill> (--from YYYY-MM-DD --to YYYY-MM-DD | --lookback-days N)
-        [--dry-run | --execute] [--max-events N] [--max-error-rate R] [--idempotency-key KEY]
+        [--dry-run | --execute] [--max-events N] [--max-error-rate R] [--idempotency-key KEY] [--watch]
   status <id> [--watch]
   list [--limit N]
   pause <id> | resume <id> | cancel <id> | retry <id>
@@ -26,7 +26,7 @@ Options
   --email EMAIL  identity of the local token (local stack only)
   --json         print the API's JSON answer instead of a summary
 
-A start is a dry run unless you pass --execute.`;
+A start is a dry run unless you pass --execute. Where a command takes <id>, "last" means the newest run.`;
 
 export class CliError extends Error {
   constructor(
@@ -236,9 +236,12 @@ export async function main(argv: string[], io: Output, env: NodeJS.ProcessEnv = 
     if (!Number.isFinite(n)) throw new CliError(`--${name} must be a number, got "${raw}"`, 2);
     return n;
   };
-  const needId = () => {
-    if (!id) throw new CliError(`${command} needs a run id: npm run backfill -- ${command} <id>`, 2);
-    return encodeURIComponent(id);
+  const needId = async () => {
+    if (!id) throw new CliError(`${command} needs a run id (or "last"): npm run backfill -- ${command} <id>`, 2);
+    if (id !== "last") return encodeURIComponent(id);
+    const { migrations } = await call<{ migrations: RunView[] }>(opts, "GET", "/api/admin/dataMigrations?limit=1");
+    if (!migrations[0]) throw new CliError("There are no runs yet.", 1);
+    return encodeURIComponent(migrations[0].id);
   };
   const print = (json: unknown, summary: string) => io.out(opts.json ? JSON.stringify(json, null, 2) : summary);
 
@@ -270,13 +273,13 @@ export async function main(argv: string[], io: Output, env: NodeJS.ProcessEnv = 
             `Started ${run.migrationId}${run.dryRun ? " (dry run: nothing will be written)" : ""}: ${run.startDate} to ${run.endDate}, ${run.chunks} day chunks, ${run.plannedEvents} events planned` +
               (run.capReached ? ` (capped: ${run.selectedEvents} selected; run again for the rest)` : "") +
               ".",
-            `Follow it with: npm run backfill -- status ${run.migrationId} --watch`,
+            ...(v.watch ? [] : [`Follow it with: npm run backfill -- status ${run.migrationId} --watch`]),
           ].join("\n"),
         );
-        return 0;
+        return v.watch ? await watch(opts, run.migrationId, io, number("interval", v.interval) ?? 1000) : 0;
       }
       case "status": {
-        const runId = needId();
+        const runId = await needId();
         if (v.watch) return await watch(opts, decodeURIComponent(runId), io, number("interval", v.interval) ?? 1000);
         const detail = await call<RunDetail>(opts, "GET", `/api/admin/dataMigrations/${runId}`);
         const sample = detail.errorSample.slice(0, 5).map((e) => `  ${e.eventId} ${e.code}: ${e.message}`);
@@ -293,13 +296,13 @@ export async function main(argv: string[], io: Output, env: NodeJS.ProcessEnv = 
       case "resume":
       case "cancel":
       case "retry": {
-        const runId = needId();
+        const runId = await needId();
         const result = await call<RunDetail & { changed: boolean }>(opts, "POST", `/api/admin/dataMigrations/${runId}/${command}`);
         print(result, `${result.changed ? `${command}: done` : `${command}: nothing to change`} — ${summaryLine(result.migration, result.errorCount)}`);
         return 0;
       }
       case "report": {
-        const runId = needId();
+        const runId = await needId();
         const report = await call<{ totals: { total: number; processed: number; skipped: number; errors: number }; reconciled: boolean; verification: { ok: boolean } }>(
           opts,
           "GET",

@@ -69,6 +69,19 @@ describe("lookbackDays", () => {
     expect((await db().collection("dataMigrations").doc(res.body.migrationId).get()).get("lookbackDays")).toBe(2);
   });
 
+  it("a Cloud Scheduler HTTP job's retry of one firing returns that firing's run, whose window ends on the scheduled day", async () => {
+    const headers = { "x-cloudscheduler": "true", "x-cloudscheduler-jobname": "backfill-replay-daily", "x-cloudscheduler-scheduletime": "2318-06-10T03:00:00Z" };
+    const body = { type: "webhook_replay", lookbackDays: 2, dryRun: false };
+    const first = await api("POST", "/api/jobs/backfill", { body, headers });
+    expect(first.status).toBe(202);
+    expect(first.body).toMatchObject({ startDate: "2318-06-09", endDate: "2318-06-10" });
+    const retry = await api("POST", "/api/jobs/backfill", { body, headers });
+    expect(retry.body.migrationId).toBe(first.body.migrationId);
+    expect(retry.headers.get("idempotency-replayed")).toBe("true");
+    const nextDay = await api("POST", "/api/jobs/backfill", { body, headers: { ...headers, "x-cloudscheduler-scheduletime": "2318-06-11T03:00:00Z" } });
+    expect(nextDay.body.migrationId).not.toBe(first.body.migrationId);
+  });
+
   it("refuses lookbackDays together with dates", async () => {
     const res = await api("POST", "/api/jobs/backfill", { body: { type: "webhook_replay", lookbackDays: 2, startDate: "2025-01-01", endDate: "2025-01-02" } });
     expect(res.status).toBe(400);

@@ -46,10 +46,7 @@ const ROUTES: Route[] = [
     pattern: /^\/api\/jobs\/backfill$/,
     area: "jobs",
     handle: async (deps, req, caller) => {
-      const { run, replayed } = await startJob(deps, jsonBody(req), {
-        requestedBy: caller.email,
-        idempotencyKey: req.get("idempotency-key") ?? null,
-      });
+      const { run, replayed } = await startJob(deps, jsonBody(req), { requestedBy: caller.email, ...startOptions(req) });
       const headers: Record<string, string> = replayed ? { "Idempotency-Replayed": "true" } : {};
       return { status: 202, body: run, headers };
     },
@@ -95,6 +92,22 @@ const ROUTES: Route[] = [
 
 /** Any path that looks like a run but cannot be one still deserves a 404 rather than a 405. */
 const KNOWN_PREFIXES = [/^\/api\/jobs\/backfill$/, /^\/api\/admin\/dataMigrations(\/[^/]+(\/[a-z]+)?)?$/];
+
+/**
+ * Idempotency for a start request: the caller's Idempotency-Key, or, for a Cloud Scheduler HTTP job, one
+ * derived from the job and the day it was scheduled for, so that the scheduler's retries of one firing
+ * return the run that firing started. A lookback window then ends on the scheduled day, not the retry's.
+ */
+function startOptions(req: Request): { idempotencyKey: string | null; asOf?: Date } {
+  const key = req.get("idempotency-key");
+  if (key !== undefined) return { idempotencyKey: key };
+  const job = req.get("x-cloudscheduler-jobname");
+  const scheduled = Date.parse(req.get("x-cloudscheduler-scheduletime") ?? "");
+  if (!job || Number.isNaN(scheduled)) return { idempotencyKey: null };
+  const asOf = new Date(scheduled);
+  const name = job.split("/").pop()?.slice(0, 100) ?? "job";
+  return { idempotencyKey: `scheduler-http:${name}:${asOf.toISOString().slice(0, 10)}`, asOf };
+}
 
 /** The body of a JSON request, after the checks the runtime's parser leaves to us. */
 function jsonBody(req: Request): unknown {

@@ -36,6 +36,8 @@ export interface StartOptions {
   requestedBy: string;
   /** Same key and same body: the same run. Same key, other body: 409. */
   idempotencyKey?: string | null;
+  /** The moment a lookback window ends on (default: now); a scheduler passes its schedule time. */
+  asOf?: Date;
 }
 
 /** `idempotencyKeys/{sha256(key)}`. */
@@ -61,7 +63,7 @@ export async function startJob(deps: Deps, body: unknown, options: StartOptions)
   const parsed = parseStartJob(body, {
     maxRangeDays: deps.config.maxRangeDays,
     defaultMaxErrorRate: deps.config.autoPauseErrorRate,
-    now: deps.now(),
+    now: options.asOf ?? deps.now(),
   });
   if (!parsed.ok) throw invalidRequest(parsed.problems);
   const request = parsed.value;

@@ -1,8 +1,8 @@
 // Moves a run forward after any chunk changes state: opens the next phase once every chunk has finished
 // the current one, queues chunks that are due, mirrors progress onto the run document and closes the run
 // when every chunk has finished. Every step is idempotent, so any delivery may call it any number of times.
-import { AggregateField, FieldValue, type Firestore } from "firebase-admin/firestore";
-import { finalStatus, isFinishedRun, nextPhase, type RunProgress } from "../core/progress";
+import { FieldValue, type Firestore } from "firebase-admin/firestore";
+import { finalStatus, isFinishedRun, nextPhase, summarize, type ChunkSummaryInput, type RunProgress } from "../core/progress";
 import type { Phase } from "../core/types";
 import type { Deps } from "../deps";
 import { refs, type ChunkDoc, type RunDoc } from "../platform/collections";
@@ -96,37 +96,15 @@ export async function enqueueDueChunks(deps: Deps, runId: string, phase: Phase):
   return due.size;
 }
 
-/** Sums the chunks' counters onto the run document and closes the run once every chunk has finished. */
+/**
+ * Sums the chunks' counters onto the run document and closes the run once every chunk has finished. The
+ * chunks are read in one query, so counters and statuses come from the same moment: a roll-up can never
+ * see a chunk finished without also seeing its last page's counters.
+ */
 export async function rollUp(deps: Deps, runId: string): Promise<RunProgress> {
   const r = refs(deps.db);
-  const chunks = r.chunks(runId);
-  const [sums, done, failed, paused, cancelled] = await Promise.all([
-    chunks
-      .aggregate({
-        chunksTotal: AggregateField.count(),
-        total: AggregateField.sum("total"),
-        processed: AggregateField.sum("processed"),
-        skipped: AggregateField.sum("skipped"),
-        errors: AggregateField.sum("errors"),
-      })
-      .get(),
-    chunks.where("status", "==", "done").count().get(),
-    chunks.where("status", "==", "failed").count().get(),
-    chunks.where("status", "==", "paused").count().get(),
-    chunks.where("status", "==", "cancelled").count().get(),
-  ]);
-  const s = sums.data();
-  const progress: RunProgress = {
-    chunksTotal: s.chunksTotal,
-    total: s.total,
-    processed: s.processed,
-    skipped: s.skipped,
-    errors: s.errors,
-    chunksDone: done.data().count,
-    chunksFailed: failed.data().count,
-    chunksPaused: paused.data().count,
-    chunksCancelled: cancelled.data().count,
-  };
+  const snapshot = await r.chunks(runId).select("status", "phase", "total", "processed", "skipped", "errors").get();
+  const progress = summarize(snapshot.docs.map((d) => d.data() as ChunkSummaryInput));
   const finished = progress.chunksDone + progress.chunksFailed + progress.chunksCancelled === progress.chunksTotal;
   await deps.faults?.at("before-run-close", { migrationId: runId });
 
