@@ -3,7 +3,7 @@
 // Against the local stack it signs a local token; against a deployed URL it asks google-auth-library for
 // an ID token whose audience is that URL (Application Default Credentials, e.g. a service account or
 // `gcloud auth application-default login` with impersonation). Exit codes: 0 success, 1 the API or the
-// network said no, 2 usage error, 3 the watched run failed or was cancelled, 4 the watched run paused.
+// network said no, 2 usage error, 3 the watched run failed or was cancelled (or a report did not verify).
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
@@ -145,10 +145,6 @@ export function summaryLine(m: RunView, openErrors?: number): string {
 
 function watchExit(m: RunView, io: Output, id: string): number {
   if (m.status === "completed") return 0;
-  if (m.status === "paused") {
-    io.err(`Run ${id} is paused (${m.pausedReason ?? "no reason given"}); continue it with: npm run backfill -- resume ${id}`);
-    return 4;
-  }
   io.err(`Run ${id} ${m.status}${m.failureReason ? `: ${m.failureReason}` : ""}. Retry its failures with: npm run backfill -- retry ${id}`);
   return 3;
 }
@@ -162,6 +158,7 @@ async function watch(opts: Options, id: string, io: Output, intervalMs: number):
       )
     : null;
   let started = false;
+  let pauseNoted = false;
   for (;;) {
     const { migration: m, errorCount } = await call<RunDetail>(opts, "GET", `/api/admin/dataMigrations/${encodeURIComponent(id)}`);
     const payload = {
@@ -183,11 +180,16 @@ async function watch(opts: Options, id: string, io: Output, intervalMs: number):
       if (line !== last) io.out(line);
       last = line;
     }
-    if (FINISHED.has(m.status) || m.status === "paused") {
+    if (FINISHED.has(m.status)) {
       bar?.stop();
       if (bar) io.out(summaryLine(m, errorCount));
       return watchExit(m, io, id);
     }
+    // A paused run has not ended: keep watching (it may be resumed elsewhere), but say how to go on.
+    if (m.status === "paused" && !pauseNoted) {
+      io.err(`Run ${id} is paused (${m.pausedReason ?? "no reason given"}); continue it with: npm run backfill -- resume ${id}`);
+    }
+    pauseNoted = m.status === "paused";
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

@@ -7,7 +7,9 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { main, type Output } from "../../scripts/cli";
-import { requireStack } from "../support/emulator";
+import { controlRun } from "../../functions/src/runs/control";
+import { api, requireStack, testDeps, type RecordingQueue } from "../support/emulator";
+import { deliverAll, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
 
 async function cli(...args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
@@ -53,6 +55,25 @@ describe("the backfill CLI against the local stack", () => {
     const pause = await cli("pause", id);
     expect(pause.code).toBe(1);
     expect(pause.err[0]).toBe(`Error: Run ${id} is completed; there is nothing to pause. (invalid_transition)`);
+  });
+
+  it("keeps watching through a pause, says how to resume, and ends with the run", async () => {
+    const s = await Store.create("cliwatch");
+    s.purchase({ user: "u1", product: s.product("gems", 3), day: 1 });
+    await s.write();
+    // Queued in-process, so nothing runs until the resume below queues the chunk on the emulator.
+    const { deps, queue } = testDeps();
+    const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false });
+    await controlRun(deps, id, "pause", "tests@backfill.local");
+    await deliverAll(deps, queue as RecordingQueue, id); // the queued task arrives and parks its chunk
+    const watching = cli("status", id, "--watch", "--interval", "200");
+    await new Promise((r) => setTimeout(r, 800));
+    expect((await api("POST", `/api/admin/dataMigrations/${id}/resume`)).status).toBe(200);
+    const watched = await watching;
+    expect(watched.code).toBe(0);
+    expect(watched.err[0]).toBe(`Run ${id} is paused (paused by tests@backfill.local); continue it with: npm run backfill -- resume ${id}`);
+    expect(watched.out[0]).toMatch(/ paused \(paused by tests@backfill.local\)/);
+    expect(watched.out.at(-1)).toMatch(/ completed .*processed 1 /);
   });
 
   it("makes a dry run unless told to execute, and says so", async () => {
