@@ -108,7 +108,7 @@ async function exec(command: string): Promise<number> {
   build();
   const verbose = process.env.STACK_VERBOSE === "1";
   const env = clientEnv(stackEnv());
-  const child = firebase(["emulators:exec", "--log-verbosity", "QUIET", command], env);
+  const child = firebase(["emulators:exec", "--log-verbosity", process.env.STACK_LOG_VERBOSITY ?? "QUIET", command], env);
   forwardSignals(child);
   const relayed = relay(child, (line) => verbose || !EMULATOR_LINE.test(line));
   const code = await exitCode(child);

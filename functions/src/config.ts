@@ -61,9 +61,11 @@ const envSchema = z.object({
   LOCAL_OIDC_PUBLIC_KEY_FILE: z.string().optional(),
   // A run, its chunk documents and its idempotency record are created in one batch of at most 500 writes.
   MAX_RANGE_DAYS: int(366, 1, 498),
-  // An errors pass and a page's error records share one transaction, which allows 500 writes.
-  CHUNK_PAGE_SIZE: int(300, 10, 400),
-  CHUNK_GROUP_SIZE: int(20, 1, 100),
+  // A page's error records are committed in the page's transaction, which allows 500 writes.
+  CHUNK_PAGE_SIZE: int(400, 10, 400),
+  CHUNK_READ_SIZE: int(2000, 10, 10_000),
+  // A group's batch writes up to three documents per event; a batch allows 500.
+  CHUNK_GROUP_SIZE: int(50, 1, 150),
   CHUNK_PARALLEL_GROUPS: int(8, 1, 64),
   CHUNK_SLICE_SECONDS: int(240, 5, 1500),
   TASK_MAX_ATTEMPTS: int(5, 1, 100),
@@ -101,8 +103,10 @@ export interface Config {
   localOidcPublicKeyFile: string | null;
   /** Most days one run may cover. */
   maxRangeDays: number;
-  /** Event documents read per page inside a chunk. */
+  /** Events examined and committed per page inside a chunk. */
   pageSize: number;
+  /** Event documents one query reads (several pages' worth; bounds a delivery's memory). */
+  readSize: number;
   /** Events applied per Firestore transaction. */
   groupSize: number;
   /** Transactions in flight at once inside a chunk. */
@@ -147,6 +151,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     localOidcPublicKeyFile: emulator ? (e.LOCAL_OIDC_PUBLIC_KEY_FILE ?? null) : null,
     maxRangeDays: e.MAX_RANGE_DAYS,
     pageSize: e.CHUNK_PAGE_SIZE,
+    readSize: e.CHUNK_READ_SIZE,
     groupSize: e.CHUNK_GROUP_SIZE,
     parallelGroups: e.CHUNK_PARALLEL_GROUPS,
     sliceSeconds: e.CHUNK_SLICE_SECONDS,

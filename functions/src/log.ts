@@ -81,6 +81,7 @@ export class BackfillLog {
       page: chunk.page,
       error_rate: page.total > 0 ? page.errors / page.total : 0,
       duration_ms: durationMs,
+      rss_mb: Math.round(process.memoryUsage.rss() / 1048576),
     });
   }
 

@@ -94,3 +94,17 @@ describe("run progress", () => {
     expect(finalStatus(p)).toBe("failed");
   });
 });
+
+describe("page outcome encoding", () => {
+  it("round-trips ordinary and awkward ids", async () => {
+    const { encodeOutcomes, decodeOutcomes } = await import("../../functions/src/platform/collections");
+    const outcomes = [
+      { e: "evt_1", r: "p" as const, x: "purchase_o1" },
+      { e: "weird\tid\nwith\\stuff", r: "e" as const, x: "INVALID_EVENT" },
+      { e: "evt_3", r: "s" as const, x: "ALREADY_PROCESSED" },
+      { e: "\"quoted", r: "p" as const, x: "purchase_\"q" },
+    ];
+    expect(decodeOutcomes(encodeOutcomes(outcomes))).toEqual(outcomes);
+    expect(decodeOutcomes("")).toEqual([]);
+  });
+});

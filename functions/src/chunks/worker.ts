@@ -13,12 +13,11 @@ import { z } from "zod";
 import { dayBounds } from "../core/dates";
 import { afterStep, isFinishedRun, isSelected, pageDelta } from "../core/progress";
 import { errorRateOverWindow, AUTO_PAUSE_WINDOW } from "../core/window";
-import { countOutcomes, REVERSAL_EVENT_TYPES, ZERO_COUNTERS, type EventOutcome } from "../core/types";
+import { addCounters, countOutcomes, REVERSAL_EVENT_TYPES, ZERO_COUNTERS, type Counters, type EventOutcome } from "../core/types";
 import type { Deps } from "../deps";
-import { applyGroup, ProductCatalog } from "../ledger/apply";
+import { applyPage, ProductCatalog } from "../ledger/apply";
 import { describe } from "../log";
-import { refs, type ChunkDoc, type Cursor, type EventErrorDoc, type PageOutcome, type RunDoc } from "../platform/collections";
-import { mapWithConcurrency } from "../platform/firestore";
+import { encodeOutcomes, refs, type ChunkDoc, type Cursor, type EventErrorDoc, type PageOutcome, type RunDoc } from "../platform/collections";
 import { killSwitch } from "../platform/flags";
 import { chunkTaskId, type ChunkTaskPayload } from "../platform/tasks";
 import { advanceRun, isPreconditionFailure, pauseRun } from "../runs/advance";
@@ -60,6 +59,11 @@ const payloadSchema = z.strictObject({
  * Entry point of the `backfillChunk` task function. Returns when the chunk needs nothing more from this
  * delivery; throws on transient failures so that Cloud Tasks retries, except on the last attempt, where
  * the chunk is recorded as failed instead.
+ *
+ * Once its own chunk needs nothing more, a delivery helps: it takes on chunks that are due but untouched
+ * (their own tasks, arriving later, find them taken and return), so many small days cost a few
+ * invocations instead of one each. A chunk it takes on carries this task's name in its lease; if the
+ * delivery dies, Cloud Tasks retries this task, and the retry finishes what the lease names.
  */
 export async function handleChunkTask(deps: Deps, payload: unknown, delivery: Delivery): Promise<void> {
   const parsed = payloadSchema.safeParse(payload);
@@ -67,35 +71,72 @@ export async function handleChunkTask(deps: Deps, payload: unknown, delivery: De
     deps.log.internalError("chunk_payload", new Error(`ignoring malformed chunk task payload: ${JSON.stringify(payload)}`));
     return;
   }
-  const { migrationId, chunkId } = parsed.data;
-  try {
-    await workOnChunk(deps, parsed.data, delivery);
-  } catch (error) {
-    const lastAttempt = delivery.retryCount + 1 >= deps.config.taskMaxAttempts;
-    const run = (await refs(deps.db).run(migrationId).get()).data() as RunDoc | undefined;
-    if (!run) throw error;
-    if (!lastAttempt || error instanceof ChunkBusyError) {
-      deps.log.chunkRetrying(runFields(migrationId, run), { id: chunkId, attempt: delivery.retryCount + 1 }, error);
-      await refs(deps.db)
-        .chunk(migrationId, chunkId)
-        .update({ lastError: describe(error), updatedAt: FieldValue.serverTimestamp() })
-        .catch(() => undefined);
-      throw error;
+  const { migrationId } = parsed.data;
+  const startedAt = deps.now().getTime();
+  const catalog = new ProductCatalog(deps.db);
+  const handled = new Set<string>();
+  for (let chunkId: string | null = parsed.data.chunkId; chunkId; chunkId = await chunkToHelp(deps, migrationId, delivery, handled, startedAt)) {
+    handled.add(chunkId);
+    try {
+      await workOnChunk(deps, { migrationId, chunkId }, delivery, catalog);
+    } catch (error) {
+      const lastAttempt = delivery.retryCount + 1 >= deps.config.taskMaxAttempts;
+      const run = (await refs(deps.db).run(migrationId).get()).data() as RunDoc | undefined;
+      if (!run) throw error;
+      if (!lastAttempt || error instanceof ChunkBusyError) {
+        deps.log.chunkRetrying(runFields(migrationId, run), { id: chunkId, attempt: delivery.retryCount + 1 }, error);
+        await refs(deps.db)
+          .chunk(migrationId, chunkId)
+          .update({ lastError: describe(error), updatedAt: FieldValue.serverTimestamp() })
+          .catch(() => undefined);
+        throw error;
+      }
+      // Out of attempts: this chunk, and any other this task had taken on, end failed.
+      const held = await refs(deps.db).chunks(migrationId).where("lease.task", "==", delivery.taskName).get();
+      for (const id of new Set([chunkId, ...held.docs.map((d) => d.id)])) await failChunk(deps, migrationId, run, id, error);
+      break;
     }
-    await failChunk(deps, migrationId, run, chunkId, error);
   }
   await advanceRun(deps, migrationId);
 }
 
-async function workOnChunk(deps: Deps, task: ChunkTaskPayload, delivery: Delivery): Promise<void> {
+/** How many due chunks one look for help considers. */
+const HELP_CANDIDATES = 10;
+
+/**
+ * The next chunk this delivery should take on: one its own task holds (left by an earlier attempt that
+ * died), else one that is due in the run's phase and untouched. Null when there is none, or its time is up.
+ */
+async function chunkToHelp(deps: Deps, migrationId: string, delivery: Delivery, handled: Set<string>, startedAt: number): Promise<string | null> {
+  if (deps.now().getTime() - startedAt > deps.config.sliceSeconds * 1000) return null;
+  const r = refs(deps.db);
+  // Only a retry can find chunks its task took on and left (a first attempt has taken none yet).
+  const [runSnap, held] = await Promise.all([
+    r.run(migrationId).get(),
+    delivery.retryCount > 0 ? r.chunks(migrationId).where("lease.task", "==", delivery.taskName).get() : null,
+  ]);
+  const run = runSnap.data() as RunDoc | undefined;
+  if (!run || run.status !== "running") return null;
+  const orphan = held?.docs.find((d) => !handled.has(d.id) && (d.get("status") === "running" || d.get("status") === "pending"));
+  if (orphan) return orphan.id;
+  const due = await r.chunks(migrationId).where("phase", "==", run.phase).where("status", "==", "pending").limit(HELP_CANDIDATES).get();
+  const now = deps.now().getTime();
+  const free = due.docs.find((d) => {
+    const lease = d.get("lease") as ChunkDoc["lease"];
+    return !handled.has(d.id) && (!lease || lease.expiresAt.toMillis() <= now);
+  });
+  return free?.id ?? null;
+}
+
+async function workOnChunk(deps: Deps, task: ChunkTaskPayload, delivery: Delivery, catalog: ProductCatalog): Promise<void> {
   const { db, config } = deps;
   const r = refs(db);
   const { migrationId, chunkId } = task;
   const startedAt = deps.now().getTime();
-  const catalog = new ProductCatalog(db);
   const me: Holder = { owner: randomUUID(), task: delivery.taskName, attempt: delivery.retryCount };
   let holding = false;
   let pagesThisDelivery = 0;
+  const buffer: { current: ReadBuffer | null } = { current: null };
 
   for (;;) {
     const [runSnap, chunkSnap, flagSnap] = await db.getAll(r.run(migrationId), r.chunk(migrationId, chunkId), r.killSwitch);
@@ -128,6 +169,7 @@ async function workOnChunk(deps: Deps, task: ChunkTaskPayload, delivery: Deliver
     if (!holding || chunk.lease?.owner !== me.owner) {
       if (holding) return; // another delivery took the chunk over; it carries on from the committed cursor
       const claim = await claimChunk(deps, migrationId, runSnap as DocumentSnapshot, chunkId, me);
+      if (claim === "taken") return; // another task's delivery is on it, and that task answers for it
       if (claim === "busy") {
         // The holder renews its lease every page and yields after a slice; waiting longer than that means
         // it is stuck, and a retry of this task (a higher attempt) will take the chunk over.
@@ -137,72 +179,147 @@ async function workOnChunk(deps: Deps, task: ChunkTaskPayload, delivery: Deliver
         await new Promise((resolve) => setTimeout(resolve, BUSY_POLL_MS));
         continue;
       }
-      if (claim === "claimed") {
-        holding = true;
-        deps.log.chunkStarted(fields, { id: chunkId, phase: chunk.phase, attempt: delivery.retryCount + 1 });
-      }
-      continue;
+      if (claim !== "claimed") continue;
+      holding = true;
+      deps.log.chunkStarted(fields, { id: chunkId, phase: chunk.phase, attempt: delivery.retryCount + 1 });
+      // The claim changed only the lease and status; the page commit checks the chunk afresh anyway.
     }
 
     // Hand the rest of a long day to a continuation task well before Cloud Tasks' dispatch deadline. At
     // least one page per delivery, so every continuation has a new name.
     if (pagesThisDelivery > 0 && deps.now().getTime() - startedAt > config.sliceSeconds * 1000) {
+      // Let go first: the continuation is another task, and would otherwise find the chunk taken. Should
+      // this delivery die in between, Cloud Tasks retries it, and the retry picks the chunk up again.
       const taskId = chunkTaskId({ migrationId, chunkId, phase: chunk.phase, generation: chunk.generation, continuation: chunk.pages });
-      await deps.queue.enqueue(task, taskId);
       await releaseLease(deps, migrationId, chunkId, me);
+      await deps.queue.enqueue(task, taskId);
       return;
     }
 
-    const result = await processPage(deps, migrationId, run, chunkId, chunk, catalog, me);
+    const result = await processPage(deps, migrationId, run, chunkId, chunk, catalog, me, buffer);
     pagesThisDelivery++;
-    if (result === "step-finished") {
-      const after = (await r.chunk(migrationId, chunkId).get()).data() as ChunkDoc;
+    if (result.kind === "step-finished") {
       deps.log.chunkStopped(
         fields,
         {
           id: chunkId,
           phase: chunk.phase,
-          status: after.status === "running" ? "next_step" : after.status,
-          reason: chunk.step === "errors" ? "errors_retried" : after.stoppedAtBudget ? "budget_reached" : "end_of_day",
+          status: result.status === "running" ? "next_step" : result.status,
+          reason: chunk.step === "errors" ? "errors_retried" : result.stoppedAtBudget ? "budget_reached" : "end_of_day",
         },
-        after,
+        result.counters,
         deps.now().getTime() - startedAt,
       );
+      // Waiting for the next phase, or done: nothing more for this delivery here.
+      if (result.status !== "running") return;
     }
   }
 }
 
-type PageResult = "page-committed" | "step-finished" | "conflict";
+/** What committing a page did; for the page that ends a step, where the chunk went and its counters. */
+type Committed = { status: ChunkDoc["status"]; stoppedAtBudget: boolean; counters: Counters };
+type PageResult = { kind: "page-committed" } | ({ kind: "step-finished" } & Committed) | { kind: "conflict" };
 
 /** The events one page of the current step examines, and where the step stands after them. */
 interface PagePlan {
-  ids: string[];
+  /** The events to examine, as read (their versions make the writes conditional). */
+  docs: DocumentSnapshot[];
   cursor: Cursor | null;
   errorCursor: string | null;
+  listCursor: number;
+  /** Refunds and chargebacks a replay's purchases scan passed on this page, for its reversals step. */
+  reversalsSeen: string[];
   /** The step has nothing after this page. */
   stepDone: boolean;
   /** The scan stopped because its budget ran out, not at the end of the day. */
   stoppedAtBudget: boolean;
 }
 
-async function planScanPage(deps: Deps, migrationId: string, run: RunDoc, chunk: ChunkDoc): Promise<PagePlan> {
+/**
+ * Documents a delivery has read past its chunk's cursor but not yet committed. One read serves several
+ * pages: the Firestore emulator answers a query in time proportional to the whole collection, so
+ * reading in large batches keeps the number of queries per day small.
+ */
+interface ReadBuffer {
+  after: string;
+  phase: ChunkDoc["phase"];
+  docs: FirebaseFirestore.QueryDocumentSnapshot[];
+  reachedEnd: boolean;
+}
+
+/** Most refunds and chargebacks a replay's purchases scan remembers for its reversals step (else it queries). */
+export const MAX_REMEMBERED_REVERSALS = 5000;
+
+async function planScanPage(
+  deps: Deps,
+  migrationId: string,
+  run: RunDoc,
+  chunk: ChunkDoc,
+  buffer: { current: ReadBuffer | null },
+): Promise<PagePlan> {
+  const keep = { errorCursor: chunk.errorCursor, listCursor: chunk.listCursor };
   const room = (chunk.budgets[chunk.phase] ?? 0) - chunk.phaseExamined;
-  if (room <= 0) return { ids: [], cursor: chunk.cursor, errorCursor: chunk.errorCursor, stepDone: true, stoppedAtBudget: true };
-  const docs = (await scanQuery(deps, chunk).get()).docs;
-  await deps.faults?.at("page-read", { migrationId, chunkId: chunk.day, cursor: chunk.cursor ? cursorKey(chunk.cursor) : null });
+  if (room <= 0) return { ...keep, docs: [], cursor: chunk.cursor, reversalsSeen: [], stepDone: true, stoppedAtBudget: true };
+  const after = cursorKey(chunk.cursor);
+  let raw: FirebaseFirestore.QueryDocumentSnapshot[];
+  let reachedEnd: boolean;
+  if (buffer.current && buffer.current.after === after && buffer.current.phase === chunk.phase) {
+    ({ docs: raw, reachedEnd } = buffer.current);
+  } else {
+    raw = (await scanQuery(deps, chunk).get()).docs;
+    reachedEnd = raw.length < deps.config.readSize;
+    await deps.faults?.at("page-read", { migrationId, chunkId: chunk.day, cursor: chunk.cursor ? after : null });
+  }
+
+  // Take events until the page is full or the budget is spent; what is left stays in the buffer.
   const selection = { runId: migrationId, type: run.type, dryRun: run.dryRun };
-  const selected = docs.filter((d) => isSelected(d.data(), selection, chunk.phase));
-  const taken = selected.slice(0, room);
-  const budgetSpent = selected.length >= room;
-  const reachedEnd = docs.length < deps.config.pageSize;
-  // The cursor stops at the last examined event when the budget runs out mid-page, else at the page's end.
-  const last = selected.length > room ? taken[taken.length - 1] : docs[docs.length - 1];
+  const limit = Math.min(deps.config.pageSize, room);
+  const taken: FirebaseFirestore.QueryDocumentSnapshot[] = [];
+  const reversalsSeen: string[] = [];
+  let end = 0;
+  for (; end < raw.length; end++) {
+    const doc = raw[end] as FirebaseFirestore.QueryDocumentSnapshot;
+    if (isSelected(doc.data(), selection, chunk.phase)) {
+      if (taken.length >= limit) break;
+      taken.push(doc);
+    } else if (run.type === "webhook_replay" && chunk.phase === "purchases" && isSelected(doc.data(), selection, "reversals")) {
+      reversalsSeen.push(doc.id);
+    }
+  }
+  const last = raw[end - 1];
+  const cursor = last ? { createdAt: last.get("createdAt") as Timestamp, id: last.id } : chunk.cursor;
+  const rest = raw.slice(end);
+  const budgetSpent = taken.length >= room;
+  buffer.current = { after: cursorKey(cursor), phase: chunk.phase, docs: rest, reachedEnd };
+  if (rest.length === 0 && !reachedEnd) buffer.current = null;
   return {
-    ids: taken.map((d) => d.id),
-    cursor: last ? { createdAt: last.get("createdAt") as Timestamp, id: last.id } : chunk.cursor,
+    ...keep,
+    docs: taken,
+    cursor,
+    reversalsSeen,
+    stepDone: (rest.length === 0 && reachedEnd) || budgetSpent,
+    stoppedAtBudget: budgetSpent && !(rest.length === 0 && reachedEnd),
+  };
+}
+
+/** A replay's reversals step works from the refunds and chargebacks its purchases scan remembered. */
+async function planListPage(deps: Deps, migrationId: string, run: RunDoc, chunk: ChunkDoc): Promise<PagePlan> {
+  const ids = chunk.reversalIds ?? [];
+  const room = (chunk.budgets[chunk.phase] ?? 0) - chunk.phaseExamined;
+  const slice = ids.slice(chunk.listCursor, chunk.listCursor + Math.max(0, Math.min(deps.config.pageSize, room)));
+  const docs = slice.length > 0 ? await deps.db.getAll(...slice.map((id) => refs(deps.db).events.doc(id))) : [];
+  await deps.faults?.at("page-read", { migrationId, chunkId: chunk.day, cursor: `list:${chunk.listCursor}` });
+  const selection = { runId: migrationId, type: run.type, dryRun: run.dryRun };
+  const listCursor = chunk.listCursor + slice.length;
+  const budgetSpent = room - slice.length <= 0;
+  return {
+    docs: docs.filter((d) => d.exists && isSelected(d.data() ?? {}, selection, "reversals")),
+    cursor: chunk.cursor,
     errorCursor: chunk.errorCursor,
-    stepDone: reachedEnd || budgetSpent,
-    stoppedAtBudget: budgetSpent && !reachedEnd,
+    listCursor,
+    reversalsSeen: [],
+    stepDone: listCursor >= ids.length || budgetSpent,
+    stoppedAtBudget: budgetSpent && listCursor < ids.length,
   };
 }
 
@@ -217,10 +334,13 @@ async function planErrorsPage(deps: Deps, migrationId: string, chunk: ChunkDoc):
   const docs = (await query.limit(ERRORS_PAGE_SIZE).get()).docs;
   await deps.faults?.at("page-read", { migrationId, chunkId: chunk.day, cursor: chunk.errorCursor });
   const ids = docs.map((d) => d.get("eventId") as string);
+  const events = ids.length > 0 ? await deps.db.getAll(...ids.map((id) => refs(deps.db).events.doc(id))) : [];
   return {
-    ids,
+    docs: events,
     cursor: chunk.cursor,
     errorCursor: ids[ids.length - 1] ?? chunk.errorCursor,
+    listCursor: chunk.listCursor,
+    reversalsSeen: [],
     stepDone: docs.length < ERRORS_PAGE_SIZE,
     stoppedAtBudget: false,
   };
@@ -234,34 +354,43 @@ async function processPage(
   chunk: ChunkDoc,
   catalog: ProductCatalog,
   me: Holder,
+  buffer: { current: ReadBuffer | null },
 ): Promise<PageResult> {
   const { db, config } = deps;
   const pageStarted = deps.now().getTime();
   const probe = { migrationId, chunkId };
-  const plan = chunk.step === "errors" ? await planErrorsPage(deps, migrationId, chunk) : await planScanPage(deps, migrationId, run, chunk);
+  const listMode = chunk.step === "scan" && chunk.phase === "reversals" && run.type === "webhook_replay" && chunk.reversalIds !== null;
+  const plan =
+    chunk.step === "errors"
+      ? await planErrorsPage(deps, migrationId, chunk)
+      : listMode
+        ? await planListPage(deps, migrationId, run, chunk)
+        : await planScanPage(deps, migrationId, run, chunk, buffer);
 
-  const groups: string[][] = [];
-  for (let i = 0; i < plan.ids.length; i += config.groupSize) groups.push(plan.ids.slice(i, i + config.groupSize));
   const ctx = { runId: migrationId, mode: run.type, dryRun: run.dryRun } as const;
-  const half = Math.floor(groups.length / 2);
-  const outcomes = (
-    await mapWithConcurrency(groups, config.parallelGroups, async (group, index) => {
+  const half = Math.floor(plan.docs.length / config.groupSize / 2);
+  const { outcomes, writes: ledgerWrites } = await applyPage(db, ctx, plan.docs, catalog, {
+    groupSize: config.groupSize,
+    parallelGroups: config.parallelGroups,
+    beforeCommit: async (index) => {
       if (index === half && index > 0) await deps.faults?.at("page-half-applied", probe);
-      return applyGroup(db, ctx, group, catalog, deps.faults);
-    })
-  ).flat();
+    },
+  }, deps.faults);
   await deps.faults?.at(plan.stepDone ? "before-chunk-finish" : "before-page-commit", probe);
 
   const counted = countOutcomes(outcomes);
-  const committed = await commitPage(deps, migrationId, run, chunkId, chunk, me, plan, outcomes);
-  if (!committed) return "conflict";
+  const committed = await commitPage(deps, migrationId, run, chunkId, chunk, me, plan, outcomes, ledgerWrites);
+  if (!committed) {
+    buffer.current = null;
+    return { kind: "conflict" };
+  }
   const fields = runFields(migrationId, run);
   for (const o of outcomes) {
     if (o.result === "error") deps.log.eventFailed(fields, chunkId, { eventId: o.eventId, code: o.code, message: o.message });
   }
   deps.log.pageCommitted(fields, { id: chunkId, phase: chunk.phase, page: chunk.pages + 1, step: chunk.step }, counted, deps.now().getTime() - pageStarted);
   if (counted.errors > 0 && run.maxErrorRate < 1) await checkErrorRate(deps, migrationId, run);
-  return plan.stepDone ? "step-finished" : "page-committed";
+  return plan.stepDone ? { kind: "step-finished", ...committed } : { kind: "page-committed" };
 }
 
 /** The chunk's events after its cursor: a whole day for purchases, refunds and chargebacks for reversals. */
@@ -273,7 +402,8 @@ function scanQuery(deps: Deps, chunk: ChunkDoc): Query {
   if (chunk.phase === "reversals") query = query.where("type", "in", REVERSAL_EVENT_TYPES);
   query = query.orderBy("createdAt").orderBy(FieldPath.documentId());
   if (chunk.cursor) query = query.startAfter(chunk.cursor.createdAt, chunk.cursor.id);
-  return query.select("type", "processed", "processedBy", "createdAt").limit(deps.config.pageSize);
+  // Whole documents: the page's events are decided from what this read returns.
+  return query.limit(deps.config.readSize);
 }
 
 const cursorKey = (c: Cursor | null) => (c ? `${c.createdAt.seconds}.${c.createdAt.nanoseconds}/${c.id}` : "start");
@@ -298,90 +428,127 @@ async function commitPage(
   me: Holder,
   plan: PagePlan,
   outcomes: readonly EventOutcome[],
-): Promise<boolean> {
+  ledgerWrites: number,
+): Promise<Committed | null> {
   const r = refs(deps.db);
   const ref = r.chunk(migrationId, chunkId);
   const delta = pageDelta(seen.step, countOutcomes(outcomes));
-  return deps.db.runTransaction(async (tx) => {
-    const current = (await tx.get(ref)).data() as ChunkDoc | undefined;
-    if (
-      !current ||
-      current.status !== "running" ||
-      current.lease?.owner !== me.owner ||
-      current.phase !== seen.phase ||
-      current.step !== seen.step ||
-      current.phaseExamined !== seen.phaseExamined ||
-      current.errorCursor !== seen.errorCursor ||
-      cursorKey(current.cursor) !== cursorKey(seen.cursor)
-    ) {
-      return false;
-    }
-    const now = FieldValue.serverTimestamp();
-    const update: Record<string, unknown> = {
-      total: FieldValue.increment(delta.total),
-      processed: FieldValue.increment(delta.processed),
-      skipped: FieldValue.increment(delta.skipped),
-      errors: FieldValue.increment(delta.errors),
-      pages: FieldValue.increment(1),
-      phaseExamined: FieldValue.increment(seen.step === "scan" ? plan.ids.length : 0),
-      cursor: plan.cursor,
-      errorCursor: plan.errorCursor,
-      lease: { ...me, expiresAt: leaseExpiry(deps) },
-      updatedAt: now,
-    };
-    if (plan.stepDone) {
-      const next = afterStep({ phase: current.phase, step: current.step }, current.upcoming);
-      update.stoppedAtBudget = current.stoppedAtBudget || plan.stoppedAtBudget;
-      if (next.status === "done") {
-        Object.assign(update, { status: "done", lease: null, finishedAt: now });
-      } else {
-        Object.assign(update, {
-          status: next.status,
-          phase: next.current.phase,
-          step: next.current.step,
-          upcoming: next.upcoming,
-          errorCursor: null,
-          ...(next.current.phase !== current.phase ? { cursor: null, phaseExamined: 0 } : {}),
-          ...(next.status === "waiting" ? { lease: null, enqueued: false } : {}),
-        });
-      }
-    }
-    tx.update(ref, update);
-
-    // Error records are written with the counters they explain, so a retried page cannot leave them apart.
-    for (const o of outcomes) {
-      const errorRef = r.errors(migrationId).doc(o.eventId);
-      if (o.result === "error") {
-        const record: Omit<EventErrorDoc, "at" | "attempts"> & Record<string, unknown> = {
-          eventId: o.eventId,
-          code: o.code,
-          message: o.message,
-          chunkId,
-          phase: seen.phase,
-          status: "open",
-          resolvedAs: null,
-          attempts: FieldValue.increment(1),
-          at: now,
-        };
-        tx.set(errorRef, record, { merge: true });
-      } else if (seen.step === "errors") {
-        tx.update(errorRef, { status: "resolved", resolvedAs: o.result, at: now });
-      }
-    }
-    if (outcomes.length > 0) {
-      const counted = countOutcomes(outcomes);
-      tx.create(r.pages(migrationId).doc(`${chunkId}-${current.pages + 1}`), {
-        chunkId,
-        phase: seen.phase,
-        step: seen.step,
-        at: now,
-        ...counted,
-        bits: outcomes.map((o) => o.result[0]).join(""),
-        outcomes: outcomes.map(pageOutcome),
+  // Optimistic, not a transaction: the page's writes go in one batch, conditional on the chunk document
+  // being exactly the version read here. Transactions' read locks make two deliveries of one chunk wait on
+  // each other (in the emulator, for seconds); a failed condition just means "reload".
+  const snap = await ref.get();
+  const current = snap.data() as ChunkDoc | undefined;
+  const batch = deps.db.batch();
+  if (
+    !current ||
+    current.status !== "running" ||
+    current.lease?.owner !== me.owner ||
+    current.phase !== seen.phase ||
+    current.step !== seen.step ||
+    current.phaseExamined !== seen.phaseExamined ||
+    current.errorCursor !== seen.errorCursor ||
+    current.listCursor !== seen.listCursor ||
+    cursorKey(current.cursor) !== cursorKey(seen.cursor)
+  ) {
+    return null;
+  }
+  let status: ChunkDoc["status"] = current.status;
+  const now = FieldValue.serverTimestamp();
+  const update: Record<string, unknown> = {
+    total: FieldValue.increment(delta.total),
+    processed: FieldValue.increment(delta.processed),
+    skipped: FieldValue.increment(delta.skipped),
+    errors: FieldValue.increment(delta.errors),
+    pages: FieldValue.increment(1),
+    phaseExamined: FieldValue.increment(seen.step === "scan" ? plan.docs.length : 0),
+    cursor: plan.cursor,
+    errorCursor: plan.errorCursor,
+    listCursor: plan.listCursor,
+    lease: { ...me, expiresAt: leaseExpiry(deps) },
+    updatedAt: now,
+  };
+  // Remember the refunds and chargebacks the purchases scan passes, so the reversals step need not query.
+  let remembered = current.reversalIds;
+  if (remembered !== null && plan.reversalsSeen.length > 0) {
+    remembered = remembered.length + plan.reversalsSeen.length > MAX_REMEMBERED_REVERSALS ? null : [...remembered, ...plan.reversalsSeen];
+    update.reversalIds = remembered;
+  }
+  // A purchases scan cut short by its budget did not see the whole day: the reversals step must query.
+  if (remembered !== null && plan.stoppedAtBudget && current.phase === "purchases") {
+    remembered = null;
+    update.reversalIds = null;
+  }
+  if (plan.stepDone) {
+    // A replay day whose purchases scan saw no open refund or chargeback has no reversals step to run.
+    const upcoming =
+      run.type === "webhook_replay" && current.phase === "purchases" && current.step === "scan" && remembered !== null && remembered.length === 0
+        ? current.upcoming.filter((step) => !(step.phase === "reversals" && step.step === "scan"))
+        : current.upcoming;
+    const next = afterStep({ phase: current.phase, step: current.step }, upcoming);
+    update.stoppedAtBudget = current.stoppedAtBudget || plan.stoppedAtBudget;
+    status = next.status;
+    if (next.status === "done") {
+      Object.assign(update, { status: "done", lease: null, finishedAt: now });
+    } else {
+      Object.assign(update, {
+        status: next.status,
+        phase: next.current.phase,
+        step: next.current.step,
+        upcoming: next.upcoming,
+        errorCursor: null,
+        ...(next.current.phase !== current.phase ? { cursor: null, phaseExamined: 0, listCursor: 0 } : {}),
+        ...(next.status === "waiting" ? { lease: null, enqueued: false } : {}),
       });
     }
-    return true;
-  });
+  }
+  batch.update(ref, update, { lastUpdateTime: snap.updateTime as Timestamp });
+
+  // Error records are written with the counters they explain, so a retried page cannot leave them apart.
+  for (const o of outcomes) {
+    const errorRef = r.errors(migrationId).doc(o.eventId);
+    if (o.result === "error") {
+      const record: Omit<EventErrorDoc, "at" | "attempts"> & Record<string, unknown> = {
+        eventId: o.eventId,
+        code: o.code,
+        message: o.message,
+        chunkId,
+        phase: seen.phase,
+        status: "open",
+        resolvedAs: null,
+        attempts: FieldValue.increment(1),
+        at: now,
+      };
+      batch.set(errorRef, record, { merge: true });
+    } else if (seen.step === "errors") {
+      batch.update(errorRef, { status: "resolved", resolvedAs: o.result, at: now });
+    }
+  }
+  if (outcomes.length > 0) {
+    const counted = countOutcomes(outcomes);
+    const errorWrites = outcomes.filter((o) => o.result === "error" || seen.step === "errors").length;
+    batch.create(r.pages(migrationId).doc(`${chunkId}-${current.pages + 1}`), {
+      chunkId,
+      phase: seen.phase,
+      step: seen.step,
+      at: now,
+      ...counted,
+      // Documents this page wrote: entries, wallets and event marks, error records, the chunk and itself.
+      writes: ledgerWrites + errorWrites + 2,
+      bits: outcomes.map((o) => o.result[0]).join(""),
+      outcomes: encodeOutcomes(outcomes.map(pageOutcome)),
+    });
+  }
+  try {
+    await batch.commit();
+  } catch (error) {
+    if (isPreconditionFailure(error) || (error as { code?: unknown }).code === 6 /* page record exists */) return null;
+    throw error;
+  }
+  return {
+    status,
+    stoppedAtBudget: current.stoppedAtBudget || plan.stoppedAtBudget,
+    counters: addCounters(current, delta),
+  };
 }
 
 /**
@@ -414,25 +581,27 @@ async function claimChunk(
   runSnap: DocumentSnapshot,
   chunkId: string,
   me: Holder,
-): Promise<"claimed" | "busy" | "inactive"> {
+): Promise<"claimed" | "busy" | "taken" | "inactive"> {
   const r = refs(deps.db);
   const ref = r.chunk(migrationId, chunkId);
-  const claim = await deps.db.runTransaction(async (tx) => {
-    const chunk = (await tx.get(ref)).data() as ChunkDoc | undefined;
-    if (!chunk || (chunk.status !== "pending" && chunk.status !== "running")) return "inactive" as const;
+  const claim = await optimistically(ref, (chunk) => {
+    if (!chunk || (chunk.status !== "pending" && chunk.status !== "running")) return { result: "inactive" as const };
     const lease = chunk.lease;
     const live = lease && lease.owner !== me.owner && lease.expiresAt.toMillis() > deps.now().getTime();
     const supersedes = lease && lease.task === me.task && lease.attempt < me.attempt;
-    if (live && !supersedes) return "busy" as const;
-    tx.update(ref, {
-      status: "running",
-      lease: { ...me, expiresAt: leaseExpiry(deps) },
-      attempts: FieldValue.increment(1),
-      startedAt: chunk.startedAt ?? FieldValue.serverTimestamp(),
-      pausedReason: null,
-      updatedAt: FieldValue.serverTimestamp(),
-    });
-    return "claimed" as const;
+    if (live && lease.task !== me.task) return { result: "taken" as const };
+    if (live && !supersedes) return { result: "busy" as const };
+    return {
+      result: "claimed" as const,
+      update: {
+        status: "running",
+        lease: { ...me, expiresAt: leaseExpiry(deps) },
+        attempts: FieldValue.increment(1),
+        startedAt: chunk.startedAt ?? FieldValue.serverTimestamp(),
+        pausedReason: null,
+        updatedAt: FieldValue.serverTimestamp(),
+      },
+    };
   });
   if (claim === "claimed" && runSnap.get("status") === "pending") {
     try {
@@ -448,11 +617,30 @@ async function claimChunk(
 }
 
 async function releaseLease(deps: Deps, migrationId: string, chunkId: string, me: Holder): Promise<void> {
-  const ref = refs(deps.db).chunk(migrationId, chunkId);
-  await deps.db.runTransaction(async (tx) => {
-    const chunk = (await tx.get(ref)).data() as ChunkDoc | undefined;
-    if (chunk?.lease?.owner === me.owner) tx.update(ref, { lease: null, updatedAt: FieldValue.serverTimestamp() });
-  });
+  await optimistically(refs(deps.db).chunk(migrationId, chunkId), (chunk) =>
+    chunk?.lease?.owner === me.owner ? { result: true, update: { lease: null, updatedAt: FieldValue.serverTimestamp() } } : { result: false },
+  );
+}
+
+/**
+ * Reads a chunk, decides, and writes the decision conditional on the version read; on a conflict it reads
+ * again and decides again. The chunk documents' writers are few, so this settles in a try or two.
+ */
+async function optimistically<T>(
+  ref: FirebaseFirestore.DocumentReference,
+  decide: (chunk: ChunkDoc | undefined) => { result: T; update?: Record<string, unknown> },
+): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    const snap = await ref.get();
+    const { result, update } = decide(snap.data() as ChunkDoc | undefined);
+    if (!update) return result;
+    try {
+      await ref.update(update, { lastUpdateTime: snap.updateTime as Timestamp });
+      return result;
+    } catch (error) {
+      if (!isPreconditionFailure(error) || attempt >= 20) throw error;
+    }
+  }
 }
 
 /** Moves the chunk to a settled state if it is in one of `from`; true when this call made the change. */
@@ -463,19 +651,19 @@ export async function settleChunk(
   from: readonly ChunkDoc["status"][],
   change: Partial<Pick<ChunkDoc, "status" | "pausedReason" | "lastError">>,
 ): Promise<boolean> {
-  const ref = refs(deps.db).chunk(migrationId, chunkId);
-  return deps.db.runTransaction(async (tx) => {
-    const chunk = (await tx.get(ref)).data() as ChunkDoc | undefined;
-    if (!chunk || !from.includes(chunk.status)) return false;
+  return optimistically(refs(deps.db).chunk(migrationId, chunkId), (chunk) => {
+    if (!chunk || !from.includes(chunk.status)) return { result: false };
     const finished = change.status === "failed" || change.status === "cancelled";
-    tx.update(ref, {
-      ...change,
-      lease: null,
-      enqueued: false,
-      updatedAt: FieldValue.serverTimestamp(),
-      ...(finished ? { finishedAt: FieldValue.serverTimestamp() } : {}),
-    });
-    return true;
+    return {
+      result: true,
+      update: {
+        ...change,
+        lease: null,
+        enqueued: false,
+        updatedAt: FieldValue.serverTimestamp(),
+        ...(finished ? { finishedAt: FieldValue.serverTimestamp() } : {}),
+      },
+    };
   });
 }
 

@@ -46,10 +46,41 @@ export async function countSelected(db: Firestore, type: RunType, startDate: str
   return perDay.flat();
 }
 
+/**
+ * Plans a run. Counting the whole range first costs a handful of queries; only when the cap binds (more
+ * selected events than maxEvents) are days counted one by one, to share the cap out exactly. Otherwise
+ * every day may examine up to the range's count for each phase, which no single day can exceed.
+ */
 export async function planRun(
   db: Firestore,
   request: { type: RunType; startDate: string; endDate: string; maxEvents: number },
 ): Promise<Allocation> {
-  const counts = await countSelected(db, request.type, request.startDate, request.endDate);
-  return allocateBudgets(counts, phasesFor(request.type), request.maxEvents);
+  const phases = phasesFor(request.type);
+  const range = await countRange(db, request.type, request.startDate, request.endDate);
+  const selected = phases.reduce((n, p) => n + (range[p] ?? 0), 0);
+  if (selected > request.maxEvents) {
+    const counts = await countSelected(db, request.type, request.startDate, request.endDate);
+    return allocateBudgets(counts, phases, request.maxEvents);
+  }
+  const budgets = new Map<string, Partial<Record<(typeof phases)[number], number>>>();
+  if (selected > 0) {
+    const perDay = Object.fromEntries(phases.filter((p) => (range[p] ?? 0) > 0).map((p) => [p, range[p] as number]));
+    for (const day of daysInRange(request.startDate, request.endDate)) budgets.set(day, { ...perDay });
+  }
+  return { budgets, planned: selected, selected, capReached: false };
+}
+
+/** Selected events per phase over the whole range. */
+async function countRange(db: Firestore, type: RunType, startDate: string, endDate: string): Promise<Partial<Record<"purchases" | "reversals", number>>> {
+  const all = inRange(db, dayStartMs(startDate), dayStartMs(endDate) + DAY_MS);
+  const reversals = all.where("type", "in", REVERSAL_EVENT_TYPES);
+  if (type === "reversal_backfill") return { reversals: await count(reversals) };
+  const total = await count(all);
+  if (total === 0) return {};
+  const [processed, reversalTotal, reversalProcessed] = await Promise.all([
+    count(all.where("processed", "==", true)),
+    count(reversals),
+    count(reversals.where("processed", "==", true)),
+  ]);
+  return { purchases: total - reversalTotal - (processed - reversalProcessed), reversals: reversalTotal - reversalProcessed };
 }

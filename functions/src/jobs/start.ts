@@ -170,6 +170,8 @@ async function createRun(
         phaseExamined: 0,
         cursor: null,
         errorCursor: null,
+        reversalIds: request.type === "webhook_replay" ? [] : null,
+        listCursor: 0,
         pages: 0,
         generation: 0,
         enqueued: false,

@@ -1,13 +1,32 @@
-// Applies a group of events in one Firestore transaction: re-read the events and the ledger entries they
-// touch, decide with the pure core, then write entries, wallet increments and event marks together. If
-// anything conflicts, Firestore retries the whole function, and the decision is made again on fresh data.
-import { FieldValue, type DocumentReference, type Firestore, type Transaction } from "firebase-admin/firestore";
+// Applies events to the ledger. Two ways, one set of decisions (core/ledger.ts):
+//
+// - applyPage, the fast path: read a page's ledger entries once, decide, and commit each group's writes as
+//   one atomic batch whose preconditions stand in for a transaction's locks — every entry is `create`d
+//   (fails if it exists), every event mark is an update conditional on the event's version as read. If
+//   any precondition fails, or the outcome of the commit is unknown, the group goes through the slow path.
+// - applyGroup, the slow path (and live processing's): one Firestore transaction that re-reads the events
+//   and entries, decides, and writes; Firestore retries it on contention.
+//
+// Either way an entry, its wallet increment and its event's mark are written together or not at all, and
+// an existing entry is never written again. Ledger entries are immutable, so an entry seen to exist is
+// still there, unchanged, when the batch commits.
+import {
+  FieldValue,
+  type DocumentData,
+  type DocumentReference,
+  type DocumentSnapshot,
+  type Firestore,
+  type Precondition,
+  type SetOptions,
+  type Timestamp,
+  type UpdateData,
+} from "firebase-admin/firestore";
 import { checkProduct, type Product } from "../core/events";
 import { decideGroup, entryIdsFor, productIdFor, type ApplyContext, type Intent, type LedgerEntry } from "../core/ledger";
 import type { EventOutcome } from "../core/types";
 import type { FaultInjector } from "../deps";
 import { refs } from "../platform/collections";
-import { plainData } from "../platform/firestore";
+import { mapWithConcurrency, plainData } from "../platform/firestore";
 
 /** Reads products once per delivery; the catalog is small and does not change during a run. */
 export class ProductCatalog {
@@ -39,14 +58,20 @@ export class ProductCatalog {
 
 const TRANSACTION_ATTEMPTS = 10;
 
-/** Applies `eventIds` for `ctx` and returns one outcome per event, in order. */
+/** What applying a group did: one outcome per event, in order, and how many documents it wrote. */
+export interface GroupResult {
+  outcomes: EventOutcome[];
+  writes: number;
+}
+
+/** Applies `eventIds` for `ctx`. */
 export async function applyGroup(
   db: Firestore,
   ctx: ApplyContext,
   eventIds: readonly string[],
   catalog: ProductCatalog,
   faults?: FaultInjector,
-): Promise<EventOutcome[]> {
+): Promise<GroupResult> {
   const r = refs(db);
   return db.runTransaction(
     async (tx) => {
@@ -73,34 +98,154 @@ export async function applyGroup(
       const { outcomes, intents } = decideGroup(ctx, eventIds, { events, ledger, shadow, products });
       await faults?.at("group-transaction", { migrationId: ctx.runId ?? undefined });
       writeIntents(tx, db, ctx, intents);
-      return outcomes;
+      return { outcomes, writes: intents.length };
     },
     { maxAttempts: TRANSACTION_ATTEMPTS },
   );
 }
 
-function writeIntents(tx: Transaction, db: Firestore, ctx: ApplyContext, intents: readonly Intent[]): void {
+/**
+ * Turns intents into writes on a transaction or a batch. With `versions`, event marks are conditional on
+ * the event's update time as read (the batch path's stand-in for a transaction's read lock).
+ */
+/** What a transaction and a batch have in common, for the writes below. */
+interface Writer {
+  create(ref: DocumentReference, data: DocumentData): unknown;
+  set(ref: DocumentReference, data: DocumentData, options: SetOptions): unknown;
+  update(ref: DocumentReference, data: UpdateData<DocumentData>, precondition?: Precondition): unknown;
+}
+
+function writeIntents(
+  writer: Writer,
+  db: Firestore,
+  ctx: ApplyContext,
+  intents: readonly Intent[],
+  versions?: ReadonlyMap<string, Timestamp>,
+): void {
   const r = refs(db);
   const now = FieldValue.serverTimestamp();
+  const markEvent = (eventId: string, data: Record<string, unknown>) => {
+    const version = versions?.get(eventId);
+    if (version) writer.update(r.events.doc(eventId), data, { lastUpdateTime: version });
+    else writer.update(r.events.doc(eventId), data);
+  };
   for (const intent of intents) {
     switch (intent.kind) {
       case "createEntry": {
         const ref: DocumentReference =
           intent.target === "ledger" ? r.ledger.doc(intent.id) : r.shadow(ctx.runId as string).doc(intent.id);
-        tx.create(ref, { ...intent.entry, createdAt: now });
+        writer.create(ref, { ...intent.entry, createdAt: now });
         break;
       }
       case "creditWallet":
-        tx.set(r.wallets.doc(intent.userId), { balance: FieldValue.increment(intent.points), updatedAt: now }, { merge: true });
+        writer.set(r.wallets.doc(intent.userId), { balance: FieldValue.increment(intent.points), updatedAt: now }, { merge: true });
         break;
       case "markProcessed":
-        tx.update(r.events.doc(intent.eventId), { processed: true, processedAt: now, processedBy: ctx.runId });
+        markEvent(intent.eventId, { processed: true, processedAt: now, processedBy: ctx.runId });
         break;
       case "markDryRun":
-        tx.update(r.events.doc(intent.eventId), { dryRunProcessed: true, dryRunMigrationId: ctx.runId, dryRunAt: now });
+        markEvent(intent.eventId, { dryRunProcessed: true, dryRunMigrationId: ctx.runId, dryRunAt: now });
         break;
     }
   }
+}
+
+const READ_BATCH = 500;
+
+async function readEntries(db: Firestore, ids: readonly string[], collection: FirebaseFirestore.CollectionReference) {
+  const found = new Map<string, LedgerEntry | undefined>();
+  for (let i = 0; i < ids.length; i += READ_BATCH) {
+    const snaps = await db.getAll(...ids.slice(i, i + READ_BATCH).map((id) => collection.doc(id)));
+    for (const snap of snaps) found.set(snap.id, snap.exists ? (snap.data() as LedgerEntry) : undefined);
+  }
+  return found;
+}
+
+/** The purchase entry a refund or chargeback would reverse. */
+function purchaseIdsReversed(raw: unknown): string[] {
+  return entryIdsFor(raw).length > 1 ? entryIdsFor(raw).slice(0, 1) : [];
+}
+
+/** Groups of whole orders, so that every event of one order is decided by the same group. */
+function groupByOrder(events: readonly DocumentSnapshot[], size: number): DocumentSnapshot[][] {
+  const byOrder = new Map<string, DocumentSnapshot[]>();
+  for (const e of events) {
+    const orderId = e.get("orderId") as unknown;
+    const key = typeof orderId === "string" ? orderId : `\u0000${e.id}`;
+    byOrder.set(key, [...(byOrder.get(key) ?? []), e]);
+  }
+  const groups: DocumentSnapshot[][] = [];
+  let current: DocumentSnapshot[] = [];
+  for (const order of byOrder.values()) {
+    if (current.length > 0 && current.length + order.length > size) {
+      groups.push(current);
+      current = [];
+    }
+    current.push(...order);
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
+}
+
+/** Errors after which a batch's effect is known not to have happened, or unknown: decide again, carefully. */
+const RETRY_IN_TRANSACTION = new Set([2, 4, 6, 9, 10, 13, 14]); // UNKNOWN, DEADLINE_EXCEEDED, ALREADY_EXISTS, FAILED_PRECONDITION, ABORTED, INTERNAL, UNAVAILABLE
+
+export interface PageOptions {
+  groupSize: number;
+  parallelGroups: number;
+  /** Called before each group's batch commits; tests inject faults here. */
+  beforeCommit?: (groupIndex: number) => void | Promise<void>;
+}
+
+/**
+ * Applies a page of events (documents as read, with their versions) for `ctx`, in order-preserving groups
+ * committed as conditional batches, falling back to a transaction per group when a condition fails.
+ * Returns one outcome per event, in the order given.
+ */
+export async function applyPage(
+  db: Firestore,
+  ctx: ApplyContext,
+  docs: readonly DocumentSnapshot[],
+  catalog: ProductCatalog,
+  options: PageOptions,
+  faults?: FaultInjector,
+): Promise<GroupResult> {
+  if (docs.length === 0) return { outcomes: [], writes: 0 };
+  const r = refs(db);
+  const events = new Map<string, unknown>(docs.map((d) => [d.id, d.exists ? plainData(d.data()) : undefined]));
+  const entryIds = [...new Set([...events.values()].flatMap(entryIdsFor))];
+  // A real run need not look an entry up before creating it: `create` fails if it exists, and the group
+  // is then decided again in a transaction that does look. It only reads what a decision takes from an
+  // existing entry: the purchase a reversal undoes. A dry run writes no real entries, so it reads them all.
+  const toRead = ctx.dryRun ? entryIds : [...new Set([...events.values()].flatMap(purchaseIdsReversed))];
+  const [ledger, shadow, products] = await Promise.all([
+    readEntries(db, toRead, r.ledger),
+    ctx.dryRun && ctx.runId ? readEntries(db, entryIds, r.shadow(ctx.runId)) : Promise.resolve(new Map<string, LedgerEntry | undefined>()),
+    catalog.load([...events.values()].map(productIdFor).filter((id): id is string => id !== null)),
+  ]);
+
+  const groups = groupByOrder(docs, options.groupSize);
+  const results = await mapWithConcurrency(groups, options.parallelGroups, async (group, index): Promise<GroupResult> => {
+    const ids = group.map((d) => d.id);
+    const { outcomes, intents } = decideGroup(ctx, ids, { events, ledger, shadow, products });
+    if (intents.length === 0) return { outcomes, writes: 0 };
+    const versions = new Map(group.filter((d) => d.updateTime).map((d) => [d.id, d.updateTime as Timestamp]));
+    const batch = db.batch();
+    writeIntents(batch, db, ctx, intents, versions);
+    try {
+      await options.beforeCommit?.(index);
+      await faults?.at("group-transaction", { migrationId: ctx.runId ?? undefined });
+      await batch.commit();
+      return { outcomes, writes: intents.length };
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (typeof code !== "number" || !RETRY_IN_TRANSACTION.has(code)) throw error;
+      // Someone got there first, or the commit's fate is unknown: decide again on fresh data.
+      return applyGroup(db, ctx, ids, catalog, faults);
+    }
+  });
+  const byId = new Map(results.flatMap((g) => g.outcomes).map((o) => [o.eventId, o]));
+  return { outcomes: docs.map((d) => byId.get(d.id) as EventOutcome), writes: results.reduce((n, g) => n + g.writes, 0) };
 }
 
 /**
@@ -108,6 +253,6 @@ function writeIntents(tx: Transaction, db: Firestore, ctx: ApplyContext, intents
  * handling and every replay share this decision code.
  */
 export async function applyEvent(db: Firestore, eventId: string, catalog = new ProductCatalog(db)): Promise<EventOutcome> {
-  const [outcome] = await applyGroup(db, { runId: null, mode: "live", dryRun: false }, [eventId], catalog);
-  return outcome as EventOutcome;
+  const { outcomes } = await applyGroup(db, { runId: null, mode: "live", dryRun: false }, [eventId], catalog);
+  return outcomes[0] as EventOutcome;
 }

@@ -87,6 +87,13 @@ export interface ChunkDoc extends Counters {
   cursor: Cursor | null;
   /** Position of an errors step: the last event id it re-examined. */
   errorCursor: string | null;
+  /**
+   * A replay's open refunds and chargebacks of the day, in scan order, remembered by its purchases scan so
+   * the reversals step reads them directly; null when there were too many (the step queries instead).
+   */
+  reversalIds: string[] | null;
+  /** Position of a reversals step working from `reversalIds`. */
+  listCursor: number;
   pages: number;
   /** Bumped whenever the chunk is queued afresh (next phase, resume); part of its task names. */
   generation: number;
@@ -136,6 +143,23 @@ export interface PageOutcome {
   x: string;
 }
 
+/**
+ * Page outcomes travel as one string, a line per event ("eventId<TAB>p|s|e<TAB>detail"): one field is far
+ * cheaper to store and index than an array of maps. A value holding a tab, newline or backslash is written
+ * as a JSON string.
+ */
+export function encodeOutcomes(outcomes: readonly PageOutcome[]): string {
+  return outcomes.map((o) => [o.e, o.r, o.x].map((v) => (/[\t\n\\]|^"/.test(v) ? JSON.stringify(v) : v)).join("\t")).join("\n");
+}
+
+export function decodeOutcomes(text: string): PageOutcome[] {
+  if (!text) return [];
+  return text.split("\n").map((line) => {
+    const [e, r, x] = line.split("\t").map((v) => (v.startsWith('"') ? (JSON.parse(v) as string) : v));
+    return { e: e as string, r: r as PageOutcome["r"], x: x as string };
+  });
+}
+
 /** `dataMigrations/{id}/pages/{chunkId}-{n}`: the events one committed page examined. */
 export interface PageDoc extends Counters {
   chunkId: string;
@@ -144,7 +168,10 @@ export interface PageDoc extends Counters {
   at: Timestamp;
   /** One letter per examined event, in page order: p(rocessed), s(kipped), e(rror). */
   bits: string;
-  outcomes: PageOutcome[];
+  /** Documents the page wrote (ledger, wallets, event marks, error records, bookkeeping). */
+  writes: number;
+  /** Every examined event's outcome, encoded by `encodeOutcomes`. */
+  outcomes: string;
 }
 
 export function refs(db: Firestore) {

@@ -6,7 +6,7 @@ import type { LedgerEntry } from "../core/ledger";
 import type { Counters } from "../core/types";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
-import { refs, type ChunkDoc, type EventErrorDoc, type PageDoc, type RunDoc } from "../platform/collections";
+import { decodeOutcomes, refs, type ChunkDoc, type EventErrorDoc, type PageDoc, type RunDoc } from "../platform/collections";
 import { mapWithConcurrency } from "../platform/firestore";
 
 const READ_BATCH = 300;
@@ -39,7 +39,7 @@ export async function buildReport(deps: Deps, id: string) {
   const byEvent = new Map<string, ReportEvent>();
   for (const doc of pageSnap.docs) {
     const page = doc.data() as PageDoc;
-    for (const o of page.outcomes) {
+    for (const o of decodeOutcomes(page.outcomes)) {
       const base = { eventId: o.e, chunkId: page.chunkId, phase: page.phase };
       byEvent.set(
         o.e,
