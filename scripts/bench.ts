@@ -1,0 +1,242 @@
+// `npm run bench [-- --events N]`: throughput of a real webhook_replay through the whole local stack
+// (API → Cloud Tasks emulator → chunk functions → Firestore emulator), measured side by side, on the same
+// emulator, with two references: the raw write ceiling (BulkWriter creates, throttling off, as many
+// documents as the pipeline wrote) and the naive script a user would write instead (one transaction per
+// event, one event after another). Prints a table, then one JSON line.
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { getApps, initializeApp } from "firebase-admin/app";
+import { AggregateField, FieldValue, getFirestore, Timestamp, type Firestore } from "firebase-admin/firestore";
+import { mintLocalToken } from "./localToken";
+import { PROJECT_ID } from "./setup";
+
+const { values } = parseArgs({
+  options: {
+    events: { type: "string", default: "20000" },
+    users: { type: "string", default: "2000" },
+    days: { type: "string", default: "30" },
+    naive: { type: "string", default: "1000" },
+  },
+});
+const N = Number(values.events);
+const USERS = Number(values.users);
+const DAYS = Number(values.days);
+const NAIVE = Number(values.naive);
+if (![N, USERS, DAYS, NAIVE].every((n) => Number.isInteger(n) && n > 0) || N > 100_000 || DAYS > 366) {
+  console.error("usage: npm run bench [-- --events N (≤100000)] [--users N] [--days N (≤366)] [--naive N]");
+  process.exit(2);
+}
+
+const API = process.env.BACKFILL_API_URL;
+const LOG = process.env.BACKFILL_EMULATOR_LOG;
+if (!process.env.FIRESTORE_EMULATOR_HOST || !API || !LOG) {
+  console.error("Run the benchmark through the stack: npm run bench");
+  process.exit(2);
+}
+if (getApps().length === 0) initializeApp({ projectId: PROJECT_ID });
+const db = getFirestore();
+
+const YEAR = 2400;
+const NAIVE_YEAR = 2401;
+const WARMUP_YEAR = 2399;
+const PRODUCTS = Array.from({ length: 8 }, (_, i) => ({ id: `bench_p${i}`, points: 50 * (i + 1) }));
+
+/** Deterministic PRNG so every run seeds the same data. */
+function random(seed: number) {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface SeedEvent {
+  id: string;
+  data: Record<string, unknown>;
+}
+
+/** N events over DAYS days and USERS users: purchases, ~8% refunded and ~4% charged back later. */
+function generate(count: number, year: number, days: number, prefix: string, withReversals: boolean): SeedEvent[] {
+  const rand = random(count * 7919 + year);
+  const events: SeedEvent[] = [];
+  let order = 0;
+  while (events.length < count) {
+    const day = Math.floor(rand() * days);
+    const at = Date.UTC(year, 0, 1) + day * 86_400_000 + Math.floor(rand() * 86_000_000);
+    const orderId = `${prefix}o${++order}`;
+    const userId = `${prefix}u${Math.floor(rand() * USERS)}`;
+    const product = PRODUCTS[Math.floor(rand() * PRODUCTS.length)] as (typeof PRODUCTS)[number];
+    const base = { provider: "paynow", orderId, userId, productId: product.id, quantity: 1, processed: false };
+    events.push({ id: `${orderId}_c`, data: { ...base, type: "order.completed", createdAt: Timestamp.fromMillis(at) } });
+    const roll = rand();
+    if (withReversals && roll < 0.12 && events.length < count) {
+      const type = roll < 0.08 ? "order.refunded" : "order.chargeback";
+      const later = Math.min(Date.UTC(year, 0, 1) + days * 86_400_000 - 1, at + Math.floor(rand() * 3 * 86_400_000));
+      events.push({ id: `${orderId}_r`, data: { ...base, type, createdAt: Timestamp.fromMillis(later) } });
+    }
+  }
+  return events;
+}
+
+async function bulkWrite(firestore: Firestore, docs: Array<{ path: string; data: Record<string, unknown> }>): Promise<void> {
+  const writer = firestore.bulkWriter({ throttling: false });
+  const writes = docs.map((d) => writer.create(firestore.doc(d.path), d.data));
+  await writer.close();
+  await Promise.all(writes);
+}
+
+const seconds = (ms: number) => ms / 1000;
+const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+async function runPipeline(
+  year: number,
+  days: number,
+  maxEvents: number,
+): Promise<{ events: number; seconds: number; writes: number; peakRssMb: number; id: string; chunks: number }> {
+  const token = await mintLocalToken();
+  const started = Date.now();
+  const res = await fetch(`${API}/api/jobs/backfill`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      type: "webhook_replay",
+      startDate: `${year}-01-01`,
+      endDate: new Date(Date.UTC(year, 0, days)).toISOString().slice(0, 10),
+      dryRun: false,
+      maxEvents,
+      maxErrorRate: 1,
+    }),
+  });
+  if (res.status !== 202) throw new Error(`start failed: ${res.status} ${await res.text()}`);
+  const { migrationId, chunks } = (await res.json()) as { migrationId: string; chunks: number };
+  // A listener, not a polling loop: the benchmark should not compete with the pipeline for the CPU.
+  await new Promise<void>((resolve, reject) => {
+    let last = "";
+    const stop = db
+      .collection("dataMigrations")
+      .doc(migrationId)
+      .onSnapshot((snap) => {
+        const run = snap.data() as { status: string; chunksDone: number } | undefined;
+        if (!run) return;
+        const line = `  ${run.status} ${run.chunksDone}/${chunks} chunks`;
+        if (line !== last) process.stderr.write(`${line}\n`);
+        last = line;
+        if (run.status === "completed") {
+          stop();
+          resolve();
+        } else if (run.status === "failed" || run.status === "cancelled") {
+          stop();
+          reject(new Error(`the benchmark run ended ${run.status}`));
+        }
+      }, reject);
+  });
+  const elapsed = Date.now() - started;
+  const run = (await db.collection("dataMigrations").doc(migrationId).get()).data() as { total: number };
+  const sums = await db.collection("dataMigrations").doc(migrationId).collection("pages").aggregate({ writes: AggregateField.sum("writes") }).get();
+  let peakRssMb = 0;
+  for (const line of readFileSync(LOG as string, "utf8").split("\n")) {
+    if (!line.includes(migrationId) || !line.includes('"rss_mb"')) continue;
+    const rss = /"rss_mb":(\d+)/.exec(line)?.[1];
+    if (rss) peakRssMb = Math.max(peakRssMb, Number(rss));
+  }
+  return { events: run.total, seconds: seconds(elapsed), writes: sums.data().writes, peakRssMb, id: migrationId, chunks };
+}
+
+async function rawCeiling(count: number): Promise<number> {
+  const docs = Array.from({ length: count }, (_, i) => ({
+    path: `benchRaw/d${i}`,
+    data: { userId: `u${i % USERS}`, kind: "purchase", points: 100, orderId: `o${i}`, productId: "p", sourceEventId: `e${i}`, reason: null, migrationId: "bench", createdAt: FieldValue.serverTimestamp() },
+  }));
+  const started = Date.now();
+  await bulkWrite(db, docs);
+  return count / seconds(Date.now() - started);
+}
+
+/** What a user would write: for each event, one transaction that reads and writes it, one after another. */
+async function naiveScript(events: SeedEvent[]): Promise<number> {
+  const points = new Map(PRODUCTS.map((p) => [p.id, p.points]));
+  const started = Date.now();
+  for (const e of events) {
+    await db.runTransaction(async (tx) => {
+      const eventRef = db.collection("webhookEvents").doc(e.id);
+      const event = await tx.get(eventRef);
+      const orderId = event.get("orderId") as string;
+      const userId = event.get("userId") as string;
+      const productId = event.get("productId") as string;
+      const entryRef = db.collection("ledgerEntries").doc(`purchase_${orderId}`);
+      const [entry, product] = await tx.getAll(entryRef, db.collection("products").doc(productId));
+      if (event.get("processed") === true || entry?.exists) return;
+      const amount = (product?.get("points") as number | undefined) ?? points.get(productId) ?? 0;
+      tx.create(entryRef, { userId, kind: "purchase", points: amount, orderId, productId, sourceEventId: e.id, reason: null, migrationId: "naive", createdAt: FieldValue.serverTimestamp() });
+      tx.set(db.collection("wallets").doc(userId), { balance: FieldValue.increment(amount), updatedAt: FieldValue.serverTimestamp() }, { merge: true });
+      tx.update(eventRef, { processed: true, processedAt: FieldValue.serverTimestamp(), processedBy: "naive" });
+    });
+  }
+  return events.length / seconds(Date.now() - started);
+}
+
+async function main(): Promise<void> {
+  process.stderr.write(`Seeding ${fmt(N)} events over ${DAYS} days for ${fmt(USERS)} users, and ${fmt(NAIVE)} for the naive script...\n`);
+  const events = generate(N, YEAR, DAYS, "b", true);
+  const naiveEvents = generate(NAIVE, NAIVE_YEAR, 1, "n", false);
+  const warmup = generate(3000, WARMUP_YEAR, 6, "w", true);
+  await bulkWrite(db, [
+    ...PRODUCTS.map((p) => ({ path: `products/${p.id}`, data: { name: p.id, points: p.points } })),
+    ...events.map((e) => ({ path: `webhookEvents/${e.id}`, data: e.data })),
+    ...naiveEvents.map((e) => ({ path: `webhookEvents/${e.id}`, data: e.data })),
+    ...warmup.map((e) => ({ path: `webhookEvents/${e.id}`, data: e.data })),
+  ]);
+
+  // The references are measured while nothing else runs: the naive script first, the raw ceiling after the
+  // pipeline has settled.
+  process.stderr.write(`Naive script: ${fmt(NAIVE)} events, one transaction each, in sequence...\n`);
+  const naiveEventsPerSec = await naiveScript(naiveEvents);
+
+  // Functions and Firestore stay warm in production; a smaller run first starts the emulator's worker
+  // processes and warms both JITs, so the measurement is of the pipeline, not of start-ups.
+  process.stderr.write("Warm-up: a 3,000-event replay over 6 days...\n");
+  const warm = await runPipeline(WARMUP_YEAR, 6, 1000);
+  process.stderr.write(`  warm-up took ${fmt(warm.seconds, 1)} s\n`);
+
+  process.stderr.write("Pipeline: POST /api/jobs/backfill through Hosting, then Cloud Tasks, chunk functions, Firestore...\n");
+  const pipeline = await runPipeline(YEAR, DAYS, Math.min(N, 100_000));
+  const pipelineEventsPerSec = pipeline.events / pipeline.seconds;
+  const writesPerEvent = pipeline.writes / pipeline.events;
+
+  await new Promise((r) => setTimeout(r, 3000));
+  process.stderr.write(`Raw ceiling: BulkWriter creates of ${fmt(pipeline.writes)} documents, throttling off...\n`);
+  const rawDocsPerSec = await rawCeiling(pipeline.writes);
+
+  const ceilingRatio = (pipelineEventsPerSec * writesPerEvent) / rawDocsPerSec;
+  const speedupVsNaive = pipelineEventsPerSec / naiveEventsPerSec;
+  const rows: Array<[string, string]> = [
+    ["events replayed", `${fmt(pipeline.events)} in ${fmt(pipeline.seconds, 1)} s (${pipeline.chunks} day chunks)`],
+    ["pipeline", `${fmt(pipelineEventsPerSec)} events/s`],
+    ["writes per event", `${fmt(writesPerEvent, 2)} (ledger entry, event mark, wallet, amortised page bookkeeping)`],
+    ["raw write ceiling", `${fmt(rawDocsPerSec)} docs/s (BulkWriter create, throttling off)`],
+    ["ceiling ratio", `${fmt(ceilingRatio, 2)} (target ≥ 0.5)`],
+    ["naive script", `${fmt(naiveEventsPerSec, 1)} events/s (one transaction per event, sequential)`],
+    ["speedup vs naive", `${fmt(speedupVsNaive, 1)}× (target ≥ 10)`],
+    ["handler peak RSS", `${fmt(pipeline.peakRssMb)} MB`],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  console.log("");
+  for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
+  console.log(
+    JSON.stringify({
+      events: pipeline.events,
+      pipelineEventsPerSec: Math.round(pipelineEventsPerSec),
+      rawDocsPerSec: Math.round(rawDocsPerSec),
+      writesPerEvent: Number(writesPerEvent.toFixed(3)),
+      ceilingRatio: Number(ceilingRatio.toFixed(3)),
+      naiveEventsPerSec: Number(naiveEventsPerSec.toFixed(1)),
+      speedupVsNaive: Number(speedupVsNaive.toFixed(1)),
+      peakRssMb: pipeline.peakRssMb,
+    }),
+  );
+}
+
+await main();
+process.exit(0);
