@@ -39,6 +39,8 @@ const db = getFirestore();
 const YEAR = 2400;
 const NAIVE_YEAR = 2401;
 const WARMUP_YEAR = 2399;
+/** A year with no events at all, for the empty 366-day run. */
+const EMPTY_YEAR = 2402;
 const PRODUCTS = Array.from({ length: 8 }, (_, i) => ({ id: `bench_p${i}`, points: 50 * (i + 1) }));
 
 /** Deterministic PRNG so every run seeds the same data. */
@@ -209,6 +211,10 @@ async function main(): Promise<void> {
   process.stderr.write(`Raw ceiling: BulkWriter creates of ${fmt(pipeline.writes)} documents, throttling off...\n`);
   const rawDocsPerSec = await rawCeiling(pipeline.writes);
 
+  // A whole year and a day with nothing to do: planning and closing 366 empty chunks should take seconds.
+  process.stderr.write("Empty range: a 366-day replay over a year with no events...\n");
+  const empty = await runPipeline(EMPTY_YEAR, 366, 1000);
+
   const ceilingRatio = (pipelineEventsPerSec * writesPerEvent) / rawDocsPerSec;
   const speedupVsNaive = pipelineEventsPerSec / naiveEventsPerSec;
   const rows: Array<[string, string]> = [
@@ -220,6 +226,7 @@ async function main(): Promise<void> {
     ["naive script", `${fmt(naiveEventsPerSec, 1)} events/s (one transaction per event, sequential)`],
     ["speedup vs naive", `${fmt(speedupVsNaive, 1)}× (target ≥ 10)`],
     ["handler peak RSS", `${fmt(pipeline.peakRssMb)} MB`],
+    ["empty 366-day run", `${fmt(empty.seconds, 1)} s (${empty.chunks} chunks, ${fmt(empty.events)} events)`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   console.log("");

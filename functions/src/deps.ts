@@ -11,7 +11,9 @@ export type FaultPoint =
   | "before-page-commit"
   | "before-chunk-finish"
   | "before-run-close"
-  | "group-transaction";
+  | "group-transaction"
+  /** Right after a group's writes committed: an error here is a commit whose answer was lost. */
+  | "group-committed";
 
 export interface FaultInjector {
   at(point: FaultPoint, info: { migrationId?: string; chunkId?: string; cursor?: string | null }): void | Promise<void>;

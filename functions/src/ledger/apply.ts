@@ -73,7 +73,7 @@ export async function applyGroup(
   faults?: FaultInjector,
 ): Promise<GroupResult> {
   const r = refs(db);
-  return db.runTransaction(
+  const result = await db.runTransaction(
     async (tx) => {
       const eventSnaps = await tx.getAll(...eventIds.map((id) => r.events.doc(id)));
       const events = new Map<string, unknown>(eventSnaps.map((s) => [s.id, s.exists ? plainData(s.data()) : undefined]));
@@ -102,6 +102,8 @@ export async function applyGroup(
     },
     { maxAttempts: TRANSACTION_ATTEMPTS },
   );
+  await faults?.at("group-committed", { migrationId: ctx.runId ?? undefined });
+  return result;
 }
 
 /**
@@ -236,6 +238,7 @@ export async function applyPage(
       await options.beforeCommit?.(index);
       await faults?.at("group-transaction", { migrationId: ctx.runId ?? undefined });
       await batch.commit();
+      await faults?.at("group-committed", { migrationId: ctx.runId ?? undefined });
       return { outcomes, writes: intents.length };
     } catch (error) {
       const code = (error as { code?: unknown }).code;
