@@ -81,7 +81,7 @@ export class BackfillLog {
       page: chunk.page,
       error_rate: page.total > 0 ? page.errors / page.total : 0,
       duration_ms: durationMs,
-      rss_mb: Math.round(process.memoryUsage.rss() / 1048576),
+      ...memoryFields(),
     });
   }
 
@@ -176,4 +176,10 @@ export class BackfillLog {
 export function describe(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}`;
   return String(error);
+}
+
+/** The instance's memory: resident set, and the JavaScript heap in use (what the handler itself holds). */
+function memoryFields(): { rss_mb: number; heap_mb: number } {
+  const m = process.memoryUsage();
+  return { rss_mb: Math.round(m.rss / 1048576), heap_mb: Math.round(m.heapUsed / 1048576) };
 }

@@ -18,9 +18,10 @@ import type { Deps } from "../deps";
 import { applyPage, ProductCatalog } from "../ledger/apply";
 import { describe } from "../log";
 import { encodeOutcomes, refs, type ChunkDoc, type Cursor, type EventErrorDoc, type PageOutcome, type RunDoc } from "../platform/collections";
+import { isPreconditionFailure, optimistically } from "../platform/firestore";
 import { killSwitch } from "../platform/flags";
 import { chunkTaskId, type ChunkTaskPayload } from "../platform/tasks";
-import { advanceRun, isPreconditionFailure, pauseRun } from "../runs/advance";
+import { advanceRun, pauseRun } from "../runs/advance";
 import { runFields } from "../runs/runFields";
 
 /** What Cloud Tasks tells a delivery about itself. */
@@ -584,7 +585,7 @@ async function claimChunk(
 ): Promise<"claimed" | "busy" | "taken" | "inactive"> {
   const r = refs(deps.db);
   const ref = r.chunk(migrationId, chunkId);
-  const claim = await optimistically(ref, (chunk) => {
+  const claim = await optimisticChunk(ref, (chunk) => {
     if (!chunk || (chunk.status !== "pending" && chunk.status !== "running")) return { result: "inactive" as const };
     const lease = chunk.lease;
     const live = lease && lease.owner !== me.owner && lease.expiresAt.toMillis() > deps.now().getTime();
@@ -617,30 +618,17 @@ async function claimChunk(
 }
 
 async function releaseLease(deps: Deps, migrationId: string, chunkId: string, me: Holder): Promise<void> {
-  await optimistically(refs(deps.db).chunk(migrationId, chunkId), (chunk) =>
+  await optimisticChunk(refs(deps.db).chunk(migrationId, chunkId), (chunk) =>
     chunk?.lease?.owner === me.owner ? { result: true, update: { lease: null, updatedAt: FieldValue.serverTimestamp() } } : { result: false },
   );
 }
 
-/**
- * Reads a chunk, decides, and writes the decision conditional on the version read; on a conflict it reads
- * again and decides again. The chunk documents' writers are few, so this settles in a try or two.
- */
-async function optimistically<T>(
+/** A chunk's read-decide-conditional-write (see `optimistically`). */
+function optimisticChunk<T>(
   ref: FirebaseFirestore.DocumentReference,
   decide: (chunk: ChunkDoc | undefined) => { result: T; update?: Record<string, unknown> },
 ): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    const snap = await ref.get();
-    const { result, update } = decide(snap.data() as ChunkDoc | undefined);
-    if (!update) return result;
-    try {
-      await ref.update(update, { lastUpdateTime: snap.updateTime as Timestamp });
-      return result;
-    } catch (error) {
-      if (!isPreconditionFailure(error) || attempt >= 20) throw error;
-    }
-  }
+  return optimistically<ChunkDoc, T>(ref, decide);
 }
 
 /** Moves the chunk to a settled state if it is in one of `from`; true when this call made the change. */
@@ -651,7 +639,7 @@ export async function settleChunk(
   from: readonly ChunkDoc["status"][],
   change: Partial<Pick<ChunkDoc, "status" | "pausedReason" | "lastError">>,
 ): Promise<boolean> {
-  return optimistically(refs(deps.db).chunk(migrationId, chunkId), (chunk) => {
+  return optimisticChunk(refs(deps.db).chunk(migrationId, chunkId), (chunk) => {
     if (!chunk || !from.includes(chunk.status)) return { result: false };
     const finished = change.status === "failed" || change.status === "cancelled";
     return {

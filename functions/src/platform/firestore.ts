@@ -1,4 +1,4 @@
-import { Timestamp } from "firebase-admin/firestore";
+import { Timestamp, type DocumentData, type DocumentReference } from "firebase-admin/firestore";
 
 /** Firestore data with top-level Timestamps turned into Dates, the form the pure core validates. */
 export function plainData(data: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
@@ -34,4 +34,32 @@ export async function mapWithConcurrency<T, R>(
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (failure) throw failure.error;
   return results;
+}
+
+/** True for the error a write with a failed precondition (document changed since read) throws. */
+export function isPreconditionFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return code === 9 || code === "failed-precondition";
+}
+
+/**
+ * Reads a document, decides, and writes the decision conditional on the version read; on a conflict it
+ * reads again and decides again. For documents with few writers at a time, this settles in a try or two
+ * without the read locks of a transaction (which the emulator serialises with multi-second lock waits).
+ */
+export async function optimistically<D, T>(
+  ref: DocumentReference,
+  decide: (doc: D | undefined) => { result: T; update?: DocumentData },
+): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    const snap = await ref.get();
+    const { result, update } = decide(snap.data() as D | undefined);
+    if (!update) return result;
+    try {
+      await ref.update(update, { lastUpdateTime: snap.updateTime as Timestamp });
+      return result;
+    } catch (error) {
+      if (!isPreconditionFailure(error) || attempt >= 20) throw error;
+    }
+  }
 }

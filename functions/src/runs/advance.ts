@@ -10,7 +10,7 @@ import { finalStatus, isFinishedRun, nextPhase, summarize, type RunProgress } fr
 import type { Phase } from "../core/types";
 import type { Deps } from "../deps";
 import { refs, type ChunkDoc, type RunDoc } from "../platform/collections";
-import { mapWithConcurrency } from "../platform/firestore";
+import { isPreconditionFailure, mapWithConcurrency, optimistically } from "../platform/firestore";
 import { chunkTaskId } from "../platform/tasks";
 import { runFields } from "./runFields";
 
@@ -56,12 +56,13 @@ async function openNextPhases(deps: Deps, runId: string, run: RunDoc, chunks: re
     const following = nextPhase(phase, run.phases);
     if (!following || chunks.some((c) => blocks(c, phase))) return phase;
     const from = phase;
-    const moved = await deps.db.runTransaction(async (tx) => {
-      const fresh = (await tx.get(r.run(runId))).data() as RunDoc;
-      if (fresh.phase !== from || isFinishedRun(fresh.status) || fresh.status === "paused") return false;
-      tx.update(r.run(runId), { phase: following, updatedAt: FieldValue.serverTimestamp() });
-      return true;
-    });
+    // Every chunk that finishes the phase gets here at about the same moment: a conditional write, not a
+    // transaction, so they do not queue behind each other's read locks.
+    const moved = await optimistically<RunDoc, boolean>(r.run(runId), (fresh) =>
+      !fresh || fresh.phase !== from || isFinishedRun(fresh.status) || fresh.status === "paused"
+        ? { result: false }
+        : { result: true, update: { phase: following, updatedAt: FieldValue.serverTimestamp() } },
+    );
     if (!moved) return ((await r.run(runId).get()).data() as RunDoc).phase;
     deps.log.phaseStarted(runFields(runId, run), following, chunks.filter((c) => c.chunk.phase === following).length);
     phase = following;
@@ -77,11 +78,6 @@ async function wakeWaitingChunks(chunks: readonly ChunkRow[], phase: Phase): Pro
       row.chunk = { ...row.chunk, status: "pending", enqueued: false };
     }
   });
-}
-
-export function isPreconditionFailure(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
-  return code === 9 || code === "failed-precondition";
 }
 
 async function updateIfUnchanged(doc: QueryDocumentSnapshot, data: Record<string, unknown>): Promise<boolean> {
@@ -178,12 +174,11 @@ export async function pauseRun(
   autoPause: RunDoc["autoPause"] = null,
 ): Promise<boolean> {
   const ref = refs(deps.db).run(runId);
-  const paused = await deps.db.runTransaction(async (tx) => {
-    const current = (await tx.get(ref)).data() as RunDoc | undefined;
-    if (!current || (current.status !== "running" && current.status !== "pending")) return null;
-    tx.update(ref, { status: "paused", pausedReason: reason, autoPause, updatedAt: FieldValue.serverTimestamp() });
-    return current;
-  });
+  const paused = await optimistically<RunDoc, RunDoc | null>(ref, (current) =>
+    !current || (current.status !== "running" && current.status !== "pending")
+      ? { result: null }
+      : { result: current, update: { status: "paused", pausedReason: reason, autoPause, updatedAt: FieldValue.serverTimestamp() } },
+  );
   if (paused) {
     deps.log.runPaused(
       runFields(runId, paused),

@@ -8,9 +8,9 @@ import type { Deps } from "../deps";
 import { AppError } from "../errors";
 import { assertBackfillEnabled } from "../jobs/start";
 import { refs, type ChunkDoc, type RunDoc } from "../platform/collections";
-import { mapWithConcurrency } from "../platform/firestore";
+import { isPreconditionFailure, mapWithConcurrency } from "../platform/firestore";
 import { chunkTaskId } from "../platform/tasks";
-import { isPreconditionFailure, pauseRun, queueDueWork, rollUp } from "./advance";
+import { pauseRun, queueDueWork, rollUp } from "./advance";
 import { runFields } from "./runFields";
 import { getRun } from "./views";
 
