@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { getApps, initializeApp } from "firebase-admin/app";
 import { AggregateField, FieldValue, getFirestore, Timestamp, type Firestore } from "firebase-admin/firestore";
 import { mintLocalToken } from "./localToken";
+import { random } from "./seed";
 import { PROJECT_ID } from "./setup";
 
 const { values } = parseArgs({
@@ -42,17 +43,6 @@ const WARMUP_YEAR = 2399;
 /** A year with no events at all, for the empty 366-day run. */
 const EMPTY_YEAR = 2402;
 const PRODUCTS = Array.from({ length: 8 }, (_, i) => ({ id: `bench_p${i}`, points: 50 * (i + 1) }));
-
-/** Deterministic PRNG so every run seeds the same data. */
-function random(seed: number) {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface SeedEvent {
   id: string;

@@ -16,8 +16,8 @@ const PRODUCTS: Record<string, { name: string; points: number }> = {
   booster_xp: { name: "XP booster", points: 60 },
 };
 
-/** A small deterministic PRNG (mulberry32), so every `npm start` seeds the same store. */
-function random(seed: number) {
+/** A small deterministic PRNG (mulberry32), so every `npm start` (and every benchmark) seeds the same store. */
+export function random(seed: number) {
   let a = seed;
   return () => {
     a = (a + 0x6d2b79f5) | 0;
