@@ -76,27 +76,29 @@ export async function handleChunkTask(deps: Deps, payload: unknown, delivery: De
   const startedAt = deps.now().getTime();
   const catalog = new ProductCatalog(deps.db);
   const handled = new Set<string>();
-  for (let chunkId: string | null = parsed.data.chunkId; chunkId; chunkId = await chunkToHelp(deps, migrationId, delivery, handled, startedAt)) {
-    handled.add(chunkId);
-    try {
-      await workOnChunk(deps, { migrationId, chunkId }, delivery, catalog);
-    } catch (error) {
-      const lastAttempt = delivery.retryCount + 1 >= deps.config.taskMaxAttempts;
-      const run = (await refs(deps.db).run(migrationId).get()).data() as RunDoc | undefined;
-      if (!run) throw error;
-      if (!lastAttempt || error instanceof ChunkBusyError) {
+  for (let batch = [parsed.data.chunkId]; batch.length > 0; batch = await chunksToHelp(deps, migrationId, delivery, handled, startedAt)) {
+    for (const id of batch) handled.add(id);
+    const outcomes = await Promise.allSettled(batch.map((chunkId) => workOnChunk(deps, { migrationId, chunkId }, delivery, catalog)));
+    const failures = outcomes.flatMap((o, i) => (o.status === "rejected" ? [{ chunkId: batch[i] as string, error: o.reason as unknown }] : []));
+    const first = failures[0];
+    if (!first) continue;
+    const lastAttempt = delivery.retryCount + 1 >= deps.config.taskMaxAttempts;
+    const run = (await refs(deps.db).run(migrationId).get()).data() as RunDoc | undefined;
+    if (!run) throw first.error;
+    if (!lastAttempt || failures.some((f) => f.error instanceof ChunkBusyError)) {
+      for (const { chunkId, error } of failures) {
         deps.log.chunkRetrying(runFields(migrationId, run), { id: chunkId, attempt: delivery.retryCount + 1 }, error);
         await refs(deps.db)
           .chunk(migrationId, chunkId)
           .update({ lastError: describe(error), updatedAt: FieldValue.serverTimestamp() })
           .catch(() => undefined);
-        throw error;
       }
-      // Out of attempts: this chunk, and any other this task had taken on, end failed.
-      const held = await refs(deps.db).chunks(migrationId).where("lease.task", "==", delivery.taskName).get();
-      for (const id of new Set([chunkId, ...held.docs.map((d) => d.id)])) await failChunk(deps, migrationId, run, id, error);
-      break;
+      throw first.error;
     }
+    // Out of attempts: these chunks, and any other this task had taken on, end failed.
+    const held = await refs(deps.db).chunks(migrationId).where("lease.task", "==", delivery.taskName).get();
+    for (const id of new Set([...failures.map((f) => f.chunkId), ...held.docs.map((d) => d.id)])) await failChunk(deps, migrationId, run, id, first.error);
+    break;
   }
   await advanceRun(deps, migrationId);
 }
@@ -104,12 +106,16 @@ export async function handleChunkTask(deps: Deps, payload: unknown, delivery: De
 /** How many due chunks one look for help considers. */
 const HELP_CANDIDATES = 10;
 
+/** Small chunks (one page or less) a delivery takes on at once: they wait on round trips, not on the CPU. */
+const HELP_PARALLEL = 4;
+
 /**
- * The next chunk this delivery should take on: one its own task holds (left by an earlier attempt that
- * died), else one that is due in the run's phase and untouched. Null when there is none, or its time is up.
+ * The next chunks this delivery should take on: those its own task holds (left by an earlier attempt that
+ * died), else due, untouched ones in the run's phase: several at once when they are small, else one.
+ * Empty when there is none, or the delivery's time is up.
  */
-async function chunkToHelp(deps: Deps, migrationId: string, delivery: Delivery, handled: Set<string>, startedAt: number): Promise<string | null> {
-  if (deps.now().getTime() - startedAt > deps.config.sliceSeconds * 1000) return null;
+async function chunksToHelp(deps: Deps, migrationId: string, delivery: Delivery, handled: Set<string>, startedAt: number): Promise<string[]> {
+  if (deps.now().getTime() - startedAt > deps.config.sliceSeconds * 1000) return [];
   const r = refs(deps.db);
   // Only a retry can find chunks its task took on and left (a first attempt has taken none yet).
   const [runSnap, held] = await Promise.all([
@@ -117,16 +123,23 @@ async function chunkToHelp(deps: Deps, migrationId: string, delivery: Delivery, 
     delivery.retryCount > 0 ? r.chunks(migrationId).where("lease.task", "==", delivery.taskName).get() : null,
   ]);
   const run = runSnap.data() as RunDoc | undefined;
-  if (!run || run.status !== "running") return null;
-  const orphan = held?.docs.find((d) => !handled.has(d.id) && (d.get("status") === "running" || d.get("status") === "pending"));
-  if (orphan) return orphan.id;
+  if (!run || run.status !== "running") return [];
+  const orphans = (held?.docs ?? []).filter((d) => !handled.has(d.id) && (d.get("status") === "running" || d.get("status") === "pending"));
+  if (orphans.length > 0) return orphans.slice(0, HELP_PARALLEL).map((d) => d.id);
   const due = await r.chunks(migrationId).where("phase", "==", run.phase).where("status", "==", "pending").limit(HELP_CANDIDATES).get();
   const now = deps.now().getTime();
-  const free = due.docs.find((d) => {
+  const free = due.docs.filter((d) => {
     const lease = d.get("lease") as ChunkDoc["lease"];
     return !handled.has(d.id) && (!lease || lease.expiresAt.toMillis() <= now);
   });
-  return free?.id ?? null;
+  // A replay's reversals step knows its day's open reversals (remembered by the purchases scan).
+  const small = (d: (typeof free)[number]) => {
+    const ids = d.get("reversalIds") as ChunkDoc["reversalIds"] | undefined;
+    return d.get("phase") === "reversals" && d.get("step") === "scan" && Array.isArray(ids) && ids.length <= deps.config.pageSize;
+  };
+  const first = free[0];
+  if (!first) return [];
+  return small(first) ? free.filter(small).slice(0, HELP_PARALLEL).map((d) => d.id) : [first.id];
 }
 
 async function workOnChunk(deps: Deps, task: ChunkTaskPayload, delivery: Delivery, catalog: ProductCatalog): Promise<void> {
