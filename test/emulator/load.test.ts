@@ -8,6 +8,13 @@ import { api, countDocs, waitForRun } from "../support/emulator";
 
 const tally = { requests: 0, runs: 0, duplicateEntries: 0 };
 
+/** Sends `n` copies of one start request at the same moment and returns the answers. */
+async function burst(n: number, body: Record<string, unknown>, headers?: Record<string, string>) {
+  const answers = await Promise.all(Array.from({ length: n }, () => api("POST", "/api/jobs/backfill", { body, headers })));
+  tally.requests += answers.length;
+  return answers;
+}
+
 describe("load", () => {
   beforeAll(async () => {
     // The Functions emulator serves each concurrent request in its own worker process, starting one
@@ -27,8 +34,7 @@ describe("load", () => {
     const spec = bankFromSeed(seed, { maxDays: 2, maxUsers: 5, minOrders: 30, maxOrders: 40, markedOnly: false });
     const bank = await writeBank("load50", spec);
     const body = { type: "webhook_replay", ...bank.s.range(1, spec.days), dryRun: false, maxErrorRate: 1 };
-    const answers = await Promise.all(Array.from({ length: 50 }, () => api("POST", "/api/jobs/backfill", { body })));
-    tally.requests += answers.length;
+    const answers = await burst(50, body);
     expect(answers.map((a) => a.status)).toEqual(Array(50).fill(202));
     const ids = new Set(answers.map((a) => a.body.migrationId as string));
     expect(ids.size, "every request without a key is its own run").toBe(50);
@@ -57,8 +63,7 @@ describe("load", () => {
     const body = { type: "webhook_replay", ...bank.s.range(1, spec.days), dryRun: false, maxErrorRate: 1 };
     const key = `load-${seed}-${Date.now()}`;
     const runsBefore = await countDocs("dataMigrations");
-    const answers = await Promise.all(Array.from({ length: 50 }, () => api("POST", "/api/jobs/backfill", { body, headers: { "idempotency-key": key } })));
-    tally.requests += answers.length;
+    const answers = await burst(50, body, { "idempotency-key": key });
     expect(answers.map((a) => a.status)).toEqual(Array(50).fill(202));
     const ids = new Set(answers.map((a) => a.body.migrationId as string));
     expect(ids.size).toBe(1);

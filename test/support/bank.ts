@@ -159,14 +159,14 @@ export async function writeBank(name: string, spec: BankSpec): Promise<BankStore
   return {
     s,
     spec,
-    afterReplay: { ledger, balances: balancesOf(s, afterBothOwners(s, spec), ledger), replay: { total, processed, skipped, errors: errorIds.length, errorIds: errorIds.sort(), selectedIds: s.events.filter((e) => !e.live && !e.markedOnly).map((e) => e.id).sort() } },
+    afterReplay: { ledger, balances: balancesOf(ownersOf(s, spec), ledger), replay: { total, processed, skipped, errors: errorIds.length, errorIds: errorIds.sort(), selectedIds: s.events.filter((e) => !e.live && !e.markedOnly).map((e) => e.id).sort() } },
     afterBoth,
     eventIds: s.events.map((e) => e.id),
   };
 }
 
-/** User of each order, by ledger entry id. */
-function afterBothOwners(s: Store, spec: BankSpec): Map<string, string> {
+/** The user each possible ledger entry belongs to, by entry id. */
+function ownersOf(s: Store, spec: BankSpec): Map<string, string> {
   const owners = new Map<string, string>();
   spec.orders.forEach((o, i) => {
     const orderId = `${s.scope}_o${i + 1}`;
@@ -176,7 +176,7 @@ function afterBothOwners(s: Store, spec: BankSpec): Map<string, string> {
   return owners;
 }
 
-function balancesOf(_s: Store, owners: Map<string, string>, ledger: Record<string, number>): Record<string, number> {
+function balancesOf(owners: Map<string, string>, ledger: Record<string, number>): Record<string, number> {
   const balances: Record<string, number> = {};
   for (const [id, points] of Object.entries(ledger)) {
     const user = owners.get(id) as string;
@@ -187,7 +187,7 @@ function balancesOf(_s: Store, owners: Map<string, string>, ledger: Record<strin
 
 /** Balances the store must show for a given expected ledger. */
 export function expectedBalances(bank: BankStore, ledger: Record<string, number>): Record<string, number> {
-  return balancesOf(bank.s, afterBothOwners(bank.s, bank.spec), ledger);
+  return balancesOf(ownersOf(bank.s, bank.spec), ledger);
 }
 
 /**

@@ -91,7 +91,8 @@ export async function handleChunkTask(deps: Deps, payload: unknown, delivery: De
         await refs(deps.db)
           .chunk(migrationId, chunkId)
           .update({ lastError: describe(error), updatedAt: FieldValue.serverTimestamp() })
-          .catch(() => undefined);
+          // Only a note for operators; the delivery fails and is retried whatever happens here.
+          .catch((noteError: unknown) => deps.log.internalError("chunk_last_error", noteError, runFields(migrationId, run)));
       }
       throw first.error;
     }
