@@ -69,6 +69,8 @@ const envSchema = z.object({
   CHUNK_PARALLEL_GROUPS: int(8, 1, 64),
   CHUNK_SLICE_SECONDS: int(240, 5, 1500),
   TASK_MAX_ATTEMPTS: int(5, 1, 100),
+  // A queued chunk task that has not started after this long is taken for lost and queued again.
+  WATCHDOG_STALL_SECONDS: int(1800, 60, 86_400),
   AUTO_PAUSE_ERROR_RATE: z
     .string()
     .optional()
@@ -115,6 +117,8 @@ export interface Config {
   sliceSeconds: number;
   /** Delivery attempts Cloud Tasks makes per task (the queue's retryConfig.maxAttempts). */
   taskMaxAttempts: number;
+  /** How long the watchdog lets a queued chunk task (or a continuation) wait to start before queueing it again. */
+  stallSeconds: number;
   /** Default maxErrorRate of new runs. */
   autoPauseErrorRate: number;
   /** The scheduled replay: trailing window, dry run, event cap. */
@@ -156,6 +160,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     parallelGroups: e.CHUNK_PARALLEL_GROUPS,
     sliceSeconds: e.CHUNK_SLICE_SECONDS,
     taskMaxAttempts: e.TASK_MAX_ATTEMPTS,
+    stallSeconds: e.WATCHDOG_STALL_SECONDS,
     autoPauseErrorRate: e.AUTO_PAUSE_ERROR_RATE,
     replay: { lookbackDays: e.REPLAY_LOOKBACK_DAYS, dryRun: e.REPLAY_DRY_RUN, maxEvents: e.REPLAY_MAX_EVENTS },
   };

@@ -6,6 +6,8 @@ import type { ChunkQueue } from "./platform/tasks";
 
 /** Named moments where tests inject crashes and transient errors. Never set in production. */
 export type FaultPoint =
+  /** A delivery has just claimed its chunk (nothing read or written for it yet). */
+  | "after-claim"
   | "page-read"
   | "page-half-applied"
   | "before-page-commit"

@@ -5,6 +5,7 @@ import { onRequest } from "firebase-functions/v2/https";
 import { onSchedule } from "firebase-functions/v2/scheduler";
 import { onTaskDispatched } from "firebase-functions/v2/tasks";
 import { replaySchedule, runScheduledReplay } from "./jobs/scheduled";
+import { watchRuns } from "./runs/watchdog";
 import { handleChunkTask } from "./chunks/worker";
 import { REGION } from "./config";
 import { buildDeps } from "./runtime";
@@ -43,5 +44,13 @@ export const scheduledReplay = onSchedule(
   { schedule: replaySchedule(process.env), timeZone: "Etc/UTC", region: REGION, retryCount: 3, timeoutSeconds: 300 },
   async (event) => {
     await runScheduledReplay(buildDeps(), event.scheduleTime ? new Date(event.scheduleTime) : new Date());
+  },
+);
+
+/** The watchdog: every few minutes, repairs runs that could make no progress (see runs/watchdog.ts). */
+export const runWatchdog = onSchedule(
+  { schedule: "every 5 minutes", timeZone: "Etc/UTC", region: REGION, retryCount: 0, timeoutSeconds: 300 },
+  async () => {
+    await watchRuns(buildDeps());
   },
 );

@@ -128,6 +128,17 @@ export class BackfillLog {
     this.write("WARNING", { ...runFields(run), event: "run_paused", reason, ...details });
   }
 
+  runRepaired(run: RunFields, repair: { kind: string; chunkId?: string; why?: string; reason?: string; to?: string }) {
+    this.write("WARNING", {
+      ...runFields(run),
+      event: "run_repaired",
+      repair: repair.kind,
+      chunk_id: repair.chunkId ?? null,
+      reason: repair.why ?? repair.reason ?? null,
+      ...(repair.to ? { status: repair.to } : {}),
+    });
+  }
+
   runControlled(run: RunFields, action: string, outcome: "changed" | "noop", by: string, status: string) {
     this.write("NOTICE", { ...runFields(run), event: "run_control", action, outcome, requested_by: by, status });
   }

@@ -3,7 +3,7 @@
 // needs the in-process queue to see what gets (re)queued.
 import { describe, expect, it } from "vitest";
 import { controlRun } from "../../functions/src/runs/control";
-import type { ChunkDoc } from "../../functions/src/platform/collections";
+import type { ChunkDoc } from "../../functions/src/chunks/store";
 import { api, db, testDeps, type RecordingQueue } from "../support/emulator";
 import { deliverAll, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
@@ -13,7 +13,10 @@ async function chunks(id: string): Promise<Record<string, ChunkDoc>> {
   return Object.fromEntries(snap.docs.map((d) => [d.id, d.data() as ChunkDoc]));
 }
 
-const cursorKey = (c: ChunkDoc["cursor"]) => (c ? `${c.createdAt.seconds}.${c.createdAt.nanoseconds}/${c.id}` : null);
+const cursorKey = (c: ChunkDoc) => {
+  const cursor = c.progress.purchases?.cursor;
+  return cursor ? `${cursor.createdAt.seconds}.${cursor.createdAt.nanoseconds}/${cursor.id}` : null;
+};
 
 describe("pause and resume", () => {
   it("pause stops every chunk at its next page; resume continues from each checkpoint without re-reading a page", async () => {
@@ -65,7 +68,7 @@ describe("pause and resume", () => {
     // The first page each chunk read after the resume started at the checkpoint it paused with.
     for (const [day, chunk] of Object.entries(atPause)) {
       const first = reads.find((r) => r.chunkId === day && r.at >= resumedAt);
-      if (chunk.status === "paused") expect(first?.cursor, day).toBe(cursorKey(chunk.cursor));
+      if (chunk.status === "paused") expect(first?.cursor, day).toBe(cursorKey(chunk));
     }
     expect((await s.ledger()).size).toBe(90);
     await s.expectWalletsMatchLedger();

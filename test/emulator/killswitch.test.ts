@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { startJob } from "../../functions/src/jobs/start";
-import type { ChunkDoc } from "../../functions/src/platform/collections";
+import type { ChunkDoc } from "../../functions/src/chunks/store";
 import { api, countDocs, db, setKillSwitch, testDeps, type RecordingQueue } from "../support/emulator";
 import { deliverAll, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
@@ -60,7 +60,7 @@ describe("kill switch", () => {
     expect(run).toMatchObject({ status: "paused", pausedReason: "kill_switch" });
     const chunk = (await db().collection("dataMigrations").doc(id).collection("chunks").doc(s.day(1)).get()).data() as ChunkDoc;
     expect(chunk).toMatchObject({ status: "paused", pausedReason: "kill_switch", total: 10, processed: 10, pages: 1 });
-    expect(chunk.cursor).not.toBeNull();
+    expect(chunk.progress.purchases?.cursor).not.toBeNull();
     expect((await s.ledger()).size).toBe(10);
     await s.expectWalletsMatchLedger();
 

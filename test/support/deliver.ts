@@ -1,9 +1,10 @@
 // Plays Cloud Tasks in-process: takes the tasks a run enqueued and calls the chunk handler for them, as
 // many times and as concurrently as a test asks, retrying a thrown delivery like Cloud Tasks would.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { handleChunkTask } from "../../functions/src/chunks/worker";
 import type { Deps } from "../../functions/src/deps";
 import { startJob } from "../../functions/src/jobs/start";
-import type { RunDoc } from "../../functions/src/platform/collections";
+import type { RunDoc } from "../../functions/src/runs/store";
 import { db, type RecordingQueue } from "./emulator";
 
 export async function startInProcess(deps: Deps, body: Record<string, unknown>): Promise<string> {
@@ -19,11 +20,27 @@ export interface DeliveryPlan {
   maxRounds?: number;
 }
 
+/** Which delivery the code running now belongs to, if any. */
+const delivering = new AsyncLocalStorage<{ taskName: string; retryCount: number }>();
+
+/**
+ * The delivery the current code runs inside, or undefined when it runs in a start or a control call. Fault
+ * injectors use it so that a fault counts only where it hits a chunk delivery, which Cloud Tasks retries.
+ */
+export function currentDelivery(): { taskName: string; retryCount: number } | undefined {
+  return delivering.getStore();
+}
+
+/** One delivery of a task, as Cloud Tasks makes it. */
+export function deliverOnce(deps: Deps, payload: unknown, taskName: string, retryCount = 0): Promise<void> {
+  return delivering.run({ taskName, retryCount }, () => handleChunkTask(deps, payload, { retryCount, taskName }));
+}
+
 /** Delivers one task, retrying on a throw up to the configured attempts; returns the attempts used. */
 export async function deliverWithRetries(deps: Deps, payload: unknown, taskName: string): Promise<number> {
   for (let retryCount = 0; ; retryCount++) {
     try {
-      await handleChunkTask(deps, payload, { retryCount, taskName });
+      await deliverOnce(deps, payload, taskName, retryCount);
       return retryCount + 1;
     } catch (error) {
       if (retryCount + 1 >= deps.config.taskMaxAttempts) throw error;

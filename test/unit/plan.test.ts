@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { allocateBudgets } from "../../functions/src/core/plan";
-import { afterStep, initialSteps, isSelected, pageDelta, positionFor, retrySteps, summarize, finalStatus } from "../../functions/src/core/progress";
+import { afterStep, initialSteps, pageDelta, positionFor, retrySteps } from "../../functions/src/core/chunk";
+import { finalStatus, summarize } from "../../functions/src/core/run";
+import { isSelected } from "../../functions/src/core/selection";
 
 describe("sharing the event cap among chunks", () => {
   const counts = [
@@ -87,8 +89,8 @@ describe("event selection", () => {
 describe("run progress", () => {
   it("sums chunk counters and ends failed when any chunk failed", () => {
     const p = summarize([
-      { status: "done", phase: "purchases", total: 3, processed: 2, skipped: 0, errors: 1 },
-      { status: "failed", phase: "reversals", total: 1, processed: 1, skipped: 0, errors: 0 },
+      { status: "done", total: 3, processed: 2, skipped: 0, errors: 1 },
+      { status: "failed", total: 1, processed: 1, skipped: 0, errors: 0 },
     ]);
     expect(p).toMatchObject({ total: 4, processed: 3, errors: 1, chunksDone: 1, chunksFailed: 1, chunksTotal: 2 });
     expect(finalStatus(p)).toBe("failed");

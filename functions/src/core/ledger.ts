@@ -28,7 +28,7 @@ export interface ApplyContext {
 export interface GroupState {
   /** Raw event documents by id (undefined: the document is gone). */
   events: ReadonlyMap<string, unknown>;
-  /** Ledger entries by id, for every id `entryIdsFor` asked for (undefined: absent). */
+  /** Ledger entries by id (undefined: read, and absent; no key: not read). */
   ledger: ReadonlyMap<string, LedgerEntry | undefined>;
   /** A dry run's own would-be entries, read from its shadow ledger. Empty for real runs. */
   shadow: ReadonlyMap<string, LedgerEntry | undefined>;
@@ -70,13 +70,20 @@ export function decideGroup(
   ctx: ApplyContext,
   eventIds: readonly string[],
   state: GroupState,
-): { outcomes: EventOutcome[]; intents: Intent[] } {
+): { outcomes: EventOutcome[]; intents: Intent[]; unverified: string[] } {
   const created = new Map<string, LedgerEntry>();
   const intents: Intent[] = [];
   const credits = new Map<string, number>();
+  // Entries the state does not say anything about are taken as absent. That is safe only where the write
+  // that follows checks it (an entry is created only if absent); every other decision resting on such an
+  // assumption is reported as unverified, and the caller reads those entries and decides again.
+  const assumedAbsent = new Set<string>();
 
-  const lookup = (id: string): LedgerEntry | undefined =>
-    created.get(id) ?? state.ledger.get(id) ?? (ctx.dryRun ? state.shadow.get(id) : undefined);
+  const lookup = (id: string): LedgerEntry | undefined => {
+    const found = created.get(id) ?? state.ledger.get(id) ?? (ctx.dryRun ? state.shadow.get(id) : undefined);
+    if (found === undefined && !created.has(id) && !state.ledger.has(id)) assumedAbsent.add(id);
+    return found;
+  };
   const isMine = (entry: LedgerEntry, eventId: string) =>
     ctx.runId !== null && entry.migrationId === ctx.runId && entry.sourceEventId === eventId;
 
@@ -181,5 +188,5 @@ export function decideGroup(
   });
 
   for (const [userId, points] of credits) intents.push({ kind: "creditWallet", userId, points });
-  return { outcomes, intents };
+  return { outcomes, intents, unverified: [...assumedAbsent].filter((id) => !created.has(id)) };
 }

@@ -7,7 +7,7 @@ import { problemsFromZod } from "../core/request";
 import type { Deps } from "../deps";
 import { AppError, invalidRequest } from "../errors";
 import { startJob } from "../jobs/start";
-import { CONTROL_ACTIONS, type ControlAction } from "../core/control";
+import { CONTROL_ACTIONS, type ControlAction } from "../core/run";
 import { controlRun } from "../runs/control";
 import { buildReport } from "../runs/report";
 import { getRun, killSwitchView, listRuns, MAX_LIST_LIMIT } from "../runs/views";

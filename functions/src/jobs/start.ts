@@ -4,18 +4,21 @@
 // both start a run.
 import { createHash } from "node:crypto";
 import { FieldValue, Timestamp, type Firestore } from "firebase-admin/firestore";
+import { newChunk, type Chunk } from "../core/chunk";
 import type { Allocation } from "../core/plan";
 import { daysInRange } from "../core/dates";
-import { initialSteps, positionFor } from "../core/progress";
 import { parseStartJob, type StartJobRequest } from "../core/request";
-import { phasesFor } from "../core/types";
+import type { Run } from "../core/run";
+import { phasesFor, type RunType } from "../core/types";
 import type { Deps } from "../deps";
 import { AppError, invalidRequest } from "../errors";
 import { describe } from "../log";
-import { COLLECTIONS, refs, type ChunkDoc, type RunDoc } from "../platform/collections";
+import { chunkStore } from "../chunks/store";
+import { COLLECTIONS, refs } from "../platform/collections";
 import { killSwitch, killSwitchMessage } from "../platform/flags";
-import { queueDueWork, rollUp } from "../runs/advance";
+import { advanceRun } from "../runs/advance";
 import { runFields } from "../runs/runFields";
+import { runStore } from "../runs/store";
 import { planRun } from "./planner";
 
 /** The 202 answer to a started job. */
@@ -23,7 +26,7 @@ export interface StartedRun {
   migrationId: string;
   status: "pending";
   chunks: number;
-  type: RunDoc["type"];
+  type: RunType;
   startDate: string;
   endDate: string;
   dryRun: boolean;
@@ -86,20 +89,18 @@ export async function startJob(deps: Deps, body: unknown, options: StartOptions)
     maxEvents: request.maxEvents,
     requestedBy: options.requestedBy,
   });
+  // Opens the first phase that has work, queues its chunks, and closes a run that had nothing to do.
   try {
-    await queueDueWork(deps, id);
+    await advanceRun(deps, id);
   } catch (error) {
     deps.log.internalError("enqueue_chunks", error, runFields(id, run));
     throw new AppError(
       503,
       "enqueue_failed",
-      `Run ${id} was recorded but its chunk tasks could not all be queued (${describe(error)}). Check the backfill Cloud Tasks queue, then resume the run.`,
+      `Run ${id} was recorded but its chunk tasks could not all be queued (${describe(error)}). Check the backfill Cloud Tasks queue; the watchdog queues them again within ${Math.ceil(deps.config.stallSeconds / 60)} minutes, or resume the run.`,
       { migrationId: id },
     );
   }
-  // Mirrors progress and closes a run that had nothing to do. The run is already recorded and queued, so a
-  // failure here is only logged: every chunk that finishes rolls up again.
-  await rollUp(deps, id).catch((error: unknown) => deps.log.internalError("roll_up", error, runFields(id, run)));
   return { run: response, replayed: false };
 }
 
@@ -150,61 +151,26 @@ async function createRun(
   plan: Allocation,
   requestedBy: string,
   idempotency: { key: string; bodyHash: string; ref: FirebaseFirestore.DocumentReference } | null,
-): Promise<{ id: string; run: RunDoc; response: StartedRun } | { replayed: StartedRun }> {
+): Promise<{ id: string; run: Run; response: StartedRun } | { replayed: StartedRun }> {
   const phases = phasesFor(request.type);
   const days = daysInRange(request.startDate, request.endDate);
-  // Resolved by Firestore when the batch commits.
-  const serverNow = FieldValue.serverTimestamp() as unknown as Timestamp;
-  const chunks = days.map((day): [string, ChunkDoc] => {
-    const budgets = plan.budgets.get(day) ?? {};
-    const position = positionFor(initialSteps(budgets, phases), phases[0] as RunDoc["phase"], phases);
-    return [
-      day,
-      {
-        day,
-        status: position.status,
-        phase: position.current.phase,
-        step: position.current.step,
-        upcoming: position.upcoming,
-        budgets,
-        phaseExamined: 0,
-        cursor: null,
-        errorCursor: null,
-        reversalIds: request.type === "webhook_replay" ? [] : null,
-        listCursor: 0,
-        pages: 0,
-        generation: 0,
-        enqueued: false,
-        attempts: 0,
-        lease: null,
-        stoppedAtBudget: false,
-        pausedReason: null,
-        lastError: null,
-        total: 0,
-        processed: 0,
-        skipped: 0,
-        errors: 0,
-        startedAt: null,
-        finishedAt: position.status === "done" ? serverNow : null,
-        updatedAt: serverNow,
-      },
-    ];
-  });
-  const run: RunDoc = {
+  const now = deps.now().getTime();
+  const chunks = days.map((day) => newChunk(day, plan.budgets.get(day) ?? {}, { type: request.type, phases }, now));
+  const base: Omit<Run, "id"> = {
     type: request.type,
     startDate: request.startDate,
     endDate: request.endDate,
     dryRun: request.dryRun,
     maxEvents: request.maxEvents,
     status: "pending",
-    phase: phases[0] as RunDoc["phase"],
+    phase: phases[0] as Run["phase"],
     phases,
     total: 0,
     processed: 0,
     skipped: 0,
     errors: 0,
     chunksTotal: days.length,
-    chunksDone: chunks.filter(([, c]) => c.status === "done").length,
+    chunksDone: chunks.filter((c) => c.status === "done").length,
     chunksFailed: 0,
     plannedEvents: plan.planned,
     selectedEvents: plan.selected,
@@ -215,17 +181,17 @@ async function createRun(
     retries: 0,
     lookbackDays: request.lookbackDays,
     requestedBy,
-    createdAt: serverNow,
+    createdAt: null,
     startedAt: null,
     finishedAt: null,
-    updatedAt: serverNow,
     pausedReason: null,
     failureReason: null,
   };
 
-  let millis = deps.now().getTime();
+  let millis = now;
   for (let attempt = 0; attempt < ID_ATTEMPTS; attempt++, millis++) {
     const id = `${request.type}_${millis}`;
+    const run: Run = { id, ...base };
     const response: StartedRun = {
       migrationId: id,
       status: "pending",
@@ -239,7 +205,7 @@ async function createRun(
       capReached: plan.capReached,
     };
     try {
-      await writeRun(deps.db, id, run, chunks, idempotency && { ...idempotency, response, requestedBy, ttlFrom: deps.now() });
+      await writeRun(deps.db, run, chunks, idempotency && { ...idempotency, response, requestedBy, ttlFrom: deps.now() });
       return { id, run, response };
     } catch (error) {
       if ((error as { code?: unknown }).code !== 6 /* ALREADY_EXISTS */) throw error;
@@ -254,9 +220,8 @@ async function createRun(
 
 async function writeRun(
   db: Firestore,
-  id: string,
-  run: RunDoc,
-  chunks: Array<[string, ChunkDoc]>,
+  run: Run,
+  chunks: readonly Chunk[],
   idempotency: {
     key: string;
     bodyHash: string;
@@ -266,13 +231,12 @@ async function writeRun(
     ttlFrom: Date;
   } | null,
 ): Promise<void> {
-  const r = refs(db);
   const batch = db.batch();
   if (idempotency) {
     const record: IdempotencyDoc = {
       key: idempotency.key,
       bodyHash: idempotency.bodyHash,
-      migrationId: id,
+      migrationId: run.id,
       response: idempotency.response,
       requestedBy: idempotency.requestedBy,
       createdAt: FieldValue.serverTimestamp() as unknown as Timestamp,
@@ -280,7 +244,8 @@ async function writeRun(
     };
     batch.create(idempotency.ref, record);
   }
-  batch.create(r.run(id), run);
-  for (const [day, chunk] of chunks) batch.create(r.chunk(id, day), chunk);
+  runStore(db).create(batch, run);
+  const store = chunkStore(db);
+  for (const chunk of chunks) store.create(batch, run.id, chunk);
   await batch.commit();
 }

@@ -229,7 +229,15 @@ export async function applyPage(
   const groups = groupByOrder(docs, options.groupSize);
   const results = await mapWithConcurrency(groups, options.parallelGroups, async (group, index): Promise<GroupResult> => {
     const ids = group.map((d) => d.id);
-    const { outcomes, intents } = decideGroup(ctx, ids, { events, ledger, shadow, products });
+    let decided = decideGroup(ctx, ids, { events, ledger, shadow, products });
+    // A decision that rests on an entry nobody read, and that no write will check (an error, say, for a
+    // purchase whose product is gone), is made again once that entry is read: the fast path and the
+    // transaction path must always decide alike.
+    if (decided.unverified.length > 0) {
+      for (const [id, entry] of await readEntries(db, decided.unverified, r.ledger)) ledger.set(id, entry);
+      decided = decideGroup(ctx, ids, { events, ledger, shadow, products });
+    }
+    const { outcomes, intents } = decided;
     if (intents.length === 0) return { outcomes, writes: 0 };
     const versions = new Map(group.filter((d) => d.updateTime).map((d) => [d.id, d.updateTime as Timestamp]));
     const batch = db.batch();

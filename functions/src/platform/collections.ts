@@ -1,7 +1,7 @@
 // Collection names and document shapes: the Firestore contract other tools and tests rely on.
 import type { Firestore, Timestamp } from "firebase-admin/firestore";
-import type { Step } from "../core/progress";
-import type { ChunkStatus, Counters, Phase, RunStatus, RunType } from "../core/types";
+import type { Step } from "../core/chunk";
+import type { Counters, Phase } from "../core/types";
 
 export const COLLECTIONS = {
   products: "products",
@@ -24,103 +24,6 @@ export const RUN_SUBCOLLECTIONS = {
 } as const;
 
 export const KILL_SWITCH_DOC = "backfill";
-
-/** `dataMigrations/{id}`. Counters mirror the sum of the chunks'. */
-export interface RunDoc extends Counters {
-  type: RunType;
-  startDate: string;
-  endDate: string;
-  dryRun: boolean;
-  maxEvents: number;
-  status: RunStatus;
-  /** The phase chunks are working on; a replay moves to `reversals` once every day's purchases are done. */
-  phase: Phase;
-  phases: Phase[];
-  chunksTotal: number;
-  chunksDone: number;
-  chunksFailed: number;
-  /** Events the run plans to examine (its progress denominator). */
-  plannedEvents: number;
-  /** Events in range that the run's selection matched when it was planned. */
-  selectedEvents: number;
-  /** True when maxEvents left selected events for a later run. */
-  capReached: boolean;
-  /** Error rate over the last 200 examined events above which the run pauses itself (1 = never). */
-  maxErrorRate: number;
-  /** Only pages committed after this moment count towards the auto-pause window (reset on resume). */
-  windowSince: Timestamp | null;
-  /** Set when the run paused itself: the rate it saw. */
-  autoPause: { errorRate: number; window: number; threshold: number; at: Timestamp } | null;
-  /** Retries requested (each re-runs failed chunks and errored events). */
-  retries: number;
-  /** When the run was started with lookbackDays, how many. */
-  lookbackDays: number | null;
-  requestedBy: string;
-  createdAt: Timestamp;
-  startedAt: Timestamp | null;
-  finishedAt: Timestamp | null;
-  updatedAt: Timestamp;
-  pausedReason: string | null;
-  failureReason: string | null;
-}
-
-/** Position after the last event a chunk has fully committed. */
-export interface Cursor {
-  createdAt: Timestamp;
-  id: string;
-}
-
-/** `dataMigrations/{id}/chunks/{YYYY-MM-DD}`: one UTC day of the run. */
-export interface ChunkDoc extends Counters {
-  day: string;
-  status: ChunkStatus;
-  /** The current step's phase. */
-  phase: Phase;
-  /** The current step's kind. */
-  step: Step["step"];
-  /** Steps after the current one. */
-  upcoming: Step[];
-  /** Events this chunk may examine in each phase. */
-  budgets: Partial<Record<Phase, number>>;
-  /** Events examined so far in the current phase. */
-  phaseExamined: number;
-  cursor: Cursor | null;
-  /** Position of an errors step: the last event id it re-examined. */
-  errorCursor: string | null;
-  /**
-   * A replay's open refunds and chargebacks of the day, in scan order, remembered by its purchases scan so
-   * the reversals step reads them directly; null when there were too many (the step queries instead).
-   */
-  reversalIds: string[] | null;
-  /** Position of a reversals step working from `reversalIds`. */
-  listCursor: number;
-  pages: number;
-  /** Bumped whenever the chunk is queued afresh (next phase, resume); part of its task names. */
-  generation: number;
-  /** Whether the task for the current phase and generation has been queued. */
-  enqueued: boolean;
-  /** Task deliveries that started work on this chunk. */
-  attempts: number;
-  /** The delivery working on the chunk now; others wait until it finishes or stops renewing. */
-  lease: ChunkLease | null;
-  /** True when the chunk stopped at its budget rather than at the end of its day. */
-  stoppedAtBudget: boolean;
-  pausedReason: string | null;
-  lastError: string | null;
-  startedAt: Timestamp | null;
-  finishedAt: Timestamp | null;
-  updatedAt: Timestamp;
-}
-
-export interface ChunkLease {
-  /** A random id per delivery. */
-  owner: string;
-  /** The Cloud Tasks task name the delivery belongs to. */
-  task: string;
-  /** The delivery's retry count; a higher attempt of the same task takes over at once. */
-  attempt: number;
-  expiresAt: Timestamp;
-}
 
 /** `dataMigrations/{id}/errors/{eventId}`: an event that failed; `resolved` once a retry got past it. */
 export interface EventErrorDoc {
@@ -176,11 +79,8 @@ export interface PageDoc extends Counters {
 
 export function refs(db: Firestore) {
   const runs = db.collection(COLLECTIONS.runs);
+  // Runs and their chunks are written only through runs/store.ts and chunks/store.ts.
   return {
-    run: (id: string) => runs.doc(id),
-    runs,
-    chunks: (runId: string) => runs.doc(runId).collection(RUN_SUBCOLLECTIONS.chunks),
-    chunk: (runId: string, day: string) => runs.doc(runId).collection(RUN_SUBCOLLECTIONS.chunks).doc(day),
     errors: (runId: string) => runs.doc(runId).collection(RUN_SUBCOLLECTIONS.errors),
     shadow: (runId: string) => runs.doc(runId).collection(RUN_SUBCOLLECTIONS.shadow),
     pages: (runId: string) => runs.doc(runId).collection(RUN_SUBCOLLECTIONS.pages),

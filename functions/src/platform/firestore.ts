@@ -1,5 +1,11 @@
 import { Timestamp, type DocumentData, type DocumentReference } from "firebase-admin/firestore";
 
+/** A document as read, with the version its conditional writes refer to. */
+export interface Versioned<T> {
+  data: T;
+  version: Timestamp;
+}
+
 /** Firestore data with top-level Timestamps turned into Dates, the form the pure core validates. */
 export function plainData(data: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
   if (!data) return data;

@@ -4,10 +4,12 @@ import { CloudTasksClient } from "@google-cloud/tasks";
 import { getFunctions } from "firebase-admin/functions";
 import { REGION } from "../config";
 
-/** What a chunk task carries. */
+/** What a chunk task carries (its wire names: a run travels as `migrationId`). */
 export interface ChunkTaskPayload {
   migrationId: string;
   chunkId: string;
+  /** The chunk's task generation the task was queued for; a delivery of an older one leaves the chunk alone. */
+  generation?: number;
 }
 
 export type EnqueueResult = "enqueued" | "exists";
@@ -56,7 +58,7 @@ export function firebaseChunkQueue(options: { projectId: string; emulator: boole
 }
 
 /** Task ids allow letters, digits, hyphens and underscores. */
-export function chunkTaskId(parts: { migrationId: string; chunkId: string; phase: string; generation: number; continuation?: number }): string {
-  const base = `${parts.migrationId}-${parts.chunkId}-${parts.phase}-g${parts.generation}`;
+export function chunkTaskId(parts: { runId: string; chunkId: string; phase: string; generation: number; continuation?: number }): string {
+  const base = `${parts.runId}-${parts.chunkId}-${parts.phase}-g${parts.generation}`;
   return (parts.continuation === undefined ? base : `${base}-p${parts.continuation}`).replace(/[^A-Za-z0-9_-]/g, "_");
 }

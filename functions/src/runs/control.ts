@@ -1,112 +1,107 @@
 // Operator control of a run: pause, resume, cancel, retry. Each call is idempotent; a transition that
-// makes no sense is refused with 409 and a message saying what to do instead.
-import { FieldValue, Timestamp } from "firebase-admin/firestore";
-import { decideControl, type ControlAction } from "../core/control";
-import { retrySteps, type Step } from "../core/progress";
+// makes no sense is refused with 409 and a message saying what to do instead. Every change is a
+// transition of core/run.ts and core/chunk.ts; after each call the watchdog looks the run over, so a
+// call never leaves it unable to make progress.
+import { cancel as cancelChunk, resume as resumeChunk, retry as retryChunk } from "../core/chunk";
+import { cancel as cancelRun, decideControl, pause, resume as resumeRun, retry as retryRun, type ControlAction, type Run, type Transition } from "../core/run";
 import type { Phase } from "../core/types";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
 import { assertBackfillEnabled } from "../jobs/start";
-import { refs, type ChunkDoc, type RunDoc } from "../platform/collections";
-import { isPreconditionFailure, mapWithConcurrency } from "../platform/firestore";
+import { chunkStore } from "../chunks/store";
+import { refs } from "../platform/collections";
+import { mapWithConcurrency } from "../platform/firestore";
 import { chunkTaskId } from "../platform/tasks";
-import { pauseRun, queueDueWork, rollUp } from "./advance";
+import { advanceRun, enqueueChunk } from "./advance";
 import { runFields } from "./runFields";
+import { runStore } from "./store";
 import { getRun } from "./views";
+import { repairRun } from "./watchdog";
 
 const CHUNK_WRITE_CONCURRENCY = 16;
 
+const notFound = (id: string) => new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
+
 export async function controlRun(deps: Deps, id: string, action: ControlAction, by: string) {
-  const r = refs(deps.db);
-  const run = (await r.run(id).get()).data() as RunDoc | undefined;
-  if (!run) throw new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
-  const openErrors = (await r.errors(id).where("status", "==", "open").count().get()).data().count;
-  const decision = decideControl(action, { status: run.status, openErrors, failedChunks: run.chunksFailed, retries: run.retries }, id);
+  const read = await runStore(deps.db).get(id);
+  if (!read) throw notFound(id);
+  const run = read.data;
+  const openErrors = (await refs(deps.db).errors(id).where("status", "==", "open").count().get()).data().count;
+  const decision = decideControl(action, { status: run.status, openErrors, retries: run.retries }, id);
   if (decision.kind === "conflict") throw new AppError(409, "invalid_transition", decision.message, { status: run.status });
   if ((action === "resume" || action === "retry") && decision.kind === "change") await assertBackfillEnabled(deps);
 
   if (decision.kind === "change") {
-    if (action === "pause") await pauseRun(deps, id, `paused by ${by}`);
-    if (action === "resume") await resume(deps, id, run);
+    if (action === "pause") await changeRun(deps, id, (r) => pause(r, `paused by ${by}`));
+    if (action === "resume") await resume(deps, id);
     if (action === "cancel") await cancel(deps, id);
-    if (action === "retry") await retry(deps, id, run);
-  } else if (action === "resume" && run.status === "pending") {
-    // A run whose chunks could not all be queued stays pending; resuming it queues them again.
-    await queueDueWork(deps, id);
+    if (action === "retry") await retry(deps, id);
   }
   deps.log.runControlled(runFields(id, run), action, decision.kind === "change" ? "changed" : "noop", by, run.status);
+  // Whatever happened around this call (a delivery parking its chunk as the run resumed, a task lost while
+  // it was queued), the run is left able to make progress.
+  await repairRun(deps, id);
   return { action, changed: decision.kind === "change", ...(await getRun(deps, id)) };
 }
 
-/** Paused chunks continue from their checkpoints under a new generation of task names. */
-async function resume(deps: Deps, id: string, run: RunDoc): Promise<void> {
-  const r = refs(deps.db);
-  await deps.db.runTransaction(async (tx) => {
-    const current = (await tx.get(r.run(id))).data() as RunDoc;
-    if (current.status !== "paused") return;
-    tx.update(r.run(id), {
-      status: current.startedAt ? "running" : "pending",
-      pausedReason: null,
-      autoPause: null,
-      windowSince: Timestamp.fromDate(deps.now()),
-      updatedAt: FieldValue.serverTimestamp(),
-    });
-  });
-  const paused = await r.chunks(id).where("status", "==", "paused").get();
-  await mapWithConcurrency(paused.docs, CHUNK_WRITE_CONCURRENCY, async (doc) => {
-    const chunk = doc.data() as ChunkDoc;
-    await updateIfUnchanged(doc, {
-      status: chunk.phase === run.phase ? "pending" : "waiting",
-      pausedReason: null,
-      generation: FieldValue.increment(1),
-      enqueued: false,
-      updatedAt: FieldValue.serverTimestamp(),
-    });
-  });
-  await queueDueWork(deps, id);
+async function changeRun(deps: Deps, id: string, transition: (run: Run) => Transition<boolean>): Promise<void> {
+  await runStore(deps.db).apply(id, (r) => (r ? transition(r) : { result: false, update: null }));
 }
 
 /**
- * Stops the run for good. Chunks that are not being worked on are cancelled here, and their queued tasks
- * deleted; a chunk in the middle of a page finishes that page and cancels itself at the boundary.
+ * Paused chunks continue from their checkpoints under a new generation of task names. The run is
+ * resumed first: a delivery that parks its chunk after this call looked for paused chunks sees the run
+ * running again and resumes that chunk itself.
+ */
+async function resume(deps: Deps, id: string): Promise<void> {
+  const now = deps.now().getTime();
+  await changeRun(deps, id, (r) => resumeRun(r, now));
+  const run = await runStore(deps.db).get(id);
+  if (!run) return;
+  const chunks = chunkStore(deps.db);
+  const paused = (await chunks.heads(id)).filter((h) => h.data.status === "paused");
+  await mapWithConcurrency(paused, CHUNK_WRITE_CONCURRENCY, (head) => chunks.apply(id, head.data.id, (c) => (c ? resumeChunk(c, run.data.phase) : { result: false, update: null })));
+  await advanceRun(deps, id);
+}
+
+/**
+ * Stops the run for good. Chunks nobody is working on are cancelled here and their queued tasks deleted;
+ * one in the middle of a page finishes that page and cancels itself at the boundary; one whose holder
+ * vanished mid-page is drained by a fresh task (it finishes that page, so everything the run wrote is
+ * counted, then cancels).
  */
 async function cancel(deps: Deps, id: string): Promise<void> {
-  const r = refs(deps.db);
-  await deps.db.runTransaction(async (tx) => {
-    const current = (await tx.get(r.run(id))).data() as RunDoc;
-    if (current.status !== "pending" && current.status !== "running" && current.status !== "paused") return;
-    tx.update(r.run(id), { status: "cancelled", finishedAt: FieldValue.serverTimestamp(), updatedAt: FieldValue.serverTimestamp() });
-  });
-  const open = await r.chunks(id).where("status", "in", ["pending", "waiting", "paused", "running"]).get();
   const now = deps.now().getTime();
-  await mapWithConcurrency(open.docs, CHUNK_WRITE_CONCURRENCY, async (doc) => {
-    const chunk = doc.data() as ChunkDoc;
-    const worked = chunk.status === "running" && chunk.lease !== null && chunk.lease.expiresAt.toMillis() > now;
-    if (worked) return;
-    if (chunk.status === "pending" || chunk.status === "running") {
+  await changeRun(deps, id, (r) => cancelRun(r, now));
+  const chunks = chunkStore(deps.db);
+  const open = (await chunks.heads(id)).filter((h) => !["done", "failed", "cancelled"].includes(h.data.status));
+  await mapWithConcurrency(open, CHUNK_WRITE_CONCURRENCY, async (head) => {
+    const { result, chunk } = await chunks.apply(id, head.data.id, (c) => (c ? cancelChunk(c, now) : { result: "unchanged" as const, update: null }));
+    if (result === "cancelled") {
       // Its queued task: the first of its generation, or the continuation a long day handed over to.
-      const base = { migrationId: id, chunkId: doc.id, phase: chunk.phase, generation: chunk.generation };
+      const base = { runId: id, chunkId: head.data.id, phase: head.data.step.phase, generation: head.data.generation };
       await deps.queue.delete(chunkTaskId(base));
-      if (chunk.pages > 0) await deps.queue.delete(chunkTaskId({ ...base, continuation: chunk.pages }));
+      if (head.data.pages > 0) await deps.queue.delete(chunkTaskId({ ...base, continuation: head.data.pages }));
+    } else if (result === "drain" && chunk) {
+      await enqueueChunk(deps, id, chunk, now);
     }
-    await updateIfUnchanged(doc, {
-      status: "cancelled",
-      lease: null,
-      enqueued: false,
-      finishedAt: FieldValue.serverTimestamp(),
-      updatedAt: FieldValue.serverTimestamp(),
-    });
   });
-  await rollUp(deps, id);
+  await advanceRun(deps, id);
 }
 
 /**
  * Runs again, inside the same run, only what did not succeed: failed chunks continue from their
  * checkpoints, and every chunk with open errors re-examines those events (purchases before reversals).
  * Counters stay true because an errors pass replaces each re-examined event's error by its new outcome.
+ *
+ * The chunks get their retry steps while the run is still ended, and only then is the run reopened at its
+ * first phase: a roll-up in between sees an ended run and leaves it alone, so it can neither close the
+ * run again nor move it past a phase whose errors pass has not run.
  */
-async function retry(deps: Deps, id: string, run: RunDoc): Promise<void> {
+async function retry(deps: Deps, id: string): Promise<void> {
   const r = refs(deps.db);
+  const read = await runStore(deps.db).get(id);
+  if (!read || (read.data.status !== "failed" && read.data.status !== "completed")) return;
   const errorDocs = await r.errors(id).where("status", "==", "open").select("chunkId", "phase").get();
   const errorPhases = new Map<string, Set<Phase>>();
   for (const doc of errorDocs.docs) {
@@ -115,62 +110,12 @@ async function retry(deps: Deps, id: string, run: RunDoc): Promise<void> {
     set.add(doc.get("phase") as Phase);
     errorPhases.set(chunkId, set);
   }
-  const failed = await r.chunks(id).where("status", "==", "failed").get();
-  const targets = new Map(failed.docs.map((d) => [d.id, d]));
-  const withErrors = await Promise.all(
-    [...errorPhases.keys()].filter((c) => !targets.has(c)).map((c) => r.chunk(id, c).get()),
+  const chunks = chunkStore(deps.db);
+  const targets = (await chunks.heads(id)).filter((h) => h.data.status === "failed" || (h.data.status === "done" && errorPhases.has(h.data.id)));
+  await mapWithConcurrency(targets, CHUNK_WRITE_CONCURRENCY, (head) =>
+    chunks.apply(id, head.data.id, (c) => (c ? retryChunk(c, [...(errorPhases.get(c.id) ?? [])], read.data.phases) : { result: false, update: null })),
   );
-  for (const doc of withErrors) if (doc.exists && doc.get("status") === "done") targets.set(doc.id, doc as FirebaseFirestore.QueryDocumentSnapshot);
-
-  const firstPhase = run.phases[0] as Phase;
-  const changed = await deps.db.runTransaction(async (tx) => {
-    const current = (await tx.get(r.run(id))).data() as RunDoc;
-    if (current.status !== "failed" && current.status !== "completed") return false;
-    tx.update(r.run(id), {
-      status: "running",
-      phase: firstPhase,
-      retries: FieldValue.increment(1),
-      finishedAt: null,
-      failureReason: null,
-      windowSince: Timestamp.fromDate(deps.now()),
-      updatedAt: FieldValue.serverTimestamp(),
-    });
-    return true;
-  });
-  if (!changed) return;
-
-  await mapWithConcurrency([...targets.values()], CHUNK_WRITE_CONCURRENCY, async (doc) => {
-    const chunk = doc.data() as ChunkDoc;
-    const remaining: Step[] = chunk.status === "failed" ? [{ phase: chunk.phase, step: chunk.step }, ...chunk.upcoming] : [];
-    const steps = retrySteps(remaining, [...(errorPhases.get(doc.id) ?? [])], run.phases);
-    const [first, ...upcoming] = steps;
-    if (!first) return;
-    const samePosition = chunk.status === "failed" && first.phase === chunk.phase && first.step === chunk.step;
-    await updateIfUnchanged(doc, {
-      status: "waiting",
-      phase: first.phase,
-      step: first.step,
-      upcoming,
-      errorCursor: samePosition ? chunk.errorCursor : null,
-      ...(first.phase !== chunk.phase ? { cursor: null, phaseExamined: 0 } : {}),
-      generation: FieldValue.increment(1),
-      enqueued: false,
-      lease: null,
-      lastError: null,
-      finishedAt: null,
-      updatedAt: FieldValue.serverTimestamp(),
-    });
-  });
-  await queueDueWork(deps, id);
-}
-
-/** Writes only if nobody changed the document since it was read (a chunk may be settling meanwhile). */
-async function updateIfUnchanged(doc: FirebaseFirestore.DocumentSnapshot, data: Record<string, unknown>): Promise<boolean> {
-  try {
-    await doc.ref.update(data, { lastUpdateTime: doc.updateTime as Timestamp });
-    return true;
-  } catch (error) {
-    if (isPreconditionFailure(error)) return false;
-    throw error;
-  }
+  const now = deps.now().getTime();
+  await changeRun(deps, id, (run) => retryRun(run, now));
+  await advanceRun(deps, id);
 }

@@ -1,13 +1,15 @@
 // The run report: every event the run examined with its final outcome, totals that must equal the run's
 // counters, and a verification read back from Firestore — each processed event has its one ledger entry,
 // and each wallet the run touched equals the sum of its user's ledger entries.
-import { isFinishedRun, summarize } from "../core/progress";
 import type { LedgerEntry } from "../core/ledger";
+import { isFinishedRun, summarize, type Run } from "../core/run";
 import type { Counters } from "../core/types";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
-import { decodeOutcomes, refs, type ChunkDoc, type EventErrorDoc, type PageDoc, type RunDoc } from "../platform/collections";
+import { chunkStore } from "../chunks/store";
+import { decodeOutcomes, refs, type EventErrorDoc, type PageDoc } from "../platform/collections";
 import { mapWithConcurrency } from "../platform/firestore";
+import { runStore } from "./store";
 
 const READ_BATCH = 300;
 const WALLET_CONCURRENCY = 16;
@@ -26,14 +28,14 @@ export interface ReportEvent {
 
 export async function buildReport(deps: Deps, id: string) {
   const r = refs(deps.db);
-  const [runSnap, pageSnap, chunkSnap, errorSnap] = await Promise.all([
-    r.run(id).get(),
+  const [read, pageSnap, chunks, errorSnap] = await Promise.all([
+    runStore(deps.db).get(id),
     r.pages(id).orderBy("at").get(),
-    r.chunks(id).get(),
+    chunkStore(deps.db).heads(id),
     r.errors(id).get(),
   ]);
-  if (!runSnap.exists) throw new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
-  const run = runSnap.data() as RunDoc;
+  if (!read) throw new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
+  const run = read.data;
 
   // Pages in commit order; a retry's errors pass overrides an event's earlier error.
   const byEvent = new Map<string, ReportEvent>();
@@ -57,7 +59,7 @@ export async function buildReport(deps: Deps, id: string) {
 
   const totals: Counters = { total: events.length, processed: 0, skipped: 0, errors: 0 };
   for (const e of events) totals[e.outcome === "error" ? "errors" : e.outcome]++;
-  const live = summarize(chunkSnap.docs.map((d) => d.data() as ChunkDoc));
+  const live = summarize(chunks.map((c) => c.data));
   const counters: Counters = { total: live.total, processed: live.processed, skipped: live.skipped, errors: live.errors };
   const reconciled =
     totals.total === totals.processed + totals.skipped + totals.errors &&
@@ -90,7 +92,7 @@ export async function buildReport(deps: Deps, id: string) {
 }
 
 /** Re-checks the run's effects from Firestore. */
-async function verify(deps: Deps, id: string, run: RunDoc, events: readonly ReportEvent[]) {
+async function verify(deps: Deps, id: string, run: Run, events: readonly ReportEvent[]) {
   const r = refs(deps.db);
   const processed = events.filter((e) => e.outcome === "processed");
   const collection = run.dryRun ? r.shadow(id) : r.ledger;

@@ -1,7 +1,7 @@
+import type { Run } from "../core/run";
 import type { RunFields } from "../log";
-import type { RunDoc } from "../platform/collections";
 
-export const runFields = (id: string, run: Pick<RunDoc, "type" | "startDate" | "endDate" | "dryRun">): RunFields => ({
+export const runFields = (id: string, run: Pick<Run, "type" | "startDate" | "endDate" | "dryRun">): RunFields => ({
   id,
   type: run.type,
   startDate: run.startDate,

@@ -1,15 +1,18 @@
 // What the admin API shows of runs: JSON-friendly (ISO timestamps), with live counters summed from the
 // chunks while a run is still going.
 import { Timestamp } from "firebase-admin/firestore";
-import { isFinishedRun, summarize } from "../core/progress";
+import type { Chunk } from "../core/chunk";
+import { isFinishedRun, summarize, type Run } from "../core/run";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
-import { refs, type ChunkDoc, type EventErrorDoc, type RunDoc } from "../platform/collections";
+import { chunkStore } from "../chunks/store";
+import { refs, type EventErrorDoc } from "../platform/collections";
 import { killSwitch } from "../platform/flags";
+import { runStore } from "./store";
 
-const iso = (t: unknown) => (t instanceof Timestamp ? t.toDate().toISOString() : null);
+const iso = (t: unknown) => (t instanceof Timestamp ? t.toDate().toISOString() : typeof t === "number" ? new Date(t).toISOString() : null);
 
-function runView(id: string, run: RunDoc) {
+function runView(id: string, run: Run) {
   return {
     id,
     type: run.type,
@@ -39,19 +42,18 @@ function runView(id: string, run: RunDoc) {
     createdAt: iso(run.createdAt),
     startedAt: iso(run.startedAt),
     finishedAt: iso(run.finishedAt),
-    updatedAt: iso(run.updatedAt),
   };
 }
 
 export type RunView = ReturnType<typeof runView>;
 
-function chunkView(id: string, chunk: ChunkDoc) {
+function chunkView(chunk: Chunk) {
   return {
-    id,
-    day: chunk.day,
+    id: chunk.id,
+    day: chunk.id,
     status: chunk.status,
-    phase: chunk.phase,
-    step: chunk.step,
+    phase: chunk.step.phase,
+    step: chunk.step.step,
     upcoming: chunk.upcoming,
     total: chunk.total,
     processed: chunk.processed,
@@ -72,27 +74,26 @@ export const MAX_LIST_LIMIT = 100;
 export const ERROR_SAMPLE_SIZE = 50;
 
 export async function listRuns(deps: Deps, limit: number) {
-  const snap = await refs(deps.db).runs.orderBy("createdAt", "desc").limit(limit).get();
-  return { migrations: snap.docs.map((d) => runView(d.id, d.data() as RunDoc)) };
+  const snap = await runStore(deps.db).collection().orderBy("createdAt", "desc").limit(limit).get();
+  return { migrations: snap.docs.map((d) => runView(d.id, d.data())) };
 }
 
 export async function getRun(deps: Deps, id: string) {
   const r = refs(deps.db);
-  const [runSnap, chunkSnap, errorSnap, errorCount] = await Promise.all([
-    r.run(id).get(),
-    r.chunks(id).get(),
+  const [read, chunks, errorSnap, errorCount] = await Promise.all([
+    runStore(deps.db).get(id),
+    chunkStore(deps.db).heads(id),
     r.errors(id).where("status", "==", "open").orderBy("eventId").limit(ERROR_SAMPLE_SIZE).get(),
     r.errors(id).where("status", "==", "open").count().get(),
   ]);
-  if (!runSnap.exists) {
+  if (!read) {
     throw new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
   }
-  const run = runSnap.data() as RunDoc;
-  const chunks = chunkSnap.docs.map((d) => chunkView(d.id, d.data() as ChunkDoc));
+  const run = read.data;
   const view = runView(id, run);
   if (!isFinishedRun(run.status)) {
     // The run document is refreshed when chunks finish; in between, the chunks hold the current truth.
-    const live = summarize(chunkSnap.docs.map((d) => d.data() as ChunkDoc));
+    const live = summarize(chunks.map((c) => c.data));
     Object.assign(view, {
       total: live.total,
       processed: live.processed,
@@ -104,7 +105,7 @@ export async function getRun(deps: Deps, id: string) {
   }
   return {
     migration: view,
-    chunks,
+    chunks: chunks.map((c) => chunkView({ ...c.data, reversalIds: null })),
     errorSample: errorSnap.docs.map((d) => {
       const e = d.data() as EventErrorDoc;
       return { eventId: e.eventId, code: e.code, message: e.message, chunkId: e.chunkId, phase: e.phase, attempts: e.attempts, at: iso(e.at) };

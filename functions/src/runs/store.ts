@@ -1,0 +1,158 @@
+// The only code that writes run documents (`dataMigrations/{runId}`). Every change is a transition of
+// core/run.ts, written only if the document is still the version the transition was decided on.
+import {
+  FieldValue,
+  Timestamp,
+  type DocumentData,
+  type DocumentSnapshot,
+  type Firestore,
+  type FirestoreDataConverter,
+  type QueryDocumentSnapshot,
+  type WriteBatch,
+} from "firebase-admin/firestore";
+import type { AutoPause, Run } from "../core/run";
+import type { Phase, RunStatus, RunType } from "../core/types";
+import { COLLECTIONS } from "../platform/collections";
+import { isPreconditionFailure, type Versioned } from "../platform/firestore";
+
+/** `dataMigrations/{runId}` as stored (the wire name of a run is a data migration). */
+export interface RunDoc {
+  type: RunType;
+  startDate: string;
+  endDate: string;
+  dryRun: boolean;
+  maxEvents: number;
+  status: RunStatus;
+  phase: Phase;
+  phases: Phase[];
+  total: number;
+  processed: number;
+  skipped: number;
+  errors: number;
+  chunksTotal: number;
+  chunksDone: number;
+  chunksFailed: number;
+  plannedEvents: number;
+  selectedEvents: number;
+  capReached: boolean;
+  maxErrorRate: number;
+  windowSince: Timestamp | null;
+  autoPause: { errorRate: number; window: number; threshold: number; at: Timestamp } | null;
+  retries: number;
+  lookbackDays: number | null;
+  requestedBy: string;
+  createdAt: Timestamp;
+  startedAt: Timestamp | null;
+  finishedAt: Timestamp | null;
+  updatedAt: Timestamp;
+  pausedReason: string | null;
+  failureReason: string | null;
+}
+
+const TIME_FIELDS = new Set(["windowSince", "startedAt", "finishedAt", "createdAt"]);
+const ms = (t: unknown) => (t instanceof Timestamp ? t.toMillis() : null);
+
+function toFields(run: Partial<Run>): DocumentData {
+  const out: DocumentData = {};
+  for (const [key, value] of Object.entries(run)) {
+    if (key === "id") continue;
+    if (TIME_FIELDS.has(key)) out[key] = value === null ? null : Timestamp.fromMillis(value as number);
+    else if (key === "autoPause") {
+      const a = value as AutoPause | null;
+      out.autoPause = a ? { ...a, at: Timestamp.fromMillis(a.at) } : null;
+    } else out[key] = value;
+  }
+  return out;
+}
+
+export function runFromFields(id: string, d: DocumentData): Run {
+  const auto = d.autoPause as RunDoc["autoPause"] | undefined;
+  return {
+    id,
+    type: d.type as RunType,
+    startDate: d.startDate as string,
+    endDate: d.endDate as string,
+    dryRun: d.dryRun === true,
+    maxEvents: d.maxEvents as number,
+    status: d.status as RunStatus,
+    phase: d.phase as Phase,
+    phases: d.phases as Phase[],
+    total: (d.total ?? 0) as number,
+    processed: (d.processed ?? 0) as number,
+    skipped: (d.skipped ?? 0) as number,
+    errors: (d.errors ?? 0) as number,
+    chunksTotal: (d.chunksTotal ?? 0) as number,
+    chunksDone: (d.chunksDone ?? 0) as number,
+    chunksFailed: (d.chunksFailed ?? 0) as number,
+    plannedEvents: (d.plannedEvents ?? 0) as number,
+    selectedEvents: (d.selectedEvents ?? 0) as number,
+    capReached: d.capReached === true,
+    maxErrorRate: (d.maxErrorRate ?? 1) as number,
+    windowSince: ms(d.windowSince),
+    autoPause: auto ? { errorRate: auto.errorRate, window: auto.window, threshold: auto.threshold, at: auto.at.toMillis() } : null,
+    retries: (d.retries ?? 0) as number,
+    lookbackDays: (d.lookbackDays ?? null) as number | null,
+    requestedBy: (d.requestedBy ?? "") as string,
+    createdAt: ms(d.createdAt),
+    startedAt: ms(d.startedAt),
+    finishedAt: ms(d.finishedAt),
+    pausedReason: (d.pausedReason ?? null) as string | null,
+    failureReason: (d.failureReason ?? null) as string | null,
+  };
+}
+
+export const runConverter: FirestoreDataConverter<Run, DocumentData> = {
+  // A new run's createdAt is the server's clock at the moment the batch that creates it commits.
+  toFirestore: (run) => ({ ...toFields(run as Run), createdAt: FieldValue.serverTimestamp(), updatedAt: FieldValue.serverTimestamp() }),
+  fromFirestore: (snap: QueryDocumentSnapshot) => runFromFields(snap.id, snap.data()),
+};
+
+const CONFLICT_RETRIES = 20;
+
+export function runStore(db: Firestore) {
+  const collection = () => db.collection(COLLECTIONS.runs).withConverter(runConverter);
+  const ref = (runId: string) => collection().doc(runId);
+  const versioned = (snap: DocumentSnapshot<Run>): Versioned<Run> | null =>
+    snap.exists ? { data: snap.data() as Run, version: snap.updateTime as Timestamp } : null;
+
+  async function write(runId: string, version: Timestamp, update: Partial<Run>): Promise<boolean> {
+    try {
+      await db.collection(COLLECTIONS.runs).doc(runId).update({ ...toFields(update), updatedAt: FieldValue.serverTimestamp() }, { lastUpdateTime: version });
+      return true;
+    } catch (error) {
+      if (isPreconditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  return {
+    ref,
+    /** The run's plain reference, for reading it together with other documents in one getAll. */
+    doc: (runId: string) => db.collection(COLLECTIONS.runs).doc(runId),
+    collection,
+    async get(runId: string): Promise<Versioned<Run> | null> {
+      return versioned(await ref(runId).get());
+    },
+    /** A run from a snapshot read elsewhere (a getAll together with its chunk). */
+    fromSnapshot(snap: DocumentSnapshot | undefined): Versioned<Run> | null {
+      return snap?.exists ? { data: runFromFields(snap.id, snap.data() as DocumentData), version: snap.updateTime as Timestamp } : null;
+    },
+    create(batch: WriteBatch, run: Run): void {
+      batch.create(ref(run.id), run);
+    },
+    /** Writes `update` only if the run is still at `version`. */
+    write,
+    /** Read, decide, write if unchanged; on a conflict read and decide again. */
+    async apply<R>(runId: string, decide: (run: Run | null) => { result: R; update: Partial<Run> | null }): Promise<{ result: R; run: Run | null; written: boolean }> {
+      for (let attempt = 0; ; attempt++) {
+        const read = versioned(await ref(runId).get());
+        const { result, update } = decide(read?.data ?? null);
+        if (!update || !read) return { result, run: read?.data ?? null, written: false };
+        if (await write(runId, read.version, update)) return { result, run: { ...read.data, ...update }, written: true };
+        if (attempt >= CONFLICT_RETRIES) throw new Error(`run ${runId} kept changing under ${CONFLICT_RETRIES} attempts to update it`);
+      }
+    },
+  };
+}
+
+export type RunStore = ReturnType<typeof runStore>;
