@@ -2,7 +2,7 @@
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "functions/lib/", ".cache/", "test-results/", "hosting/"] },
+  { ignores: ["node_modules/", "functions/lib/", ".cache/", "test-results/", "hosting/", "reports/"] },
   {
     files: ["**/*.ts"],
     extends: [tseslint.configs.recommendedTypeChecked],

@@ -64,3 +64,11 @@ describe("auto-pause window", () => {
     expect(errorRateOverWindow(["s".repeat(150), "e".repeat(100)])).toBe(0.25);
   });
 });
+
+describe("auto-pause window edges", () => {
+  it("stops at the window even when a page holds more", () => {
+    expect(errorRateOverWindow(["e".repeat(10)], 4)).toBe(1);
+    expect(errorRateOverWindow(["pppp", "eeee"], 4)).toBe(0);
+    expect(errorRateOverWindow(["ppp", "e", "eeee"], 4)).toBe(0.25);
+  });
+});

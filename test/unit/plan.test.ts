@@ -110,3 +110,23 @@ describe("page outcome encoding", () => {
     expect(decodeOutcomes("")).toEqual([]);
   });
 });
+
+describe("sharing the cap, whatever order the counts come in", () => {
+  it("sorts by phase, then day, before spending the cap", () => {
+    const shuffled = [
+      { day: "2025-01-03", phase: "reversals" as const, selected: 2 },
+      { day: "2025-01-02", phase: "purchases" as const, selected: 2 },
+      { day: "2025-01-01", phase: "reversals" as const, selected: 2 },
+      { day: "2025-01-03", phase: "purchases" as const, selected: 2 },
+      { day: "2025-01-01", phase: "purchases" as const, selected: 2 },
+    ];
+    const a = allocateBudgets(shuffled, ["purchases", "reversals"], 7);
+    expect(Object.fromEntries(a.budgets)).toEqual({
+      "2025-01-01": { purchases: 2, reversals: 1 },
+      "2025-01-02": { purchases: 2 },
+      "2025-01-03": { purchases: 2, reversals: 0 },
+    });
+    // The input is left as it was.
+    expect(shuffled[0]?.day).toBe("2025-01-03");
+  });
+});

@@ -54,3 +54,63 @@ describe("start-job request validation", () => {
     if (!result.ok) expect(result.problems.map((p) => p.field).sort()).toEqual(["endDate", "maxEvents", "startDate", "type"]);
   });
 });
+
+describe("start-job request edges", () => {
+  const problems = (body: unknown) => {
+    const r = parseStartJob(body, options);
+    return r.ok ? [] : r.problems;
+  };
+
+  it("accepts the limits themselves", () => {
+    expect(parseStartJob({ type: "webhook_replay", lookbackDays: 366 }, options).ok).toBe(true);
+    expect(parseStartJob({ ...valid, startDate: "2024-01-01", endDate: "2024-12-31" }, options).ok).toBe(true);
+    expect(parseStartJob({ ...valid, startDate: "2025-01-10", endDate: "2025-01-10" }, options).ok).toBe(true);
+    expect(parseStartJob({ ...valid, maxEvents: 100_000, maxErrorRate: 0 }, options)).toMatchObject({ ok: true, value: { maxEvents: 100_000, maxErrorRate: 0 } });
+    expect(parseStartJob({ ...valid, maxErrorRate: 1, dryRun: false }, options)).toMatchObject({ ok: true, value: { maxErrorRate: 1, dryRun: false } });
+  });
+
+  it("refuses a window given both ways, whichever date comes with it", () => {
+    for (const extra of [{ startDate: "2025-01-01" }, { endDate: "2025-01-01" }]) {
+      expect(problems({ type: "webhook_replay", lookbackDays: 2, ...extra })).toEqual([{ field: "lookbackDays", message: "give either startDate and endDate, or lookbackDays, not both" }]);
+    }
+  });
+
+  it("names each missing date, and each once", () => {
+    expect(problems({ type: "webhook_replay" })).toEqual([
+      { field: "startDate", message: "startDate is required (YYYY-MM-DD), unless you give lookbackDays" },
+      { field: "endDate", message: "endDate is required (YYYY-MM-DD), unless you give lookbackDays" },
+    ]);
+    // A wrong type and a missing range are reported together.
+    expect(problems({ type: "nope" }).map((p) => p.field)).toEqual(["type", "startDate", "endDate"]);
+    // A date that is present but wrong is named once, for what is wrong with it.
+    expect(problems({ type: "nope", startDate: "x" }).filter((p) => p.field === "startDate")).toEqual([
+      { field: "startDate", message: "startDate must be a real calendar date written YYYY-MM-DD (UTC)" },
+    ]);
+    // With lookbackDays, a missing range is not a problem even when something else is.
+    expect(problems({ type: "nope", lookbackDays: 2 }).map((p) => p.field)).toEqual(["type"]);
+  });
+
+  it("says exactly what each number must be", () => {
+    const message = (body: Record<string, unknown>, field: string) => problems({ ...valid, ...body }).find((p) => p.field === field)?.message;
+    expect(message({ maxEvents: 0 }, "maxEvents")).toBe("maxEvents must be an integer from 1 to 100000");
+    expect(message({ maxEvents: 2.5 }, "maxEvents")).toBe("maxEvents must be an integer from 1 to 100000");
+    expect(message({ maxEvents: "x" }, "maxEvents")).toBe("maxEvents must be an integer from 1 to 100000");
+    expect(message({ maxErrorRate: -0.1 }, "maxErrorRate")).toBe("maxErrorRate must be a number from 0 to 1 (0.05 means 5%; 1 never pauses)");
+    expect(message({ maxErrorRate: "0.1" }, "maxErrorRate")).toBe("maxErrorRate must be a number from 0 to 1 (0.05 means 5%; 1 never pauses)");
+    const lookback = (v: unknown) => problems({ type: "webhook_replay", lookbackDays: v }).find((p) => p.field === "lookbackDays")?.message;
+    expect(lookback(1.5)).toBe("lookbackDays must be a whole number of days of at least 1");
+    expect(lookback("2")).toBe("lookbackDays must be a whole number of days of at least 1");
+    expect(lookback(0)).toBe("lookbackDays must be a whole number of days of at least 1");
+    expect(lookback(367)).toBe("lookbackDays may be at most 366");
+    expect(problems({ ...valid, endDate: "2026-01-01" })).toEqual([]); // 366 days: the limit itself
+    expect(problems({ ...valid, startDate: "2024-12-31", endDate: "2026-01-01" })).toEqual([
+      { field: "endDate", message: "the range covers 367 days; one run may cover at most 366; split it into several runs" },
+    ]);
+    expect(problems({ type: 5, startDate: "2025-01-01", endDate: "2025-01-02" })).toEqual([{ field: "type", message: 'type must be one of "webhook_replay", "reversal_backfill"' }]);
+    expect(problems("text")).toEqual([{ field: "body", message: "the body must be a JSON object" }]);
+    expect(problems({ ...valid, extra: 1, more: 2 }).map((p) => p.message)).toEqual([
+      "extra is not a known field (known fields: type, startDate, endDate, lookbackDays, dryRun, maxEvents, maxErrorRate)",
+      "more is not a known field (known fields: type, startDate, endDate, lookbackDays, dryRun, maxEvents, maxErrorRate)",
+    ]);
+  });
+});

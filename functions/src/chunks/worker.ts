@@ -151,10 +151,12 @@ async function chunksToHelp(deps: Deps, runId: string, delivery: Delivery, handl
   const chunks = chunkStore(deps.db);
   // Only a retry can find chunks its task took on and left (a first attempt has taken none yet).
   const [run, held] = await Promise.all([runStore(deps.db).get(runId), delivery.retryCount > 0 ? chunks.heldBy(runId, delivery.taskName) : null]);
-  if (!run || run.data.status !== "running") return [];
+  if (!run) return [];
   const task = (chunkId: string): ChunkTask => ({ runId, chunkId, generation: null });
+  // Chunks an earlier attempt of this task took on are this task's to finish, or to park if the run stopped.
   const orphans = (held ?? []).filter((h) => !handled.has(h.data.id) && (h.data.status === "running" || h.data.status === "pending"));
   if (orphans.length > 0) return orphans.slice(0, HELP_PARALLEL).map((h) => task(h.data.id));
+  if (run.data.status !== "running") return [];
   const due = await chunks.due(runId, run.data.phase, HELP_CANDIDATES);
   const now = deps.now().getTime();
   const free = due.map((d) => d.data).filter((c) => !handled.has(c.id) && (!c.lease || c.lease.expiresAt <= now));

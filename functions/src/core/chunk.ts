@@ -368,7 +368,8 @@ export type SettleResult =
 export function settle(c: ChunkHead, to: "paused" | "cancelled", reason: string | null, me: Holder | null, now: number): Transition<SettleResult> {
   const from: readonly ChunkStatus[] = to === "paused" ? ["pending", "running"] : ["pending", "running", "waiting", "paused"];
   if (!from.includes(c.status)) return { result: "unchanged", update: null };
-  const mine = me !== null && c.lease?.owner === me.owner;
+  // This delivery's own lease, or one an earlier attempt of its task left (Cloud Tasks gave up on that one).
+  const mine = me !== null && c.lease !== null && (c.lease.owner === me.owner || (c.lease.task === me.task && c.lease.attempt < me.attempt));
   if (!mine && leaseLive(c.lease, now)) return { result: "held", update: null };
   if (!mine && to === "cancelled" && c.lease !== null) return { result: "drain", update: null };
   return {

@@ -1,0 +1,535 @@
+// The chunk state machine (core/chunk.ts): every transition in every status, from a table written from the
+// rules in the module's header, not from its code.
+import { describe, expect, it } from "vitest";
+import {
+  afterStep,
+  cancel,
+  claim,
+  commitPage,
+  fail,
+  isFinishedChunk,
+  markQueued,
+  MAX_REMEMBERED_REVERSALS,
+  newChunk,
+  nextMove,
+  nextPhase,
+  noteError,
+  positionKey,
+  release,
+  requeue,
+  resume,
+  retry,
+  settle,
+  wake,
+  type Chunk,
+  type DeliveryView,
+  type Holder,
+  type PageResult,
+} from "../../functions/src/core/chunk";
+import { CHUNK_STATUSES, type ChunkStatus } from "../../functions/src/core/types";
+
+const NOW = 1_000_000;
+const LEASE = 120_000;
+const me: Holder = { owner: "me", task: "task-a", attempt: 1 };
+
+function chunk(over: Partial<Chunk> = {}): Chunk {
+  return {
+    id: "2025-01-02",
+    status: "running",
+    step: { phase: "purchases", step: "scan" },
+    upcoming: [{ phase: "reversals", step: "scan" }],
+    budgets: { purchases: 10, reversals: 5 },
+    progress: {},
+    errorCursor: null,
+    reversalIds: [],
+    pages: 0,
+    generation: 0,
+    queued: null,
+    queuedAt: null,
+    attempts: 0,
+    lease: null,
+    stoppedAtBudget: false,
+    pausedReason: null,
+    lastError: null,
+    total: 0,
+    processed: 0,
+    skipped: 0,
+    errors: 0,
+    startedAt: null,
+    finishedAt: null,
+    ...over,
+  };
+}
+
+const leases = {
+  none: null,
+  mine: { ...me, expiresAt: NOW + 1 },
+  otherTaskLive: { owner: "x", task: "task-b", attempt: 0, expiresAt: NOW + 1 },
+  sameTaskEarlierLive: { owner: "x", task: "task-a", attempt: 0, expiresAt: NOW + 1 },
+  sameTaskSameAttemptLive: { owner: "x", task: "task-a", attempt: 1, expiresAt: NOW + 1 },
+  sameTaskLaterLive: { owner: "x", task: "task-a", attempt: 2, expiresAt: NOW + 1 },
+  otherTaskExpired: { owner: "x", task: "task-b", attempt: 0, expiresAt: NOW },
+} as const;
+type LeaseName = keyof typeof leases;
+const LEASE_NAMES = Object.keys(leases) as LeaseName[];
+
+describe("claim", () => {
+  // Expected result by lease, for a chunk that is due or being worked on.
+  const byLease: Record<LeaseName, string> = {
+    none: "claimed",
+    mine: "claimed",
+    otherTaskLive: "taken",
+    sameTaskEarlierLive: "claimed", // a retry takes over from the attempt Cloud Tasks gave up on
+    sameTaskSameAttemptLive: "busy", // a duplicate delivery of the same attempt waits
+    sameTaskLaterLive: "busy",
+    otherTaskExpired: "claimed",
+  };
+  const table = CHUNK_STATUSES.flatMap((status) =>
+    LEASE_NAMES.map((lease) => [status, lease, status === "pending" || status === "running" ? byLease[lease] : "inactive"] as const),
+  );
+  it.each(table)("a %s chunk with lease %s: %s", (status, lease, expected) => {
+    const c = chunk({ status, lease: leases[lease], attempts: 2, startedAt: status === "running" ? 5 : null, pausedReason: "x" });
+    const t = claim(c, me, NOW, LEASE);
+    expect(t.result.kind).toBe(expected);
+    if (expected === "claimed") {
+      expect(t.update).toEqual({
+        status: "running",
+        lease: { ...me, expiresAt: NOW + LEASE },
+        attempts: 3,
+        startedAt: status === "running" ? 5 : NOW,
+        pausedReason: null,
+      });
+      expect(t.result).toEqual({ kind: "claimed", inherited: lease !== "none" && lease !== "mine" });
+    } else {
+      expect(t.update).toBeNull();
+    }
+  });
+});
+
+function page(c: Chunk, over: Partial<PageResult> = {}): PageResult {
+  return {
+    from: positionKey(c),
+    outcomes: { total: 3, processed: 2, skipped: 1, errors: 0 },
+    examined: 3,
+    cursor: { seconds: 10, nanos: 5, id: "e3" },
+    listed: 0,
+    errorCursor: null,
+    reversalsSeen: [],
+    stepDone: false,
+    stoppedAtBudget: false,
+    ...over,
+  };
+}
+
+describe("commitPage", () => {
+  it("adds a scan page's counters, moves that phase's position and renews the holder's lease", () => {
+    const c = chunk({ lease: leases.mine, total: 4, processed: 1, skipped: 2, errors: 1, pages: 2, progress: { purchases: { cursor: null, examined: 4, listed: 0 } } });
+    const t = commitPage(c, page(c), me, NOW, LEASE, "webhook_replay");
+    expect(t.result).toEqual({ kind: "committed", page: 3, status: "running", counters: { total: 7, processed: 3, skipped: 3, errors: 1 }, stoppedAtBudget: false, stepDone: false });
+    expect(t.update).toEqual({
+      total: 7,
+      processed: 3,
+      skipped: 3,
+      errors: 1,
+      pages: 3,
+      progress: { purchases: { cursor: { seconds: 10, nanos: 5, id: "e3" }, examined: 7, listed: 0 } },
+      errorCursor: null,
+      lease: { ...me, expiresAt: NOW + LEASE },
+    });
+  });
+
+  it("is a conflict from any other position, so a page is counted once whoever applied it", () => {
+    const c = chunk({ lease: leases.mine });
+    const planned = page(c);
+    for (const moved of [
+      { pages: 1 },
+      { step: { phase: "reversals", step: "scan" } },
+      { step: { phase: "purchases", step: "errors" } },
+      { errorCursor: "e9" },
+      { progress: { purchases: { cursor: { seconds: 1, nanos: 0, id: "a" }, examined: 0, listed: 0 } } },
+      { progress: { purchases: { cursor: null, examined: 1, listed: 0 } } },
+      { progress: { purchases: { cursor: null, examined: 0, listed: 1 } } },
+    ] as Array<Partial<Chunk>>) {
+      expect(commitPage({ ...c, ...moved }, planned, me, NOW, LEASE, "webhook_replay"), JSON.stringify(moved)).toEqual({ result: { kind: "conflict" }, update: null });
+    }
+  });
+
+  it("counts a page whose holder lost its lease (or whose chunk was stopped) without touching the lease or the status", () => {
+    for (const status of ["running", "paused", "cancelled", "failed"] as const) {
+      const c = chunk({ status, lease: status === "running" ? leases.otherTaskLive : null });
+      const t = commitPage(c, page(c), me, NOW, LEASE, "webhook_replay");
+      expect(t.result).toMatchObject({ kind: "committed", status });
+      expect(t.update).not.toHaveProperty("lease");
+      expect(t.update).not.toHaveProperty("status");
+      expect(t.update).toMatchObject({ total: 3, pages: 1 });
+    }
+  });
+
+  it("replaces an errors pass's old errors by their new outcomes, keeping the total and the scan position", () => {
+    const scanned = { cursor: { seconds: 3, nanos: 0, id: "z" }, examined: 9, listed: 0 };
+    const c = chunk({ step: { phase: "purchases", step: "errors" }, lease: leases.mine, total: 9, processed: 5, errors: 4, progress: { purchases: scanned } });
+    const t = commitPage(c, page(c, { outcomes: { total: 3, processed: 2, skipped: 0, errors: 1 }, examined: 0, errorCursor: "e7" }), me, NOW, LEASE, "webhook_replay");
+    expect(t.update).toMatchObject({ total: 9, processed: 7, skipped: 0, errors: 2, errorCursor: "e7", progress: { purchases: scanned } });
+  });
+
+  describe("at the end of a step", () => {
+    const done = (c: Chunk, over: Partial<PageResult> = {}) => commitPage(c, page(c, { stepDone: true, ...over }), me, NOW, LEASE, "webhook_replay");
+
+    it("a running chunk moves to the next step of the same phase at once", () => {
+      const c = chunk({ lease: leases.mine, reversalIds: null, upcoming: [{ phase: "purchases", step: "errors" }, { phase: "reversals", step: "scan" }] });
+      const t = done(c);
+      expect(t.result).toMatchObject({ status: "running", stepDone: true });
+      expect(t.update).toMatchObject({ step: { phase: "purchases", step: "errors" }, upcoming: [{ phase: "reversals", step: "scan" }], errorCursor: null });
+      expect(t.update?.lease).toEqual({ ...me, expiresAt: NOW + LEASE });
+    });
+
+    it("waits for a later phase, letting go of its lease and its task", () => {
+      const c = chunk({ lease: leases.mine, queued: 0 });
+      const t = done(c, { reversalsSeen: ["r1"] });
+      expect(t.update).toMatchObject({ status: "waiting", step: { phase: "reversals", step: "scan" }, upcoming: [], lease: null, queued: null, reversalIds: ["r1"] });
+    });
+
+    it("is done when nothing is left", () => {
+      const c = chunk({ lease: leases.mine, step: { phase: "reversals", step: "scan" }, upcoming: [] });
+      expect(done(c).update).toMatchObject({ status: "done", lease: null, finishedAt: NOW });
+    });
+
+    it("a replay day whose whole purchases scan saw no open refund or chargeback has no reversals scan", () => {
+      const c = chunk({ lease: leases.mine });
+      expect(done(c).update).toMatchObject({ status: "done", upcoming: [] });
+      // …unless it does not know: a scan stopped at its budget did not see the whole day.
+      expect(done(c, { stoppedAtBudget: true }).update).toMatchObject({ status: "waiting", reversalIds: null, stoppedAtBudget: true });
+      // …or a reversal backfill, which has no purchases scan to learn from.
+      expect(commitPage(c, page(c, { stepDone: true }), me, NOW, LEASE, "reversal_backfill").update).toMatchObject({ status: "waiting" });
+      // …or the list is not kept.
+      expect(done(chunk({ lease: leases.mine, reversalIds: null })).update).toMatchObject({ status: "waiting" });
+    });
+
+    it.each([
+      // status, next step kind → status after
+      ["pending", "same phase", "pending"],
+      ["pending", "later phase", "waiting"],
+      ["pending", "none", "done"],
+      ["paused", "same phase", "paused"],
+      ["paused", "later phase", "paused"],
+      ["paused", "none", "done"],
+      ["failed", "later phase", "failed"],
+      ["failed", "none", "done"],
+      ["cancelled", "later phase", "cancelled"],
+      ["cancelled", "none", "cancelled"],
+      ["running", "none", "done"],
+    ] as const)("a %s chunk whose step ends with %s next is %s", (status, next, expected) => {
+      const upcoming = next === "none" ? [] : next === "same phase" ? [{ phase: "purchases" as const, step: "errors" as const }] : [{ phase: "reversals" as const, step: "scan" as const }];
+      const c = chunk({ status, upcoming, reversalIds: null });
+      const t = done(c);
+      expect(t.result).toMatchObject({ status: expected });
+      if (expected === status) expect(t.update).not.toHaveProperty("status");
+      else expect(t.update?.status).toBe(expected);
+      if (expected === "done") expect(t.update?.finishedAt).toBe(NOW);
+    });
+  });
+
+  it("remembers the refunds and chargebacks a whole purchases scan passes, up to a limit, then queries", () => {
+    const c = chunk({ lease: leases.mine, reversalIds: ["a"] });
+    expect(commitPage(c, page(c, { reversalsSeen: ["b", "c"] }), me, NOW, LEASE, "webhook_replay").update?.reversalIds).toEqual(["a", "b", "c"]);
+    expect(commitPage(c, page(c), me, NOW, LEASE, "webhook_replay").update).not.toHaveProperty("reversalIds");
+    const full = chunk({ lease: leases.mine, reversalIds: Array.from({ length: MAX_REMEMBERED_REVERSALS }, (_, i) => `r${i}`) });
+    expect(commitPage(full, page(full, { reversalsSeen: ["x"] }), me, NOW, LEASE, "webhook_replay").update?.reversalIds).toBeNull();
+    const exactly = chunk({ lease: leases.mine, reversalIds: Array.from({ length: MAX_REMEMBERED_REVERSALS - 1 }, (_, i) => `r${i}`) });
+    expect(commitPage(exactly, page(exactly, { reversalsSeen: ["x"] }), me, NOW, LEASE, "webhook_replay").update?.reversalIds).toHaveLength(MAX_REMEMBERED_REVERSALS);
+    // A reversals scan or an errors pass does not touch the list.
+    const rev = chunk({ lease: leases.mine, step: { phase: "reversals", step: "scan" }, upcoming: [], reversalIds: ["a"] });
+    expect(commitPage(rev, page(rev, { reversalsSeen: ["b"] }), me, NOW, LEASE, "webhook_replay").update).not.toHaveProperty("reversalIds");
+  });
+});
+
+describe("settle", () => {
+  // paused: from pending or running; cancelled: from any unfinished status.
+  const canPause: ChunkStatus[] = ["pending", "running"];
+  const canCancel: ChunkStatus[] = ["pending", "running", "waiting", "paused"];
+  const byLease = (to: "paused" | "cancelled", lease: LeaseName, withMe: boolean): string => {
+    if (lease === "none") return "settled";
+    if (withMe && (lease === "mine" || lease === "sameTaskEarlierLive")) return "settled";
+    if (lease === "otherTaskExpired") return to === "cancelled" ? "drain" : "settled";
+    if (!withMe && lease === "mine") return "held";
+    return "held";
+  };
+  const table = (["paused", "cancelled"] as const).flatMap((to) =>
+    CHUNK_STATUSES.flatMap((status) =>
+      LEASE_NAMES.flatMap((lease) =>
+        [true, false].map((withMe) => [to, status, lease, withMe, (to === "paused" ? canPause : canCancel).includes(status) ? byLease(to, lease, withMe) : "unchanged"] as const),
+      ),
+    ),
+  );
+  it.each(table)("to %s from %s with lease %s (by its holder: %s): %s", (to, status, lease, withMe, expected) => {
+    const c = chunk({ status, lease: leases[lease], pausedReason: "earlier", queued: 3 });
+    const t = settle(c, to, "why", withMe ? me : null, NOW);
+    expect(t.result).toBe(expected);
+    if (expected !== "settled") {
+      expect(t.update).toBeNull();
+      return;
+    }
+    expect(t.update).toEqual({
+      status: to,
+      lease: null,
+      queued: null,
+      pausedReason: to === "paused" ? "why" : "earlier",
+      ...(to === "cancelled" ? { finishedAt: NOW } : {}),
+    });
+  });
+});
+
+describe("cancel", () => {
+  it.each(CHUNK_STATUSES.flatMap((status) => LEASE_NAMES.map((lease) => [status, lease] as const)))("a %s chunk with lease %s", (status, lease) => {
+    const c = chunk({ status, lease: leases[lease], generation: 4, queued: 4 });
+    const t = cancel(c, NOW);
+    const unfinished = !isFinishedChunk(status);
+    if (!unfinished) return expect(t).toEqual({ result: "unchanged", update: null });
+    if (lease === "none") return expect(t).toEqual({ result: "cancelled", update: { status: "cancelled", lease: null, queued: null, pausedReason: null, finishedAt: NOW } });
+    if (lease === "otherTaskExpired" || (lease !== "mine" && leases[lease].expiresAt <= NOW)) {
+      // A holder vanished mid-page: a fresh task finishes that page, then cancels the chunk.
+      if (status === "waiting" || status === "paused") return expect(t).toEqual({ result: "drain", update: null });
+      return expect(t).toEqual({ result: "drain", update: { generation: 5, queued: null, queuedAt: null } });
+    }
+    expect(t).toEqual({ result: "held", update: null });
+  });
+});
+
+describe("the other transitions, in every status", () => {
+  const statuses = CHUNK_STATUSES;
+
+  it.each(statuses)("resume of a %s chunk", (status) => {
+    const c = chunk({ status, generation: 2, queued: 2, queuedAt: 9, pausedReason: "operator" });
+    if (status !== "paused") return expect(resume(c, "purchases")).toEqual({ result: false, update: null });
+    expect(resume(c, "purchases")).toEqual({ result: true, update: { status: "pending", pausedReason: null, generation: 3, queued: null, queuedAt: null } });
+    expect(resume(c, "reversals").update?.status).toBe("waiting");
+  });
+
+  it.each(statuses)("wake of a %s chunk", (status) => {
+    const c = chunk({ status, step: { phase: "reversals", step: "scan" }, queued: 1, queuedAt: 3 });
+    if (status !== "waiting") return expect(wake(c, "reversals")).toEqual({ result: false, update: null });
+    expect(wake(c, "reversals")).toEqual({ result: true, update: { status: "pending", queued: null, queuedAt: null } });
+    expect(wake(c, "purchases")).toEqual({ result: false, update: null });
+  });
+
+  it.each(statuses)("markQueued of a %s chunk", (status) => {
+    const c = chunk({ status, generation: 2 });
+    if (isFinishedChunk(status)) return expect(markQueued(c, 2, NOW)).toEqual({ result: false, update: null });
+    expect(markQueued(c, 2, NOW)).toEqual({ result: true, update: { queued: 2, queuedAt: NOW } });
+    // An older generation's task never hides the current one; a queued generation is recorded once.
+    expect(markQueued(c, 1, NOW)).toEqual({ result: false, update: null });
+    expect(markQueued({ ...c, queued: 2 }, 2, NOW)).toEqual({ result: false, update: null });
+  });
+
+  it.each(statuses)("requeue of a %s chunk", (status) => {
+    const c = chunk({ status, generation: 7, queued: 7, queuedAt: 1, lease: leases.otherTaskExpired });
+    const can = status === "pending" || status === "running";
+    expect(requeue(c)).toEqual(can ? { result: true, update: { generation: 8, queued: null, queuedAt: null } } : { result: false, update: null });
+  });
+
+  it.each(statuses)("fail of a %s chunk", (status) => {
+    const c = chunk({ status, lease: leases.mine, queued: 1 });
+    const can = status === "pending" || status === "running";
+    expect(fail(c, "boom", NOW)).toEqual(can ? { result: true, update: { status: "failed", lastError: "boom", lease: null, queued: null, finishedAt: NOW } } : { result: false, update: null });
+  });
+
+  it.each(statuses)("noteError on a %s chunk", (status) => {
+    const c = chunk({ status, lastError: "old" });
+    expect(noteError(c, "new")).toEqual(isFinishedChunk(status) ? { result: false, update: null } : { result: true, update: { lastError: "new" } });
+    expect(noteError(c, "old")).toEqual({ result: false, update: null });
+  });
+
+  it.each(statuses)("release of a %s chunk", (status) => {
+    const c = chunk({ status, lease: leases.mine, generation: 3 });
+    expect(release(c, me, NOW)).toEqual({ result: true, update: { lease: null, queued: 3, queuedAt: NOW } });
+    expect(release({ ...c, lease: leases.otherTaskLive }, me, NOW)).toEqual({ result: false, update: null });
+    expect(release({ ...c, lease: null }, me, NOW)).toEqual({ result: false, update: null });
+  });
+
+  it.each(statuses)("retry of a %s chunk", (status) => {
+    const phases = ["purchases", "reversals"] as const;
+    const c = chunk({ status, step: { phase: "reversals", step: "scan" }, upcoming: [], errorCursor: "e5", generation: 1, lease: leases.mine, lastError: "x", finishedAt: 4 });
+    const t = retry(c, ["purchases"], phases);
+    if (status === "failed") {
+      // What it had left (the reversals scan, resumed where it stopped) after the purchases errors pass.
+      expect(t).toEqual({
+        result: true,
+        update: {
+          status: "waiting",
+          step: { phase: "purchases", step: "errors" },
+          upcoming: [{ phase: "reversals", step: "scan" }],
+          errorCursor: null,
+          generation: 2,
+          queued: null,
+          queuedAt: null,
+          lease: null,
+          lastError: null,
+          finishedAt: null,
+        },
+      });
+      // Failed in the step it resumes: its errors position is kept.
+      expect(retry(c, [], phases).update).toMatchObject({ step: { phase: "reversals", step: "scan" }, errorCursor: "e5" });
+    } else if (status === "done") {
+      expect(t.update).toMatchObject({ status: "waiting", step: { phase: "purchases", step: "errors" }, upcoming: [] });
+      // A done chunk without errors has nothing to retry.
+      expect(retry(c, [], phases)).toEqual({ result: false, update: null });
+    } else {
+      expect(t).toEqual({ result: false, update: null });
+    }
+  });
+});
+
+describe("a new chunk", () => {
+  const replay = { type: "webhook_replay" as const, phases: ["purchases", "reversals"] as const };
+  it("starts at its first phase with budget, remembering reversals only when its purchases scan will see the whole day", () => {
+    expect(newChunk("d", { purchases: 2, reversals: 1 }, { ...replay, phases: [...replay.phases] }, NOW)).toMatchObject({
+      status: "pending",
+      step: { phase: "purchases", step: "scan" },
+      upcoming: [{ phase: "reversals", step: "scan" }],
+      reversalIds: [],
+      finishedAt: null,
+      generation: 0,
+      queued: null,
+    });
+    // Only reversals: it waits for the reversals phase and queries for them (no purchases scan to learn from).
+    expect(newChunk("d", { purchases: 0, reversals: 3 }, { ...replay, phases: [...replay.phases] }, NOW)).toMatchObject({
+      status: "waiting",
+      step: { phase: "reversals", step: "scan" },
+      reversalIds: null,
+    });
+    expect(newChunk("d", {}, { ...replay, phases: [...replay.phases] }, NOW)).toMatchObject({ status: "done", finishedAt: NOW, reversalIds: null });
+    expect(newChunk("d", { reversals: 3 }, { type: "reversal_backfill", phases: ["reversals"] }, NOW)).toMatchObject({ status: "pending", reversalIds: null });
+  });
+});
+
+describe("a delivery's next move", () => {
+  const base = (over: Partial<DeliveryView> = {}): DeliveryView => ({
+    run: { status: "running", pausedReason: null },
+    killSwitchOn: true,
+    chunk: chunk({ status: "pending" }),
+    me,
+    holding: false,
+    generation: null,
+    draining: false,
+    drained: false,
+    pages: 0,
+    sliceOver: false,
+    ...over,
+  });
+  const held = chunk({ lease: leases.mine });
+
+  it.each([
+    ["no run", base({ run: null }), { kind: "exit", why: "missing" }],
+    ["no chunk", base({ chunk: null }), { kind: "exit", why: "missing" }],
+    ["a completed run", base({ run: { status: "completed", pausedReason: null } }), { kind: "exit", why: "run_finished" }],
+    ["a failed run", base({ run: { status: "failed", pausedReason: null } }), { kind: "exit", why: "run_finished" }],
+    ["its lease taken over", base({ holding: true, chunk: chunk({ lease: leases.otherTaskLive }) }), { kind: "exit", why: "taken_over" }],
+    ["a cancelled run", base({ run: { status: "cancelled", pausedReason: null } }), { kind: "settle", to: "cancelled", reason: "run_cancelled", drainAllowed: true }],
+    ["a cancelled run, switch off", base({ run: { status: "cancelled", pausedReason: null }, killSwitchOn: false }), { kind: "settle", to: "cancelled", reason: "run_cancelled", drainAllowed: false }],
+    ["a cancelled run, draining", base({ run: { status: "cancelled", pausedReason: null }, holding: true, chunk: held, draining: true }), { kind: "page" }],
+    ["a cancelled run, drained", base({ run: { status: "cancelled", pausedReason: null }, holding: true, chunk: held, draining: true, drained: true }), { kind: "settle", to: "cancelled", reason: "run_cancelled", drainAllowed: true }],
+    ["the kill switch off", base({ killSwitchOn: false }), { kind: "settle", to: "paused", reason: "kill_switch", drainAllowed: false }],
+    ["a paused run", base({ run: { status: "paused", pausedReason: "error_rate" } }), { kind: "settle", to: "paused", reason: "error_rate", drainAllowed: false }],
+    ["a paused run without a reason", base({ run: { status: "paused", pausedReason: null } }), { kind: "settle", to: "paused", reason: "paused", drainAllowed: false }],
+    ["a waiting chunk", base({ chunk: chunk({ status: "waiting" }) }), { kind: "exit", why: "inactive" }],
+    ["a done chunk", base({ chunk: chunk({ status: "done" }) }), { kind: "exit", why: "inactive" }],
+    ["an older task generation", base({ generation: 1, chunk: chunk({ status: "pending", generation: 2 }) }), { kind: "exit", why: "superseded" }],
+    ["the current generation", base({ generation: 2, chunk: chunk({ status: "pending", generation: 2 }) }), { kind: "claim" }],
+    ["a newer generation than the chunk's", base({ generation: 3, chunk: chunk({ status: "pending", generation: 2 }) }), { kind: "claim" }],
+    ["any generation", base(), { kind: "claim" }],
+    ["a pending run", base({ run: { status: "pending", pausedReason: null } }), { kind: "claim" }],
+    ["held, slice over, pages done", base({ holding: true, chunk: held, pages: 1, sliceOver: true }), { kind: "handoff" }],
+    ["held, slice over, no page yet", base({ holding: true, chunk: held, pages: 0, sliceOver: true }), { kind: "page" }],
+    ["held, slice left", base({ holding: true, chunk: held, pages: 3 }), { kind: "page" }],
+  ] as const)("with %s", (_name, view, expected) => {
+    expect(nextMove(view)).toEqual(expected);
+  });
+});
+
+describe("steps", () => {
+  it("knows the phase after each", () => {
+    expect(nextPhase("purchases", ["purchases", "reversals"])).toBe("reversals");
+    expect(nextPhase("reversals", ["purchases", "reversals"])).toBeUndefined();
+    expect(nextPhase("purchases", ["reversals"])).toBeUndefined();
+  });
+
+  it("the position key changes with every part of a position", () => {
+    const c = chunk({ progress: { purchases: { cursor: { seconds: 1, nanos: 2, id: "a" }, examined: 3, listed: 4 } }, pages: 5, errorCursor: "e" });
+    const keys = new Set(
+      [
+        c,
+        { ...c, pages: 6 },
+        { ...c, errorCursor: null },
+        { ...c, step: { phase: "purchases" as const, step: "errors" as const } },
+        { ...c, step: { phase: "reversals" as const, step: "scan" as const } },
+        { ...c, progress: { purchases: { cursor: { seconds: 1, nanos: 3, id: "a" }, examined: 3, listed: 4 } } },
+        { ...c, progress: { purchases: { cursor: { seconds: 2, nanos: 2, id: "a" }, examined: 3, listed: 4 } } },
+        { ...c, progress: { purchases: { cursor: { seconds: 1, nanos: 2, id: "b" }, examined: 3, listed: 4 } } },
+        { ...c, progress: { purchases: { cursor: null, examined: 3, listed: 4 } } },
+        { ...c, progress: { purchases: { cursor: { seconds: 1, nanos: 2, id: "a" }, examined: 4, listed: 4 } } },
+        { ...c, progress: { purchases: { cursor: { seconds: 1, nanos: 2, id: "a" }, examined: 3, listed: 5 } } },
+      ].map(positionKey),
+    );
+    expect(keys.size).toBe(11);
+    // Another phase's progress is not part of this phase's position.
+    expect(positionKey({ ...c, progress: { ...c.progress, reversals: { cursor: null, examined: 9, listed: 9 } } })).toBe(positionKey(c));
+  });
+
+  it("after a step", () => {
+    expect(afterStep({ phase: "purchases", step: "scan" }, [])).toEqual({ status: "done", current: { phase: "purchases", step: "scan" }, upcoming: [] });
+  });
+});
+
+describe("edges of the rules", () => {
+  it("a chunk with nothing to do is done at the run's last phase", () => {
+    expect(newChunk("d", {}, { type: "reversal_backfill", phases: ["reversals"] }, NOW)).toMatchObject({ status: "done", step: { phase: "reversals", step: "scan" }, upcoming: [], stoppedAtBudget: false });
+    expect(newChunk("d", { purchases: 0 }, { type: "webhook_replay", phases: ["purchases", "reversals"] }, NOW).step).toEqual({ phase: "reversals", step: "scan" });
+  });
+
+  it("an errors pass is added once per phase, even when a failed chunk already had one left", () => {
+    const phases = ["purchases", "reversals"] as const;
+    const c = chunk({ status: "failed", step: { phase: "purchases", step: "errors" }, upcoming: [{ phase: "reversals", step: "scan" }], errorCursor: "e3" });
+    expect(retry(c, ["purchases", "reversals"], phases).update).toMatchObject({
+      step: { phase: "purchases", step: "errors" },
+      upcoming: [{ phase: "reversals", step: "scan" }, { phase: "reversals", step: "errors" }],
+      errorCursor: "e3",
+    });
+    // A done chunk starts its errors pass from the beginning; so does a failed one resuming another step.
+    expect(retry({ ...c, status: "done" }, ["purchases"], phases).update).toMatchObject({ step: { phase: "purchases", step: "errors" }, errorCursor: null });
+    const inScan = chunk({ status: "failed", step: { phase: "purchases", step: "scan" }, upcoming: [], errorCursor: "e3" });
+    expect(retry(inScan, ["purchases"], phases).update).toMatchObject({ step: { phase: "purchases", step: "scan" }, upcoming: [{ phase: "purchases", step: "errors" }], errorCursor: "e3" });
+    const inReversals = chunk({ status: "failed", step: { phase: "reversals", step: "errors" }, upcoming: [], errorCursor: "e3" });
+    expect(retry(inReversals, ["purchases"], phases).update).toMatchObject({ step: { phase: "purchases", step: "errors" }, errorCursor: null });
+    expect(retry({ ...inReversals, step: { phase: "reversals", step: "scan" } }, [], phases).update).toMatchObject({ step: { phase: "reversals", step: "scan" }, errorCursor: "e3" });
+  });
+
+  it("only a whole purchases scan of a replay drops the reversals scan, and only the reversals scan", () => {
+    const upcoming = [{ phase: "purchases" as const, step: "errors" as const }, { phase: "reversals" as const, step: "errors" as const }, { phase: "reversals" as const, step: "scan" as const }];
+    const scan = chunk({ lease: leases.mine, upcoming });
+    expect(commitPage(scan, page(scan, { stepDone: true }), me, NOW, LEASE, "webhook_replay").update?.upcoming).toEqual([{ phase: "reversals", step: "errors" }]);
+    // An errors pass in purchases keeps the reversals scan, and does not touch the list.
+    const errors = chunk({ lease: leases.mine, step: { phase: "purchases", step: "errors" }, upcoming: [{ phase: "reversals", step: "scan" }], reversalIds: [] });
+    const t = commitPage(errors, page(errors, { stepDone: true, reversalsSeen: ["x"], stoppedAtBudget: true }), me, NOW, LEASE, "webhook_replay");
+    expect(t.update).toMatchObject({ status: "waiting", step: { phase: "reversals", step: "scan" } });
+    expect(t.update).not.toHaveProperty("reversalIds");
+  });
+
+  it("keeps an errors pass's and a waiting chunk's bookkeeping exact", () => {
+    const c = chunk({ lease: leases.mine, status: "running", queued: 2, reversalIds: null, upcoming: [{ phase: "purchases", step: "errors" }] });
+    const same = commitPage(c, page(c, { stepDone: true }), me, NOW, LEASE, "webhook_replay").update;
+    expect(same).not.toHaveProperty("queued");
+    expect(same).not.toHaveProperty("finishedAt");
+    expect(same).not.toHaveProperty("status");
+  });
+
+  it("a late page that finishes an already done chunk does not move its finish time", () => {
+    const c = chunk({ status: "done", upcoming: [], reversalIds: null, finishedAt: 7 });
+    expect(commitPage(c, page(c, { stepDone: true }), me, NOW, LEASE, "webhook_replay").update).not.toHaveProperty("finishedAt");
+  });
+
+  it("a delivery that never held a lease is not taken over", () => {
+    const v = { run: { status: "running" as const, pausedReason: null }, killSwitchOn: true, me, holding: true, generation: null, draining: false, drained: false, pages: 1, sliceOver: false };
+    expect(nextMove({ ...v, chunk: chunk({ lease: null }) })).toEqual({ kind: "exit", why: "taken_over" });
+    expect(nextMove({ ...v, holding: false, generation: 0, chunk: chunk({ status: "pending", lease: null, generation: 0 }) })).toEqual({ kind: "claim" });
+  });
+});
