@@ -15,7 +15,9 @@ export type FaultPoint =
   | "before-run-close"
   | "group-transaction"
   /** Right after a group's writes committed: an error here is a commit whose answer was lost. */
-  | "group-committed";
+  | "group-committed"
+  /** A group's conditional batch failed (someone got there first, or its fate is unknown): it is decided again in a transaction. */
+  | "group-retried";
 
 export interface FaultInjector {
   at(point: FaultPoint, info: { migrationId?: string; chunkId?: string; cursor?: string | null }): void | Promise<void>;

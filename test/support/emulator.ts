@@ -181,3 +181,15 @@ export function testDeps(options: { config?: Partial<Config>; faults?: FaultInje
 }
 
 export const serverNow = () => FieldValue.serverTimestamp();
+
+/** Replaces a test's clock with one the test moves forward: leases expire, tasks stall, on demand. */
+export function manualClock(...all: Deps[]): { advance(ms: number): void; offset(): number } {
+  let offset = 0;
+  for (const deps of all) deps.now = () => new Date(Date.now() + offset);
+  return {
+    advance(ms: number) {
+      offset += ms;
+    },
+    offset: () => offset,
+  };
+}

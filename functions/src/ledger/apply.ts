@@ -252,6 +252,7 @@ export async function applyPage(
       const code = (error as { code?: unknown }).code;
       if (typeof code !== "number" || !RETRY_IN_TRANSACTION.has(code)) throw error;
       // Someone got there first, or the commit's fate is unknown: decide again on fresh data.
+      await faults?.at("group-retried", { migrationId: ctx.runId ?? undefined });
       return applyGroup(db, ctx, ids, catalog, faults);
     }
   });

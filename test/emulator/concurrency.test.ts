@@ -1,0 +1,101 @@
+// Two deliveries working on one chunk at the same time, for real: one is stopped in the middle of a page
+// while the other works the same page, then resumes. Whatever the order, each event is written once and
+// counted once. The test proves the contention happened: each delivery found the other's entries.
+import { describe, expect, it } from "vitest";
+import { LEASE_SECONDS } from "../../functions/src/chunks/worker";
+import type { FaultInjector, FaultPoint } from "../../functions/src/deps";
+import { buildReport } from "../../functions/src/runs/report";
+import { repairRun } from "../../functions/src/runs/watchdog";
+import { db, manualClock, testDeps, type RecordingQueue } from "../support/emulator";
+import { currentDelivery, deliverAll, deliverOnce, startInProcess } from "../support/deliver";
+import { Store } from "../support/scenario";
+
+async function store(name: string) {
+  const s = await Store.create(name);
+  const gems = s.product("gems", 4);
+  for (let i = 0; i < 8; i++) s.purchase({ user: `u${i % 3}`, product: gems, day: 1, minute: i });
+  await s.write();
+  return s;
+}
+
+/** Counts each fault point per delivery (task name and attempt), and runs `pause` once at a point. */
+function recorder(pause: { point: FaultPoint; run: () => Promise<void> }) {
+  const seen = new Map<string, number>();
+  let paused = false;
+  const faults: FaultInjector = {
+    async at(point) {
+      const d = currentDelivery();
+      const key = `${d ? `${d.taskName}#${d.retryCount}` : "outside"}:${point}`;
+      seen.set(key, (seen.get(key) ?? 0) + 1);
+      if (!paused && point === pause.point && d) {
+        paused = true;
+        await pause.run();
+      }
+    },
+  };
+  return { faults, count: (delivery: string, point: FaultPoint) => seen.get(`${delivery}:${point}`) ?? 0, paused: () => paused };
+}
+
+async function expectOnce(s: Store, id: string) {
+  const run = (await db().collection("dataMigrations").doc(id).get()).data();
+  expect(run).toMatchObject({ status: "completed", total: 8, processed: 8, skipped: 0, errors: 0 });
+  const ledger = await s.ledger();
+  expect(ledger.size, "one entry per order").toBe(8);
+  expect([...ledger.values()].every((e) => e.migrationId === id)).toBe(true);
+  await s.expectWalletsMatchLedger();
+  const pages = await db().collection("dataMigrations").doc(id).collection("pages").get();
+  expect(pages.size, "one page record: the page was committed once").toBe(1);
+  expect((await buildReport(testDeps().deps, id)).reconciled).toBe(true);
+}
+
+const config = { pageSize: 8, groupSize: 2, parallelGroups: 1 };
+
+describe("two deliveries of one chunk at the same time", () => {
+  it("a retry of the task takes over while the first attempt is still applying a page: written once, counted once", async () => {
+    const s = await store("conc_retry");
+    let id = "";
+    let task = { payload: undefined as unknown, taskId: "" };
+    const rec = recorder({
+      point: "page-half-applied",
+      // The first attempt has applied half its page; Cloud Tasks gave up on it and delivers attempt 1.
+      run: () => deliverOnce(deps, task.payload, task.taskId, 1),
+    });
+    const { deps, queue } = testDeps({ config, faults: rec.faults });
+    id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false });
+    const [queued] = (queue as RecordingQueue).drain();
+    task = { payload: queued?.payload, taskId: queued?.taskId ?? "" };
+    await deliverOnce(deps, task.payload, task.taskId, 0);
+    expect(rec.paused()).toBe(true);
+    // Attempt 1 ran the whole page while attempt 0 was stopped after one group: it found that group's
+    // entry written and decided it again; attempt 0 then found attempt 1's entries for the rest.
+    expect(rec.count(`${task.taskId}#1`, "group-retried"), "the retry met the first attempt's writes").toBeGreaterThanOrEqual(1);
+    expect(rec.count(`${task.taskId}#0`, "group-retried"), "the first attempt met the retry's writes").toBeGreaterThanOrEqual(2);
+    await deliverAll(deps, queue as RecordingQueue, id);
+    await expectOnce(s, id);
+  });
+
+  it("a lease that expires mid-page lets the watchdog's new task take over: written once, counted once", async () => {
+    const s = await store("conc_lease");
+    let id = "";
+    const rec = recorder({
+      point: "page-half-applied",
+      run: async () => {
+        // The holder is slow: its lease runs out, the watchdog queues a new generation, which is delivered.
+        clock.advance(LEASE_SECONDS * 1000);
+        expect(await repairRun(deps, id)).toEqual([{ kind: "requeue", chunkId: s.day(1), why: "lease_expired" }]);
+        const [next] = (queue as RecordingQueue).drain();
+        expect(next?.taskId).toMatch(/-g1$/);
+        await deliverOnce(deps, next?.payload, next?.taskId ?? "");
+      },
+    });
+    const { deps, queue } = testDeps({ config, faults: rec.faults });
+    const clock = manualClock(deps);
+    id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false });
+    const [first] = (queue as RecordingQueue).drain();
+    await deliverOnce(deps, first?.payload, first?.taskId ?? "");
+    expect(rec.paused()).toBe(true);
+    expect(rec.count(`${first?.taskId ?? ""}#0`, "group-retried")).toBeGreaterThanOrEqual(2);
+    await deliverAll(deps, queue as RecordingQueue, id);
+    await expectOnce(s, id);
+  });
+});

@@ -1,0 +1,183 @@
+// Runs that count every event once and always end, under the operator sequences that used to break them.
+// Each case was found by reading the code (issue "Runs that never lose an event…"); each failed before the
+// chunk and run state machines (core/chunk.ts, core/run.ts) replaced the code it describes. Deliveries are
+// made in-process, the way Cloud Tasks makes them, so every interleaving here is the one the test names.
+import { describe, expect, it } from "vitest";
+import type { Config } from "../../functions/src/config";
+import type { FaultInjector } from "../../functions/src/deps";
+import { controlRun } from "../../functions/src/runs/control";
+import { buildReport } from "../../functions/src/runs/report";
+import { api, db, testDeps, type RecordingQueue } from "../support/emulator";
+import { deliverAll, deliverOnce, deliverWithRetries, startInProcess } from "../support/deliver";
+import { Store } from "../support/scenario";
+
+const BY = "tests@backfill.local";
+
+async function runDoc(id: string) {
+  return (await db().collection("dataMigrations").doc(id).get()).data() as { status: string; total: number; processed: number; skipped: number; errors: number; plannedEvents: number };
+}
+
+/** Ledger entries a run wrote (its own: `migrationId` is the run). */
+async function entriesOf(runId: string): Promise<number> {
+  return (await db().collection("ledgerEntries").where("migrationId", "==", runId).count().get()).data().count;
+}
+
+/** Every counter of a finished run must equal a recount: its entries, and its page records. */
+async function expectRecount(runId: string, note: string): Promise<void> {
+  const run = await runDoc(runId);
+  expect(run.processed, `${note}: processed equals the ledger entries the run wrote`).toBe(await entriesOf(runId));
+  const report = await buildReport(testDeps().deps, runId);
+  expect(report.totals, `${note}: counters equal a recount of the page records`).toEqual({ total: run.total, processed: run.processed, skipped: run.skipped, errors: run.errors });
+  expect(report.reconciled, `${note}: reconciled`).toBe(true);
+}
+
+describe("retry", () => {
+  it("of a chunk that failed in its reversals scan, with open purchase errors, examines each reversal once", async () => {
+    const s = await Store.create("retryrev");
+    const gems = s.product("gems", 10);
+    const ghost = s.id("ghost");
+    for (let i = 0; i < 4; i++) {
+      const { orderId } = s.purchase({ user: `u${i}`, product: gems, day: 1, minute: i });
+      s.reversal(orderId, { user: `u${i}`, product: gems, day: 1, minute: 100 + i });
+    }
+    s.purchase({ user: "u9", product: ghost, day: 1, minute: 50 }); // PRODUCT_NOT_FOUND until the product is added
+    await s.write();
+
+    // The reversals scan's second page fails on every attempt: the chunk ends failed mid-scan.
+    let broken = true;
+    const faults: FaultInjector = {
+      at(point, info) {
+        if (broken && point === "page-read" && info.cursor === "list:2") throw new Error("injected: second reversals page unreadable");
+      },
+    };
+    const { deps, queue } = testDeps({ config: { pageSize: 2, groupSize: 2, taskMaxAttempts: 2 }, faults });
+    const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false, maxErrorRate: 1 });
+    expect(await deliverAllTolerant(deps, queue as RecordingQueue, id)).toMatchObject({ status: "failed", total: 7, processed: 6, errors: 1 });
+
+    broken = false;
+    await db().collection("products").doc(ghost).set({ name: "ghost", points: 5 });
+    await controlRun(deps, id, "retry", BY);
+    const run = await deliverAll(deps, queue as RecordingQueue, id);
+    expect(run).toMatchObject({ status: "completed", total: 9, processed: 9, skipped: 0, errors: 0 });
+    expect(run.total).toBeLessThanOrEqual(run.plannedEvents);
+    await expectRecount(id, "after the retry");
+    await s.expectWalletsMatchLedger();
+  });
+
+  it("of a completed run whose retried chunk fails again ends the run failed", async () => {
+    const s = await Store.create("retryfail");
+    const gems = s.product("gems", 10);
+    s.purchase({ user: "u1", product: gems, day: 1, minute: 1 });
+    s.purchase({ user: "u2", product: s.id("ghost"), day: 1, minute: 2 });
+    await s.write();
+    let armed = false;
+    const { deps, queue } = testDeps({
+      config: { taskMaxAttempts: 2 },
+      faults: {
+        at(point) {
+          if (armed && point === "page-read") throw new Error("injected: the errors pass cannot read");
+        },
+      },
+    });
+    const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false, maxErrorRate: 1 });
+    expect(await deliverAll(deps, queue as RecordingQueue, id)).toMatchObject({ status: "completed", errors: 1 });
+
+    armed = true;
+    await controlRun(deps, id, "retry", BY);
+    const run = await deliverAllTolerant(deps, queue as RecordingQueue, id);
+    expect(run).toMatchObject({ status: "failed", chunksFailed: 1, total: 2, processed: 1, errors: 1 });
+    await expectRecount(id, "after the failed retry");
+  });
+
+  it("racing late deliveries' roll-ups never closes the run early nor skips the purchase errors pass", async () => {
+    for (let round = 1; round <= 4; round++) {
+      const s = await Store.create(`retryrace${round}`);
+      const gems = s.product("gems", 10);
+      const ghost = s.id("ghost");
+      const g = s.purchase({ user: "u1", product: ghost, day: 1, minute: 1 });
+      for (let day = 1; day <= 3; day++) s.purchase({ user: `u${day}`, product: gems, day, minute: 5 });
+      s.reversal(g.orderId, { user: "u1", product: ghost, day: 3, minute: 10 }); // ORIGINAL_PURCHASE_NOT_FOUND until the purchase is credited
+      await s.write();
+      const { deps, queue } = testDeps();
+      const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 3), dryRun: false, maxErrorRate: 1 });
+      expect(await deliverAll(deps, queue as RecordingQueue, id)).toMatchObject({ status: "completed", errors: 2 });
+      await db().collection("products").doc(ghost).set({ name: "ghost", points: 7 });
+
+      // Late deliveries of every chunk keep rolling the run up while the retry is under way.
+      let retrying = true;
+      const adversaries = [1, 2, 3].map(async (day) => {
+        for (let k = 0; retrying; k++) await deliverOnce(testDeps({ queue }).deps, { migrationId: id, chunkId: s.day(day) }, `late-${day}-${k}`);
+      });
+      await controlRun(deps, id, "retry", BY);
+      retrying = false;
+      await Promise.all(adversaries);
+      const run = await deliverAll(deps, queue as RecordingQueue, id);
+      expect(run, `round ${round}`).toMatchObject({ status: "completed", total: 5, processed: 5, errors: 0 });
+      expect((await s.ledgerPoints())[`reversal_${g.orderId}`], `round ${round}: the refund of the repaired purchase`).toBe(-7);
+    }
+  });
+});
+
+describe("cancel", () => {
+  it("while a delivery is applying a page, and another delivery sees the cancel: that page is counted by the run", async () => {
+    const s = await Store.create("cancelheld");
+    const gems = s.product("gems", 3);
+    for (let i = 0; i < 12; i++) s.purchase({ user: `u${i % 4}`, product: gems, day: 1, minute: i });
+    await s.write();
+    let id = "";
+    let fired = false;
+    const config: Partial<Config> = { pageSize: 6, groupSize: 2, parallelGroups: 1 };
+    const plain = testDeps({ config });
+    const { deps, queue } = testDeps({
+      config,
+      faults: {
+        async at(point, info) {
+          if (fired || point !== "page-half-applied") return;
+          fired = true;
+          // Mid-page: the operator cancels, and a second delivery of the same task arrives and sees it.
+          await controlRun(plain.deps, id, "cancel", BY);
+          await deliverOnce(plain.deps, { migrationId: id, chunkId: info.chunkId }, taskName);
+        },
+      },
+    });
+    id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false });
+    const [task] = (queue as RecordingQueue).drain();
+    const taskName = task?.taskId ?? "";
+    await deliverOnce(deps, task?.payload, taskName);
+    expect(fired).toBe(true);
+    await deliverAll(plain.deps, plain.queue as RecordingQueue, id);
+    const run = await runDoc(id);
+    expect(run.status).toBe("cancelled");
+    expect(await entriesOf(id), "the page in flight was finished").toBe(6);
+    await expectRecount(id, "cancelled mid-page");
+    const chunk = (await db().collection("dataMigrations").doc(id).collection("chunks").doc(s.day(1)).get()).data();
+    expect(chunk).toMatchObject({ status: "cancelled", total: 6, processed: 6, pages: 1 });
+  });
+
+  it("through the API, the run and its report agree with the ledger", async () => {
+    const s = await Store.create("cancelapi");
+    const gems = s.product("gems", 3);
+    for (let day = 1; day <= 3; day++) for (let i = 0; i < 30; i++) s.purchase({ user: `u${i % 5}`, product: gems, day, minute: i });
+    await s.write();
+    const res = await api("POST", "/api/jobs/backfill", { body: { type: "webhook_replay", ...s.range(1, 3), dryRun: false } });
+    const id = res.body.migrationId as string;
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await api("POST", `/api/admin/dataMigrations/${id}/cancel`)).status).toBeLessThan(500);
+    // Every chunk settles (a live holder at its next page boundary).
+    await expect
+      .poll(async () => ((await api("GET", `/api/admin/dataMigrations/${id}`)).body.chunks as Array<{ status: string }>).every((c) => ["cancelled", "done"].includes(c.status)), { timeout: 60_000 })
+      .toBe(true);
+    await expect.poll(async () => (await runDoc(id)).processed === (await entriesOf(id)), { timeout: 20_000 }).toBe(true);
+    await expectRecount(id, "cancelled through the API");
+  });
+});
+
+/** Delivers every task like deliverAll, but a task that exhausts its attempts is given up, as Cloud Tasks does. */
+async function deliverAllTolerant(deps: Parameters<typeof deliverWithRetries>[0], queue: RecordingQueue, id: string) {
+  for (let round = 0; round < 100; round++) {
+    const tasks = queue.drain();
+    if (tasks.length === 0) break;
+    for (const task of tasks) await deliverWithRetries(deps, task.payload, task.taskId).catch(() => undefined);
+  }
+  return runDoc(id);
+}
