@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { LEASE_SECONDS } from "../../functions/src/chunks/worker";
 import type { FaultInjector, FaultPoint } from "../../functions/src/deps";
+import { controlRun } from "../../functions/src/runs/control";
 import { buildReport } from "../../functions/src/runs/report";
 import { repairRun } from "../../functions/src/runs/watchdog";
 import { db, manualClock, testDeps, type RecordingQueue } from "../support/emulator";
@@ -97,5 +98,56 @@ describe("two deliveries of one chunk at the same time", () => {
     expect(rec.count(`${first?.taskId ?? ""}#0`, "group-retried")).toBeGreaterThanOrEqual(2);
     await deliverAll(deps, queue as RecordingQueue, id);
     await expectOnce(s, id);
+  });
+});
+
+describe("a page in flight meets a change", () => {
+  it("an event edited while its page is being applied is decided again on its new version", async () => {
+    const s = await store("conc_edit");
+    const edited = s.events[7]?.id ?? "";
+    let id = "";
+    const rec = recorder({
+      point: "page-half-applied",
+      // The provider corrects the last order's quantity after the page was read, before it is written.
+      run: () => db().collection("webhookEvents").doc(edited).update({ quantity: 3 }).then(() => undefined),
+    });
+    const { deps, queue } = testDeps({ config, faults: rec.faults });
+    id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false });
+    await deliverAll(deps, queue as RecordingQueue, id);
+    expect(rec.paused()).toBe(true);
+    const orderId = (await s.event(edited)).orderId as string;
+    expect((await s.ledgerPoints())[`purchase_${orderId}`], "credited for the quantity the event has when it is written").toBe(12);
+    await expectOnce(s, id);
+  });
+
+  it("a cancel while a slow holder is mid-page: the watchdog drains that page, the holder's late copy is not counted again", async () => {
+    const s = await store("conc_drain");
+    let id = "";
+    const small = { ...config, pageSize: 4 };
+    const plain = testDeps({ config: small });
+    const rec = recorder({
+      point: "page-half-applied",
+      run: async () => {
+        await controlRun(plain.deps, id, "cancel", "tests@backfill.local");
+        // The holder is slow: its lease runs out and the watchdog hands the page in flight to a new task.
+        clock.advance(LEASE_SECONDS * 1000);
+        expect(await repairRun(plain.deps, id)).toEqual([{ kind: "requeue", chunkId: s.day(1), why: "drain" }]);
+        const [drain] = (plain.queue as RecordingQueue).drain();
+        await deliverOnce(plain.deps, drain?.payload, drain?.taskId ?? "");
+      },
+    });
+    const { deps, queue } = testDeps({ config: small, faults: rec.faults, queue: plain.queue });
+    const clock = manualClock(deps, plain.deps);
+    id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false });
+    const [first] = (queue as RecordingQueue).drain();
+    await deliverOnce(deps, first?.payload, first?.taskId ?? "");
+    expect(rec.paused()).toBe(true);
+    const run = (await db().collection("dataMigrations").doc(id).get()).data();
+    // The page in flight (4 of the day's 8 events) was finished once and counted once; nothing after it.
+    expect(run).toMatchObject({ status: "cancelled", total: 4, processed: 4 });
+    expect((await s.ledger()).size).toBe(4);
+    const chunk = (await db().collection("dataMigrations").doc(id).collection("chunks").doc(s.day(1)).get()).data();
+    expect(chunk).toMatchObject({ status: "cancelled", total: 4, processed: 4, pages: 1 });
+    expect((await buildReport(testDeps().deps, id)).reconciled).toBe(true);
   });
 });

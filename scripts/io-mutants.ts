@@ -1,0 +1,71 @@
+// Deliberate bugs in the I/O code (Stryker mutates only the pure core), each of which a named emulator test
+// must catch. For each: patch the source, run that test inside the local stack, expect it to fail, restore.
+//
+//   npm run mutation:io            every bug
+//   npm run mutation:io -- 2       only the second
+//
+// Prints one line per bug and, last, a JSON summary. Exits 1 if any bug survived its test.
+import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT } from "./setup";
+
+interface Mutant {
+  name: string;
+  file: string;
+  find: string;
+  replace: string;
+  test: { file: string; name: string };
+}
+
+export const MUTANTS: Mutant[] = [
+  {
+    name: "drop the event-mark precondition (a batch marks an event however it changed since it was read)",
+    file: "functions/src/ledger/apply.ts",
+    find: "if (version) writer.update(r.events.doc(eventId), data, { lastUpdateTime: version });",
+    replace: "if (version) writer.update(r.events.doc(eventId), data);",
+    test: { file: "test/emulator/concurrency.test.ts", name: "an event edited while its page is being applied" },
+  },
+  {
+    name: "drop the page commit's compare-and-set (commit from wherever the chunk is now)",
+    file: "functions/src/chunks/worker.ts",
+    find: "const transition = commitPage(current.data, page, me,",
+    replace: "const transition = commitPage(current.data, { ...page, from: positionKey(current.data) }, me,",
+    test: { file: "test/emulator/concurrency.test.ts", name: "a retry of the task takes over while the first attempt" },
+  },
+  {
+    name: "skip the purchase-entry read on the fast path (decide an error from an entry nobody read)",
+    file: "functions/src/ledger/apply.ts",
+    find: "if (decided.unverified.length > 0) {",
+    replace: "if (decided.unverified.length < 0) {",
+    test: { file: "test/emulator/defects.test.ts", name: "a redelivered purchase whose order is credited" },
+  },
+  {
+    name: "count a cancelled holder's page twice (a stopped chunk takes a late page from any position)",
+    file: "functions/src/chunks/worker.ts",
+    find: "const transition = commitPage(current.data, page, me,",
+    replace: 'const transition = commitPage(current.data, current.data.status === "cancelled" ? { ...page, from: positionKey(current.data) } : page, me,',
+    test: { file: "test/emulator/concurrency.test.ts", name: "a cancel while a slow holder is mid-page" },
+  },
+];
+
+const only = process.argv.slice(2).filter((a) => a !== "--").map(Number);
+const chosen = MUTANTS.map((m, i) => ({ m, n: i + 1 })).filter(({ n }) => only.length === 0 || only.includes(n));
+const results: Array<{ n: number; name: string; test: string; killed: boolean }> = [];
+for (const { m, n } of chosen) {
+  const path = join(ROOT, m.file);
+  const original = readFileSync(path, "utf8");
+  if (!original.includes(m.find)) throw new Error(`mutant ${n}: ${m.file} no longer contains the line it changes; update scripts/io-mutants.ts`);
+  writeFileSync(path, original.replace(m.find, m.replace));
+  try {
+    const run = spawnSync("npx", ["tsx", "scripts/stack.ts", "exec", "--", `vitest run ${m.test.file} -t "${m.test.name}"`], { cwd: ROOT, encoding: "utf8" });
+    const killed = run.status !== 0 && /Tests\s.*\d+ failed/.test(run.stdout.replace(/\x1b\[[0-9;]*m/g, ""));
+    results.push({ n, name: m.name, test: `${m.test.file} › ${m.test.name}`, killed });
+    console.log(`${killed ? "killed  " : "SURVIVED"} ${n}. ${m.name}\n         by ${m.test.file} › "${m.test.name}"`);
+  } finally {
+    writeFileSync(path, original);
+  }
+}
+const killed = results.filter((r) => r.killed).length;
+console.log(JSON.stringify({ ioMutants: results.length, killed, survived: results.length - killed }));
+process.exit(killed === results.length ? 0 : 1);
