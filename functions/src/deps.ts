@@ -20,7 +20,7 @@ export type FaultPoint =
   | "group-retried";
 
 export interface FaultInjector {
-  at(point: FaultPoint, info: { migrationId?: string; chunkId?: string; cursor?: string | null }): void | Promise<void>;
+  at(point: FaultPoint, info: { runId?: string; chunkId?: string; cursor?: string | null }): void | Promise<void>;
 }
 
 /** Everything a handler needs, built once per instance (or by a test). */

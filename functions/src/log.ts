@@ -156,11 +156,11 @@ export class BackfillLog {
     });
   }
 
-  scheduledReplay(fields: { migrationId: string; startDate: string; endDate: string; dryRun: boolean; existing: boolean }) {
+  scheduledReplay(fields: { runId: string; startDate: string; endDate: string; dryRun: boolean; existing: boolean }) {
     this.write("NOTICE", {
       component: "backfill",
       event: fields.existing ? "scheduled_replay_existing" : "scheduled_replay_started",
-      migration_id: fields.migrationId,
+      migration_id: fields.runId,
       type: "webhook_replay",
       start_date: fields.startDate,
       end_date: fields.endDate,

@@ -321,7 +321,7 @@ describe("kill switch at a random moment", () => {
           if (pagesAtFlip || !info.chunkId || (point !== "page-read" && point !== "before-page-commit")) return;
           if (++calls !== flipAt) return;
           await setKillSwitch(false);
-          const chunks = await db().collection("dataMigrations").doc(info.migrationId as string).collection("chunks").get();
+          const chunks = await db().collection("dataMigrations").doc(info.runId as string).collection("chunks").get();
           pagesAtFlip = new Map(chunks.docs.map((c) => [c.id, (c.get("pages") as number | undefined) ?? 0]));
         },
       },

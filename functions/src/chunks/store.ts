@@ -152,8 +152,9 @@ const headOf = (snap: QueryDocumentSnapshot): Versioned<ChunkHead> => {
 const CONFLICT_RETRIES = 20;
 
 export function chunkStore(db: Firestore) {
-  const collection = (runId: string) =>
-    db.collection(COLLECTIONS.runs).doc(runId).collection(RUN_SUBCOLLECTIONS.chunks).withConverter(chunkConverter);
+  /** The chunks of a run, untyped: for field-level updates, preconditions and selected reads. */
+  const raw = (runId: string) => db.collection(COLLECTIONS.runs).doc(runId).collection(RUN_SUBCOLLECTIONS.chunks);
+  const collection = (runId: string) => raw(runId).withConverter(chunkConverter);
   const ref = (runId: string, chunkId: string) => collection(runId).doc(chunkId);
   const versioned = (snap: DocumentSnapshot<Chunk>): Versioned<Chunk> | null =>
     snap.exists ? { data: snap.data() as Chunk, version: snap.updateTime as Timestamp } : null;
@@ -161,10 +162,7 @@ export function chunkStore(db: Firestore) {
   /** Writes `update` only if the chunk is still at `version`; false when it is not. */
   async function write(runId: string, chunkId: string, version: Timestamp, update: Partial<Chunk>): Promise<boolean> {
     try {
-      await db
-        .collection(COLLECTIONS.runs)
-        .doc(runId)
-        .collection(RUN_SUBCOLLECTIONS.chunks)
+      await raw(runId)
         .doc(chunkId)
         .update({ ...toFields(update), updatedAt: FieldValue.serverTimestamp() }, { lastUpdateTime: version });
       return true;
@@ -174,7 +172,7 @@ export function chunkStore(db: Firestore) {
     }
   }
 
-  const doc = (runId: string, chunkId: string) => db.collection(COLLECTIONS.runs).doc(runId).collection(RUN_SUBCOLLECTIONS.chunks).doc(chunkId);
+  const doc = (runId: string, chunkId: string) => raw(runId).doc(chunkId);
 
   return {
     ref,
@@ -193,7 +191,7 @@ export function chunkStore(db: Firestore) {
 
     /** Every chunk of a run, without remembered event ids: one query, one consistent snapshot. */
     async heads(runId: string): Promise<Array<Versioned<ChunkHead>>> {
-      const snap = await db.collection(COLLECTIONS.runs).doc(runId).collection(RUN_SUBCOLLECTIONS.chunks).select(...HEAD_FIELDS).get();
+      const snap = await raw(runId).select(...HEAD_FIELDS).get();
       return snap.docs.map(headOf);
     },
 
@@ -204,10 +202,7 @@ export function chunkStore(db: Firestore) {
 
     /** Chunks whose lease names a task. */
     async heldBy(runId: string, task: string): Promise<Array<Versioned<ChunkHead>>> {
-      const snap = await db
-        .collection(COLLECTIONS.runs)
-        .doc(runId)
-        .collection(RUN_SUBCOLLECTIONS.chunks)
+      const snap = await raw(runId)
         .where("lease.task", "==", task)
         .select(...HEAD_FIELDS)
         .get();
@@ -229,11 +224,7 @@ export function chunkStore(db: Firestore) {
 
     /** Adds to `batch` an update of the chunk conditional on `version` (a page commits with its records). */
     updateInBatch(batch: WriteBatch, runId: string, chunkId: string, version: Timestamp, update: Partial<Chunk>): void {
-      batch.update(
-        db.collection(COLLECTIONS.runs).doc(runId).collection(RUN_SUBCOLLECTIONS.chunks).doc(chunkId),
-        { ...toFields(update), updatedAt: FieldValue.serverTimestamp() },
-        { lastUpdateTime: version },
-      );
+      batch.update(doc(runId, chunkId), { ...toFields(update), updatedAt: FieldValue.serverTimestamp() }, { lastUpdateTime: version });
     },
 
     /** Applies `transition` to the chunk as read at `read`; false when the chunk changed since. */

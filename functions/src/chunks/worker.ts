@@ -240,7 +240,7 @@ async function workOnChunk(deps: Deps, task: ChunkTask, delivery: Delivery, cata
       state.holding = true;
       deps.log.chunkStarted(fields, { id: chunkId, phase: c.data.step.phase, attempt: delivery.retryCount + 1 });
       if (r.data.status === "pending") await runs.apply(runId, (fresh) => (fresh ? markStarted(fresh, deps.now().getTime()) : { result: false, update: null }));
-      await deps.faults?.at("after-claim", { migrationId: runId, chunkId });
+      await deps.faults?.at("after-claim", { runId, chunkId });
       // The claim changed only the lease and the status: work the first page from the chunk as claimed.
       if (!claimed.chunk) continue;
       c = { data: claimed.chunk, version: c.version };
@@ -334,7 +334,7 @@ async function planScanPage(deps: Deps, run: Run, chunk: Chunk, buffer: { curren
   } else {
     raw = (await scanQuery(deps, chunk).get()).docs;
     reachedEnd = raw.length < deps.config.readSize;
-    await deps.faults?.at("page-read", { migrationId: run.id, chunkId: chunk.id, cursor: progress?.cursor ? after : null });
+    await deps.faults?.at("page-read", { runId: run.id, chunkId: chunk.id, cursor: progress?.cursor ? after : null });
   }
 
   // Take events until the page is full or the budget is spent; what is left stays in the buffer.
@@ -373,7 +373,7 @@ async function planListPage(deps: Deps, run: Run, chunk: Chunk): Promise<PagePla
   const left = room(chunk);
   const slice = ids.slice(listed, listed + Math.max(0, Math.min(deps.config.pageSize, left)));
   const docs = slice.length > 0 ? await deps.db.getAll(...slice.map((id) => refs(deps.db).events.doc(id))) : [];
-  await deps.faults?.at("page-read", { migrationId: run.id, chunkId: chunk.id, cursor: `list:${listed}` });
+  await deps.faults?.at("page-read", { runId: run.id, chunkId: chunk.id, cursor: `list:${listed}` });
   const selection = { runId: run.id, type: run.type, dryRun: run.dryRun };
   const selected = docs.filter((d) => d.exists && isSelected(d.data() ?? {}, selection, "reversals"));
   const budgetSpent = left - selected.length <= 0;
@@ -401,7 +401,7 @@ async function planErrorsPage(deps: Deps, run: Run, chunk: Chunk): Promise<PageP
     .orderBy("eventId");
   if (chunk.errorCursor) query = query.startAfter(chunk.errorCursor);
   const docs = (await query.limit(ERRORS_PAGE_SIZE).get()).docs;
-  await deps.faults?.at("page-read", { migrationId: run.id, chunkId: chunk.id, cursor: chunk.errorCursor });
+  await deps.faults?.at("page-read", { runId: run.id, chunkId: chunk.id, cursor: chunk.errorCursor });
   const ids = docs.map((d) => d.get("eventId") as string);
   const events = ids.length > 0 ? await deps.db.getAll(...ids.map((id) => refs(deps.db).events.doc(id))) : [];
   const progress = chunk.progress[chunk.step.phase];
@@ -429,7 +429,7 @@ async function processPage(
 ): Promise<CommitResult> {
   const { db, config } = deps;
   const pageStarted = deps.now().getTime();
-  const probe = { migrationId: run.id, chunkId: chunk.id };
+  const probe = { runId: run.id, chunkId: chunk.id };
   const from = positionKey(chunk);
   const listMode = chunk.step.step === "scan" && chunk.step.phase === "reversals" && run.type === "webhook_replay" && chunk.reversalIds !== null;
   const plan =

@@ -25,7 +25,7 @@ export async function runScheduledReplay(deps: Deps, scheduleTime: Date): Promis
   const key = `scheduler:webhook_replay:${startDate}:${endDate}:${dryRun ? "dry" : "real"}`;
   try {
     const result = await startJob(deps, body, { requestedBy: "scheduler", idempotencyKey: key });
-    deps.log.scheduledReplay({ migrationId: result.run.migrationId, startDate, endDate, dryRun, existing: result.replayed });
+    deps.log.scheduledReplay({ runId: result.run.migrationId, startDate, endDate, dryRun, existing: result.replayed });
     return result;
   } catch (error) {
     // With the kill switch off there is nothing to retry; the next scheduled run tries again.

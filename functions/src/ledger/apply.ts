@@ -96,13 +96,13 @@ export async function applyGroup(
       const products = await catalog.load(productIds);
 
       const { outcomes, intents } = decideGroup(ctx, eventIds, { events, ledger, shadow, products });
-      await faults?.at("group-transaction", { migrationId: ctx.runId ?? undefined });
+      await faults?.at("group-transaction", { runId: ctx.runId ?? undefined });
       writeIntents(tx, db, ctx, intents);
       return { outcomes, writes: intents.length };
     },
     { maxAttempts: TRANSACTION_ATTEMPTS },
   );
-  await faults?.at("group-committed", { migrationId: ctx.runId ?? undefined });
+  await faults?.at("group-committed", { runId: ctx.runId ?? undefined });
   return result;
 }
 
@@ -244,15 +244,15 @@ export async function applyPage(
     writeIntents(batch, db, ctx, intents, versions);
     try {
       await options.beforeCommit?.(index);
-      await faults?.at("group-transaction", { migrationId: ctx.runId ?? undefined });
+      await faults?.at("group-transaction", { runId: ctx.runId ?? undefined });
       await batch.commit();
-      await faults?.at("group-committed", { migrationId: ctx.runId ?? undefined });
+      await faults?.at("group-committed", { runId: ctx.runId ?? undefined });
       return { outcomes, writes: intents.length };
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       if (typeof code !== "number" || !RETRY_IN_TRANSACTION.has(code)) throw error;
       // Someone got there first, or the commit's fate is unknown: decide again on fresh data.
-      await faults?.at("group-retried", { migrationId: ctx.runId ?? undefined });
+      await faults?.at("group-retried", { runId: ctx.runId ?? undefined });
       return applyGroup(db, ctx, ids, catalog, faults);
     }
   });

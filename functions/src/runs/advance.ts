@@ -31,7 +31,7 @@ export async function advanceRun(deps: Deps, runId: string): Promise<void> {
     const read = await runs.get(runId);
     if (!read) return;
     const heads = await chunks.heads(runId);
-    await deps.faults?.at("before-run-close", { migrationId: runId });
+    await deps.faults?.at("before-run-close", { runId });
     const run = read.data;
     const opened = openPhases(run, heads.map((h) => h.data));
     const moved = { ...run, ...opened.update };
