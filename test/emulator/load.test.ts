@@ -4,7 +4,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import type { RunDoc } from "../../functions/src/runs/store";
 import { bankFromSeed, expectBankInvariants, expectedBalances, writeBank } from "../support/bank";
-import { api, countDocs, waitForRun } from "../support/emulator";
+import { api, clearFirestore, countDocs, waitForRun } from "../support/emulator";
 
 const tally = { requests: 0, runs: 0, duplicateEntries: 0 };
 
@@ -23,6 +23,7 @@ describe("load", () => {
     // Deployed functions serve concurrent requests per instance and do not have this problem. So the
     // emulator's pool is grown first, ten workers at a time, with harmless dry runs over an empty range,
     // and the bursts below meet warm workers.
+    await clearFirestore();
     for (const n of [10, 20, 30, 40, 50]) {
       const body = { type: "webhook_replay", startDate: "1991-01-01", endDate: "1991-01-01", dryRun: true };
       await Promise.all(Array.from({ length: n }, () => api("POST", "/api/jobs/backfill", { body })));
