@@ -2,6 +2,7 @@
 // reach the runtime as environment variables) and are parsed here from an environment passed in, so tests
 // can hand in their own.
 import { z } from "zod";
+import type { Roles } from "./core/access";
 
 /** The default operator of the local stack; allowed everywhere, but only in the emulator. */
 export const LOCAL_OPERATOR_EMAIL = "operator@backfill.local";
@@ -56,11 +57,17 @@ const envSchema = z.object({
   FUNCTIONS_EMULATOR: z.string().optional(),
   BACKFILL_ENABLED: bool(true),
   OIDC_AUDIENCES: list,
-  JOBS_ALLOWED_EMAILS: list,
-  ADMIN_ALLOWED_EMAILS: list,
+  VIEWER_EMAILS: list,
+  OPERATOR_EMAILS: list,
+  SCHEDULER_EMAILS: list,
+  // The two lists before roles; a leftover value is an error that says what replaced it.
+  JOBS_ALLOWED_EMAILS: z.string().optional(),
+  ADMIN_ALLOWED_EMAILS: z.string().optional(),
+  MAX_ACTIVE_RUNS: int(10, 1, 1000),
   LOCAL_OIDC_PUBLIC_KEY_FILE: z.string().optional(),
-  // A run, its chunk documents and its idempotency record are created in one batch of at most 500 writes.
-  MAX_RANGE_DAYS: int(366, 1, 498),
+  // A run, its chunk documents, its idempotency record and the admission record are written in one
+  // transaction of at most 500 writes.
+  MAX_RANGE_DAYS: int(366, 1, 497),
   // A page's error records are committed in the page's transaction, which allows 500 writes.
   CHUNK_PAGE_SIZE: int(400, 10, 400),
   CHUNK_READ_SIZE: int(2000, 10, 10_000),
@@ -97,10 +104,10 @@ export interface Config {
   backfillEnabled: boolean;
   /** Accepted `aud` values of ID tokens. */
   oidcAudiences: string[];
-  /** Emails allowed to start jobs. */
-  jobsAllowedEmails: string[];
-  /** Emails allowed on `/api/admin/**`. */
-  adminAllowedEmails: string[];
+  /** Who may read, start and control runs (see core/access.ts). Emails are lower-case. */
+  roles: Roles;
+  /** Most runs active (pending, running or paused) at once; the next start is refused with 429. */
+  maxActiveRuns: number;
   /** Public key of local tokens (emulator only). */
   localOidcPublicKeyFile: string | null;
   /** Most days one run may cover. */
@@ -140,6 +147,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const emulator = e.FUNCTIONS_EMULATOR === "true" && e.GCLOUD_PROJECT.startsWith("demo-");
   const withLocal = (emails: string[]) => (emulator ? [...new Set([LOCAL_OPERATOR_EMAIL, ...emails])] : emails);
   const lower = (emails: string[]) => emails.map((m) => m.toLowerCase());
+  for (const [old, now] of [["JOBS_ALLOWED_EMAILS", "OPERATOR_EMAILS and SCHEDULER_EMAILS"], ["ADMIN_ALLOWED_EMAILS", "VIEWER_EMAILS and OPERATOR_EMAILS"]] as const) {
+    if ((e[old] ?? "").trim() !== "") {
+      throw new ConfigError(`Invalid backfill configuration: ${old} was replaced by ${now} (see the README's Configuration section); move its emails there and remove it`);
+    }
+  }
   if (!emulator && e.OIDC_AUDIENCES.length === 0) {
     throw new ConfigError(
       "Invalid backfill configuration: OIDC_AUDIENCES must list at least one audience (for example the Hosting URL, https://<project>.web.app)",
@@ -150,8 +162,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     emulator,
     backfillEnabled: e.BACKFILL_ENABLED,
     oidcAudiences: e.OIDC_AUDIENCES,
-    jobsAllowedEmails: lower(withLocal(e.JOBS_ALLOWED_EMAILS)),
-    adminAllowedEmails: lower(withLocal(e.ADMIN_ALLOWED_EMAILS)),
+    roles: { viewers: lower(e.VIEWER_EMAILS), operators: lower(withLocal(e.OPERATOR_EMAILS)), schedulers: lower(e.SCHEDULER_EMAILS) },
+    maxActiveRuns: e.MAX_ACTIVE_RUNS,
     localOidcPublicKeyFile: emulator ? (e.LOCAL_OIDC_PUBLIC_KEY_FILE ?? null) : null,
     maxRangeDays: e.MAX_RANGE_DAYS,
     pageSize: e.CHUNK_PAGE_SIZE,

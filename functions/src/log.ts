@@ -54,7 +54,7 @@ export class BackfillLog {
     });
   }
 
-  runCreated(run: RunFields, fields: { chunks: number; planned: number; selected: number; maxEvents: number; requestedBy: string }) {
+  runCreated(run: RunFields, fields: { chunks: number; planned: number; selected: number; maxEvents: number; requestedBy: string; requestedBySub?: string }) {
     this.write("NOTICE", {
       ...runFields(run),
       event: "run_created",
@@ -63,6 +63,7 @@ export class BackfillLog {
       selected_events: fields.selected,
       max_events: fields.maxEvents,
       requested_by: fields.requestedBy,
+      requested_by_sub: fields.requestedBySub ?? null,
     });
   }
 
@@ -139,8 +140,12 @@ export class BackfillLog {
     });
   }
 
-  runControlled(run: RunFields, action: string, outcome: "changed" | "noop", by: string, status: string) {
-    this.write("NOTICE", { ...runFields(run), event: "run_control", action, outcome, requested_by: by, status });
+  runControlled(run: RunFields, action: string, outcome: "changed" | "noop", by: { email: string; sub: string }, status: string) {
+    this.write("NOTICE", { ...runFields(run), event: "run_control", action, outcome, requested_by: by.email, requested_by_sub: by.sub, status });
+  }
+
+  killSwitchSet(enabled: boolean, by: { email: string; sub: string }) {
+    this.write("WARNING", { component: "backfill", event: "kill_switch_set", enabled, requested_by: by.email, requested_by_sub: by.sub });
   }
 
   runFinished(run: RunFields, status: string, counters: Counters, fields: { durationMs: number; chunksFailed: number; capReached: boolean }) {

@@ -11,12 +11,23 @@ export const OIDC_AUDIENCES = defineList("OIDC_AUDIENCES", {
   description: "Accepted audiences of callers' Google ID tokens, e.g. https://<project>.web.app",
 });
 
-export const JOBS_ALLOWED_EMAILS = defineList("JOBS_ALLOWED_EMAILS", {
-  description: "Caller emails (users or service accounts) allowed to start backfill jobs",
+export const VIEWER_EMAILS = defineList("VIEWER_EMAILS", {
+  default: [],
+  description: "Caller emails that may only read runs (GET /api/admin/**, the dashboard's views)",
 });
 
-export const ADMIN_ALLOWED_EMAILS = defineList("ADMIN_ALLOWED_EMAILS", {
-  description: "Caller emails allowed on /api/admin (run status and control)",
+export const OPERATOR_EMAILS = defineList("OPERATOR_EMAILS", {
+  description: "Caller emails (users or service accounts) that may start, pause, resume, cancel and retry runs and flip the kill switch",
+});
+
+export const SCHEDULER_EMAILS = defineList("SCHEDULER_EMAILS", {
+  default: [],
+  description: "Cloud Scheduler service accounts that may only start runs; only their X-CloudScheduler headers are honoured",
+});
+
+export const MAX_ACTIVE_RUNS = defineInt("MAX_ACTIVE_RUNS", {
+  default: 10,
+  description: "Most runs active (pending, running or paused) at once; the next start gets 429 too_many_runs",
 });
 
 export const TASK_MAX_ATTEMPTS = defineInt("TASK_MAX_ATTEMPTS", {

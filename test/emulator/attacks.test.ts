@@ -14,7 +14,7 @@ const valid = { type: "webhook_replay", startDate: "1997-01-01", endDate: "1997-
 const now = () => Math.floor(Date.now() / 1000);
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
 
-const tally = { tokens: 0, bodies: 0, serverErrors: 0, writes: 0 };
+const tally = { tokens: 0, reservedIds: 0, bodies: 0, serverErrors: 0, writes: 0 };
 
 /** Everything a rejected request could have written. */
 async function footprint() {
@@ -83,12 +83,27 @@ describe("OIDC attacks", () => {
       401,
     ],
     ["an unknown key id", () => sign({}, { kid: "someone-elses-key" }), 401],
+    ["no key id (kid) in the header", () => sign({}, { kid: undefined }), 401],
+    [
+      "RS384 signed with the right key",
+      async () => {
+        const { privatePath, kid } = ensureLocalOidcKeys();
+        const key = await importPKCS8(readFileSync(privatePath, "utf8"), "RS384");
+        return new SignJWT(claimsOf()).setProtectedHeader({ alg: "RS384", kid, typ: "JWT" }).sign(key);
+      },
+      401,
+    ],
+    ["a string exp", () => sign({ exp: String(now() + 600) as unknown as number }), 401],
+    ["a string nbf", () => sign({ nbf: String(now() - 60) as unknown as number }), 401],
+    ["a number as email", () => sign({ email: 42 }), 401],
+    ["an array as email", () => sign({ email: ["oncall@backfill.local"] }), 401],
+    ["a viewer (allowed to read only)", () => sign({ email: "viewer@backfill.local" }), 403],
     ["email_verified: false", () => sign({ email_verified: false }), 403],
     ["no email claim", () => sign({ email: undefined }), 403],
     ["an email not on the allowlist", () => sign({ email: "intern@backfill.local" }), 403],
   ];
 
-  it.each(cases.map(([name, mint, status]) => ({ name, mint, status })))("$name → $status on every endpoint that writes, and nothing written", async ({ mint, status }) => {
+  it.each(cases.map(([name, mint, status]) => ({ name, mint, status })))("$name → $status on every endpoint that writes, and nothing written", async ({ name, mint, status }) => {
     const bearer = await mint();
     const calls = [
       api("POST", "/api/jobs/backfill", { body: valid, token: bearer }),
@@ -97,14 +112,36 @@ describe("OIDC attacks", () => {
       api("POST", `/api/admin/dataMigrations/${target}/cancel`, { token: bearer }),
       api("GET", `/api/admin/dataMigrations/${target}/report`, { token: bearer }),
     ];
-    for (const res of await Promise.all(calls)) {
+    for (const [i, res] of (await Promise.all(calls)).entries()) {
       tally.tokens++;
+      // A viewer may read the report; everything else here writes.
+      if (name.startsWith("a viewer") && i === 4) {
+        expect(res.status).toBe(200);
+        continue;
+      }
       expect(res.status).toBe(status);
       expect(res.body.error.code).toMatch(/^(unauthenticated|forbidden|email_not_verified)$/);
       expect(res.text).not.toContain(bearer?.split(".")[1] ?? "\u0000");
     }
     expect(await footprint()).toBe(before);
     expect((await db().collection("dataMigrations").doc(target).get()).get("status")).toBe("completed");
+  });
+});
+
+describe("run ids Firestore reserves", () => {
+  it.each(["__x__", "__name__", "____", "__key__"])("%s is no run: 404 on every run endpoint, never 500", async (id) => {
+    for (const [method, path] of [
+      ["GET", `/api/admin/dataMigrations/${id}`],
+      ["GET", `/api/admin/dataMigrations/${id}/report`],
+      ["POST", `/api/admin/dataMigrations/${id}/pause`],
+      ["POST", `/api/admin/dataMigrations/${id}/retry`],
+    ] as const) {
+      const res = await api(method, path);
+      tally.reservedIds++;
+      expect(res.status, `${method} ${path}`).toBe(404);
+      expect(res.body.error.code).toBe("not_found");
+    }
+    expect(await footprint()).toBe(before);
   });
 });
 

@@ -8,7 +8,7 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { main, type Output } from "../../scripts/cli";
 import { controlRun } from "../../functions/src/runs/control";
-import { api, requireStack, testDeps, type RecordingQueue } from "../support/emulator";
+import { api, requireStack, testDeps, type RecordingQueue, TEST_CALLER } from "../support/emulator";
 import { deliverAll, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
 
@@ -64,7 +64,7 @@ describe("the backfill CLI against the local stack", () => {
     // Queued in-process, so nothing runs until the resume below queues the chunk on the emulator.
     const { deps, queue } = testDeps();
     const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false });
-    await controlRun(deps, id, "pause", "tests@backfill.local");
+    await controlRun(deps, id, "pause", TEST_CALLER);
     await deliverAll(deps, queue as RecordingQueue, id); // the queued task arrives and parks its chunk
     const watching = cli("status", id, "--watch", "--interval", "200");
     await new Promise((r) => setTimeout(r, 800));

@@ -7,7 +7,7 @@ import type { FaultInjector, FaultPoint } from "../../functions/src/deps";
 import { controlRun } from "../../functions/src/runs/control";
 import { buildReport } from "../../functions/src/runs/report";
 import { repairRun } from "../../functions/src/runs/watchdog";
-import { db, manualClock, testDeps, type RecordingQueue } from "../support/emulator";
+import { db, manualClock, testDeps, type RecordingQueue, TEST_CALLER } from "../support/emulator";
 import { currentDelivery, deliverAll, deliverOnce, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
 
@@ -128,7 +128,7 @@ describe("a page in flight meets a change", () => {
     const rec = recorder({
       point: "page-half-applied",
       run: async () => {
-        await controlRun(plain.deps, id, "cancel", "tests@backfill.local");
+        await controlRun(plain.deps, id, "cancel", TEST_CALLER);
         // The holder is slow: its lease runs out and the watchdog hands the page in flight to a new task.
         clock.advance(LEASE_SECONDS * 1000);
         expect(await repairRun(plain.deps, id)).toEqual([{ kind: "requeue", chunkId: s.day(1), why: "drain" }]);

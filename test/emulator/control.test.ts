@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { controlRun } from "../../functions/src/runs/control";
 import type { ChunkDoc } from "../../functions/src/chunks/store";
-import { api, db, testDeps, type RecordingQueue } from "../support/emulator";
+import { api, db, testDeps, type RecordingQueue, TEST_CALLER } from "../support/emulator";
 import { deliverAll, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
 
@@ -60,7 +60,7 @@ describe("pause and resume", () => {
     expect(again.body.changed).toBe(false);
 
     const resumedAt = Date.now();
-    const resumed = await controlRun(deps, id, "resume", "tests@backfill.local");
+    const resumed = await controlRun(deps, id, "resume", TEST_CALLER);
     expect(resumed).toMatchObject({ action: "resume", changed: true });
     const done = await deliverAll(deps, queue as RecordingQueue, id);
     expect(done).toMatchObject({ status: "completed", total: 90, processed: 90 });
@@ -85,7 +85,7 @@ describe("cancel", () => {
     const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 2), dryRun: false });
     expect((queue as RecordingQueue).names.size).toBe(2);
 
-    const result = await controlRun(deps, id, "cancel", "tests@backfill.local");
+    const result = await controlRun(deps, id, "cancel", TEST_CALLER);
     expect(result).toMatchObject({ changed: true, migration: { status: "cancelled" } });
     expect((queue as RecordingQueue).drain()).toEqual([]); // both tasks deleted
     expect(Object.values(await chunks(id)).map((c) => c.status)).toEqual(["cancelled", "cancelled"]);
@@ -130,7 +130,7 @@ describe("transitions that make no sense", () => {
     await s.write();
     const { deps } = testDeps();
     const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 3), dryRun: true });
-    await controlRun(deps, id, "cancel", "tests@backfill.local");
+    await controlRun(deps, id, "cancel", TEST_CALLER);
     for (const action of ["resume", "retry", "pause"]) {
       const res = await api("POST", `/api/admin/dataMigrations/${id}/${action}`);
       expect(res.status, action).toBe(409);
@@ -183,9 +183,9 @@ describe("retry", () => {
     // The cause is fixed: the product exists and Firestore is fine again.
     broken = false;
     await db().collection("products").doc(missing).set({ name: "missing", points: 40 });
-    const retried = await controlRun(deps, id, "retry", "tests@backfill.local");
+    const retried = await controlRun(deps, id, "retry", TEST_CALLER);
     expect(retried).toMatchObject({ changed: true, migration: { status: "running", retries: 1 } });
-    const twice = await controlRun(deps, id, "retry", "tests@backfill.local");
+    const twice = await controlRun(deps, id, "retry", TEST_CALLER);
     expect(twice.changed).toBe(false);
 
     const done = await deliverAll(deps, queue as RecordingQueue, id);

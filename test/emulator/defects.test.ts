@@ -3,7 +3,7 @@
 // chunk functions. Each test failed before the fix.
 import { describe, expect, it } from "vitest";
 import { controlRun } from "../../functions/src/runs/control";
-import { api, db, startRun, testDeps, waitForRun, type RecordingQueue } from "../support/emulator";
+import { api, db, startRun, testDeps, waitForRun, type RecordingQueue, TEST_CALLER } from "../support/emulator";
 import { deliverAll, deliverWithRetries, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
 
@@ -55,7 +55,7 @@ describe("refunds in the daily replay's ordinary state", () => {
     const cancelledId = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 3), dryRun: false });
     for (const task of (queue as RecordingQueue).drain()) await deliverWithRetries(deps, task.payload, task.taskId);
     expect((await db().collection("dataMigrations").doc(cancelledId).get()).get("phase")).toBe("reversals");
-    await controlRun(deps, cancelledId, "cancel", "tests@backfill.local");
+    await controlRun(deps, cancelledId, "cancel", TEST_CALLER);
     await deliverAll(deps, queue as RecordingQueue, cancelledId);
     expect((await db().collection("dataMigrations").doc(cancelledId).get()).get("status")).toBe("cancelled");
     expect(Object.keys(await s.ledgerPoints()).filter((k) => k.startsWith("reversal_"))).toEqual([]);
@@ -112,7 +112,7 @@ describe("every run ends", () => {
         async at(point, info) {
           if (point === "before-page-commit" && info.chunkId === s.day(1) && !paused) {
             paused = true;
-            await controlRun(plain, id, "pause", "tests@backfill.local");
+            await controlRun(plain, id, "pause", TEST_CALLER);
           }
         },
       },
@@ -127,7 +127,7 @@ describe("every run ends", () => {
           const snaps = await target.getAll(...refs);
           if (!resumed && snaps[0]?.ref.path === `dataMigrations/${id}` && snaps[0].get("status") === "paused") {
             resumed = true;
-            await controlRun(plain, id, "resume", "tests@backfill.local");
+            await controlRun(plain, id, "resume", TEST_CALLER);
           }
           return snaps;
         };

@@ -9,10 +9,11 @@ import type { Config } from "../../functions/src/config";
 import type { FaultInjector, FaultPoint } from "../../functions/src/deps";
 import type { ChunkDoc } from "../../functions/src/chunks/store";
 import type { RunDoc } from "../../functions/src/runs/store";
+import { applyEvent, ProductCatalog } from "../../functions/src/ledger/apply";
 import { controlRun } from "../../functions/src/runs/control";
 import { buildReport } from "../../functions/src/runs/report";
 import { bankFromSeed, expectBankInvariants, expectedBalances, recount, seededStream, writeBank, type BankStore } from "../support/bank";
-import { db, RecordingQueue, setKillSwitch, testDeps } from "../support/emulator";
+import { db, RecordingQueue, setKillSwitch, testDeps, TEST_CALLER } from "../support/emulator";
 import { currentDelivery, deliverAll, deliverWithRetries, startInProcess } from "../support/deliver";
 
 const SEEDS = Number(process.env.CRASH_SEEDS ?? 100);
@@ -278,27 +279,34 @@ describe("duplicate delivery", () => {
 });
 
 describe("bank invariant under overlapping runs", () => {
-  it.each([7_000_001, 7_000_002, 7_000_003, 7_000_004])("seed %i: replays and reversal backfills over overlapping ranges, at once", async (seed) => {
+  it.each([7_000_001, 7_000_002, 7_000_003, 7_000_004])("seed %i: a replay, a reversal backfill, dry runs and live processing over overlapping ranges, at once", async (seed) => {
     const spec = bankFromSeed(seed, { maxDays: 6, maxUsers: 6, minOrders: 40, maxOrders: 70, markedOnly: true });
     const bank = await writeBank(`bank${seed}`, spec);
     const d = spec.days;
     const half = Math.max(1, Math.ceil(d / 2));
+    // Admission control lets real runs of one type never overlap; what may overlap does, all at once: a
+    // replay, a reversal backfill, dry runs of both, and live processing handling events as they come.
     const runs = [
       { type: "webhook_replay", ...bank.s.range(1, Math.min(d, half + 1)), dryRun: false },
-      { type: "webhook_replay", ...bank.s.range(half, d), dryRun: false },
-      { type: "reversal_backfill", ...bank.s.range(1, d), dryRun: false },
-      { type: "webhook_replay", ...bank.s.range(1, d), dryRun: true },
       { type: "reversal_backfill", ...bank.s.range(half, d), dryRun: false },
+      { type: "webhook_replay", ...bank.s.range(1, d), dryRun: true },
+      { type: "reversal_backfill", ...bank.s.range(1, d), dryRun: true },
     ];
-    await Promise.all(
-      runs.map(async (body) => {
+    const next = seededStream(seed);
+    const live = bank.eventIds.filter(() => next() < 0.3);
+    const catalog = new ProductCatalog(db());
+    await Promise.all([
+      ...runs.map(async (body) => {
         const { deps, queue } = testDeps({ config: { pageSize: 5, groupSize: 3, parallelGroups: 2 } });
         const id = await startInProcess(deps, { ...body, maxErrorRate: 1 });
         const run = await deliverAll(deps, queue as RecordingQueue, id, { times: 2, concurrent: true });
         expect(run.status, `seed ${seed}: ${body.type} ${body.startDate}..${body.endDate}`).toBe("completed");
         expect(run.total).toBe(run.processed + run.skipped + run.errors);
       }),
-    );
+      (async () => {
+        for (const eventId of live) await applyEvent(db(), eventId, catalog);
+      })(),
+    ]);
     await expectBankInvariants(bank, `seed ${seed}, after the overlapping runs`);
 
     // Whatever the interleaving, a full replay then a full reversal backfill reach the oracle's ledger.
@@ -353,7 +361,7 @@ describe("kill switch at a random moment", () => {
     expect(await bank.s.ledgerPoints()).toEqual(ledgerWhileOff);
 
     await setKillSwitch(true);
-    await controlRun(deps, id, "resume", "tests@backfill.local");
+    await controlRun(deps, id, "resume", TEST_CALLER);
     await deliverAll(deps, queue as RecordingQueue, id);
     await expectReplayResult(bank, id, false, `seed ${seed}, after resume`);
   });

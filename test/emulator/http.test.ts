@@ -18,8 +18,8 @@ describe("authentication and allowlists", () => {
     ["a token for another audience", () => token({ claims: { aud: "https://other.example" } }), 401, "unauthenticated", /audience/],
     ["an expired token", () => token({ claims: { iat: now() - 7200, exp: now() - 3600 } }), 401, "unauthenticated", /expired/],
     ["an unverified email", () => token({ claims: { email_verified: false } }), 403, "email_not_verified", /not verified/],
-    ["an email nobody allowed", () => token({ email: "intern@backfill.local" }), 403, "forbidden", /JOBS_ALLOWED_EMAILS/],
-    ["an admin-only email on the jobs endpoint", () => token({ email: "viewer@backfill.local" }), 403, "forbidden", /JOBS_ALLOWED_EMAILS/],
+    ["an email nobody allowed", () => token({ email: "intern@backfill.local" }), 403, "forbidden", /intern@backfill.local is not allowed to start runs; add it to OPERATOR_EMAILS/],
+    ["a viewer on the jobs endpoint", () => token({ email: "viewer@backfill.local" }), 403, "forbidden", /viewer@backfill.local is not allowed to start runs/],
   ];
 
   it.each(cases)("rejects %s on POST /api/jobs/backfill", async (_name, mint, status, code, message) => {
@@ -40,7 +40,7 @@ describe("authentication and allowlists", () => {
     expect((await api("GET", "/api/admin/dataMigrations", { token: await token({ email: "viewer@backfill.local" }) })).status).toBe(200);
     const res = await api("GET", "/api/admin/dataMigrations", { token: await token({ email: "intern@backfill.local" }) });
     expect(res.status).toBe(403);
-    expect(res.body.error.message).toMatch(/ADMIN_ALLOWED_EMAILS/);
+    expect(res.body.error.message).toMatch(/add it to VIEWER_EMAILS \(read only\) or OPERATOR_EMAILS/);
   });
 
   it("wrote nothing for any rejected call", async () => {

@@ -25,7 +25,7 @@ describe("kill switch", () => {
 
   it("when the BACKFILL_ENABLED param is false, a new job gets 503 naming the param", async () => {
     const { deps } = testDeps({ config: { backfillEnabled: false } });
-    await expect(startJob(deps, { type: "webhook_replay", startDate: "2025-01-01", endDate: "2025-01-02" }, { requestedBy: "t@x" })).rejects.toMatchObject({
+    await expect(startJob(deps, { type: "webhook_replay", startDate: "2025-01-01", endDate: "2025-01-02" }, { caller: { email: "t@x", sub: "t" } })).rejects.toMatchObject({
       status: 503,
       code: "backfill_disabled",
       message: expect.stringMatching(/BACKFILL_ENABLED/),

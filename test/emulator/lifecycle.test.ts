@@ -7,11 +7,11 @@ import type { Config } from "../../functions/src/config";
 import type { FaultInjector } from "../../functions/src/deps";
 import { controlRun } from "../../functions/src/runs/control";
 import { buildReport } from "../../functions/src/runs/report";
-import { api, db, testDeps, type RecordingQueue } from "../support/emulator";
+import { api, db, testDeps, type RecordingQueue, TEST_CALLER } from "../support/emulator";
 import { deliverAll, deliverOnce, deliverWithRetries, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
 
-const BY = "tests@backfill.local";
+const BY = TEST_CALLER;
 
 async function runDoc(id: string) {
   return (await db().collection("dataMigrations").doc(id).get()).data() as { status: string; total: number; processed: number; skipped: number; errors: number; plannedEvents: number };

@@ -6,7 +6,7 @@ import type { RunDoc } from "../../functions/src/runs/store";
 import { bankFromSeed, expectBankInvariants, expectedBalances, writeBank } from "../support/bank";
 import { api, clearFirestore, countDocs, waitForRun } from "../support/emulator";
 
-const tally = { requests: 0, runs: 0, duplicateEntries: 0 };
+const tally = { requests: 0, runs: 0, refused: 0, duplicateEntries: 0 };
 
 /** Sends `n` copies of one start request at the same moment and returns the answers. */
 async function burst(n: number, body: Record<string, unknown>, headers?: Record<string, string>) {
@@ -30,27 +30,34 @@ describe("load", () => {
     }
   }, 600_000);
 
-  it("50 identical start requests at once: no effect is applied twice", async () => {
+  it("50 identical real start requests at once: never two of them active, the others refused naming it, nothing applied twice", async () => {
     const seed = 9_000_001;
     const spec = bankFromSeed(seed, { maxDays: 2, maxUsers: 5, minOrders: 30, maxOrders: 40, markedOnly: false });
     const bank = await writeBank("load50", spec);
     const body = { type: "webhook_replay", ...bank.s.range(1, spec.days), dryRun: false, maxErrorRate: 1 };
     const answers = await burst(50, body);
-    expect(answers.map((a) => a.status)).toEqual(Array(50).fill(202));
-    const ids = new Set(answers.map((a) => a.body.migrationId as string));
-    expect(ids.size, "every request without a key is its own run").toBe(50);
+    const admitted = answers.filter((a) => a.status === 202).map((a) => a.body.migrationId as string);
+    const refused = answers.filter((a) => a.status !== 202);
+    expect(admitted.length, "at least one run is admitted").toBeGreaterThanOrEqual(1);
+    // Admission control: every other request is refused with the run it would have raced.
+    for (const r of refused) {
+      expect(r.status).toBe(409);
+      expect(r.body.error.code).toBe("run_overlaps");
+      expect(admitted).toContain(r.body.error.details.activeRunId);
+    }
+    tally.refused += refused.length;
     const runs: RunDoc[] = [];
-    for (const id of ids) runs.push(await waitForRun(id, undefined, 300_000));
+    for (const id of admitted) runs.push(await waitForRun(id, undefined, 300_000));
     tally.runs += runs.length;
-    expect(runs.map((r) => r.status)).toEqual(Array(50).fill("completed"));
+    expect(runs.map((r) => r.status)).toEqual(Array(runs.length).fill("completed"));
+    // A run admitted later was admitted only once the earlier one had ended.
+    const spans = runs.map((r) => [r.createdAt.toMillis(), (r.finishedAt as NonNullable<RunDoc["finishedAt"]>).toMillis()] as const).sort((a, b) => a[0] - b[0]);
+    for (let i = 1; i < spans.length; i++) expect(spans[i]?.[0], "admitted after the previous run ended").toBeGreaterThanOrEqual(spans[i - 1]?.[1] ?? 0);
 
-    // Each event was processed by exactly one of the 50 runs; the others found it done.
+    // Each event was processed by exactly one run; the ledger is the oracle's.
     const want = bank.afterReplay.replay;
     expect(runs.reduce((n, r) => n + r.processed, 0), `seed ${seed}: processed across all runs`).toBe(want.processed);
-    for (const r of runs) {
-      expect(r.total).toBe(r.processed + r.skipped + r.errors);
-      expect(r.errors).toBe(want.errors);
-    }
+    for (const r of runs) expect(r.total).toBe(r.processed + r.skipped + r.errors);
     const ledger = await expectBankInvariants(bank, `seed ${seed}`);
     tally.duplicateEntries += Object.keys(ledger).filter((k) => !(k in bank.afterReplay.ledger)).length;
     expect(ledger).toEqual(bank.afterReplay.ledger);
@@ -75,7 +82,7 @@ describe("load", () => {
     expect(await expectBankInvariants(bank, `seed ${seed}`)).toEqual(bank.afterReplay.ledger);
   }, 600_000);
 
-  it("20 different runs over overlapping ranges at once: all complete, and the ledger equals the oracle", async () => {
+  it("20 different runs over overlapping ranges at once: the admitted ones complete without racing, and the ledger equals the oracle", async () => {
     const seed = 9_000_003;
     const spec = bankFromSeed(seed, { maxDays: 6, maxUsers: 8, minOrders: 60, maxOrders: 80, markedOnly: false });
     const bank = await writeBank("load20", spec);
@@ -85,20 +92,39 @@ describe("load", () => {
     for (let i = 0; i < 20; i++) {
       const from = clamp(1 + (i % d));
       const to = clamp(from + (i % 3));
-      // One full-range real replay among them guarantees every order is reached whatever the interleaving.
-      const range = i === 0 ? bank.s.range(1, d) : bank.s.range(from, to);
       const type = i % 4 === 3 ? "reversal_backfill" : "webhook_replay";
-      bodies.push({ type, ...range, dryRun: i % 5 === 4, maxErrorRate: 1 });
+      bodies.push({ type, ...bank.s.range(from, to), dryRun: i % 5 === 4, maxErrorRate: 1 });
     }
     const answers = await Promise.all(bodies.map((body) => api("POST", "/api/jobs/backfill", { body })));
     tally.requests += answers.length;
-    expect(answers.map((a) => a.status)).toEqual(Array(20).fill(202));
+    const runs: RunDoc[] = [];
     for (const a of answers) {
+      if (a.status !== 202) {
+        expect(a.status).toBe(409);
+        expect(a.body.error.code).toBe("run_overlaps");
+        tally.refused++;
+        continue;
+      }
       const run = await waitForRun(a.body.migrationId as string, undefined, 300_000);
       tally.runs++;
+      runs.push(run);
       expect(run.status, `${run.type} ${run.startDate}..${run.endDate}`).toBe("completed");
       expect(run.total).toBe(run.processed + run.skipped + run.errors);
     }
+    // No two admitted real runs of one type over overlapping days were ever active at the same time.
+    const real = runs.filter((r) => !r.dryRun);
+    for (const a of real) {
+      for (const b of real) {
+        if (a === b || a.type !== b.type || a.startDate > b.endDate || b.startDate > a.endDate) continue;
+        const apart = (a.finishedAt?.toMillis() ?? 0) <= b.createdAt.toMillis() || (b.finishedAt?.toMillis() ?? 0) <= a.createdAt.toMillis();
+        expect(apart, `${a.type} ${a.startDate}..${a.endDate} and ${b.startDate}..${b.endDate} were active at once`).toBe(true);
+      }
+    }
+    await expectBankInvariants(bank, `seed ${seed}, after the admitted runs`);
+    // Whatever was admitted, a full replay then reaches the oracle's ledger.
+    const full = await api("POST", "/api/jobs/backfill", { body: { type: "webhook_replay", ...bank.s.range(1, d), dryRun: false, maxErrorRate: 1 } });
+    expect(full.status).toBe(202);
+    expect((await waitForRun(full.body.migrationId as string, undefined, 300_000)).status).toBe("completed");
     const ledger = await expectBankInvariants(bank, `seed ${seed}`);
     tally.duplicateEntries += Object.keys(ledger).filter((k) => !(k in bank.afterReplay.ledger)).length;
     expect(ledger).toEqual(bank.afterReplay.ledger);

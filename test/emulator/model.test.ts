@@ -28,7 +28,7 @@ import { Oracle, type OracleEvent, type Result, type RunSpec } from "../support/
 
 const SEQUENCES = Number(process.env.MODEL_SEQUENCES ?? 30);
 const FIRST_SEED = Number(process.env.MODEL_SEED ?? 11_000_001);
-const BY = "model@backfill.local";
+const BY = { email: "model@backfill.local", sub: "model" };
 const DAY_MS = 86_400_000;
 
 const tally = { sequences: 0, operations: 0, runs: 0, pairs: 0, cancels: 0, pauses: 0, killSwitchFlips: 0, retries: 0, catalogFixes: 0, duplicateDeliveries: 0, watchdogRepairs: 0, mismatches: 0 };

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { runScheduledReplay } from "../../functions/src/jobs/scheduled";
 import { formatDay } from "../../functions/src/core/dates";
-import { api, countDocs, db, setKillSwitch, testDeps, type RecordingQueue } from "../support/emulator";
+import { api, countDocs, db, setKillSwitch, testDeps, token, type RecordingQueue } from "../support/emulator";
 import { deliverAll } from "../support/deliver";
 import { Store } from "../support/scenario";
 
@@ -70,16 +70,38 @@ describe("lookbackDays", () => {
   });
 
   it("a Cloud Scheduler HTTP job's retry of one firing returns that firing's run, whose window ends on the scheduled day", async () => {
+    const scheduler = await token({ email: "scheduler@backfill.local" });
     const headers = { "x-cloudscheduler": "true", "x-cloudscheduler-jobname": "backfill-replay-daily", "x-cloudscheduler-scheduletime": "2318-06-10T03:00:00Z" };
-    const body = { type: "webhook_replay", lookbackDays: 2, dryRun: false };
-    const first = await api("POST", "/api/jobs/backfill", { body, headers });
+    const body = { type: "webhook_replay", lookbackDays: 2, dryRun: true };
+    const first = await api("POST", "/api/jobs/backfill", { body, headers, token: scheduler });
     expect(first.status).toBe(202);
     expect(first.body).toMatchObject({ startDate: "2318-06-09", endDate: "2318-06-10" });
-    const retry = await api("POST", "/api/jobs/backfill", { body, headers });
+    const retry = await api("POST", "/api/jobs/backfill", { body, headers, token: scheduler });
     expect(retry.body.migrationId).toBe(first.body.migrationId);
     expect(retry.headers.get("idempotency-replayed")).toBe("true");
-    const nextDay = await api("POST", "/api/jobs/backfill", { body, headers: { ...headers, "x-cloudscheduler-scheduletime": "2318-06-11T03:00:00Z" } });
+    const nextDay = await api("POST", "/api/jobs/backfill", { body, headers: { ...headers, "x-cloudscheduler-scheduletime": "2318-06-11T03:00:00Z" }, token: scheduler });
     expect(nextDay.body.migrationId).not.toBe(first.body.migrationId);
+  });
+
+  it("honours Cloud Scheduler headers only from SCHEDULER_EMAILS: an operator sending them starts its own run, over today's window", async () => {
+    const headers = { "x-cloudscheduler": "true", "x-cloudscheduler-jobname": "backfill-replay-daily", "x-cloudscheduler-scheduletime": "2319-06-10T03:00:00Z" };
+    const body = { type: "webhook_replay", lookbackDays: 2, dryRun: true };
+    const scheduled = await api("POST", "/api/jobs/backfill", { body, headers, token: await token({ email: "scheduler@backfill.local" }) });
+    const spoofed = await api("POST", "/api/jobs/backfill", { body, headers });
+    expect(spoofed.status).toBe(202);
+    expect(spoofed.body.migrationId).not.toBe(scheduled.body.migrationId);
+    expect(spoofed.headers.get("idempotency-replayed")).toBeNull();
+    expect(spoofed.body.endDate).toBe(formatDay(Date.now()));
+  });
+
+  it("scopes an Idempotency-Key to its caller: the same key from two callers is two runs", async () => {
+    const key = `shared-${Date.now()}`;
+    const body = { type: "webhook_replay", startDate: "2320-01-01", endDate: "2320-01-01", dryRun: true };
+    const mine = await api("POST", "/api/jobs/backfill", { body, headers: { "idempotency-key": key } });
+    const theirs = await api("POST", "/api/jobs/backfill", { body: { ...body, maxEvents: 5 }, headers: { "idempotency-key": key }, token: await token({ email: "oncall@backfill.local" }) });
+    expect([mine.status, theirs.status]).toEqual([202, 202]);
+    expect(theirs.body.migrationId).not.toBe(mine.body.migrationId);
+    expect(theirs.headers.get("idempotency-replayed")).toBeNull();
   });
 
   it("refuses lookbackDays together with dates", async () => {

@@ -4,11 +4,11 @@ import { describe, expect, it } from "vitest";
 import { LEASE_SECONDS } from "../../functions/src/chunks/worker";
 import { controlRun } from "../../functions/src/runs/control";
 import { repairRun, watchRuns } from "../../functions/src/runs/watchdog";
-import { db, manualClock, RecordingQueue, testDeps } from "../support/emulator";
+import { db, manualClock, RecordingQueue, testDeps, TEST_CALLER } from "../support/emulator";
 import { deliverAll, deliverOnce, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
 
-const BY = "tests@backfill.local";
+const BY = TEST_CALLER;
 const LEASE_MS = LEASE_SECONDS * 1000;
 
 async function runDoc(id: string) {

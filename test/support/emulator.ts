@@ -13,6 +13,9 @@ import { mintLocalToken, type LocalTokenOptions } from "../../scripts/localToken
 
 export const PROJECT_ID = "demo-backfill";
 
+/** The caller in-process tests act as (start, control). */
+export const TEST_CALLER = { email: "tests@backfill.local", sub: "tests" } as const;
+
 export function requireStack(): { api: string; logFile: string } {
   const api = process.env.BACKFILL_API_URL;
   const logFile = process.env.BACKFILL_EMULATOR_LOG;
@@ -181,7 +184,8 @@ export function testDeps(options: { config?: Partial<Config>; faults?: FaultInje
   const queue = options.queue ?? new RecordingQueue();
   const deps: Deps = {
     db: db(),
-    config: { ...base, ...options.config },
+    // Suites leave runs paused or pending on purpose; the admission test sets its own limit.
+    config: { ...base, maxActiveRuns: 1000, ...options.config },
     queue,
     log: memory.log,
     verifier: createTokenVerifier({ audiences: ["unused"], google: { issuers: GOOGLE_ISSUERS, certs: () => Promise.resolve({}) } }),

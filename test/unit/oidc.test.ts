@@ -3,7 +3,7 @@
 import { generateKeyPairSync } from "node:crypto";
 import { SignJWT, importPKCS8, type JWTPayload } from "jose";
 import { describe, expect, it } from "vitest";
-import { createTokenVerifier, GOOGLE_ISSUERS, requireAllowed } from "../../functions/src/auth/oidc";
+import { createTokenVerifier, GOOGLE_ISSUERS, requirePermission } from "../../functions/src/auth/oidc";
 import { AppError } from "../../functions/src/errors";
 
 const AUDIENCE = "https://store.example.web.app";
@@ -23,10 +23,13 @@ const verifier = createTokenVerifier({
 const now = () => Math.floor(Date.now() / 1000);
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
 
-async function sign(claims: JWTPayload & Record<string, unknown> = {}, options: { key?: string; kid?: string } = {}) {
-  const key = await importPKCS8(options.key ?? privateKey, "RS256");
+async function sign(claims: JWTPayload & Record<string, unknown> = {}, options: { key?: string; kid?: string | null; alg?: string } = {}) {
+  const alg = options.alg ?? "RS256";
+  const key = await importPKCS8(options.key ?? privateKey, alg);
+  const header: { alg: string; typ: string; kid?: string } = { alg, typ: "JWT" };
+  if (options.kid !== null) header.kid = options.kid ?? KID;
   return new SignJWT({ email: "oncall@example.com", email_verified: true, iat: now(), exp: now() + 3600, iss: "https://accounts.google.com", aud: AUDIENCE, ...claims })
-    .setProtectedHeader({ alg: "RS256", kid: options.kid ?? KID, typ: "JWT" })
+    .setProtectedHeader(header)
     .sign(key);
 }
 
@@ -40,8 +43,9 @@ async function reject(authorization: string | undefined): Promise<AppError> {
 }
 
 describe("OIDC token verification", () => {
-  it("accepts a valid Google-style ID token and returns the caller's email", async () => {
-    await expect(verifier.verify(`Bearer ${await sign()}`)).resolves.toEqual({ email: "oncall@example.com" });
+  it("accepts a valid Google-style ID token and returns the caller's email and subject", async () => {
+    await expect(verifier.verify(`Bearer ${await sign()}`)).resolves.toEqual({ email: "oncall@example.com", sub: "" });
+    await expect(verifier.verify(`Bearer ${await sign({ sub: "1234567890", email: "OnCall@Example.com" })}`)).resolves.toEqual({ email: "oncall@example.com", sub: "1234567890" });
   });
 
   const cases: Array<[string, () => Promise<string | undefined>, number, RegExp]> = [
@@ -61,7 +65,7 @@ describe("OIDC token verification", () => {
       "alg: none",
       () => Promise.resolve(`Bearer ${b64({ alg: "none", kid: KID })}.${b64({ email: "oncall@example.com", email_verified: true, iat: now(), exp: now() + 60, iss: "accounts.google.com", aud: AUDIENCE })}.`),
       401,
-      /signature/,
+      /only RS256/,
     ],
     [
       "HS256 signed with the public key",
@@ -74,8 +78,16 @@ describe("OIDC token verification", () => {
         return `Bearer ${token}`;
       },
       401,
-      /signature/,
+      /only RS256/,
     ],
+    ["RS384, another RSA algorithm", async () => `Bearer ${await sign({}, { alg: "RS384" })}`, 401, /only RS256/],
+    ["no kid in the header", async () => `Bearer ${await sign({}, { kid: null })}`, 401, /does not name its signing key/],
+    ["an empty kid", async () => `Bearer ${await sign({}, { kid: "" })}`, 401, /does not name its signing key/],
+    ["a string exp", async () => `Bearer ${await sign({ exp: String(now() + 600) as unknown as number })}`, 401, /exp claim must be a number|exp claim/],
+    ["a string nbf", async () => `Bearer ${await sign({ nbf: String(now() - 60) as unknown as number })}`, 401, /nbf claim must be a number/],
+    ["a number as email", async () => `Bearer ${await sign({ email: 12345 })}`, 401, /email claim must be a string/],
+    ["an object as email", async () => `Bearer ${await sign({ email: { evil: true } })}`, 401, /email claim must be a string/],
+    ["a number as sub", async () => `Bearer ${await sign({ sub: 7 as unknown as string })}`, 401, /sub claim must be a string/],
     [
       "a tampered payload",
       async () => {
@@ -102,8 +114,10 @@ describe("OIDC token verification", () => {
   });
 
   it("refuses callers missing from the allowlist, naming the setting to change", () => {
-    expect(() => requireAllowed({ email: "intern@example.com" }, ["oncall@example.com"], "JOBS_ALLOWED_EMAILS", "jobs")).toThrow(
-      /intern@example.com is not allowed.*JOBS_ALLOWED_EMAILS/,
-    );
+    const roles = { viewers: ["v@example.com"], operators: ["oncall@example.com"], schedulers: ["s@example.com"] };
+    expect(() => requirePermission({ email: "intern@example.com", sub: "1" }, "start", roles)).toThrow(/intern@example.com is not allowed to start runs; add it to OPERATOR_EMAILS/);
+    expect(() => requirePermission({ email: "v@example.com", sub: "1" }, "control", roles)).toThrow(/v@example.com is not allowed to change runs or the kill switch; add it to OPERATOR_EMAILS/);
+    expect(() => requirePermission({ email: "s@example.com", sub: "1" }, "read", roles)).toThrow(/add it to VIEWER_EMAILS/);
+    expect(() => requirePermission({ email: "oncall@example.com", sub: "1" }, "control", roles)).not.toThrow();
   });
 });

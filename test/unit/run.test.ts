@@ -47,6 +47,7 @@ function run(over: Partial<Run> = {}): Run {
     retries: 0,
     lookbackDays: null,
     requestedBy: "op@example.com",
+    requestedBySub: "op",
     createdAt: 1,
     startedAt: 2,
     finishedAt: null,

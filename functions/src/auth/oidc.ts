@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { OAuth2Client, type TokenPayload } from "google-auth-library";
+import { refusal, type Permission, type Roles } from "../core/access";
 import { AppError } from "../errors";
 
 /** The clock skew google-auth-library allows on iat and exp. */
@@ -12,9 +13,10 @@ const CLOCK_SKEW_SECONDS = 300;
 
 export const GOOGLE_ISSUERS = ["accounts.google.com", "https://accounts.google.com"];
 
-/** Who is calling, once their token checked out. */
+/** Who is calling, once their token checked out: the verified email, and the token's subject. */
 export interface Caller {
   email: string;
+  sub: string;
 }
 
 /** A set of signing keys and the issuers whose tokens they sign. */
@@ -71,6 +73,8 @@ export function createTokenVerifier(opts: {
         throw unauthenticated("The Authorization header must be 'Bearer <OIDC ID token>'.");
       }
       const token = match[1];
+      // RFC 8725: accept exactly the algorithm Google signs ID tokens with, and a token that names its key.
+      checkHeader(token);
       // In the emulator only local tokens can be checked (there is no network to fetch Google's keys).
       const keys = opts.local ?? opts.google;
       let payload: TokenPayload | undefined;
@@ -82,18 +86,24 @@ export function createTokenVerifier(opts: {
         throw unauthenticated(`Invalid token: ${reasonFor(error)}.`);
       }
       if (!payload) throw unauthenticated("Invalid token: it carries no claims.");
+      // Claims of the wrong type are a bad token, never a server error.
+      const claims = payload as unknown as Record<string, unknown>;
+      for (const [claim, type] of [["exp", "number"], ["iat", "number"], ["nbf", "number"], ["email", "string"], ["sub", "string"]] as const) {
+        if (claims[claim] !== undefined && typeof claims[claim] !== type) throw unauthenticated(`Invalid token: its ${claim} claim must be a ${type}.`);
+      }
       // The library checks iat and exp; nbf, when present, must have passed too (same clock skew allowance).
-      const nbf = (payload as TokenPayload & { nbf?: unknown }).nbf;
-      if (typeof nbf === "number" && nbf - CLOCK_SKEW_SECONDS > now() / 1000) {
+      const nbf = claims.nbf as number | undefined;
+      if (nbf !== undefined && nbf - CLOCK_SKEW_SECONDS > now() / 1000) {
         throw unauthenticated("Invalid token: the token is not valid yet.");
       }
-      if (!payload.email) {
+      const email = claims.email as string | undefined;
+      if (!email) {
         throw new AppError(403, "forbidden", "The token has no email claim; call with a user or service-account ID token that includes the email.");
       }
       if (payload.email_verified !== true) {
-        throw new AppError(403, "email_not_verified", `The token's email ${payload.email} is not verified.`);
+        throw new AppError(403, "email_not_verified", `The token's email ${email} is not verified.`);
       }
-      return { email: payload.email.toLowerCase() };
+      return { email: email.toLowerCase(), sub: (claims.sub as string | undefined) ?? "" };
     },
   };
 }
@@ -118,13 +128,25 @@ export function localKeySet(publicKeyFile: string, issuer: string): KeySet & { k
   return { kid, issuers: [issuer], certs: () => Promise.resolve({ [kid]: pem }) };
 }
 
-/** Checks the caller against an allowlist; the message says which setting to change. */
-export function requireAllowed(caller: Caller, allowed: readonly string[], setting: string, area: string): void {
-  if (!allowed.includes(caller.email)) {
-    throw new AppError(
-      403,
-      "forbidden",
-      `${caller.email} is not allowed to use the ${area} endpoints; add it to ${setting} to grant access.`,
-    );
+/** Checks the caller's rights for a route (core/access.ts); the message says which setting to change. */
+export function requirePermission(caller: Caller, needed: Permission, roles: Roles): void {
+  const refused = refusal(caller.email, needed, roles);
+  if (refused) throw new AppError(403, "forbidden", refused);
+}
+
+/**
+ * The token's header must say RS256 (the algorithm of Google's ID tokens) and name its key (`kid`). The
+ * library's own checks would refuse other tokens too, but later and less plainly.
+ */
+function checkHeader(token: string): void {
+  if (token.split(".").length !== 3) throw unauthenticated("Invalid token: the token is not a JWT (expected three dot-separated parts).");
+  let header: unknown;
+  try {
+    header = JSON.parse(Buffer.from(token.split(".")[0] ?? "", "base64url").toString("utf8"));
+  } catch {
+    throw unauthenticated("Invalid token: the token's header or payload is not valid JSON.");
   }
+  const h = (header ?? {}) as { alg?: unknown; kid?: unknown };
+  if (h.alg !== "RS256") throw unauthenticated("Invalid token: only RS256-signed ID tokens are accepted.");
+  if (typeof h.kid !== "string" || h.kid.length === 0) throw unauthenticated("Invalid token: the token does not name its signing key (kid).");
 }

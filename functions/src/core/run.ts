@@ -36,7 +36,9 @@ export interface Run extends Counters {
   retries: number;
   /** When the run was started with lookbackDays, how many. */
   lookbackDays: number | null;
+  /** Who started the run: the verified email and the token's subject (or "scheduler" for the scheduled replay). */
   requestedBy: string;
+  requestedBySub: string;
   createdAt: number | null;
   startedAt: number | null;
   finishedAt: number | null;

@@ -2,7 +2,8 @@
 // here; each route calls a handler module that does the work.
 import type { Request } from "firebase-functions/v2/https";
 import type { Response } from "express";
-import { requireAllowed, type Caller } from "../auth/oidc";
+import { requirePermission, type Caller } from "../auth/oidc";
+import { honoursSchedulerHeaders, type Permission } from "../core/access";
 import { problemsFromZod } from "../core/request";
 import type { Deps } from "../deps";
 import { AppError, invalidRequest } from "../errors";
@@ -10,17 +11,17 @@ import { startJob } from "../jobs/start";
 import { CONTROL_ACTIONS, type ControlAction } from "../core/run";
 import { controlRun } from "../runs/control";
 import { buildReport } from "../runs/report";
-import { getRun, killSwitchView, listRuns, MAX_LIST_LIMIT } from "../runs/views";
+import { getRun, killSwitchView, listRuns, MAX_LIST_LIMIT, setKillSwitch } from "../runs/views";
 import { z } from "zod";
 
 /** Largest request body accepted; a start request is a few hundred bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
-type Area = "jobs" | "admin";
 interface Route {
   method: "GET" | "POST";
   pattern: RegExp;
-  area: Area;
+  /** What the caller must be allowed (core/access.ts). */
+  needs: Permission;
   handle: (
     deps: Deps,
     req: Request,
@@ -39,14 +40,18 @@ const listQuery = z.object({
 });
 
 const RUN_ID = "([A-Za-z0-9_-]{1,200})";
+/** Document ids Firestore reserves: no run has one, and asking Firestore for one is an error, not a miss. */
+const RESERVED_ID = /^__.*__$/;
+
+const killSwitchBody = z.strictObject({ enabled: z.boolean({ error: "enabled must be true or false" }) }, { error: "the body must be a JSON object" });
 
 const ROUTES: Route[] = [
   {
     method: "POST",
     pattern: /^\/api\/jobs\/backfill$/,
-    area: "jobs",
+    needs: "start",
     handle: async (deps, req, caller) => {
-      const { run, replayed } = await startJob(deps, jsonBody(req), { requestedBy: caller.email, ...startOptions(req) });
+      const { run, replayed } = await startJob(deps, jsonBody(req), { caller, ...startOptions(req, caller, deps) });
       const headers: Record<string, string> = replayed ? { "Idempotency-Replayed": "true" } : {};
       return { status: 202, body: run, headers };
     },
@@ -54,7 +59,7 @@ const ROUTES: Route[] = [
   {
     method: "GET",
     pattern: /^\/api\/admin\/dataMigrations$/,
-    area: "admin",
+    needs: "read",
     handle: async (deps, req) => {
       const query = listQuery.safeParse(req.query);
       if (!query.success) throw invalidRequest(problemsFromZod(query.error));
@@ -64,29 +69,39 @@ const ROUTES: Route[] = [
   {
     method: "GET",
     pattern: new RegExp(`^/api/admin/dataMigrations/${RUN_ID}$`),
-    area: "admin",
+    needs: "read",
     handle: async (deps, _req, _caller, [id]) => ({ status: 200, body: await getRun(deps, id as string) }),
   },
   {
     method: "GET",
     pattern: new RegExp(`^/api/admin/dataMigrations/${RUN_ID}/report$`),
-    area: "admin",
+    needs: "read",
     handle: async (deps, _req, _caller, [id]) => ({ status: 200, body: await buildReport(deps, id as string) }),
   },
   {
     method: "POST",
     pattern: new RegExp(`^/api/admin/dataMigrations/${RUN_ID}/(${CONTROL_ACTIONS.join("|")})$`),
-    area: "admin",
+    needs: "control",
     handle: async (deps, _req, caller, [id, action]) => ({
       status: 200,
-      body: await controlRun(deps, id as string, action as ControlAction, caller.email),
+      body: await controlRun(deps, id as string, action as ControlAction, caller),
     }),
   },
   {
     method: "GET",
     pattern: /^\/api\/admin\/killSwitch$/,
-    area: "admin",
+    needs: "read",
     handle: async (deps) => ({ status: 200, body: await killSwitchView(deps) }),
+  },
+  {
+    method: "POST",
+    pattern: /^\/api\/admin\/killSwitch$/,
+    needs: "control",
+    handle: async (deps, req, caller) => {
+      const body = killSwitchBody.safeParse(jsonBody(req));
+      if (!body.success) throw invalidRequest(problemsFromZod(body.error, ["enabled"]));
+      return { status: 200, body: await setKillSwitch(deps, body.data.enabled, caller) };
+    },
   },
 ];
 
@@ -98,9 +113,11 @@ const KNOWN_PREFIXES = [/^\/api\/jobs\/backfill$/, /^\/api\/admin\/dataMigration
  * derived from the job and the day it was scheduled for, so that the scheduler's retries of one firing
  * return the run that firing started. A lookback window then ends on the scheduled day, not the retry's.
  */
-function startOptions(req: Request): { idempotencyKey: string | null; asOf?: Date } {
+function startOptions(req: Request, caller: Caller, deps: Deps): { idempotencyKey: string | null; asOf?: Date } {
   const key = req.get("idempotency-key");
   if (key !== undefined) return { idempotencyKey: key };
+  // Only a scheduler's headers say which firing this is; anyone else's are ignored.
+  if (!honoursSchedulerHeaders(caller.email, deps.config.roles)) return { idempotencyKey: null };
   const job = req.get("x-cloudscheduler-jobname");
   const scheduled = Date.parse(req.get("x-cloudscheduler-scheduletime") ?? "");
   if (!job || Number.isNaN(scheduled)) return { idempotencyKey: null };
@@ -144,9 +161,9 @@ export async function handleApi(deps: Deps, req: Request, res: Response): Promis
           : `No endpoint at ${path}. The API serves POST /api/jobs/backfill, GET /api/admin/dataMigrations[/{id}[/report]], POST /api/admin/dataMigrations/{id}/{pause|resume|cancel|retry} and GET /api/admin/killSwitch.`,
       );
     }
+    if (hit.match.slice(1).some((p) => RESERVED_ID.test(p ?? ""))) throw new AppError(404, "not_found", `No run or action at ${path}.`);
     caller = await deps.verifier.verify(req.get("authorization"));
-    if (hit.route.area === "jobs") requireAllowed(caller, deps.config.jobsAllowedEmails, "JOBS_ALLOWED_EMAILS", "jobs");
-    else requireAllowed(caller, deps.config.adminAllowedEmails, "ADMIN_ALLOWED_EMAILS", "admin");
+    requirePermission(caller, hit.route.needs, deps.config.roles);
     const { status, body, headers } = await hit.route.handle(deps, req, caller, hit.match.slice(1));
     res.status(status).set({ "Cache-Control": "no-store", ...headers }).json(body);
   } catch (error) {

@@ -6,6 +6,9 @@ import type { Deps } from "../deps";
 import { AppError } from "../errors";
 import { startJob, type StartedRun } from "./start";
 
+/** Who the scheduled replay's runs are recorded as having been started by. */
+export const SCHEDULED_REPLAY = { email: "scheduler", sub: "scheduledReplay" } as const;
+
 /** Cron (UTC) of the scheduled replay; read when the functions are deployed. */
 export const DEFAULT_REPLAY_SCHEDULE = "0 3 * * *";
 
@@ -24,12 +27,14 @@ export async function runScheduledReplay(deps: Deps, scheduleTime: Date): Promis
   const body = { type: "webhook_replay", startDate, endDate, dryRun, maxEvents };
   const key = `scheduler:webhook_replay:${startDate}:${endDate}:${dryRun ? "dry" : "real"}`;
   try {
-    const result = await startJob(deps, body, { requestedBy: "scheduler", idempotencyKey: key });
+    const result = await startJob(deps, body, { caller: SCHEDULED_REPLAY, idempotencyKey: key });
     deps.log.scheduledReplay({ runId: result.run.migrationId, startDate, endDate, dryRun, existing: result.replayed });
     return result;
   } catch (error) {
     // With the kill switch off there is nothing to retry; the next scheduled run tries again.
-    if (error instanceof AppError && error.code === "backfill_disabled") {
+    // Nor while the previous window's real replay is still active over these days (paused on errors, say):
+    // a second one would race it. The next firing covers the window again.
+    if (error instanceof AppError && (error.code === "backfill_disabled" || error.code === "run_overlaps")) {
       deps.log.scheduledReplaySkipped({ startDate, endDate, reason: error.message });
       return null;
     }

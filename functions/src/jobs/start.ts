@@ -3,13 +3,14 @@
 // key, the key's record is created in the same batch as the run, so two requests with one key can never
 // both start a run.
 import { createHash } from "node:crypto";
-import { FieldValue, Timestamp, type Firestore } from "firebase-admin/firestore";
+import { FieldValue, Timestamp } from "firebase-admin/firestore";
 import { newChunk, type Chunk } from "../core/chunk";
 import type { Allocation } from "../core/plan";
 import { daysInRange } from "../core/dates";
 import { parseStartJob, type StartJobRequest } from "../core/request";
 import type { Run } from "../core/run";
 import { phasesFor, type RunType } from "../core/types";
+import type { Caller } from "../auth/oidc";
 import type { Deps } from "../deps";
 import { AppError, invalidRequest } from "../errors";
 import { describe } from "../log";
@@ -19,6 +20,7 @@ import { killSwitch, killSwitchMessage } from "../platform/flags";
 import { advanceRun } from "../runs/advance";
 import { runFields } from "../runs/runFields";
 import { runStore } from "../runs/store";
+import { admitAndWrite } from "./admission";
 import { planRun } from "./planner";
 
 /** The 202 answer to a started job. */
@@ -36,14 +38,15 @@ export interface StartedRun {
 }
 
 export interface StartOptions {
-  requestedBy: string;
-  /** Same key and same body: the same run. Same key, other body: 409. */
+  /** Who asks: recorded on the run; an idempotency key is theirs alone. */
+  caller: Caller;
+  /** Same caller, same key and same body: the same run. Same key, other body: 409. */
   idempotencyKey?: string | null;
   /** The moment a lookback window ends on (default: now); a scheduler passes its schedule time. */
   asOf?: Date;
 }
 
-/** `idempotencyKeys/{sha256(key)}`. */
+/** `idempotencyKeys/{sha256(caller email, key)}`: a key is scoped to the caller who sent it. */
 interface IdempotencyDoc {
   key: string;
   bodyHash: string;
@@ -71,7 +74,7 @@ export async function startJob(deps: Deps, body: unknown, options: StartOptions)
   if (!parsed.ok) throw invalidRequest(parsed.problems);
   const request = parsed.value;
   const bodyHash = hashRequest(request);
-  const keyRef = key === null ? null : deps.db.collection(COLLECTIONS.idempotency).doc(createHash("sha256").update(key).digest("hex"));
+  const keyRef = key === null ? null : deps.db.collection(COLLECTIONS.idempotency).doc(createHash("sha256").update(`${options.caller.email}\n${key}`).digest("hex"));
 
   if (keyRef) {
     const earlier = await replayFor(keyRef, bodyHash, key as string);
@@ -79,7 +82,7 @@ export async function startJob(deps: Deps, body: unknown, options: StartOptions)
   }
   await assertBackfillEnabled(deps);
   const plan = await planRun(deps.db, request);
-  const created = await createRun(deps, request, plan, options.requestedBy, keyRef && { key: key as string, bodyHash, ref: keyRef });
+  const created = await createRun(deps, request, plan, options.caller, keyRef && { key: key as string, bodyHash, ref: keyRef });
   if ("replayed" in created) return { run: created.replayed, replayed: true };
   const { id, run, response } = created;
   deps.log.runCreated(runFields(id, run), {
@@ -87,7 +90,8 @@ export async function startJob(deps: Deps, body: unknown, options: StartOptions)
     planned: plan.planned,
     selected: plan.selected,
     maxEvents: request.maxEvents,
-    requestedBy: options.requestedBy,
+    requestedBy: options.caller.email,
+    requestedBySub: options.caller.sub,
   });
   // Opens the first phase that has work, queues its chunks, and closes a run that had nothing to do.
   try {
@@ -120,8 +124,11 @@ function hashRequest(r: StartJobRequest): string {
 
 async function replayFor(ref: FirebaseFirestore.DocumentReference, bodyHash: string, key: string): Promise<StartedRun | null> {
   const snap = await ref.get();
-  if (!snap.exists) return null;
-  const record = snap.data() as IdempotencyDoc;
+  return snap.exists ? checkReplay(snap.data() as IdempotencyDoc, bodyHash, key) : null;
+}
+
+/** The run an earlier request with this key started, if it asked for the same; else 409. */
+function checkReplay(record: IdempotencyDoc, bodyHash: string, key: string): StartedRun {
   if (record.bodyHash !== bodyHash) {
     throw new AppError(
       409,
@@ -149,9 +156,10 @@ async function createRun(
   deps: Deps,
   request: StartJobRequest,
   plan: Allocation,
-  requestedBy: string,
+  caller: Caller,
   idempotency: { key: string; bodyHash: string; ref: FirebaseFirestore.DocumentReference } | null,
 ): Promise<{ id: string; run: Run; response: StartedRun } | { replayed: StartedRun }> {
+  const requestedBy = caller.email;
   const phases = phasesFor(request.type);
   const days = daysInRange(request.startDate, request.endDate);
   const now = deps.now().getTime();
@@ -181,6 +189,7 @@ async function createRun(
     retries: 0,
     lookbackDays: request.lookbackDays,
     requestedBy,
+    requestedBySub: caller.sub,
     createdAt: null,
     startedAt: null,
     finishedAt: null,
@@ -204,22 +213,20 @@ async function createRun(
       selectedEvents: plan.selected,
       capReached: plan.capReached,
     };
-    try {
-      await writeRun(deps.db, run, chunks, idempotency && { ...idempotency, response, requestedBy, ttlFrom: deps.now() });
-      return { id, run, response };
-    } catch (error) {
-      if ((error as { code?: unknown }).code !== 6 /* ALREADY_EXISTS */) throw error;
-      if (idempotency) {
-        const earlier = await replayFor(idempotency.ref, idempotency.bodyHash, idempotency.key);
-        if (earlier) return { replayed: earlier };
-      }
-    }
+    const written = await writeRun(deps, run, chunks, idempotency && { ...idempotency, response, requestedBy, ttlFrom: deps.now() });
+    if (written === "written") return { id, run, response };
+    if (written !== "id_taken") return { replayed: written.replayed };
   }
   throw new AppError(503, "busy", "Too many runs were started in the same instant; try again.");
 }
 
+/**
+ * Records the run, its chunks and its idempotency record in one batch, if admission control lets it in
+ * (jobs/admission.ts). Returns "id_taken" when another run has this id, or the earlier run when another
+ * request with the same key got there first.
+ */
 async function writeRun(
-  db: Firestore,
+  deps: Deps,
   run: Run,
   chunks: readonly Chunk[],
   idempotency: {
@@ -230,22 +237,42 @@ async function writeRun(
     requestedBy: string;
     ttlFrom: Date;
   } | null,
-): Promise<void> {
-  const batch = db.batch();
-  if (idempotency) {
-    const record: IdempotencyDoc = {
-      key: idempotency.key,
-      bodyHash: idempotency.bodyHash,
-      migrationId: run.id,
-      response: idempotency.response,
-      requestedBy: idempotency.requestedBy,
-      createdAt: FieldValue.serverTimestamp() as unknown as Timestamp,
-      expiresAt: Timestamp.fromMillis(idempotency.ttlFrom.getTime() + IDEMPOTENCY_TTL_DAYS * 86_400_000),
-    };
-    batch.create(idempotency.ref, record);
-  }
-  runStore(db).create(batch, run);
-  const store = chunkStore(db);
-  for (const chunk of chunks) store.create(batch, run.id, chunk);
-  await batch.commit();
+): Promise<"written" | "id_taken" | { replayed: StartedRun }> {
+  const db = deps.db;
+  const runs = runStore(db);
+  const candidate = { id: run.id, type: run.type, startDate: run.startDate, endDate: run.endDate, dryRun: run.dryRun };
+  const replay = async () => (idempotency ? await replayFor(idempotency.ref, idempotency.bodyHash, idempotency.key) : null);
+  return admitAndWrite(
+    deps,
+    candidate,
+    (batch) => {
+      if (idempotency) {
+        const record: IdempotencyDoc = {
+          key: idempotency.key,
+          bodyHash: idempotency.bodyHash,
+          migrationId: run.id,
+          response: idempotency.response,
+          requestedBy: idempotency.requestedBy,
+          createdAt: FieldValue.serverTimestamp() as unknown as Timestamp,
+          expiresAt: Timestamp.fromMillis(idempotency.ttlFrom.getTime() + IDEMPOTENCY_TTL_DAYS * 86_400_000),
+        };
+        batch.create(idempotency.ref, record);
+      }
+      runs.create(batch, run);
+      const store = chunkStore(db);
+      for (const chunk of chunks) store.create(batch, run.id, chunk);
+    },
+    // Something this batch creates exists: the key (another request with it won), or the run id.
+    async () => {
+      const earlier = await replay();
+      if (earlier) return { replayed: earlier };
+      if ((await runs.doc(run.id).get()).exists) return "id_taken" as const;
+      return "retry" as const;
+    },
+  ).catch(async (error: unknown) => {
+    // Refused because the run this very key started is active (or fills the last place): that run is the answer.
+    const earlier = error instanceof AppError && (error.code === "run_overlaps" || error.code === "too_many_runs") ? await replay() : null;
+    if (earlier) return { replayed: earlier };
+    throw error;
+  });
 }

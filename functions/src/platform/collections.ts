@@ -11,6 +11,8 @@ export const COLLECTIONS = {
   runs: "dataMigrations",
   flags: "featureFlags",
   idempotency: "idempotencyKeys",
+  /** `backfillAdmission/active`: the runs that may still be active, read by every start (admission control). */
+  admission: "backfillAdmission",
 } as const;
 
 /** Subcollections of `dataMigrations/{id}`. */
@@ -21,6 +23,8 @@ export const RUN_SUBCOLLECTIONS = {
   shadow: "shadowLedger",
   /** One record per committed page: what happened to each examined event (reports, auto-pause). */
   pages: "pages",
+  /** One record per control call: who did what, and what came of it. */
+  actions: "actions",
 } as const;
 
 export const KILL_SWITCH_DOC = "backfill";

@@ -5,8 +5,10 @@
 import { cancel as cancelChunk, resume as resumeChunk, retry as retryChunk } from "../core/chunk";
 import { cancel as cancelRun, decideControl, pause, resume as resumeRun, retry as retryRun, type ControlAction, type Run, type Transition } from "../core/run";
 import type { Phase } from "../core/types";
+import type { Caller } from "../auth/oidc";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
+import { admitAndWrite } from "../jobs/admission";
 import { assertBackfillEnabled } from "../jobs/start";
 import { chunkStore } from "../chunks/store";
 import { refs } from "../platform/collections";
@@ -22,13 +24,17 @@ const CHUNK_WRITE_CONCURRENCY = 16;
 
 const notFound = (id: string) => new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
 
-export async function controlRun(deps: Deps, id: string, action: ControlAction, by: string) {
+export async function controlRun(deps: Deps, id: string, action: ControlAction, caller: Caller) {
+  const by = caller.email;
   const read = await runStore(deps.db).get(id);
   if (!read) throw notFound(id);
   const run = read.data;
   const openErrors = (await refs(deps.db).errors(id).where("status", "==", "open").count().get()).data().count;
   const decision = decideControl(action, { status: run.status, openErrors, retries: run.retries }, id);
-  if (decision.kind === "conflict") throw new AppError(409, "invalid_transition", decision.message, { status: run.status });
+  if (decision.kind === "conflict") {
+    await runStore(deps.db).recordAction(id, { action, outcome: "refused", statusBefore: run.status, email: caller.email, sub: caller.sub });
+    throw new AppError(409, "invalid_transition", decision.message, { status: run.status });
+  }
   if ((action === "resume" || action === "retry") && decision.kind === "change") await assertBackfillEnabled(deps);
 
   if (decision.kind === "change") {
@@ -37,7 +43,9 @@ export async function controlRun(deps: Deps, id: string, action: ControlAction, 
     if (action === "cancel") await cancel(deps, id);
     if (action === "retry") await retry(deps, id);
   }
-  deps.log.runControlled(runFields(id, run), action, decision.kind === "change" ? "changed" : "noop", by, run.status);
+  const outcome = decision.kind === "change" ? "changed" : "noop";
+  deps.log.runControlled(runFields(id, run), action, outcome, caller, run.status);
+  await runStore(deps.db).recordAction(id, { action, outcome, statusBefore: run.status, email: caller.email, sub: caller.sub });
   // Whatever happened around this call (a delivery parking its chunk as the run resumed, a task lost while
   // it was queued), the run is left able to make progress.
   await repairRun(deps, id);
@@ -102,6 +110,10 @@ async function retry(deps: Deps, id: string): Promise<void> {
   const r = refs(deps.db);
   const read = await runStore(deps.db).get(id);
   if (!read || (read.data.status !== "failed" && read.data.status !== "completed")) return;
+  // A retry makes an ended run active again: it is admitted like a new run (it may not race a real run
+  // started over its days since it ended, nor exceed MAX_ACTIVE_RUNS).
+  const { type, startDate, endDate, dryRun } = read.data;
+  await admitAndWrite(deps, { id, type, startDate, endDate, dryRun }, () => undefined, () => Promise.resolve("retry" as const));
   const errorDocs = await r.errors(id).where("status", "==", "open").select("chunkId", "phase").get();
   const errorPhases = new Map<string, Set<Phase>>();
   for (const doc of errorDocs.docs) {

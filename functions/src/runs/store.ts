@@ -12,7 +12,7 @@ import {
 } from "firebase-admin/firestore";
 import type { AutoPause, Run } from "../core/run";
 import type { Phase, RunStatus, RunType } from "../core/types";
-import { COLLECTIONS } from "../platform/collections";
+import { COLLECTIONS, RUN_SUBCOLLECTIONS } from "../platform/collections";
 import { isPreconditionFailure, type Versioned } from "../platform/firestore";
 
 /** `dataMigrations/{runId}` as stored (the wire name of a run is a data migration). */
@@ -41,6 +41,7 @@ export interface RunDoc {
   retries: number;
   lookbackDays: number | null;
   requestedBy: string;
+  requestedBySub: string;
   createdAt: Timestamp;
   startedAt: Timestamp | null;
   finishedAt: Timestamp | null;
@@ -93,6 +94,7 @@ export function runFromFields(id: string, d: DocumentData): Run {
     retries: (d.retries ?? 0) as number,
     lookbackDays: (d.lookbackDays ?? null) as number | null,
     requestedBy: (d.requestedBy ?? "") as string,
+    requestedBySub: (d.requestedBySub ?? "") as string,
     createdAt: ms(d.createdAt),
     startedAt: ms(d.startedAt),
     finishedAt: ms(d.finishedAt),
@@ -139,6 +141,10 @@ export function runStore(db: Firestore) {
     },
     create(batch: WriteBatch, run: Run): void {
       batch.create(ref(run.id), run);
+    },
+    /** Records an operator's control call on the run (`dataMigrations/{id}/actions/{auto}`): who, what, and what came of it. */
+    async recordAction(runId: string, action: { action: string; outcome: string; statusBefore: string; email: string; sub: string }): Promise<void> {
+      await db.collection(COLLECTIONS.runs).doc(runId).collection(RUN_SUBCOLLECTIONS.actions).add({ ...action, at: FieldValue.serverTimestamp() });
     },
     /** Writes `update` only if the run is still at `version`. */
     write,

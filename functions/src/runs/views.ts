@@ -1,6 +1,7 @@
 // What the admin API shows of runs: JSON-friendly (ISO timestamps), with live counters summed from the
 // chunks while a run is still going.
-import { Timestamp } from "firebase-admin/firestore";
+import { FieldValue, Timestamp } from "firebase-admin/firestore";
+import type { Caller } from "../auth/oidc";
 import type { Chunk } from "../core/chunk";
 import { isFinishedRun, summarize, type Run } from "../core/run";
 import type { Deps } from "../deps";
@@ -37,6 +38,7 @@ function runView(id: string, run: Run) {
     retries: run.retries,
     lookbackDays: run.lookbackDays,
     requestedBy: run.requestedBy,
+    requestedBySub: run.requestedBySub,
     pausedReason: run.pausedReason,
     failureReason: run.failureReason,
     createdAt: iso(run.createdAt),
@@ -112,6 +114,13 @@ export async function getRun(deps: Deps, id: string) {
     }),
     errorCount: errorCount.data().count,
   };
+}
+
+/** Flips the runtime half of the kill switch (`featureFlags/backfill`), recording who did. */
+export async function setKillSwitch(deps: Deps, enabled: boolean, caller: Caller) {
+  await refs(deps.db).killSwitch.set({ enabled, updatedBy: caller.email, updatedBySub: caller.sub, updatedAt: FieldValue.serverTimestamp() });
+  deps.log.killSwitchSet(enabled, caller);
+  return killSwitchView(deps);
 }
 
 /** The kill switch as the dashboard shows it. */
