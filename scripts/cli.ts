@@ -166,7 +166,7 @@ async function watch(opts: Options, id: string, io: Output, intervalMs: number):
       skipped: m.skipped,
       errors: errorCount,
       chunks: `${m.chunksDone}/${m.chunksTotal}`,
-      status: m.status === "paused" ? `paused (${m.pausedReason})` : `${m.status} ${m.phase}`,
+      status: printable(m.status === "paused" ? `paused (${m.pausedReason})` : `${m.status} ${m.phase}`),
     };
     if (bar) {
       if (!started) bar.start(Math.max(m.plannedEvents, 1), m.total, payload);
@@ -194,7 +194,18 @@ async function watch(opts: Options, id: string, io: Output, intervalMs: number):
   }
 }
 
-export async function main(argv: string[], io: Output, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+/**
+ * Makes text that came from data safe to print: control characters (ESC and the rest of C0 and C1, except
+ * newline and tab) and Unicode direction overrides are shown as \uXXXX escapes, so a crafted event id,
+ * product id or error message cannot move the cursor, clear the screen or reorder what an operator reads.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  // Everything this command prints goes through printable(): much of it comes from data.
+  const io: Output = { out: (l) => rawIo.out(printable(l)), err: (l) => rawIo.err(printable(l)), isTTY: rawIo.isTTY };
   let parsed;
   try {
     parsed = parseArgs({

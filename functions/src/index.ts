@@ -1,6 +1,7 @@
 // Wiring only: initialise the Admin SDK once and export the triggers. Each trigger hands its request to a
 // named handler module, the same function the tests call.
 import { initializeApp } from "firebase-admin/app";
+import { setGlobalOptions } from "firebase-functions/v2";
 import { onRequest } from "firebase-functions/v2/https";
 import { onSchedule } from "firebase-functions/v2/scheduler";
 import { onTaskDispatched } from "firebase-functions/v2/tasks";
@@ -10,7 +11,10 @@ import { handleChunkTask } from "./chunks/worker";
 import { REGION } from "./config";
 import { buildDeps } from "./runtime";
 import { handleApi } from "./http/api";
-import { TASK_MAX_ATTEMPTS, TASK_MAX_CONCURRENT, TASK_MAX_PER_SECOND, TASK_MIN_BACKOFF_SECONDS } from "./params";
+import { API_MAX_INSTANCES, FUNCTIONS_SERVICE_ACCOUNT, TASK_MAX_ATTEMPTS, TASK_MAX_CONCURRENT, TASK_MAX_PER_SECOND, TASK_MIN_BACKOFF_SECONDS } from "./params";
+
+// Every function runs as one dedicated service account with only the roles it needs (README, Deploy).
+setGlobalOptions({ serviceAccount: FUNCTIONS_SERVICE_ACCOUNT });
 
 // In the emulator there is no metadata server to name the service account that signs task OIDC tokens;
 // without one, firebase-admin would ask the network for it on every enqueue.
@@ -18,7 +22,8 @@ initializeApp(process.env.FUNCTIONS_EMULATOR === "true" ? { serviceAccountId: `b
 
 /** The HTTP API behind Hosting's /api/** rewrite. Public at the network edge; every call must carry an OIDC token. */
 export const api = onRequest(
-  { region: REGION, invoker: "public", timeoutSeconds: 120, memory: "512MiB" },
+  // A few operators and one scheduler call it: a handful of instances, each serving many light requests.
+  { region: REGION, invoker: "public", timeoutSeconds: 120, memory: "512MiB", cpu: 1, concurrency: 40, maxInstances: API_MAX_INSTANCES },
   (req, res) => handleApi(buildDeps(), req, res),
 );
 

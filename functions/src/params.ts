@@ -1,6 +1,6 @@
 // Deploy-time parameters. `firebase deploy` asks for the ones without defaults and stores the answers in
 // functions/.env.<project>; at run time they arrive as environment variables, which config.ts validates.
-import { defineBoolean, defineInt, defineList } from "firebase-functions/params";
+import { defineBoolean, defineInt, defineList, defineString } from "firebase-functions/params";
 
 export const BACKFILL_ENABLED = defineBoolean("BACKFILL_ENABLED", {
   default: true,
@@ -63,4 +63,14 @@ export const REPLAY_DRY_RUN = defineBoolean("REPLAY_DRY_RUN", {
 export const REPLAY_MAX_EVENTS = defineInt("REPLAY_MAX_EVENTS", {
   default: 10000,
   description: "Event cap of each scheduled replay",
+});
+
+export const FUNCTIONS_SERVICE_ACCOUNT = defineString("FUNCTIONS_SERVICE_ACCOUNT", {
+  default: "backfill-functions@",
+  description: "Service account every function runs as ('name@' means name@<project>.iam.gserviceaccount.com); see the README's Deploy section for its roles",
+});
+
+export const API_MAX_INSTANCES = defineInt("API_MAX_INSTANCES", {
+  default: 5,
+  description: "Most instances of the api function (each serves up to 40 requests at once)",
 });

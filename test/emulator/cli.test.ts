@@ -57,6 +57,20 @@ describe("the backfill CLI against the local stack", () => {
     expect(pause.err[0]).toBe(`Error: Run ${id} is completed; there is nothing to pause. (invalid_transition)`);
   });
 
+  it("prints data with control characters escaped, so a crafted id cannot rewrite the terminal", async () => {
+    const s = await Store.create("clictl");
+    const crafted = `${s.id("x")}\u001b[2J\u001b[31mOK\r\u202eevil`;
+    s.purchase({ user: "u1", product: crafted, day: 1 });
+    await s.write();
+    const started = await cli("start", "--type", "webhook_replay", "--from", s.day(1), "--to", s.day(1), "--execute", "--watch", "--interval", "300");
+    const id = /webhook_replay_\d+/.exec(started.out[0] ?? "")?.[0] ?? "";
+    const status = await cli("status", id);
+    const printed = [...started.out, ...started.err, ...status.out, ...status.err].join("\n");
+    expect(printed).toContain("PRODUCT_NOT_FOUND: Product not found: ");
+    expect(printed).toContain("\\u001b[2J\\u001b[31mOK\\u000d\\u202eevil");
+    expect(printed).not.toMatch(/[\u001b\r\u202e]/);
+  });
+
   it("keeps watching through a pause, says how to resume, and ends with the run", async () => {
     const s = await Store.create("cliwatch");
     s.purchase({ user: "u1", product: s.product("gems", 3), day: 1 });

@@ -28,9 +28,9 @@ afterAll(async () => {
 });
 
 /** Opens the dashboard the way `npm start` links to it: the token rides in the URL fragment. */
-async function openDashboard(route = "/"): Promise<Page> {
+async function openDashboard(route = "/", bearer?: string): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  await page.goto(`${requireStack().api}/admin#${route}&token=${await token()}`);
+  await page.goto(`${requireStack().api}/admin#${route}&token=${bearer ?? (await token())}`);
   return page;
 }
 
@@ -93,6 +93,67 @@ describe("the runs dashboard", () => {
     await page.screenshot({ path: `${ARTIFACTS}/dashboard.png`, fullPage: true });
     await page.close();
     expect((await api("GET", `/api/admin/dataMigrations/${id}`)).body.migration.status).toBe("completed");
+  });
+
+  it("a viewer sees every run but no working button, and is told why", async () => {
+    const s = await Store.create("dashview");
+    s.purchase({ user: "u1", product: s.product("gems", 3), day: 1 });
+    await s.write();
+    const { deps } = testDeps();
+    const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false });
+    const viewer = await token({ email: "viewer@backfill.local" });
+    const page = await openDashboard(`/runs/${id}`, viewer);
+    await expect.poll(() => page.locator("[data-testid=run-status]").textContent()).toBe("pending");
+    for (const action of ["pause", "resume", "cancel", "retry"]) {
+      const button = page.locator(`[data-testid=btn-${action}]`);
+      expect(await button.isDisabled(), action).toBe(true);
+      expect(await button.getAttribute("title")).toMatch(/Read only.*OPERATOR_EMAILS/);
+    }
+    expect(await page.locator("[data-testid=read-only]").textContent()).toMatch(/Read only: your token may view runs but not change them/);
+    // Forcing a button open changes nothing: the API refuses the viewer.
+    await page.evaluate(() => {
+      for (const b of document.querySelectorAll("button")) b.removeAttribute("disabled");
+    });
+    await page.click("[data-testid=btn-pause]");
+    await expect.poll(() => page.locator("#banner").textContent()).toMatch(/pause refused: viewer@backfill.local is not allowed to change runs.*\(forbidden\)/);
+    expect((await api("GET", `/api/admin/dataMigrations/${id}`)).body.migration.status).toBe("pending");
+    await page.screenshot({ path: `${ARTIFACTS}/dashboard-viewer.png`, fullPage: true });
+    await page.close();
+  });
+
+  it("is served with a strict Content-Security-Policy, nosniff and no referrer, and an injected inline script does not run", async () => {
+    const page = await browser.newPage();
+    const blocked: string[] = [];
+    page.on("console", (m) => {
+      if (/Content Security Policy/.test(m.text())) blocked.push(m.text());
+    });
+    for (const path of ["/admin", "/admin/", "/admin/index.html", "/admin/admin.js", "/admin/admin.css"]) {
+      const res = await page.goto(`${requireStack().api}${path}`);
+      const headers = res?.headers() ?? {};
+      expect(headers["content-security-policy"], path).toBe("default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+      expect(headers["x-content-type-options"], path).toBe("nosniff");
+      expect(headers["referrer-policy"], path).toBe("no-referrer");
+    }
+    await page.goto(`${requireStack().api}/admin#/&token=${await token()}`);
+    await expect.poll(() => page.locator("[data-testid=runs]").count()).toBe(1);
+    // What an attacker's markup would try: an inline script and an inline event handler.
+    const ran = await page.evaluate(async () => {
+      const w = window as unknown as { pwned?: string };
+      const script = document.createElement("script");
+      script.textContent = "window.pwned = 'script';";
+      document.body.append(script);
+      const img = document.createElement("img");
+      img.setAttribute("onerror", "window.pwned = 'handler'");
+      img.src = "data:,nope";
+      document.body.append(img);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return w.pwned ?? null;
+    });
+    expect(ran).toBeNull();
+    expect(blocked.length).toBeGreaterThan(0);
+    // The dashboard's own progress bars still draw (their widths are set through the CSS object model).
+    expect(await page.locator(".progress > span").first().evaluate((e) => (e as HTMLElement).style.width)).toMatch(/%$/);
+    await page.close();
   });
 
   it("asks for a token when it has none", async () => {

@@ -33,6 +33,7 @@ const ENDPOINTS: Endpoint[] = [
   { name: "list runs", method: "GET", path: () => "/api/admin/dataMigrations?limit=1", writes: false, expect: { nobody: 401, viewer: 200, scheduler: 403, operator: 200, unlisted: 403 } },
   { name: "a run", method: "GET", path: () => `/api/admin/dataMigrations/${runId}`, writes: false, expect: { nobody: 401, viewer: 200, scheduler: 403, operator: 200, unlisted: 403 } },
   { name: "a report", method: "GET", path: () => `/api/admin/dataMigrations/${runId}/report`, writes: false, expect: { nobody: 401, viewer: 200, scheduler: 403, operator: 200, unlisted: 403 } },
+  { name: "who am I", method: "GET", path: () => "/api/admin/me", writes: false, expect: { nobody: 401, viewer: 200, scheduler: 403, operator: 200, unlisted: 403 } },
   { name: "the kill switch", method: "GET", path: () => "/api/admin/killSwitch", writes: false, expect: { nobody: 401, viewer: 200, scheduler: 403, operator: 200, unlisted: 403 } },
   ...(["pause", "resume", "cancel", "retry"] as const).map(
     (action): Endpoint => ({

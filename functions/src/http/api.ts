@@ -3,7 +3,7 @@
 import type { Request } from "firebase-functions/v2/https";
 import type { Response } from "express";
 import { requirePermission, type Caller } from "../auth/oidc";
-import { honoursSchedulerHeaders, type Permission } from "../core/access";
+import { honoursSchedulerHeaders, permissionsOf, type Permission } from "../core/access";
 import { problemsFromZod } from "../core/request";
 import type { Deps } from "../deps";
 import { AppError, invalidRequest } from "../errors";
@@ -89,6 +89,14 @@ const ROUTES: Route[] = [
   },
   {
     method: "GET",
+    pattern: /^\/api\/admin\/me$/,
+    needs: "read",
+    // What the dashboard may offer this caller (a viewer's buttons are disabled, with the reason).
+    handle: (deps, _req, caller) =>
+      Promise.resolve({ status: 200, body: { email: caller.email, sub: caller.sub, permissions: [...permissionsOf(caller.email, deps.config.roles)].sort() } }),
+  },
+  {
+    method: "GET",
     pattern: /^\/api\/admin\/killSwitch$/,
     needs: "read",
     handle: async (deps) => ({ status: 200, body: await killSwitchView(deps) }),
@@ -158,7 +166,7 @@ export async function handleApi(deps: Deps, req: Request, res: Response): Promis
         "not_found",
         known
           ? `No run or action at ${path}.`
-          : `No endpoint at ${path}. The API serves POST /api/jobs/backfill, GET /api/admin/dataMigrations[/{id}[/report]], POST /api/admin/dataMigrations/{id}/{pause|resume|cancel|retry} and GET /api/admin/killSwitch.`,
+          : `No endpoint at ${path}. The API serves POST /api/jobs/backfill, GET /api/admin/dataMigrations[/{id}[/report]], POST /api/admin/dataMigrations/{id}/{pause|resume|cancel|retry}, GET and POST /api/admin/killSwitch and GET /api/admin/me.`,
       );
     }
     if (hit.match.slice(1).some((p) => RESERVED_ID.test(p ?? ""))) throw new AppError(404, "not_found", `No run or action at ${path}.`);
