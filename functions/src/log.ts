@@ -54,7 +54,7 @@ export class BackfillLog {
     });
   }
 
-  runCreated(run: RunFields, fields: { chunks: number; planned: number; selected: number; maxEvents: number; requestedBy: string; requestedBySub?: string }) {
+  runCreated(run: RunFields, fields: { chunks: number; planned: number; selected: number; maxEvents: number; requestedBy: string; requestedBySub?: string; planQueries?: number }) {
     this.write("NOTICE", {
       ...runFields(run),
       event: "run_created",
@@ -64,6 +64,7 @@ export class BackfillLog {
       max_events: fields.maxEvents,
       requested_by: fields.requestedBy,
       requested_by_sub: fields.requestedBySub ?? null,
+      plan_queries: fields.planQueries ?? null,
     });
   }
 

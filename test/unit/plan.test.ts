@@ -130,3 +130,68 @@ describe("sharing the cap, whatever order the counts come in", () => {
     expect(shuffled[0]?.day).toBe("2025-01-03");
   });
 });
+
+describe("planning with a bounded number of counts", async () => {
+  const { findCut, budgetsFromCut } = await import("../../functions/src/core/plan");
+  const days = ["d1", "d2", "d3", "d4", "d5"];
+  // Selected events per day (purchases), and the prefix sums a count query would return.
+  const perDay = [3, 0, 4, 2, 5];
+  const prefix = (i: number) => Promise.resolve(perDay.slice(0, i + 1).reduce((a, b) => a + b, 0));
+
+  it.each([
+    [1, { index: 0, before: 0 }],
+    [3, { index: 0, before: 0 }],
+    [4, { index: 2, before: 3 }],
+    [7, { index: 2, before: 3 }],
+    [8, { index: 3, before: 7 }],
+    [9, { index: 3, before: 7 }],
+    [10, { index: 4, before: 9 }],
+    [14, { index: 4, before: 9 }],
+  ])("finds the day a cap of %i runs out on", async (cap, cut) => {
+    let calls = 0;
+    const counted = (i: number) => {
+      calls++;
+      return prefix(i);
+    };
+    expect(await findCut(days.length, cap, counted)).toEqual(cut);
+    expect(calls).toBeLessThanOrEqual(Math.ceil(Math.log2(days.length)) + 1);
+  });
+
+  it("searches 366 days in at most 10 counts", async () => {
+    let calls = 0;
+    const cut = await findCut(366, 1000, (i) => {
+      calls++;
+      return Promise.resolve((i + 1) * 7);
+    });
+    expect(cut).toEqual({ index: 142, before: 994 });
+    expect(calls).toBeLessThanOrEqual(10);
+  });
+
+  it("gives the days before the cut everything, the cut's day the rest, and nothing after", () => {
+    const a = budgetsFromCut(days, ["purchases", "reversals"], { purchases: 14, reversals: 6 }, 8, { phase: "purchases", cut: { index: 3, before: 7 } });
+    expect(Object.fromEntries(a.budgets)).toEqual({
+      d1: { purchases: 14, reversals: 0 },
+      d2: { purchases: 14, reversals: 0 },
+      d3: { purchases: 14, reversals: 0 },
+      d4: { purchases: 1, reversals: 0 },
+      d5: { purchases: 0, reversals: 0 },
+    });
+    expect(a).toMatchObject({ planned: 8, selected: 20, capReached: true });
+  });
+
+  it("spends what purchases leave on reversals, cutting there", () => {
+    const a = budgetsFromCut(days, ["purchases", "reversals"], { purchases: 4, reversals: 9 }, 6, { phase: "reversals", cut: { index: 1, before: 1 } });
+    expect(a.budgets.get("d1")).toEqual({ purchases: 4, reversals: 9 });
+    expect(a.budgets.get("d2")).toEqual({ purchases: 4, reversals: 1 });
+    expect(a.budgets.get("d3")).toEqual({ purchases: 4, reversals: 0 });
+    expect(a).toMatchObject({ planned: 6, selected: 13, capReached: true });
+  });
+
+  it("without a cut, every day may examine its phase's range total, and a phase with nothing gets no budget", () => {
+    const a = budgetsFromCut(days, ["purchases", "reversals"], { purchases: 5, reversals: 0 }, 1000, null);
+    expect(a.budgets.get("d3")).toEqual({ purchases: 5 });
+    expect(a).toMatchObject({ planned: 5, selected: 5, capReached: false });
+    expect(budgetsFromCut(days, ["reversals"], {}, 10, null)).toMatchObject({ planned: 0, selected: 0, capReached: false });
+    expect(budgetsFromCut(days, ["reversals"], {}, 10, null).budgets.size).toBe(0);
+  });
+});

@@ -1,17 +1,11 @@
-// Counts, per day and phase, the events a new run would select, so that the event cap can be shared out
-// deterministically before any chunk starts (see core/plan.ts).
+// Counts the events a new run would select, so that the event cap can be shared out deterministically
+// before any chunk starts (see core/plan.ts). The cost is bounded whatever the range: a handful of range
+// counts, plus a binary search for the day the cap runs out on when it binds.
 import { Timestamp, type Firestore, type Query } from "firebase-admin/firestore";
-import { allocateBudgets, type Allocation, type SelectedCount } from "../core/plan";
-import { dayBounds, dayStartMs, DAY_MS, daysInRange } from "../core/dates";
-import { phasesFor, REVERSAL_EVENT_TYPES, type RunType } from "../core/types";
+import { budgetsFromCut, findCut, type Allocation, type Cut } from "../core/plan";
+import { dayStartMs, DAY_MS, daysInRange } from "../core/dates";
+import { phasesFor, REVERSAL_EVENT_TYPES, type Phase, type RunType } from "../core/types";
 import { refs } from "../platform/collections";
-import { mapWithConcurrency } from "../platform/firestore";
-
-const COUNT_CONCURRENCY = 24;
-
-async function count(query: Query): Promise<number> {
-  return (await query.count().get()).data().count;
-}
 
 function inRange(db: Firestore, startMs: number, endMs: number): Query {
   return refs(db)
@@ -19,68 +13,48 @@ function inRange(db: Firestore, startMs: number, endMs: number): Query {
     .where("createdAt", "<", Timestamp.fromMillis(endMs));
 }
 
-/** Selected events per day and phase, matching `isSelected` for a run that has not started yet. */
-export async function countSelected(db: Firestore, type: RunType, startDate: string, endDate: string): Promise<SelectedCount[]> {
-  const rangeTotal = await count(inRange(db, dayStartMs(startDate), dayStartMs(endDate) + DAY_MS));
-  if (rangeTotal === 0) return [];
-  const perDay = await mapWithConcurrency(daysInRange(startDate, endDate), COUNT_CONCURRENCY, async (day) => {
-    const { startMs, endMs } = dayBounds(day);
-    const all = inRange(db, startMs, endMs);
-    const reversals = all.where("type", "in", REVERSAL_EVENT_TYPES);
-    if (type === "reversal_backfill") {
-      return [{ day, phase: "reversals" as const, selected: await count(reversals) }];
-    }
-    const total = await count(all);
-    if (total === 0) return [];
-    const [processed, reversalTotal, reversalProcessed] = await Promise.all([
-      count(all.where("processed", "==", true)),
-      count(reversals),
-      count(reversals.where("processed", "==", true)),
-    ]);
-    const openReversals = reversalTotal - reversalProcessed;
-    return [
-      { day, phase: "purchases" as const, selected: total - reversalTotal - (processed - reversalProcessed) },
-      { day, phase: "reversals" as const, selected: openReversals },
-    ];
-  });
-  return perDay.flat();
-}
-
 /**
- * Plans a run. Counting the whole range first costs a handful of queries; only when the cap binds (more
- * selected events than maxEvents) are days counted one by one, to share the cap out exactly. Otherwise
- * every day may examine up to the range's count for each phase, which no single day can exceed.
+ * Selected events per phase between two days (inclusive), matching core/selection.ts for a run that has not
+ * started: a replay selects what is not processed, a reversal backfill every refund and chargeback.
  */
-export async function planRun(
-  db: Firestore,
-  request: { type: RunType; startDate: string; endDate: string; maxEvents: number },
-): Promise<Allocation> {
-  const phases = phasesFor(request.type);
-  const range = await countRange(db, request.type, request.startDate, request.endDate);
-  const selected = phases.reduce((n, p) => n + (range[p] ?? 0), 0);
-  if (selected > request.maxEvents) {
-    const counts = await countSelected(db, request.type, request.startDate, request.endDate);
-    return allocateBudgets(counts, phases, request.maxEvents);
-  }
-  const budgets = new Map<string, Partial<Record<(typeof phases)[number], number>>>();
-  if (selected > 0) {
-    const perDay = Object.fromEntries(phases.filter((p) => (range[p] ?? 0) > 0).map((p) => [p, range[p] as number]));
-    for (const day of daysInRange(request.startDate, request.endDate)) budgets.set(day, { ...perDay });
-  }
-  return { budgets, planned: selected, selected, capReached: false };
-}
-
-/** Selected events per phase over the whole range. */
-async function countRange(db: Firestore, type: RunType, startDate: string, endDate: string): Promise<Partial<Record<"purchases" | "reversals", number>>> {
-  const all = inRange(db, dayStartMs(startDate), dayStartMs(endDate) + DAY_MS);
+async function countPhases(db: Firestore, type: RunType, from: string, to: string, count: (q: Query) => Promise<number>): Promise<Partial<Record<Phase, number>>> {
+  const all = inRange(db, dayStartMs(from), dayStartMs(to) + DAY_MS);
   const reversals = all.where("type", "in", REVERSAL_EVENT_TYPES);
   if (type === "reversal_backfill") return { reversals: await count(reversals) };
   const total = await count(all);
-  if (total === 0) return {};
+  if (total === 0) return { purchases: 0, reversals: 0 };
   const [processed, reversalTotal, reversalProcessed] = await Promise.all([
     count(all.where("processed", "==", true)),
     count(reversals),
     count(reversals.where("processed", "==", true)),
   ]);
   return { purchases: total - reversalTotal - (processed - reversalProcessed), reversals: reversalTotal - reversalProcessed };
+}
+
+/** Plans a run: budgets per day and phase, and how many count queries that took. */
+export async function planRun(
+  db: Firestore,
+  request: { type: RunType; startDate: string; endDate: string; maxEvents: number },
+): Promise<Allocation> {
+  let queries = 0;
+  const count = async (q: Query) => {
+    queries++;
+    return (await q.count().get()).data().count;
+  };
+  const phases = phasesFor(request.type);
+  const days = daysInRange(request.startDate, request.endDate);
+  const totals = await countPhases(db, request.type, request.startDate, request.endDate, count);
+  // Where the cap runs out: the first phase whose total exceeds what is left of it.
+  let remaining = request.maxEvents;
+  let cut: { phase: Phase; cut: Cut } | null = null;
+  for (const phase of phases) {
+    const total = totals[phase] ?? 0;
+    if (total > remaining) {
+      const prefix = async (i: number) => (await countPhases(db, request.type, request.startDate, days[i] as string, count))[phase] ?? 0;
+      cut = { phase, cut: await findCut(days.length, remaining, prefix) };
+      break;
+    }
+    remaining -= total;
+  }
+  return { ...budgetsFromCut(days, phases, totals, request.maxEvents, cut), queries };
 }

@@ -92,6 +92,7 @@ export async function startJob(deps: Deps, body: unknown, options: StartOptions)
     maxEvents: request.maxEvents,
     requestedBy: options.caller.email,
     requestedBySub: options.caller.sub,
+    planQueries: plan.queries ?? 0,
   });
   // Opens the first phase that has work, queues its chunks, and closes a run that had nothing to do.
   try {

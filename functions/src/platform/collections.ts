@@ -25,6 +25,8 @@ export const RUN_SUBCOLLECTIONS = {
   pages: "pages",
   /** One record per control call: who did what, and what came of it. */
   actions: "actions",
+  /** What a finished run's report computed once (its verification). */
+  report: "report",
 } as const;
 
 export const KILL_SWITCH_DOC = "backfill";
@@ -88,6 +90,7 @@ export function refs(db: Firestore) {
     errors: (runId: string) => runs.doc(runId).collection(RUN_SUBCOLLECTIONS.errors),
     shadow: (runId: string) => runs.doc(runId).collection(RUN_SUBCOLLECTIONS.shadow),
     pages: (runId: string) => runs.doc(runId).collection(RUN_SUBCOLLECTIONS.pages),
+    report: (runId: string) => runs.doc(runId).collection(RUN_SUBCOLLECTIONS.report),
     events: db.collection(COLLECTIONS.events),
     ledger: db.collection(COLLECTIONS.ledger),
     wallets: db.collection(COLLECTIONS.wallets),

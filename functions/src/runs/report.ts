@@ -86,9 +86,27 @@ export async function buildReport(deps: Deps, id: string) {
     totals,
     counters,
     reconciled,
-    verification: await verify(deps, id, run, events),
+    verification: await storedVerification(deps, id, run, totals, () => verify(deps, id, run, events)),
     events,
   };
+}
+
+type Verification = Awaited<ReturnType<typeof verify>>;
+
+/**
+ * The verification reads every entry the run wrote and every wallet it touched. A finished run's is
+ * computed once and kept (`dataMigrations/{id}/report/verification`), and served again while the run's
+ * outcome is the same: same status, retries, finish time and totals (a retry or a late page recomputes it).
+ */
+async function storedVerification(deps: Deps, id: string, run: Run, totals: Counters, compute: () => Promise<Verification>): Promise<Verification & { computedAt: string }> {
+  if (!isFinishedRun(run.status)) return { ...(await compute()), computedAt: new Date(deps.now().getTime()).toISOString() };
+  const ref = refs(deps.db).report(id).doc("verification");
+  const key = JSON.stringify([run.status, run.retries, run.finishedAt, totals]);
+  const stored = await ref.get();
+  if (stored.exists && stored.get("key") === key) return stored.get("verification") as Verification & { computedAt: string };
+  const verification = { ...(await compute()), computedAt: new Date(deps.now().getTime()).toISOString() };
+  await ref.set({ key, verification });
+  return verification;
 }
 
 /** Re-checks the run's effects from Firestore. */
