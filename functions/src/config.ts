@@ -78,6 +78,7 @@ const envSchema = z.object({
   TASK_MAX_ATTEMPTS: int(5, 1, 100),
   // A queued chunk task that has not started after this long is taken for lost and queued again.
   WATCHDOG_STALL_SECONDS: int(1800, 60, 86_400),
+  PLAN_MAX_AGE_MINUTES: int(60, 1, 10_080),
   AUTO_PAUSE_ERROR_RATE: z
     .string()
     .optional()
@@ -126,6 +127,8 @@ export interface Config {
   taskMaxAttempts: number;
   /** How long the watchdog lets a queued chunk task (or a continuation) wait to start before queueing it again. */
   stallSeconds: number;
+  /** How long after a dry run finished its plan may be executed (`{"planOf": id}`). */
+  planMaxAgeMinutes: number;
   /** Default maxErrorRate of new runs. */
   autoPauseErrorRate: number;
   /** The scheduled replay: trailing window, dry run, event cap. */
@@ -173,6 +176,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     sliceSeconds: e.CHUNK_SLICE_SECONDS,
     taskMaxAttempts: e.TASK_MAX_ATTEMPTS,
     stallSeconds: e.WATCHDOG_STALL_SECONDS,
+    planMaxAgeMinutes: e.PLAN_MAX_AGE_MINUTES,
     autoPauseErrorRate: e.AUTO_PAUSE_ERROR_RATE,
     replay: { lookbackDays: e.REPLAY_LOOKBACK_DAYS, dryRun: e.REPLAY_DRY_RUN, maxEvents: e.REPLAY_MAX_EVENTS },
   };

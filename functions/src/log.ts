@@ -54,7 +54,7 @@ export class BackfillLog {
     });
   }
 
-  runCreated(run: RunFields, fields: { chunks: number; planned: number; selected: number; maxEvents: number; requestedBy: string; requestedBySub?: string; planQueries?: number }) {
+  runCreated(run: RunFields, fields: { chunks: number; planned: number; selected: number; maxEvents: number; requestedBy: string; requestedBySub?: string; planQueries?: number; estimatedSeconds?: number; userIds?: number; planOf?: string | null }) {
     this.write("NOTICE", {
       ...runFields(run),
       event: "run_created",
@@ -65,6 +65,9 @@ export class BackfillLog {
       requested_by: fields.requestedBy,
       requested_by_sub: fields.requestedBySub ?? null,
       plan_queries: fields.planQueries ?? null,
+      estimated_seconds: fields.estimatedSeconds ?? null,
+      canary_users: fields.userIds ?? 0,
+      plan_of: fields.planOf ?? null,
     });
   }
 

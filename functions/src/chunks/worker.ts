@@ -338,7 +338,7 @@ async function planScanPage(deps: Deps, run: Run, chunk: Chunk, buffer: { curren
   }
 
   // Take events until the page is full or the budget is spent; what is left stays in the buffer.
-  const selection = { runId: run.id, type: run.type, dryRun: run.dryRun };
+  const selection = { runId: run.id, type: run.type, dryRun: run.dryRun, userIds: run.userIds };
   const limit = Math.min(deps.config.pageSize, left);
   const taken: FirebaseFirestore.QueryDocumentSnapshot[] = [];
   const reversalsSeen: string[] = [];
@@ -374,7 +374,7 @@ async function planListPage(deps: Deps, run: Run, chunk: Chunk): Promise<PagePla
   const slice = ids.slice(listed, listed + Math.max(0, Math.min(deps.config.pageSize, left)));
   const docs = slice.length > 0 ? await deps.db.getAll(...slice.map((id) => refs(deps.db).events.doc(id))) : [];
   await deps.faults?.at("page-read", { runId: run.id, chunkId: chunk.id, cursor: `list:${listed}` });
-  const selection = { runId: run.id, type: run.type, dryRun: run.dryRun };
+  const selection = { runId: run.id, type: run.type, dryRun: run.dryRun, userIds: run.userIds };
   const selected = docs.filter((d) => d.exists && isSelected(d.data() ?? {}, selection, "reversals"));
   const budgetSpent = left - selected.length <= 0;
   return {

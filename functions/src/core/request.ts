@@ -16,6 +16,18 @@ const day = (field: string) =>
 
 const rate = "maxErrorRate must be a number from 0 to 1 (0.05 means 5%; 1 never pauses)";
 
+export const MAX_USER_IDS = 100;
+const userIdsMessage = `userIds must be a list of 1 to ${MAX_USER_IDS} user ids (non-empty strings without "/")`;
+const userId = z
+  .string({ error: userIdsMessage })
+  .min(1, { error: userIdsMessage })
+  .max(700, { error: userIdsMessage })
+  .refine((v) => !v.includes("/") && !/^__.*__$/.test(v), { error: userIdsMessage });
+
+/** A run id as the API names one (`{type}_{epochMillis}`, or any document id of that shape). */
+const RUN_ID_PATTERN = /^[A-Za-z0-9_-]{1,200}$/;
+const runIdMessage = "planOf must be the id of a completed dry run, e.g. webhook_replay_1767225600000";
+
 const startJobSchema = z.strictObject(
   {
     type: z.enum(RUN_TYPES, { error: `type must be one of ${RUN_TYPES.map((t) => `"${t}"`).join(", ")}` }),
@@ -34,9 +46,26 @@ const startJobSchema = z.strictObject(
       .max(MAX_EVENTS_LIMIT, { error: `maxEvents must be an integer from 1 to ${MAX_EVENTS_LIMIT}` })
       .default(DEFAULT_MAX_EVENTS),
     maxErrorRate: z.number({ error: rate }).min(0, { error: rate }).max(1, { error: rate }).optional(),
+    userIds: z.array(userId, { error: userIdsMessage }).min(1, { error: userIdsMessage }).max(MAX_USER_IDS, { error: userIdsMessage }).optional(),
   },
   { error: (issue) => (issue.code === "unrecognized_keys" ? undefined : "the body must be a JSON object") },
 );
+
+/** Executing a finished dry run: `{"planOf": "<dry run id>"}` and nothing else. */
+const executePlanSchema = z.strictObject(
+  {
+    planOf: z
+      .string({ error: runIdMessage })
+      .regex(RUN_ID_PATTERN, { error: runIdMessage })
+      .refine((v) => !/^__.*__$/.test(v), { error: runIdMessage }),
+  },
+  { error: (issue) => (issue.code === "unrecognized_keys" ? undefined : "the body must be a JSON object") },
+);
+
+/** The body of `POST /api/jobs/backfill` as a client writes it (see http/schemas.ts). */
+export type StartJobBody = z.input<typeof startJobSchema>;
+export type ExecutePlanBody = z.input<typeof executePlanSchema>;
+export const START_JOB_FIELDS = Object.keys(startJobSchema.shape);
 
 /** A validated request to start a run, with its date range resolved. */
 export interface StartJobRequest {
@@ -48,6 +77,8 @@ export interface StartJobRequest {
   dryRun: boolean;
   maxEvents: number;
   maxErrorRate: number;
+  /** A canary: only these users' events (sorted, unique), or null for everyone's. */
+  userIds: string[] | null;
 }
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; problems: FieldProblem[] };
@@ -138,6 +169,21 @@ export function parseStartJob(
       dryRun: input.dryRun,
       maxEvents: input.maxEvents,
       maxErrorRate: input.maxErrorRate ?? options.defaultMaxErrorRate,
+      userIds: input.userIds ? [...new Set(input.userIds)].sort() : null,
     },
   };
+}
+
+/**
+ * Tells a plan execution (`{"planOf": id}`) from a new run's parameters. A body that names `planOf` may name
+ * nothing else: the real run takes every parameter from its dry run.
+ */
+export function parseExecutePlan(body: unknown): Parsed<{ planOf: string }> | null {
+  if (body === null || typeof body !== "object" || Array.isArray(body) || !("planOf" in body)) return null;
+  const result = executePlanSchema.safeParse(body);
+  if (result.success) return { ok: true, value: result.data };
+  const problems = problemsFromZod(result.error, ["planOf"]).map((p) =>
+    p.field === "planOf" || p.field === "body" ? p : { field: p.field, message: `${p.field} cannot be combined with planOf: the real run takes every parameter from its dry run` },
+  );
+  return { ok: false, problems };
 }

@@ -36,6 +36,12 @@ export interface Run extends Counters {
   retries: number;
   /** When the run was started with lookbackDays, how many. */
   lookbackDays: number | null;
+  /** A canary run: only these users' events (sorted); null for everyone's. */
+  userIds: string[] | null;
+  /** The dry run whose parameters this real run executes (`{"planOf": id}`), if any. */
+  planOf: string | null;
+  /** How long the run should take, from its planned events and measured throughput (core/estimate.ts). */
+  estimatedSeconds: number;
   /** Who started the run: the verified email and the token's subject (or "scheduler" for the scheduled replay). */
   requestedBy: string;
   requestedBySub: string;

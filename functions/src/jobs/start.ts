@@ -7,7 +7,8 @@ import { FieldValue, Timestamp } from "firebase-admin/firestore";
 import { newChunk, type Chunk } from "../core/chunk";
 import type { Allocation } from "../core/plan";
 import { daysInRange } from "../core/dates";
-import { parseStartJob, type StartJobRequest } from "../core/request";
+import { estimateSeconds, measuredThroughput, DEFAULT_EVENTS_PER_SECOND } from "../core/estimate";
+import { parseExecutePlan, parseStartJob, type StartJobRequest } from "../core/request";
 import type { Run } from "../core/run";
 import { phasesFor, type RunType } from "../core/types";
 import type { Caller } from "../auth/oidc";
@@ -35,6 +36,12 @@ export interface StartedRun {
   plannedEvents: number;
   selectedEvents: number;
   capReached: boolean;
+  /** A canary's users, or null. */
+  userIds: string[] | null;
+  /** The dry run this real run executes, or null. */
+  planOf: string | null;
+  /** How long the run should take (core/estimate.ts). */
+  estimatedSeconds: number;
 }
 
 export interface StartOptions {
@@ -66,23 +73,32 @@ export async function startJob(deps: Deps, body: unknown, options: StartOptions)
   if (key !== null && !KEY_PATTERN.test(key)) {
     throw invalidRequest([{ field: "Idempotency-Key", message: "Idempotency-Key must be 1 to 200 printable ASCII characters without spaces" }]);
   }
-  const parsed = parseStartJob(body, {
-    maxRangeDays: deps.config.maxRangeDays,
-    defaultMaxErrorRate: deps.config.autoPauseErrorRate,
-    now: options.asOf ?? deps.now(),
-  });
-  if (!parsed.ok) throw invalidRequest(parsed.problems);
-  const request = parsed.value;
-  const bodyHash = hashRequest(request);
+  // Either a new run's parameters, or `{"planOf": id}`: the parameters of a completed dry run.
+  const execute = parseExecutePlan(body);
+  let given: StartJobRequest | null = null;
+  if (execute && !execute.ok) throw invalidRequest(execute.problems);
+  if (!execute) {
+    const parsed = parseStartJob(body, {
+      maxRangeDays: deps.config.maxRangeDays,
+      defaultMaxErrorRate: deps.config.autoPauseErrorRate,
+      now: options.asOf ?? deps.now(),
+    });
+    if (!parsed.ok) throw invalidRequest(parsed.problems);
+    given = parsed.value;
+  }
+  const planOf = execute?.ok ? execute.value.planOf : null;
+  const bodyHash = given ? hashRequest(given) : createHash("sha256").update(JSON.stringify({ planOf })).digest("hex");
   const keyRef = key === null ? null : deps.db.collection(COLLECTIONS.idempotency).doc(createHash("sha256").update(`${options.caller.email}\n${key}`).digest("hex"));
 
   if (keyRef) {
     const earlier = await replayFor(keyRef, bodyHash, key as string);
     if (earlier) return { run: earlier, replayed: true };
   }
+  const request = given ?? (await requestFromPlan(deps, planOf as string));
   await assertBackfillEnabled(deps);
   const plan = await planRun(deps.db, request);
-  const created = await createRun(deps, request, plan, options.caller, keyRef && { key: key as string, bodyHash, ref: keyRef });
+  const estimated = estimateSeconds(plan.planned, await recentThroughput(deps, request.dryRun));
+  const created = await createRun(deps, request, plan, { planOf, estimatedSeconds: estimated }, options.caller, keyRef && { key: key as string, bodyHash, ref: keyRef });
   if ("replayed" in created) return { run: created.replayed, replayed: true };
   const { id, run, response } = created;
   deps.log.runCreated(runFields(id, run), {
@@ -93,6 +109,9 @@ export async function startJob(deps: Deps, body: unknown, options: StartOptions)
     requestedBy: options.caller.email,
     requestedBySub: options.caller.sub,
     planQueries: plan.queries ?? 0,
+    estimatedSeconds: run.estimatedSeconds,
+    userIds: run.userIds?.length ?? 0,
+    planOf: run.planOf,
   });
   // Opens the first phase that has work, queues its chunks, and closes a run that had nothing to do.
   try {
@@ -109,6 +128,57 @@ export async function startJob(deps: Deps, body: unknown, options: StartOptions)
   return { run: response, replayed: false };
 }
 
+/**
+ * The parameters of a real run that executes a dry run's plan: the dry run must exist, be a dry run, have
+ * completed, and have finished at most PLAN_MAX_AGE_MINUTES ago (after that the data it saw may have moved
+ * too far for its answer to be a promise).
+ */
+async function requestFromPlan(deps: Deps, planOf: string): Promise<StartJobRequest> {
+  const read = await runStore(deps.db).get(planOf);
+  const newDryRun = "Start a new dry run (POST /api/jobs/backfill with dryRun true) and execute that one.";
+  if (!read) throw new AppError(404, "plan_not_found", `No run ${planOf} to execute; list runs with GET /api/admin/dataMigrations.`, { planOf });
+  const dry = read.data;
+  if (!dry.dryRun) {
+    throw new AppError(409, "plan_invalid", `Run ${planOf} is a real run, not a dry run; only a dry run's plan can be executed.`, { planOf });
+  }
+  if (dry.status !== "completed") {
+    throw new AppError(
+      409,
+      "plan_not_completed",
+      `Dry run ${planOf} is ${dry.status}; only a completed dry run can be executed. ${dry.status === "pending" || dry.status === "running" || dry.status === "paused" ? "Wait for it to complete, or s" : "S"}${newDryRun.slice(1)}`,
+      { planOf, status: dry.status },
+    );
+  }
+  const maxAge = deps.config.planMaxAgeMinutes;
+  const ageMinutes = dry.finishedAt === null ? Infinity : (deps.now().getTime() - dry.finishedAt) / 60_000;
+  if (ageMinutes > maxAge) {
+    throw new AppError(
+      409,
+      "plan_expired",
+      `Dry run ${planOf} finished ${Math.floor(ageMinutes)} minutes ago; a plan may be executed for ${maxAge} minutes (PLAN_MAX_AGE_MINUTES), after which the events it saw may have changed. ${newDryRun}`,
+      { planOf, finishedAt: dry.finishedAt === null ? null : new Date(dry.finishedAt).toISOString(), maxAgeMinutes: maxAge },
+    );
+  }
+  return {
+    type: dry.type,
+    startDate: dry.startDate,
+    endDate: dry.endDate,
+    lookbackDays: null,
+    dryRun: false,
+    maxEvents: dry.maxEvents,
+    maxErrorRate: dry.maxErrorRate,
+    userIds: dry.userIds,
+  };
+}
+
+const RECENT_RUNS = 50;
+
+/** Events per second this deployment measured on its recent runs, or the default. */
+async function recentThroughput(deps: Deps, dryRun: boolean): Promise<number> {
+  const recent = await runStore(deps.db).collection().orderBy("createdAt", "desc").limit(RECENT_RUNS).get();
+  return measuredThroughput(recent.docs.map((d) => d.data()), dryRun) ?? DEFAULT_EVENTS_PER_SECOND;
+}
+
 /** What makes two requests "the same body": the fields as given (a lookback window, not its dates). */
 function hashRequest(r: StartJobRequest): string {
   const given = {
@@ -119,6 +189,7 @@ function hashRequest(r: StartJobRequest): string {
     dryRun: r.dryRun,
     maxEvents: r.maxEvents,
     maxErrorRate: r.maxErrorRate,
+    userIds: r.userIds,
   };
   return createHash("sha256").update(JSON.stringify(given)).digest("hex");
 }
@@ -157,6 +228,7 @@ async function createRun(
   deps: Deps,
   request: StartJobRequest,
   plan: Allocation,
+  extra: { planOf: string | null; estimatedSeconds: number },
   caller: Caller,
   idempotency: { key: string; bodyHash: string; ref: FirebaseFirestore.DocumentReference } | null,
 ): Promise<{ id: string; run: Run; response: StartedRun } | { replayed: StartedRun }> {
@@ -189,6 +261,9 @@ async function createRun(
     autoPause: null,
     retries: 0,
     lookbackDays: request.lookbackDays,
+    userIds: request.userIds,
+    planOf: extra.planOf,
+    estimatedSeconds: extra.estimatedSeconds,
     requestedBy,
     requestedBySub: caller.sub,
     createdAt: null,
@@ -213,6 +288,9 @@ async function createRun(
       plannedEvents: plan.planned,
       selectedEvents: plan.selected,
       capReached: plan.capReached,
+      userIds: run.userIds,
+      planOf: run.planOf,
+      estimatedSeconds: run.estimatedSeconds,
     };
     const written = await writeRun(deps, run, chunks, idempotency && { ...idempotency, response, requestedBy, ttlFrom: deps.now() });
     if (written === "written") return { id, run, response };

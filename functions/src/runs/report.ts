@@ -26,18 +26,9 @@ export interface ReportEvent {
   message?: string;
 }
 
-export async function buildReport(deps: Deps, id: string) {
-  const r = refs(deps.db);
-  const [read, pageSnap, chunks, errorSnap] = await Promise.all([
-    runStore(deps.db).get(id),
-    r.pages(id).orderBy("at").get(),
-    chunkStore(deps.db).heads(id),
-    r.errors(id).get(),
-  ]);
-  if (!read) throw new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
-  const run = read.data;
-
-  // Pages in commit order; a retry's errors pass overrides an event's earlier error.
+/** Every event a run examined with its final outcome: pages in commit order, a retry's pass overriding an earlier error. */
+export async function readOutcomes(deps: Deps, id: string): Promise<Map<string, ReportEvent>> {
+  const pageSnap = await refs(deps.db).pages(id).orderBy("at").get();
   const byEvent = new Map<string, ReportEvent>();
   for (const doc of pageSnap.docs) {
     const page = doc.data() as PageDoc;
@@ -53,6 +44,19 @@ export async function buildReport(deps: Deps, id: string) {
       );
     }
   }
+  return byEvent;
+}
+
+export async function buildReport(deps: Deps, id: string) {
+  const r = refs(deps.db);
+  const [read, byEvent, chunks, errorSnap] = await Promise.all([
+    runStore(deps.db).get(id),
+    readOutcomes(deps, id),
+    chunkStore(deps.db).heads(id),
+    r.errors(id).get(),
+  ]);
+  if (!read) throw new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
+  const run = read.data;
   const messages = new Map(errorSnap.docs.map((d) => [d.id, (d.data() as EventErrorDoc).message]));
   const events = [...byEvent.values()].sort((a, b) => a.chunkId.localeCompare(b.chunkId) || a.eventId.localeCompare(b.eventId));
   for (const e of events) if (e.outcome === "error") e.message = messages.get(e.eventId);

@@ -40,6 +40,9 @@ export interface RunDoc {
   autoPause: { errorRate: number; window: number; threshold: number; at: Timestamp } | null;
   retries: number;
   lookbackDays: number | null;
+  userIds: string[] | null;
+  planOf: string | null;
+  estimatedSeconds: number;
   requestedBy: string;
   requestedBySub: string;
   createdAt: Timestamp;
@@ -93,6 +96,9 @@ export function runFromFields(id: string, d: DocumentData): Run {
     autoPause: auto ? { errorRate: auto.errorRate, window: auto.window, threshold: auto.threshold, at: auto.at.toMillis() } : null,
     retries: (d.retries ?? 0) as number,
     lookbackDays: (d.lookbackDays ?? null) as number | null,
+    userIds: Array.isArray(d.userIds) ? (d.userIds as string[]) : null,
+    planOf: (d.planOf ?? null) as string | null,
+    estimatedSeconds: (d.estimatedSeconds ?? 0) as number,
     requestedBy: (d.requestedBy ?? "") as string,
     requestedBySub: (d.requestedBySub ?? "") as string,
     createdAt: ms(d.createdAt),

@@ -3,12 +3,14 @@
 import { FieldValue, Timestamp } from "firebase-admin/firestore";
 import type { Caller } from "../auth/oidc";
 import type { Chunk } from "../core/chunk";
+import { etaSeconds, throughputSeries } from "../core/estimate";
 import { isFinishedRun, summarize, type Run } from "../core/run";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
 import { chunkStore } from "../chunks/store";
 import { refs, type EventErrorDoc } from "../platform/collections";
 import { killSwitch } from "../platform/flags";
+import { planComparison } from "./compare";
 import { runStore } from "./store";
 
 const iso = (t: unknown) => (t instanceof Timestamp ? t.toDate().toISOString() : typeof t === "number" ? new Date(t).toISOString() : null);
@@ -37,6 +39,9 @@ function runView(id: string, run: Run) {
     autoPause: run.autoPause ? { ...run.autoPause, at: iso(run.autoPause.at) } : null,
     retries: run.retries,
     lookbackDays: run.lookbackDays,
+    userIds: run.userIds,
+    planOf: run.planOf,
+    estimatedSeconds: run.estimatedSeconds,
     requestedBy: run.requestedBy,
     requestedBySub: run.requestedBySub,
     pausedReason: run.pausedReason,
@@ -82,11 +87,12 @@ export async function listRuns(deps: Deps, limit: number) {
 
 export async function getRun(deps: Deps, id: string) {
   const r = refs(deps.db);
-  const [read, chunks, errorSnap, errorCount] = await Promise.all([
+  const [read, chunks, errorSnap, errorCount, pageSnap] = await Promise.all([
     runStore(deps.db).get(id),
     chunkStore(deps.db).heads(id),
     r.errors(id).where("status", "==", "open").orderBy("eventId").limit(ERROR_SAMPLE_SIZE).get(),
     r.errors(id).where("status", "==", "open").count().get(),
+    r.pages(id).select("at", "total").get(),
   ]);
   if (!read) {
     throw new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
@@ -105,8 +111,19 @@ export async function getRun(deps: Deps, id: string) {
       chunksFailed: live.chunksFailed,
     });
   }
+  const now = deps.now().getTime();
+  const pages = pageSnap.docs.flatMap((d) => {
+    const at = d.get("at") as unknown;
+    return at instanceof Timestamp ? [{ at: at.toMillis(), total: (d.get("total") ?? 0) as number }] : [];
+  });
   return {
-    migration: view,
+    migration: {
+      ...view,
+      etaSeconds: etaSeconds({ ...run, total: view.total }, now),
+      elapsedSeconds: run.startedAt === null ? 0 : Math.round(((run.finishedAt ?? now) - run.startedAt) / 1000),
+    },
+    throughput: throughputSeries(pages, run.startedAt, run.finishedAt ?? now),
+    planComparison: await planComparison(deps, run),
     chunks: chunks.map((c) => chunkView({ ...c.data, reversalIds: null })),
     errorSample: errorSnap.docs.map((d) => {
       const e = d.data() as EventErrorDoc;

@@ -1,0 +1,87 @@
+// How long a run should take: a fixed start-up cost plus its planned events at the throughput this
+// deployment measured on its own recent runs. Pure: the caller reads the runs.
+
+/** Throughput assumed when the deployment has no recent run large enough to measure (events per second). */
+export const DEFAULT_EVENTS_PER_SECOND = 1000;
+/** Seconds every run spends before and after its events: planning, fan-out, phase moves, closing. */
+export const FIXED_SECONDS = 2;
+/** Runs smaller than this say more about fixed costs than throughput and are not measured. */
+export const MIN_SAMPLE_EVENTS = 1000;
+
+/** What a finished run tells about throughput. Times are epoch milliseconds. */
+export interface RunSample {
+  status: string;
+  dryRun: boolean;
+  total: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+/**
+ * Events per second of recent completed runs of the same mode (a dry run writes less than a real one), the
+ * median of each run's examined events over its running time; runs of the other mode when there are none;
+ * null when no run qualifies.
+ */
+export function measuredThroughput(recent: readonly RunSample[], dryRun: boolean): number | null {
+  const rates = (sameMode: boolean) =>
+    recent
+      .filter((r) => r.status === "completed" && r.total >= MIN_SAMPLE_EVENTS && r.startedAt !== null && r.finishedAt !== null && r.finishedAt > r.startedAt)
+      .filter((r) => (r.dryRun === dryRun) === sameMode)
+      .map((r) => r.total / (((r.finishedAt as number) - (r.startedAt as number)) / 1000))
+      .sort((a, b) => a - b);
+  const chosen = rates(true).length > 0 ? rates(true) : rates(false);
+  if (chosen.length === 0) return null;
+  const mid = Math.floor(chosen.length / 2);
+  return chosen.length % 2 === 1 ? (chosen[mid] as number) : ((chosen[mid - 1] as number) + (chosen[mid] as number)) / 2;
+}
+
+/** Whole seconds a run of `plannedEvents` should take at `eventsPerSecond`. */
+export function estimateSeconds(plannedEvents: number, eventsPerSecond: number): number {
+  return Math.ceil(FIXED_SECONDS + plannedEvents / Math.max(eventsPerSecond, 1));
+}
+
+/**
+ * Seconds left of a run, from the pace it has kept so far; before it has examined anything, what is left
+ * of its estimate. Null once it has ended or while it is paused (a paused run is not moving).
+ */
+export function etaSeconds(run: { status: string; total: number; plannedEvents: number; startedAt: number | null; estimatedSeconds: number }, now: number): number | null {
+  if (run.status !== "pending" && run.status !== "running") return null;
+  const elapsed = run.startedAt === null ? 0 : Math.max(0, (now - run.startedAt) / 1000);
+  const left = Math.max(0, run.plannedEvents - run.total);
+  if (run.total === 0 || elapsed === 0) return Math.max(0, Math.ceil(run.estimatedSeconds - elapsed));
+  return Math.ceil(left / (run.total / elapsed));
+}
+
+/** One bar of a run's throughput chart. */
+export interface ThroughputPoint {
+  /** Start of the interval, ISO 8601. */
+  at: string;
+  /** Events examined in pages committed during the interval. */
+  events: number;
+  /** Those events per second of the interval. */
+  perSecond: number;
+}
+
+/**
+ * A run's throughput over time from its page records (commit time, events examined): events per second in
+ * intervals of a minute, or of 10 seconds (1 second) for runs shorter than 10 minutes (1 minute), so that
+ * even a short run draws more than one bar. Intervals without pages are zeros.
+ */
+export function throughputSeries(pages: ReadonlyArray<{ at: number; total: number }>, startedAt: number | null, until: number): { bucketSeconds: number; points: ThroughputPoint[] } {
+  if (pages.length === 0) return { bucketSeconds: 60, points: [] };
+  const first = Math.min(startedAt ?? Infinity, ...pages.map((p) => p.at));
+  const last = Math.max(until, ...pages.map((p) => p.at));
+  const span = (last - first) / 1000;
+  const bucketSeconds = span > 600 ? 60 : span > 60 ? 10 : 1;
+  const size = bucketSeconds * 1000;
+  const count = Math.min(Math.floor((last - first) / size) + 1, 1440);
+  const events = new Array<number>(count).fill(0);
+  for (const p of pages) {
+    const i = Math.min(count - 1, Math.floor((p.at - first) / size));
+    events[i] = (events[i] ?? 0) + p.total;
+  }
+  return {
+    bucketSeconds,
+    points: events.map((n, i) => ({ at: new Date(first + i * size).toISOString(), events: n, perSecond: Math.round((n / bucketSeconds) * 10) / 10 })),
+  };
+}
