@@ -7,6 +7,8 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { getApps, initializeApp } from "firebase-admin/app";
 import { AggregateField, FieldValue, getFirestore, Timestamp, type Firestore } from "firebase-admin/firestore";
+import { BackfillClient } from "../functions/src/http/client";
+import { checkAnswer } from "../functions/src/http/validate";
 import { mintLocalToken } from "./localToken";
 import { random } from "./seed";
 import { PROJECT_ID } from "./setup";
@@ -86,23 +88,18 @@ async function runPipeline(
   year: number,
   days: number,
   maxEvents: number,
-): Promise<{ events: number; seconds: number; writes: number; peakRssMb: number; peakHeapMb: number; id: string; chunks: number }> {
+): Promise<{ events: number; seconds: number; writes: number; peakRssMb: number; peakHeapMb: number; id: string; chunks: number; estimatedSeconds: number }> {
   const token = await mintLocalToken();
+  const client = new BackfillClient({ baseUrl: API as string, authorization: () => `Bearer ${token}`, validate: checkAnswer });
   const started = Date.now();
-  const res = await fetch(`${API}/api/jobs/backfill`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify({
-      type: "webhook_replay",
-      startDate: `${year}-01-01`,
-      endDate: new Date(Date.UTC(year, 0, days)).toISOString().slice(0, 10),
-      dryRun: false,
-      maxEvents,
-      maxErrorRate: 1,
-    }),
+  const { migrationId, chunks, estimatedSeconds } = await client.start({
+    type: "webhook_replay",
+    startDate: `${year}-01-01`,
+    endDate: new Date(Date.UTC(year, 0, days)).toISOString().slice(0, 10),
+    dryRun: false,
+    maxEvents,
+    maxErrorRate: 1,
   });
-  if (res.status !== 202) throw new Error(`start failed: ${res.status} ${await res.text()}`);
-  const { migrationId, chunks } = (await res.json()) as { migrationId: string; chunks: number };
   // A listener, not a polling loop: the benchmark should not compete with the pipeline for the CPU.
   await new Promise<void>((resolve, reject) => {
     let last = "";
@@ -136,7 +133,7 @@ async function runPipeline(
     if (rss) peakRssMb = Math.max(peakRssMb, Number(rss));
     if (heap) peakHeapMb = Math.max(peakHeapMb, Number(heap));
   }
-  return { events: run.total, seconds: seconds(elapsed), writes: sums.data().writes, peakRssMb, peakHeapMb, id: migrationId, chunks };
+  return { events: run.total, seconds: seconds(elapsed), writes: sums.data().writes, peakRssMb, peakHeapMb, id: migrationId, chunks, estimatedSeconds };
 }
 
 async function rawCeiling(count: number): Promise<number> {
@@ -219,6 +216,7 @@ async function main(): Promise<void> {
     ["naive script", `${fmt(naiveEventsPerSec, 1)} events/s (one transaction per event, sequential)`],
     ["speedup vs naive", `${fmt(speedupVsNaive, 1)}× (target ≥ 10)`],
     ["handler peak RSS", `${fmt(pipeline.peakRssMb)} MB (JavaScript heap in use at most ${fmt(pipeline.peakHeapMb)} MB)`],
+    ["estimate", `${fmt(pipeline.estimatedSeconds)} s planned, ${fmt(pipeline.seconds, 1)} s measured (measured/estimated ${fmt(pipeline.seconds / pipeline.estimatedSeconds, 2)}; within 2× when 0.5–2)`],
     ["empty 366-day run", `${fmt(empty.seconds, 1)} s (${empty.chunks} chunks, ${fmt(empty.events)} events)`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
@@ -234,6 +232,10 @@ async function main(): Promise<void> {
       naiveEventsPerSec: Number(naiveEventsPerSec.toFixed(1)),
       speedupVsNaive: Number(speedupVsNaive.toFixed(1)),
       peakRssMb: pipeline.peakRssMb,
+      peakHeapMb: pipeline.peakHeapMb,
+      estimatedSeconds: pipeline.estimatedSeconds,
+      measuredSeconds: Number(pipeline.seconds.toFixed(1)),
+      estimateRatio: Number((pipeline.seconds / pipeline.estimatedSeconds).toFixed(2)),
     }),
   );
 }

@@ -8,13 +8,17 @@ import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
 import { GoogleAuth } from "google-auth-library";
+import { ApiError, BackfillClient, formatDuration, type RunDetail, type RunView, type StartedRun, type StartJobBody } from "../functions/src/http/client";
+import { checkAnswer } from "../functions/src/http/validate";
 import { mintLocalToken } from "./localToken";
 
 const USAGE = `Usage: npm run backfill -- <command> [options]
 
 Commands
   start --type <webhook_replay|reversal_backfill> (--from YYYY-MM-DD --to YYYY-MM-DD | --lookback-days N)
-        [--dry-run | --execute] [--max-events N] [--max-error-rate R] [--idempotency-key KEY] [--watch]
+        [--dry-run | --execute] [--max-events N] [--max-error-rate R] [--user ID]... [--idempotency-key KEY] [--watch]
+  execute <dry-run-id> [--idempotency-key KEY] [--watch]
+                 start the real run of a completed dry run, with exactly its parameters
   status <id> [--watch]
   list [--limit N]
   pause <id> | resume <id> | cancel <id> | retry <id>
@@ -26,7 +30,8 @@ Options
   --email EMAIL  identity of the local token (local stack only)
   --json         print the API's JSON answer instead of a summary
 
-A start is a dry run unless you pass --execute. Where a command takes <id>, "last" means the newest run.`;
+A start is a dry run unless you pass --execute. --user (repeatable, up to 100) makes a canary run over only
+those users' events. Where a command takes <id>, "last" means the newest run.`;
 
 export class CliError extends Error {
   constructor(
@@ -70,81 +75,66 @@ async function authorization(opts: Options): Promise<string> {
   }
 }
 
-/** Calls the API; a 4xx/5xx becomes one sentence with the error code. */
-async function call<T>(opts: Options, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
-  const url = `${opts.api.replace(/\/+$/, "")}${path}`;
-  let res: Response;
+/** The API client, authorised as the options say; a 4xx/5xx or no answer becomes one sentence with its code. */
+function client(opts: Options): BackfillClient {
+  return new BackfillClient({ baseUrl: opts.api, authorization: () => authorization(opts), validate: checkAnswer });
+}
+
+async function call<T>(opts: Options, request: (c: BackfillClient) => Promise<T>): Promise<T> {
   try {
-    res = await fetch(url, {
-      method,
-      headers: {
-        authorization: await authorization(opts),
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-        ...headers,
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    return await request(client(opts));
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
-    const hint = isLocal(opts.api) ? " Is the local stack running (npm start)?" : "";
-    throw new CliError(`Cannot reach ${opts.api} (${cause}).${hint}`, 1);
+    if (!(error instanceof ApiError)) throw error;
+    if (error.code === "unreachable") throw new CliError(`${error.message}${isLocal(opts.api) ? " Is the local stack running (npm start)?" : ""}`, 1);
+    const fields = error.fields.length > 1 ? ` ${error.fields.map((f) => `[${f.field}] ${f.message}`).join("; ")}` : "";
+    throw new CliError(`${error.message}${fields} (${error.code})`, 1);
   }
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  if (!res.ok) {
-    const error = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
-    const message = error?.message ?? (text.trim().split("\n")[0] || res.statusText);
-    throw new CliError(`${message} (${error?.code ?? `http_${res.status}`})`, 1);
-  }
-  return json as T;
-}
-
-interface RunView {
-  id: string;
-  type: string;
-  startDate: string;
-  endDate: string;
-  dryRun: boolean;
-  status: string;
-  phase: string;
-  total: number;
-  processed: number;
-  skipped: number;
-  errors: number;
-  chunksTotal: number;
-  chunksDone: number;
-  chunksFailed: number;
-  plannedEvents: number;
-  capReached: boolean;
-  pausedReason: string | null;
-  failureReason: string | null;
-}
-
-interface RunDetail {
-  migration: RunView;
-  errorCount: number;
-  errorSample: Array<{ eventId: string; code: string; message: string }>;
 }
 
 const FINISHED = new Set(["completed", "failed", "cancelled"]);
 
-export function summaryLine(m: RunView, openErrors?: number): string {
+function startedLines(run: StartedRun, watching: boolean | undefined): string[] {
+  const canary = run.userIds ? ` over ${run.userIds.length} user${run.userIds.length === 1 ? "" : "s"} only (canary)` : "";
+  const plan = run.planOf ? ` executing dry run ${run.planOf}` : "";
+  return [
+    `Started ${run.migrationId}${run.dryRun ? " (dry run: nothing will be written)" : ""}${plan}${canary}: ${run.startDate} to ${run.endDate}, ${run.chunks} day chunks, ${run.plannedEvents} events planned` +
+      (run.capReached ? ` (capped: ${run.selectedEvents} selected; run again for the rest)` : "") +
+      `, about ${formatDuration(run.estimatedSeconds)}.`,
+    ...(watching ? [] : [`Follow it with: npm run backfill -- status ${run.migrationId} --watch`]),
+    ...(run.dryRun && !watching ? [`When it has completed, run it for real with: npm run backfill -- execute ${run.migrationId}`] : []),
+  ];
+}
+
+export function summaryLine(m: RunView & { etaSeconds?: number | null }, openErrors?: number): string {
   const errors = openErrors ?? m.errors;
   const pause = m.status === "paused" && m.pausedReason ? ` (${m.pausedReason})` : "";
+  const eta = m.etaSeconds !== null && m.etaSeconds !== undefined ? ` · ETA ${formatDuration(m.etaSeconds)}` : "";
+  const canary = m.userIds ? ` [canary: ${m.userIds.length} user${m.userIds.length === 1 ? "" : "s"}]` : "";
   return (
-    `${m.id} ${m.status}${pause}${m.dryRun ? " [dry run]" : ""} ${m.phase} · examined ${m.total}/${m.plannedEvents} · ` +
+    `${m.id} ${m.status}${pause}${m.dryRun ? " [dry run]" : ""}${canary} ${m.phase} · examined ${m.total}/${m.plannedEvents} · ` +
     `processed ${m.processed} · skipped ${m.skipped} · errors ${errors} · chunks ${m.chunksDone}/${m.chunksTotal}` +
-    (m.chunksFailed > 0 ? ` (${m.chunksFailed} failed)` : "")
+    (m.chunksFailed > 0 ? ` (${m.chunksFailed} failed)` : "") +
+    eta
   );
 }
 
+/** The comparison of a finished real run with its dry run, in a few lines. */
+export function comparisonLines(detail: RunDetail): string[] {
+  const c = detail.planComparison;
+  if (!c) return [];
+  if (c.matches) return [`Matches its dry run ${c.dryRunId}.`];
+  const counters = c.dry ? c.counterDifferences.map((k) => `${k} ${(c.dry as Record<string, number>)[k]} → ${(c.real as Record<string, number>)[k]}`).join(", ") : "";
+  return [
+    `Differs from its dry run ${c.dryRunId}${counters ? `: ${counters}` : ""}${c.note ? ` (${c.note})` : ""}; ${c.differenceCount} event${c.differenceCount === 1 ? "" : "s"} differ:`,
+    ...c.differences.slice(0, 10).map((d) => `  ${d.eventId}: dry run ${d.dry}, real run ${d.real} — ${d.why}`),
+  ];
+}
+
 function watchExit(m: RunView, io: Output, id: string): number {
-  if (m.status === "completed") return 0;
+  if (m.status === "completed") {
+    if (m.dryRun) io.out(`Check its report (npm run backfill -- report ${id}), then run it for real with: npm run backfill -- execute ${id}`);
+    return 0;
+  }
   io.err(`Run ${id} ${m.status}${m.failureReason ? `: ${m.failureReason}` : ""}. Retry its failures with: npm run backfill -- retry ${id}`);
   return 3;
 }
@@ -153,15 +143,17 @@ async function watch(opts: Options, id: string, io: Output, intervalMs: number):
   let last = "";
   const bar = io.isTTY
     ? new cliProgress.SingleBar(
-        { format: "{bar} {value}/{total} examined · processed {processed} · skipped {skipped} · errors {errors} · chunks {chunks} · {status}", hideCursor: true },
+        { format: "{bar} {value}/{total} examined · processed {processed} · skipped {skipped} · errors {errors} · chunks {chunks} · ETA {eta} · {status}", hideCursor: true },
         cliProgress.Presets.shades_classic,
       )
     : null;
   let started = false;
   let pauseNoted = false;
   for (;;) {
-    const { migration: m, errorCount } = await call<RunDetail>(opts, "GET", `/api/admin/dataMigrations/${encodeURIComponent(id)}`);
+    const detail = await call(opts, (c) => c.get(id));
+    const { migration: m, errorCount } = detail;
     const payload = {
+      eta: formatDuration(m.etaSeconds),
       processed: m.processed,
       skipped: m.skipped,
       errors: errorCount,
@@ -183,6 +175,7 @@ async function watch(opts: Options, id: string, io: Output, intervalMs: number):
     if (FINISHED.has(m.status)) {
       bar?.stop();
       if (bar) io.out(summaryLine(m, errorCount));
+      for (const line of comparisonLines(detail)) io.out(line);
       return watchExit(m, io, id);
     }
     // A paused run has not ended: keep watching (it may be resumed elsewhere), but say how to go on.
@@ -225,6 +218,7 @@ export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv
         "max-events": { type: "string" },
         "max-error-rate": { type: "string" },
         "idempotency-key": { type: "string" },
+        user: { type: "string", multiple: true },
         watch: { type: "boolean", default: false },
         limit: { type: "string" },
         out: { type: "string" },
@@ -251,10 +245,10 @@ export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv
   };
   const needId = async () => {
     if (!id) throw new CliError(`${command} needs a run id (or "last"): npm run backfill -- ${command} <id>`, 2);
-    if (id !== "last") return encodeURIComponent(id);
-    const { migrations } = await call<{ migrations: RunView[] }>(opts, "GET", "/api/admin/dataMigrations?limit=1");
+    if (id !== "last") return id;
+    const { migrations } = await call(opts, (c) => c.list(1));
     if (!migrations[0]) throw new CliError("There are no runs yet.", 1);
-    return encodeURIComponent(migrations[0].id);
+    return migrations[0].id;
   };
   const print = (json: unknown, summary: string) => io.out(opts.json ? JSON.stringify(json, null, 2) : summary);
 
@@ -272,36 +266,30 @@ export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv
         if (maxEvents !== undefined) body.maxEvents = maxEvents;
         const maxErrorRate = number("max-error-rate", v["max-error-rate"]);
         if (maxErrorRate !== undefined) body.maxErrorRate = maxErrorRate;
-        const headers: Record<string, string> = v["idempotency-key"] ? { "idempotency-key": v["idempotency-key"] } : {};
-        const run = await call<{ migrationId: string; chunks: number; plannedEvents: number; selectedEvents: number; capReached: boolean; startDate: string; endDate: string; dryRun: boolean }>(
-          opts,
-          "POST",
-          "/api/jobs/backfill",
-          body,
-          headers,
-        );
-        print(
-          run,
-          [
-            `Started ${run.migrationId}${run.dryRun ? " (dry run: nothing will be written)" : ""}: ${run.startDate} to ${run.endDate}, ${run.chunks} day chunks, ${run.plannedEvents} events planned` +
-              (run.capReached ? ` (capped: ${run.selectedEvents} selected; run again for the rest)` : "") +
-              ".",
-            ...(v.watch ? [] : [`Follow it with: npm run backfill -- status ${run.migrationId} --watch`]),
-          ].join("\n"),
-        );
+        if (v.user !== undefined) body.userIds = v.user;
+        // The API names what is wrong with the body; the CLI passes it on as given.
+        const run = await call(opts, (c) => c.start(body as StartJobBody, { idempotencyKey: v["idempotency-key"] }));
+        print(run, startedLines(run, v.watch).join("\n"));
+        return v.watch ? await watch(opts, run.migrationId, io, number("interval", v.interval) ?? 1000) : 0;
+      }
+      case "execute": {
+        if (!id) throw new CliError("execute needs the id of a completed dry run: npm run backfill -- execute <dry-run-id>", 2);
+        const dryRunId = id === "last" ? await needId() : id;
+        const run = await call(opts, (c) => c.execute(dryRunId, { idempotencyKey: v["idempotency-key"] }));
+        print(run, startedLines(run, v.watch).join("\n"));
         return v.watch ? await watch(opts, run.migrationId, io, number("interval", v.interval) ?? 1000) : 0;
       }
       case "status": {
         const runId = await needId();
-        if (v.watch) return await watch(opts, decodeURIComponent(runId), io, number("interval", v.interval) ?? 1000);
-        const detail = await call<RunDetail>(opts, "GET", `/api/admin/dataMigrations/${runId}`);
+        if (v.watch) return await watch(opts, runId, io, number("interval", v.interval) ?? 1000);
+        const detail = await call(opts, (c) => c.get(runId));
         const sample = detail.errorSample.slice(0, 5).map((e) => `  ${e.eventId} ${e.code}: ${e.message}`);
-        print(detail, [summaryLine(detail.migration, detail.errorCount), ...sample].join("\n"));
+        print(detail, [summaryLine(detail.migration, detail.errorCount), ...comparisonLines(detail), ...sample].join("\n"));
         return 0;
       }
       case "list": {
         const limit = number("limit", v.limit) ?? 20;
-        const { migrations } = await call<{ migrations: RunView[] }>(opts, "GET", `/api/admin/dataMigrations?limit=${limit}`);
+        const { migrations } = await call(opts, (c) => c.list(limit));
         print(migrations, migrations.length ? migrations.map((m) => summaryLine(m)).join("\n") : "No runs yet.");
         return 0;
       }
@@ -310,17 +298,13 @@ export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv
       case "cancel":
       case "retry": {
         const runId = await needId();
-        const result = await call<RunDetail & { changed: boolean }>(opts, "POST", `/api/admin/dataMigrations/${runId}/${command}`);
+        const result = await call(opts, (c) => c.control(runId, command));
         print(result, `${result.changed ? `${command}: done` : `${command}: nothing to change`} — ${summaryLine(result.migration, result.errorCount)}`);
         return 0;
       }
       case "report": {
         const runId = await needId();
-        const report = await call<{ totals: { total: number; processed: number; skipped: number; errors: number }; reconciled: boolean; verification: { ok: boolean } }>(
-          opts,
-          "GET",
-          `/api/admin/dataMigrations/${runId}/report`,
-        );
+        const report = await call(opts, (c) => c.report(runId));
         const line = `total ${report.totals.total} = processed ${report.totals.processed} + skipped ${report.totals.skipped} + errors ${report.totals.errors}; reconciled with the run: ${report.reconciled ? "yes" : "NO"}; verification: ${report.verification.ok ? "ok" : "PROBLEMS FOUND"}`;
         if (v.out) {
           writeFileSync(v.out, `${JSON.stringify(report, null, 2)}\n`);

@@ -2,37 +2,24 @@
 /// <reference lib="dom.iterable" />
 // The runs dashboard in a real headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core),
 // served by the Hosting emulator at /admin. Leaves screenshots in test-results/.
-import { mkdirSync } from "node:fs";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, requireStack, startRun, testDeps, token, type RecordingQueue } from "../support/emulator";
+import { ARTIFACTS, launch, openDashboard as open } from "../support/browser";
 import { deliverAll, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const ARTIFACTS = "test-results";
 let browser: Browser;
 
 beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    // As root in a sandbox, and with no network beyond loopback: no sandbox, no background traffic.
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launch();
 });
 
 afterAll(async () => {
   await browser?.close();
 });
 
-/** Opens the dashboard the way `npm start` links to it: the token rides in the URL fragment. */
-async function openDashboard(route = "/", bearer?: string): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  await page.goto(`${requireStack().api}/admin#${route}&token=${bearer ?? (await token())}`);
-  return page;
-}
+const openDashboard = (route?: string, bearer?: string): Promise<Page> => open(browser, route, bearer);
 
 describe("the runs dashboard", () => {
   it("lists runs, shows a run's day chunks, counters and errors, and follows it to completed", async () => {

@@ -31,7 +31,7 @@ const FIRST_SEED = Number(process.env.MODEL_SEED ?? 11_000_001);
 const BY = { email: "model@backfill.local", sub: "model" };
 const DAY_MS = 86_400_000;
 
-const tally = { sequences: 0, operations: 0, runs: 0, pairs: 0, cancels: 0, pauses: 0, killSwitchFlips: 0, retries: 0, catalogFixes: 0, duplicateDeliveries: 0, watchdogRepairs: 0, mismatches: 0 };
+const tally = { sequences: 0, operations: 0, runs: 0, pairs: 0, cancels: 0, pauses: 0, killSwitchFlips: 0, retries: 0, catalogFixes: 0, canaryRuns: 0, planExecutions: 0, duplicateDeliveries: 0, watchdogRepairs: 0, mismatches: 0 };
 
 afterEach(async () => {
   await setKillSwitch(null);
@@ -104,6 +104,8 @@ interface RunOp {
   from: number;
   to: number;
   cap: number | null;
+  /** A canary: the indexes of the users it covers (some may have no events), or null for everyone. */
+  canary: number[] | null;
   interrupts: Interrupt[];
 }
 type Op = ({ kind: "pair" } & RunOp) | ({ kind: "run"; dry: boolean } & RunOp) | { kind: "retry" } | { kind: "fixCatalog" };
@@ -116,6 +118,7 @@ function opsArbitrary(days: number): fc.Arbitrary<Op[]> {
       type: fc.oneof({ weight: 3, arbitrary: fc.constant("webhook_replay" as const) }, { weight: 1, arbitrary: fc.constant("reversal_backfill" as const) }),
       range,
       cap: fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 12 }) }),
+      canary: fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.uniqueArray(fc.integer({ min: 0, max: 4 }), { minLength: 1, maxLength: 2 }) }),
       interrupts: fc.array(interrupt(actions), { maxLength: 2 }),
     });
   const op: fc.Arbitrary<Op> = fc.oneof(
@@ -385,6 +388,7 @@ async function sequence(seed: number): Promise<void> {
         await expectStoreEqualsOracle(w, `${note(i)}: after the retry`);
         continue;
       }
+      const userIds = op.canary ? op.canary.map((u) => `${w.scope}_u${u}`) : null;
       const body = (dryRun: boolean) => ({
         type: op.type,
         startDate: w.day(op.from),
@@ -392,13 +396,19 @@ async function sequence(seed: number): Promise<void> {
         dryRun,
         maxEvents: op.cap ?? 1000,
         maxErrorRate: 1,
+        ...(userIds ? { userIds } : {}),
       });
       const runs = op.kind === "pair" ? [true, false] : [op.dry];
       const counters: Array<Record<string, number>> = [];
+      let dryId: string | null = null;
       for (const dryRun of runs) {
         tally.runs++;
-        const { id, cancelled } = await drive(d, body(dryRun), op.interrupts);
-        const spec: RunSpec = { id, type: op.type, startDate: w.day(op.from), endDate: w.day(op.to), dryRun, maxEvents: op.cap ?? 1000 };
+        // A pair's real run executes its dry run's plan, as an operator does from the console.
+        const { id, cancelled } = await drive(d, !dryRun && op.kind === "pair" && dryId ? { planOf: dryId } : body(dryRun), op.interrupts);
+        if (dryRun) dryId = cancelled ? null : id;
+        else if (op.kind === "pair" && dryId) tally.planExecutions++;
+        if (userIds) tally.canaryRuns++;
+        const spec: RunSpec = { id, type: op.type, startDate: w.day(op.from), endDate: w.day(op.to), dryRun, maxEvents: op.cap ?? 1000, userIds };
         const { run, report } = await expectRecount(id, `${note(i)}: ${dryRun ? "dry" : "real"} run ${id}`);
         if (cancelled) {
           // A cancelled run did part of the work: what it says it did must be what the rules do.

@@ -9,6 +9,8 @@ import type { Deps, FaultInjector } from "../../functions/src/deps";
 import { BackfillLog } from "../../functions/src/log";
 import type { RunDoc } from "../../functions/src/runs/store";
 import type { ChunkQueue, ChunkTaskPayload } from "../../functions/src/platform/tasks";
+import { BackfillClient, type StartJobBody } from "../../functions/src/http/client";
+import { checkAnswer } from "../../functions/src/http/validate";
 import { mintLocalToken, type LocalTokenOptions } from "../../scripts/localToken";
 
 export const PROJECT_ID = "demo-backfill";
@@ -40,36 +42,31 @@ export interface ApiResponse<T = any> {
   headers: Headers;
 }
 
-/** Calls the API through Hosting, as operators do. */
+/** The API client the CLI and the dashboard use, checking every answer against the server's schemas. */
+export function client(options: { token?: string | null } = {}): BackfillClient {
+  const { api: base } = requireStack();
+  return new BackfillClient({
+    baseUrl: base,
+    authorization: async () => {
+      const bearer = options.token === undefined ? await token() : options.token;
+      return bearer ? `Bearer ${bearer}` : null;
+    },
+    validate: checkAnswer,
+  });
+}
+
+/** Calls the API through Hosting, as operators do, and returns the answer as it came (any status). */
 export async function api<T = any>(
   method: string,
   path: string,
   options: { body?: unknown; raw?: string; token?: string | null; headers?: Record<string, string> } = {},
 ): Promise<ApiResponse<T>> {
-  const { api: base } = requireStack();
-  const headers: Record<string, string> = { ...options.headers };
-  const bearer = options.token === undefined ? await token() : options.token;
-  if (bearer) headers.authorization ??= `Bearer ${bearer}`;
-  let payload: string | undefined = options.raw;
-  if (options.body !== undefined) {
-    payload = JSON.stringify(options.body);
-    headers["content-type"] ??= "application/json";
-  }
-  const res = await fetch(`${base}${path}`, { method, headers, body: payload });
-  const text = await res.text();
-  let body: unknown = undefined;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  return { status: res.status, body: body as T, text, headers: res.headers };
+  const res = await client({ token: options.token }).raw(method, path, { body: options.body, rawBody: options.raw, headers: options.headers });
+  return { status: res.status, body: res.body as T, text: res.text, headers: res.headers };
 }
 
 export async function startRun(body: Record<string, unknown>): Promise<string> {
-  const res = await api("POST", "/api/jobs/backfill", { body });
-  if (res.status !== 202) throw new Error(`start failed: ${res.status} ${res.text}`);
-  return (res.body as { migrationId: string }).migrationId;
+  return (await client().start(body as StartJobBody)).migrationId;
 }
 
 const FINISHED = ["completed", "failed", "cancelled"];

@@ -15,6 +15,7 @@
 //   reversal backfill leaves marks alone); without its order's purchase entry it is
 //   ORIGINAL_PURCHASE_NOT_FOUND; otherwise it creates reversal_{orderId}, minus the purchase's points, for
 //   the purchase's user, and marks the event processed.
+// - A canary (userIds) examines, by the same rules, only the events whose userId is one of its users.
 // - A dry run decides the same against the ledger plus its own would-be entries, and writes nothing.
 // - Every wallet equals the sum of its user's entries.
 // - A retry re-examines the run's failed events, purchases first, and replaces each error by its outcome.
@@ -52,6 +53,8 @@ export interface RunSpec {
   endDate: string;
   dryRun: boolean;
   maxEvents: number;
+  /** A canary: only these users' events (by the event's own userId); null or absent for everyone's. */
+  userIds?: string[] | null;
 }
 
 export interface Prediction {
@@ -107,7 +110,10 @@ export class Oracle {
   selection(run: RunSpec): OracleEvent[] {
     const from = dayMs(run.startDate);
     const to = dayMs(run.endDate) + DAY_MS;
-    const inRange = [...this.events.values()].filter((e) => e.createdAtMs >= from && e.createdAtMs < to).sort(byTime);
+    const users = run.userIds ? new Set(run.userIds) : null;
+    const inRange = [...this.events.values()]
+      .filter((e) => e.createdAtMs >= from && e.createdAtMs < to && (!users || users.has(e.data.userId as string)))
+      .sort(byTime);
     const purchases = run.type === "webhook_replay" ? inRange.filter((e) => !isReversal(e) && !this.processed(e)) : [];
     const reversals = inRange.filter((e) => isReversal(e) && (run.type === "reversal_backfill" || !this.processed(e)));
     return [...purchases, ...reversals].slice(0, run.maxEvents);

@@ -8,7 +8,7 @@ describe("start-job request validation", () => {
   it("fills the safe defaults: dry run on, 1000 events", () => {
     expect(parseStartJob(valid, options)).toEqual({
       ok: true,
-      value: { ...valid, lookbackDays: null, dryRun: true, maxEvents: 1000, maxErrorRate: 0.05 },
+      value: { ...valid, lookbackDays: null, dryRun: true, maxEvents: 1000, maxErrorRate: 0.05, userIds: null },
     });
   });
 
@@ -109,8 +109,8 @@ describe("start-job request edges", () => {
     expect(problems({ type: 5, startDate: "2025-01-01", endDate: "2025-01-02" })).toEqual([{ field: "type", message: 'type must be one of "webhook_replay", "reversal_backfill"' }]);
     expect(problems("text")).toEqual([{ field: "body", message: "the body must be a JSON object" }]);
     expect(problems({ ...valid, extra: 1, more: 2 }).map((p) => p.message)).toEqual([
-      "extra is not a known field (known fields: type, startDate, endDate, lookbackDays, dryRun, maxEvents, maxErrorRate)",
-      "more is not a known field (known fields: type, startDate, endDate, lookbackDays, dryRun, maxEvents, maxErrorRate)",
+      "extra is not a known field (known fields: type, startDate, endDate, lookbackDays, dryRun, maxEvents, maxErrorRate, userIds)",
+      "more is not a known field (known fields: type, startDate, endDate, lookbackDays, dryRun, maxEvents, maxErrorRate, userIds)",
     ]);
   });
 });

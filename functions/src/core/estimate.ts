@@ -5,8 +5,8 @@
 export const DEFAULT_EVENTS_PER_SECOND = 1000;
 /** Seconds every run spends before and after its events: planning, fan-out, phase moves, closing. */
 export const FIXED_SECONDS = 2;
-/** Runs smaller than this say more about fixed costs than throughput and are not measured. */
-export const MIN_SAMPLE_EVENTS = 1000;
+/** Runs smaller than this say more about fixed costs (and cold starts) than throughput and are not measured. */
+export const MIN_SAMPLE_EVENTS = 2000;
 
 /** What a finished run tells about throughput. Times are epoch milliseconds. */
 export interface RunSample {
@@ -19,15 +19,15 @@ export interface RunSample {
 
 /**
  * Events per second of recent completed runs of the same mode (a dry run writes less than a real one), the
- * median of each run's examined events over its running time; runs of the other mode when there are none;
- * null when no run qualifies.
+ * median of each run's examined events over its running time less the fixed cost; runs of the other mode
+ * when there are none; null when no run qualifies.
  */
 export function measuredThroughput(recent: readonly RunSample[], dryRun: boolean): number | null {
   const rates = (sameMode: boolean) =>
     recent
       .filter((r) => r.status === "completed" && r.total >= MIN_SAMPLE_EVENTS && r.startedAt !== null && r.finishedAt !== null && r.finishedAt > r.startedAt)
       .filter((r) => (r.dryRun === dryRun) === sameMode)
-      .map((r) => r.total / (((r.finishedAt as number) - (r.startedAt as number)) / 1000))
+      .map((r) => r.total / Math.max(1, ((r.finishedAt as number) - (r.startedAt as number)) / 1000 - FIXED_SECONDS))
       .sort((a, b) => a - b);
   const chosen = rates(true).length > 0 ? rates(true) : rates(false);
   if (chosen.length === 0) return null;

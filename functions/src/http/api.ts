@@ -13,6 +13,7 @@ import { controlRun } from "../runs/control";
 import { buildReport } from "../runs/report";
 import { getRun, killSwitchView, listRuns, MAX_LIST_LIMIT, setKillSwitch } from "../runs/views";
 import { z } from "zod";
+import { killSwitchBodySchema, type Me } from "./schemas";
 
 /** Largest request body accepted; a start request is a few hundred bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -43,7 +44,6 @@ const RUN_ID = "([A-Za-z0-9_-]{1,200})";
 /** Document ids Firestore reserves: no run has one, and asking Firestore for one is an error, not a miss. */
 const RESERVED_ID = /^__.*__$/;
 
-const killSwitchBody = z.strictObject({ enabled: z.boolean({ error: "enabled must be true or false" }) }, { error: "the body must be a JSON object" });
 
 const ROUTES: Route[] = [
   {
@@ -92,8 +92,10 @@ const ROUTES: Route[] = [
     pattern: /^\/api\/admin\/me$/,
     needs: "read",
     // What the dashboard may offer this caller (a viewer's buttons are disabled, with the reason).
-    handle: (deps, _req, caller) =>
-      Promise.resolve({ status: 200, body: { email: caller.email, sub: caller.sub, permissions: [...permissionsOf(caller.email, deps.config.roles)].sort() } }),
+    handle: (deps, _req, caller) => {
+      const me: Me = { email: caller.email, sub: caller.sub, permissions: [...permissionsOf(caller.email, deps.config.roles)].sort() };
+      return Promise.resolve({ status: 200, body: me });
+    },
   },
   {
     method: "GET",
@@ -106,7 +108,7 @@ const ROUTES: Route[] = [
     pattern: /^\/api\/admin\/killSwitch$/,
     needs: "control",
     handle: async (deps, req, caller) => {
-      const body = killSwitchBody.safeParse(jsonBody(req));
+      const body = killSwitchBodySchema.safeParse(jsonBody(req));
       if (!body.success) throw invalidRequest(problemsFromZod(body.error, ["enabled"]));
       return { status: 200, body: await setKillSwitch(deps, body.data.enabled, caller) };
     },

@@ -10,7 +10,7 @@ import { daysInRange } from "../core/dates";
 import { estimateSeconds, measuredThroughput, DEFAULT_EVENTS_PER_SECOND } from "../core/estimate";
 import { parseExecutePlan, parseStartJob, type StartJobRequest } from "../core/request";
 import type { Run } from "../core/run";
-import { phasesFor, type RunType } from "../core/types";
+import { phasesFor } from "../core/types";
 import type { Caller } from "../auth/oidc";
 import type { Deps } from "../deps";
 import { AppError, invalidRequest } from "../errors";
@@ -21,28 +21,12 @@ import { killSwitch, killSwitchMessage } from "../platform/flags";
 import { advanceRun } from "../runs/advance";
 import { runFields } from "../runs/runFields";
 import { runStore } from "../runs/store";
+import type { StartedRun } from "../http/schemas";
 import { admitAndWrite } from "./admission";
 import { planRun } from "./planner";
 
-/** The 202 answer to a started job. */
-export interface StartedRun {
-  migrationId: string;
-  status: "pending";
-  chunks: number;
-  type: RunType;
-  startDate: string;
-  endDate: string;
-  dryRun: boolean;
-  plannedEvents: number;
-  selectedEvents: number;
-  capReached: boolean;
-  /** A canary's users, or null. */
-  userIds: string[] | null;
-  /** The dry run this real run executes, or null. */
-  planOf: string | null;
-  /** How long the run should take (core/estimate.ts). */
-  estimatedSeconds: number;
-}
+/** The 202 answer to a started job (its wire format is http/schemas.ts). */
+export type { StartedRun } from "../http/schemas";
 
 export interface StartOptions {
   /** Who asks: recorded on the run; an idempotency key is theirs alone. */

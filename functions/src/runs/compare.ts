@@ -4,6 +4,7 @@
 import { COMPARED_COUNTERS, counterDifferences, describeOutcome, differingEvents, explain, type ComparedCounters, type EventNow, type Outcome } from "../core/compare";
 import { isFinishedRun, type Run } from "../core/run";
 import type { Deps } from "../deps";
+import type { PlanComparison } from "../http/schemas";
 import { refs } from "../platform/collections";
 import { readOutcomes, type ReportEvent } from "./report";
 import { runStore } from "./store";
@@ -16,7 +17,7 @@ const counters = (run: Run): ComparedCounters => Object.fromEntries(COMPARED_COU
 const asOutcome = (e: ReportEvent): Outcome =>
   e.outcome === "processed" ? { outcome: "processed" } : e.outcome === "skipped" ? { outcome: "skipped", reason: e.reason ?? "" } : { outcome: "error", code: e.code ?? "" };
 
-export async function planComparison(deps: Deps, real: Run) {
+export async function planComparison(deps: Deps, real: Run): Promise<PlanComparison | null> {
   if (!real.planOf || !isFinishedRun(real.status)) return null;
   const ref = refs(deps.db).report(real.id).doc("comparison");
   const key = JSON.stringify([real.status, real.retries, real.finishedAt, real.total, real.processed, real.skipped, real.errors]);
@@ -27,9 +28,9 @@ export async function planComparison(deps: Deps, real: Run) {
   return comparison;
 }
 
-type Comparison = Awaited<ReturnType<typeof compare>>;
+type Comparison = PlanComparison;
 
-async function compare(deps: Deps, real: Run) {
+async function compare(deps: Deps, real: Run): Promise<PlanComparison> {
   const dryId = real.planOf as string;
   const [dryRead, dryEvents, realEvents] = await Promise.all([runStore(deps.db).get(dryId), readOutcomes(deps, dryId), readOutcomes(deps, real.id)]);
   if (!dryRead) {
@@ -67,6 +68,6 @@ async function compare(deps: Deps, real: Run) {
     counterDifferences: counterDiffs,
     differenceCount: differing.length,
     differences,
-    note: null as string | null,
+    note: null,
   };
 }

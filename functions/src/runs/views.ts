@@ -10,12 +10,13 @@ import { AppError } from "../errors";
 import { chunkStore } from "../chunks/store";
 import { refs, type EventErrorDoc } from "../platform/collections";
 import { killSwitch } from "../platform/flags";
+import type { ChunkView, KillSwitchView, RunDetail, RunList, RunView } from "../http/schemas";
 import { planComparison } from "./compare";
 import { runStore } from "./store";
 
 const iso = (t: unknown) => (t instanceof Timestamp ? t.toDate().toISOString() : typeof t === "number" ? new Date(t).toISOString() : null);
 
-function runView(id: string, run: Run) {
+function runView(id: string, run: Run): RunView {
   return {
     id,
     type: run.type,
@@ -52,9 +53,8 @@ function runView(id: string, run: Run) {
   };
 }
 
-export type RunView = ReturnType<typeof runView>;
 
-function chunkView(chunk: Chunk) {
+function chunkView(chunk: Chunk): ChunkView {
   return {
     id: chunk.id,
     day: chunk.id,
@@ -80,12 +80,12 @@ function chunkView(chunk: Chunk) {
 export const MAX_LIST_LIMIT = 100;
 export const ERROR_SAMPLE_SIZE = 50;
 
-export async function listRuns(deps: Deps, limit: number) {
+export async function listRuns(deps: Deps, limit: number): Promise<RunList> {
   const snap = await runStore(deps.db).collection().orderBy("createdAt", "desc").limit(limit).get();
   return { migrations: snap.docs.map((d) => runView(d.id, d.data())) };
 }
 
-export async function getRun(deps: Deps, id: string) {
+export async function getRun(deps: Deps, id: string): Promise<RunDetail> {
   const r = refs(deps.db);
   const [read, chunks, errorSnap, errorCount, pageSnap] = await Promise.all([
     runStore(deps.db).get(id),
@@ -134,14 +134,14 @@ export async function getRun(deps: Deps, id: string) {
 }
 
 /** Flips the runtime half of the kill switch (`featureFlags/backfill`), recording who did. */
-export async function setKillSwitch(deps: Deps, enabled: boolean, caller: Caller) {
+export async function setKillSwitch(deps: Deps, enabled: boolean, caller: Caller): Promise<KillSwitchView> {
   await refs(deps.db).killSwitch.set({ enabled, updatedBy: caller.email, updatedBySub: caller.sub, updatedAt: FieldValue.serverTimestamp() });
   deps.log.killSwitchSet(enabled, caller);
   return killSwitchView(deps);
 }
 
 /** The kill switch as the dashboard shows it. */
-export async function killSwitchView(deps: Deps) {
+export async function killSwitchView(deps: Deps): Promise<KillSwitchView> {
   const flag = await refs(deps.db).killSwitch.get();
   const state = killSwitch(deps.config, flag);
   return {

@@ -1,0 +1,184 @@
+// The API's wire format, as zod schemas: the request bodies the server validates (core/request.ts) and the
+// answers it sends. The server's views are typed from these (runs/views.ts returns `RunView`, …), and the
+// one client (http/client.ts) that the CLI, the dashboard, the tests and the bench use takes its types from
+// the same place, so a field cannot change on one side only.
+import { z } from "zod";
+import { PHASES, RUN_STATUSES, RUN_TYPES, CHUNK_STATUSES } from "../core/types";
+
+export { type ExecutePlanBody, type StartJobBody } from "../core/request";
+
+const iso = z.string().nullable();
+const counters = { total: z.number(), processed: z.number(), skipped: z.number(), errors: z.number() };
+
+export const errorSchema = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+});
+export type ApiErrorBody = z.infer<typeof errorSchema>;
+
+/** The 202 answer to `POST /api/jobs/backfill`. */
+export const startedRunSchema = z.object({
+  migrationId: z.string(),
+  status: z.literal("pending"),
+  chunks: z.number(),
+  type: z.enum(RUN_TYPES),
+  startDate: z.string(),
+  endDate: z.string(),
+  dryRun: z.boolean(),
+  plannedEvents: z.number(),
+  selectedEvents: z.number(),
+  capReached: z.boolean(),
+  userIds: z.array(z.string()).nullable(),
+  planOf: z.string().nullable(),
+  estimatedSeconds: z.number(),
+});
+export type StartedRun = z.infer<typeof startedRunSchema>;
+
+/** A run as `GET /api/admin/dataMigrations` lists it. */
+export const runViewSchema = z.object({
+  id: z.string(),
+  type: z.enum(RUN_TYPES),
+  startDate: z.string(),
+  endDate: z.string(),
+  dryRun: z.boolean(),
+  maxEvents: z.number(),
+  status: z.enum(RUN_STATUSES),
+  phase: z.enum(PHASES),
+  ...counters,
+  chunksTotal: z.number(),
+  chunksDone: z.number(),
+  chunksFailed: z.number(),
+  plannedEvents: z.number(),
+  selectedEvents: z.number(),
+  capReached: z.boolean(),
+  maxErrorRate: z.number(),
+  autoPause: z.object({ errorRate: z.number(), window: z.number(), threshold: z.number(), at: iso }).nullable(),
+  retries: z.number(),
+  lookbackDays: z.number().nullable(),
+  userIds: z.array(z.string()).nullable(),
+  planOf: z.string().nullable(),
+  estimatedSeconds: z.number(),
+  requestedBy: z.string(),
+  requestedBySub: z.string(),
+  pausedReason: z.string().nullable(),
+  failureReason: z.string().nullable(),
+  createdAt: iso,
+  startedAt: iso,
+  finishedAt: iso,
+});
+export type RunView = z.infer<typeof runViewSchema>;
+
+export const runListSchema = z.object({ migrations: z.array(runViewSchema) });
+export type RunList = z.infer<typeof runListSchema>;
+
+export const chunkViewSchema = z.object({
+  id: z.string(),
+  day: z.string(),
+  status: z.enum(CHUNK_STATUSES),
+  phase: z.enum(PHASES),
+  step: z.enum(["scan", "errors"]),
+  upcoming: z.array(z.object({ phase: z.enum(PHASES), step: z.enum(["scan", "errors"]) })),
+  ...counters,
+  budgets: z.partialRecord(z.enum(PHASES), z.number()),
+  pages: z.number(),
+  attempts: z.number(),
+  stoppedAtBudget: z.boolean(),
+  pausedReason: z.string().nullable(),
+  lastError: z.string().nullable(),
+  startedAt: iso,
+  finishedAt: iso,
+});
+export type ChunkView = z.infer<typeof chunkViewSchema>;
+
+const comparedCounters = z.object({
+  selectedEvents: z.number(),
+  plannedEvents: z.number(),
+  total: z.number(),
+  processed: z.number(),
+  skipped: z.number(),
+  errors: z.number(),
+});
+
+/** A finished real run against the dry run it executed (`planOf`). */
+export const planComparisonSchema = z.object({
+  dryRunId: z.string(),
+  matches: z.boolean(),
+  dry: comparedCounters.nullable(),
+  real: comparedCounters,
+  counterDifferences: z.array(z.string()),
+  differenceCount: z.number(),
+  differences: z.array(z.object({ eventId: z.string(), dry: z.string(), real: z.string(), why: z.string() })),
+  note: z.string().nullable(),
+});
+export type PlanComparison = z.infer<typeof planComparisonSchema>;
+
+export const throughputSchema = z.object({
+  bucketSeconds: z.number(),
+  points: z.array(z.object({ at: z.string(), events: z.number(), perSecond: z.number() })),
+});
+
+/** `GET /api/admin/dataMigrations/{id}`. */
+export const runDetailSchema = z.object({
+  migration: runViewSchema.extend({ etaSeconds: z.number().nullable(), elapsedSeconds: z.number() }),
+  throughput: throughputSchema,
+  planComparison: planComparisonSchema.nullable(),
+  chunks: z.array(chunkViewSchema),
+  errorSample: z.array(
+    z.object({ eventId: z.string(), code: z.string(), message: z.string(), chunkId: z.string(), phase: z.string(), attempts: z.number(), at: iso }),
+  ),
+  errorCount: z.number(),
+});
+export type RunDetail = z.infer<typeof runDetailSchema>;
+
+/** `POST /api/admin/dataMigrations/{id}/{action}`: what changed, and the run after it. */
+export const controlResultSchema = runDetailSchema.extend({ action: z.enum(["pause", "resume", "cancel", "retry"]), changed: z.boolean() });
+export type ControlResult = z.infer<typeof controlResultSchema>;
+
+const reportEvent = z.object({
+  eventId: z.string(),
+  chunkId: z.string(),
+  phase: z.string(),
+  outcome: z.enum(["processed", "skipped", "error"]),
+  entryId: z.string().optional(),
+  reason: z.string().optional(),
+  code: z.string().optional(),
+  message: z.string().optional(),
+});
+
+/** `GET /api/admin/dataMigrations/{id}/report`. */
+export const reportSchema = z.object({
+  migration: z.object({
+    id: z.string(),
+    type: z.enum(RUN_TYPES),
+    status: z.enum(RUN_STATUSES),
+    dryRun: z.boolean(),
+    startDate: z.string(),
+    endDate: z.string(),
+    maxEvents: z.number(),
+    selectedEvents: z.number(),
+    plannedEvents: z.number(),
+    capReached: z.boolean(),
+    finished: z.boolean(),
+  }),
+  selection: z.string(),
+  totals: z.object(counters),
+  counters: z.object(counters),
+  reconciled: z.boolean(),
+  verification: z.object({ ok: z.boolean(), ledger: z.string(), processedEvents: z.number(), entriesFound: z.number(), walletsChecked: z.number(), computedAt: z.string() }).loose(),
+  events: z.array(reportEvent),
+});
+export type Report = z.infer<typeof reportSchema>;
+
+/** `GET` and `POST /api/admin/killSwitch`. */
+export const killSwitchSchema = z.object({
+  enabled: z.boolean(),
+  disabledBy: z.enum(["BACKFILL_ENABLED", "featureFlags/backfill"]).nullable(),
+  param: z.boolean(),
+  flag: z.object({ enabled: z.unknown() }).nullable(),
+});
+export type KillSwitchView = z.infer<typeof killSwitchSchema>;
+
+export const killSwitchBodySchema = z.strictObject({ enabled: z.boolean({ error: "enabled must be true or false" }) }, { error: "the body must be a JSON object" });
+
+/** `GET /api/admin/me`. */
+export const meSchema = z.object({ email: z.string(), sub: z.string(), permissions: z.array(z.enum(["read", "start", "control"])) });
+export type Me = z.infer<typeof meSchema>;

@@ -1,0 +1,159 @@
+// The pure parts of the operator's console: plan execution and canary bodies, canary selection, the time
+// estimate and ETA, the throughput series, and the dry-run comparison. Expectations are written from the
+// README's rules (and arithmetic), not computed with the functions under test.
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { describeOutcome, differingEvents, explain, type Outcome } from "../../functions/src/core/compare";
+import { DEFAULT_EVENTS_PER_SECOND, estimateSeconds, etaSeconds, measuredThroughput, throughputSeries } from "../../functions/src/core/estimate";
+import { parseExecutePlan, parseStartJob } from "../../functions/src/core/request";
+import { isSelected } from "../../functions/src/core/selection";
+import { formatDuration } from "../../functions/src/http/client";
+
+const options = { maxRangeDays: 366, defaultMaxErrorRate: 0.05, now: new Date("2025-03-01T12:00:00Z") };
+const valid = { type: "webhook_replay", startDate: "2025-01-01", endDate: "2025-01-02" };
+
+describe("request bodies", () => {
+  it("a canary's user ids are de-duplicated and sorted; without them the run covers everyone", () => {
+    expect(parseStartJob({ ...valid, userIds: ["b", "a", "b"] }, options)).toMatchObject({ ok: true, value: { userIds: ["a", "b"] } });
+    expect(parseStartJob(valid, options)).toMatchObject({ ok: true, value: { userIds: null } });
+  });
+
+  it("userIds must be 1 to 100 usable ids", () => {
+    for (const bad of [[], Array.from({ length: 101 }, (_, i) => `u${i}`), ["a/b"], [""], ["__x__"], [7], "u1"]) {
+      const r = parseStartJob({ ...valid, userIds: bad }, options);
+      expect(r.ok, JSON.stringify(bad)).toBe(false);
+      if (!r.ok) expect(r.problems[0]?.message).toMatch(/userIds must be a list of 1 to 100 user ids/);
+    }
+    expect(parseStartJob({ ...valid, userIds: Array.from({ length: 100 }, (_, i) => `u${i}`) }, options).ok).toBe(true);
+  });
+
+  it("a body with planOf is a plan execution and may hold nothing else", () => {
+    expect(parseExecutePlan(valid)).toBeNull();
+    expect(parseExecutePlan({ planOf: "webhook_replay_1700000000000" })).toEqual({ ok: true, value: { planOf: "webhook_replay_1700000000000" } });
+    const extra = parseExecutePlan({ planOf: "webhook_replay_1", dryRun: false, maxEvents: 3 });
+    expect(extra).toMatchObject({ ok: false });
+    if (extra && !extra.ok) {
+      expect(extra.problems.map((p) => p.field).sort()).toEqual(["dryRun", "maxEvents"]);
+      expect(extra.problems[0]?.message).toMatch(/cannot be combined with planOf/);
+    }
+    for (const bad of ["", "a/b", "__x__", 42, null]) {
+      const r = parseExecutePlan({ planOf: bad });
+      expect(r?.ok, String(bad)).toBe(false);
+      if (r && !r.ok) expect(r.problems).toEqual([{ field: "planOf", message: expect.stringMatching(/planOf must be the id of a completed dry run/) }]);
+    }
+  });
+});
+
+describe("canary selection", () => {
+  const run = (userIds: string[] | null, type: "webhook_replay" | "reversal_backfill" = "webhook_replay") => ({ runId: "r", type, dryRun: false, userIds });
+  it("selects only the canary's users' events, by the same rules", () => {
+    const purchase = { type: "order.completed", processed: false, userId: "u1" };
+    expect(isSelected(purchase, run(["u1"]), "purchases")).toBe(true);
+    expect(isSelected(purchase, run(["u2"]), "purchases")).toBe(false);
+    expect(isSelected(purchase, run(null), "purchases")).toBe(true);
+    // The rules still apply inside the canary: a processed purchase is not replayed.
+    expect(isSelected({ ...purchase, processed: true }, run(["u1"]), "purchases")).toBe(false);
+    // An event without a user belongs to no canary.
+    expect(isSelected({ type: "order.completed", processed: false }, run(["u1"]), "purchases")).toBe(false);
+    expect(isSelected({ type: "order.refunded", processed: true, userId: "u1" }, run(["u1"], "reversal_backfill"), "reversals")).toBe(true);
+  });
+
+  it("a canary's selection is exactly everyone's selection restricted to its users", () => {
+    const event = fc.record({
+      type: fc.constantFrom("order.completed", "order.refunded", "order.chargeback"),
+      processed: fc.boolean(),
+      processedBy: fc.constantFrom(null, "r", "other"),
+      userId: fc.constantFrom("u1", "u2", "u3"),
+    });
+    fc.assert(
+      fc.property(event, fc.uniqueArray(fc.constantFrom("u1", "u2", "u3", "u4"), { minLength: 1 }), fc.constantFrom("webhook_replay" as const, "reversal_backfill" as const), fc.boolean(), fc.constantFrom("purchases" as const, "reversals" as const), (e, users, type, dryRun, phase) => {
+        const everyone = isSelected(e, { runId: "r", type, dryRun, userIds: null }, phase);
+        expect(isSelected(e, { runId: "r", type, dryRun, userIds: users }, phase)).toBe(everyone && users.includes(e.userId));
+      }),
+      { seed: 424242, numRuns: 500 },
+    );
+  });
+});
+
+describe("time estimates", () => {
+  const sample = (over: Partial<Parameters<typeof measuredThroughput>[0][number]> = {}) => ({ status: "completed", dryRun: false, total: 10_000, startedAt: 0, finishedAt: 12_000, ...over });
+
+  it("measures events per second over a run's time less the fixed 2 s, the median of recent runs of the same mode", () => {
+    // 10,000 events in 12 s: 10 s of work after the 2 s fixed cost → 1,000/s.
+    expect(measuredThroughput([sample()], false)).toBe(1000);
+    // Median of 1,000, 2,000 and 500 (10,000 events in 12 s, 7 s and 22 s).
+    expect(measuredThroughput([sample(), sample({ finishedAt: 7000 }), sample({ finishedAt: 22_000 })], false)).toBe(1000);
+    // Dry runs measure dry runs; when there are none, the other mode stands in.
+    expect(measuredThroughput([sample(), sample({ dryRun: true, finishedAt: 4500 })], true)).toBe(4000);
+    expect(measuredThroughput([sample()], true)).toBe(1000);
+  });
+
+  it("ignores runs that did not complete, are too small to measure or have no times", () => {
+    const ignored = [sample({ status: "failed" }), sample({ total: 1999 }), sample({ startedAt: null }), sample({ finishedAt: null }), sample({ status: "cancelled" })];
+    expect(measuredThroughput(ignored, false)).toBeNull();
+  });
+
+  it("estimates 2 s plus the planned events at the measured rate, rounded up", () => {
+    expect(estimateSeconds(0, 1000)).toBe(2);
+    expect(estimateSeconds(20_000, DEFAULT_EVENTS_PER_SECOND)).toBe(22);
+    expect(estimateSeconds(1001, 1000)).toBe(4);
+  });
+
+  it("gives an ETA from the pace so far, the estimate's remainder before any event, and none when not moving", () => {
+    const base = { status: "running", total: 500, plannedEvents: 2000, startedAt: 0, estimatedSeconds: 10 };
+    // 500 events in 5 s is 100/s; 1,500 left → 15 s.
+    expect(etaSeconds(base, 5000)).toBe(15);
+    expect(etaSeconds({ ...base, total: 0 }, 3000)).toBe(7);
+    expect(etaSeconds({ ...base, total: 0, status: "pending", startedAt: null }, 3000)).toBe(10);
+    expect(etaSeconds({ ...base, total: 0 }, 60_000)).toBe(0);
+    for (const status of ["paused", "completed", "failed", "cancelled"]) expect(etaSeconds({ ...base, status }, 5000)).toBeNull();
+  });
+
+  it("draws throughput per second, per 10 s or per minute depending on the run's length", () => {
+    const t0 = Date.UTC(2025, 0, 1);
+    const short = throughputSeries([{ at: t0 + 500, total: 10 }, { at: t0 + 2500, total: 30 }], t0, t0 + 3000);
+    expect(short.bucketSeconds).toBe(1);
+    expect(short.points.map((p) => p.events)).toEqual([10, 0, 30, 0]);
+    expect(short.points[2]).toEqual({ at: new Date(t0 + 2000).toISOString(), events: 30, perSecond: 30 });
+    const medium = throughputSeries([{ at: t0 + 95_000, total: 400 }], t0, t0 + 120_000);
+    expect(medium.bucketSeconds).toBe(10);
+    expect(medium.points[9]).toMatchObject({ events: 400, perSecond: 40 });
+    const long = throughputSeries([{ at: t0 + 61_000, total: 600 }], t0, t0 + 3_600_000);
+    expect(long.bucketSeconds).toBe(60);
+    expect(long.points[1]).toMatchObject({ events: 600, perSecond: 10 });
+    expect(throughputSeries([], t0, t0 + 1000).points).toEqual([]);
+  });
+
+  it("formats durations for people", () => {
+    expect([formatDuration(0), formatDuration(59.4), formatDuration(200), formatDuration(3900), formatDuration(null)]).toEqual(["0 s", "59 s", "3 min 20 s", "1 h 05 min", "—"]);
+  });
+});
+
+describe("the dry-run comparison", () => {
+  const p: Outcome = { outcome: "processed" };
+  const skip = (reason: string): Outcome => ({ outcome: "skipped", reason });
+  const err = (code: string): Outcome => ({ outcome: "error", code });
+  const dry = { id: "dry", createdAt: 1000, capReached: false };
+  const real = { id: "real", createdAt: 5000, capReached: false };
+  const now = (over: Partial<{ exists: boolean; processed: boolean; processedBy: string | null; arrivedAt: number | null }> = {}) => ({ exists: true, processed: false, processedBy: null, arrivedAt: 500, ...over });
+
+  it("lists events whose outcome differs or that only one run examined", () => {
+    const d = new Map<string, Outcome>([["a", p], ["b", p], ["c", err("PRODUCT_NOT_FOUND")], ["e", skip("PURCHASE_EXISTS")]]);
+    const r = new Map<string, Outcome>([["a", p], ["c", p], ["d", p], ["e", skip("ALREADY_REVERSED")]]);
+    expect(differingEvents(d, r)).toEqual(["b", "c", "d", "e"]);
+    expect(differingEvents(d, d)).toEqual([]);
+    expect([describeOutcome(p), describeOutcome(skip("X")), describeOutcome(err("Y")), describeOutcome(undefined)]).toEqual(["processed", "skipped (X)", "error (Y)", "not examined"]);
+  });
+
+  it("says why, from what the event is now and what each run planned", () => {
+    expect(explain(p, undefined, now({ processed: true, processedBy: null }), dry, real)).toMatch(/processed by live traffic/);
+    expect(explain(p, undefined, now({ exists: false }), dry, real)).toMatch(/deleted/);
+    expect(explain(p, undefined, now(), dry, { ...real, capReached: true })).toMatch(/real run's event cap/);
+    expect(explain(undefined, p, now({ arrivedAt: 2000 }), dry, real)).toMatch(/arrived after the dry run was planned/);
+    expect(explain(undefined, p, now(), { ...dry, capReached: true }, real)).toMatch(/dry run's event cap/);
+    expect(explain(err("PRODUCT_NOT_FOUND"), p, now(), dry, real)).toMatch(/product was added/);
+    expect(explain(err("ORIGINAL_PURCHASE_NOT_FOUND"), p, now(), dry, real)).toMatch(/purchase was credited/);
+    expect(explain(p, skip("PURCHASE_EXISTS"), now({ processed: true, processedBy: "real" }), dry, real)).toMatch(/ledger entry already existed/);
+    expect(explain(p, err("PRODUCT_INVALID"), now(), dry, real)).toMatch(/real run failed on it \(PRODUCT_INVALID\)/);
+  });
+});
