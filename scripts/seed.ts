@@ -34,6 +34,10 @@ interface SeedEvent {
   fate: "live" | "missed" | "processed_without_reversal";
 }
 
+/** Unprocessed purchases on 22–28 January 2025, after the incident's three weeks. */
+export const BUSY_WEEK_EVENTS = 15_000;
+export const BUSY_WEEK = { startDate: "2025-01-22", endDate: "2025-01-28" } as const;
+
 export function sampleEvents(): SeedEvent[] {
   const rand = random(20250101);
   const pick = <T>(items: readonly T[]) => items[Math.floor(rand() * items.length)] as T;
@@ -79,6 +83,13 @@ export function sampleEvents(): SeedEvent[] {
       }
     }
   }
+  // A busy week after the incident (22–28 January) whose purchases were never processed either: large
+  // enough that a run over it is still going seconds later (the runbook pauses, resumes and cancels one).
+  for (let i = 0; i < BUSY_WEEK_EVENTS; i++) {
+    const day = 22 + (i % 7);
+    const orderId = `pb_${String(i + 1).padStart(5, "0")}`;
+    events.push({ id: `evt_${orderId}_completed`, data: base("order.completed", orderId, pick(users), pick(productIds), day, Math.floor(rand() * 1440)), fate: "missed" });
+  }
   // Broken data a replay must report, not hide.
   events.push(
     { id: "evt_po_legacy_1_completed", data: base("order.completed", "po_legacy_1", "user_004", "legacy_bundle_2019", 3, 600), fate: "missed" },
@@ -97,7 +108,10 @@ export interface SeedSummary {
   products: number;
   users: number;
   events: number;
+  /** Never processed, in the incident's three weeks. */
   unprocessed: number;
+  /** Never processed, in the busy week after them. */
+  busyWeek: number;
   missingReversals: number;
   broken: number;
 }
@@ -138,7 +152,8 @@ export async function seedSampleData(db: Firestore = emulatorDb()): Promise<Seed
     products: Object.keys(PRODUCTS).length,
     users: new Set(events.map((e) => e.data.userId).filter(Boolean)).size,
     events: events.length,
-    unprocessed: events.filter((e) => e.fate === "missed").length,
+    unprocessed: events.filter((e) => e.fate === "missed").length - BUSY_WEEK_EVENTS,
+    busyWeek: BUSY_WEEK_EVENTS,
     missingReversals: events.filter((e) => e.fate === "processed_without_reversal").length,
     broken: 4,
   };

@@ -1,6 +1,6 @@
 import { HOSTS } from "./hosts";
 import type { SeedSummary } from "./seed";
-import { SAMPLE_RANGE } from "./seed";
+import { BUSY_WEEK, SAMPLE_RANGE } from "./seed";
 
 export function printWelcome(seed: SeedSummary, dashboardToken: string): void {
   const body = (type: string, dryRun: boolean) =>
@@ -10,7 +10,8 @@ export function printWelcome(seed: SeedSummary, dashboardToken: string): void {
  The backfill stack is running (project demo-backfill).
    API       ${HOSTS.api}/api
    Seeded    ${seed.products} products, ${seed.users} users, ${seed.events} webhook events from ${SAMPLE_RANGE.startDate} to ${SAMPLE_RANGE.endDate}:
-             ${seed.unprocessed} never processed, ${seed.missingReversals} refunds processed without their reversal, ${seed.broken} broken
+             ${seed.unprocessed} never processed, ${seed.missingReversals} refunds processed without their reversal, ${seed.broken} broken;
+             and a busy week, ${BUSY_WEEK.startDate} to ${BUSY_WEEK.endDate}, of ${seed.busyWeek} purchases never processed
 
  In another terminal, in this folder:
    TOKEN=$(npm run -s token)
@@ -23,8 +24,9 @@ export function printWelcome(seed: SeedSummary, dashboardToken: string): void {
  Or follow it in a terminal:   npm run backfill -- status <migrationId> --watch
  Or on the dashboard (this link carries a local token valid for an hour):
    ${HOSTS.api}/admin/#token=${dashboardToken}
+ (New run → a dry run → Execute this plan → the real run, compared with its dry run.)
 
- The README's runbook walks through dry run, real run, reversal backfill and checks. Ctrl-C stops the stack.
+ The README's runbook walks through dry run, canary, real run, retry, reversal backfill and checks. Ctrl-C stops the stack.
 ────────────────────────────────────────────────────────────────────────────────────────────
 `);
 }

@@ -30,7 +30,7 @@ describe("the backfill CLI against the local stack", () => {
 
     const started = await cli("start", "--type", "webhook_replay", "--from", s.day(1), "--to", s.day(3), "--execute");
     expect(started.code).toBe(0);
-    expect(started.out[0]).toMatch(/^Started webhook_replay_\d+: .* 3 day chunks, 13 events planned\.\nFollow it with: npm run backfill -- status webhook_replay_\d+ --watch$/);
+    expect(started.out[0]).toMatch(/^Started webhook_replay_\d+: .* 3 day chunks, 13 events planned, about \d+ s\.\nFollow it with: npm run backfill -- status webhook_replay_\d+ --watch$/);
     const id = /webhook_replay_\d+/.exec(started.out[0]!)![0];
 
     const watched = await cli("status", id, "--watch", "--interval", "300");
@@ -88,6 +88,29 @@ describe("the backfill CLI against the local stack", () => {
     expect(watched.err[0]).toBe(`Run ${id} is paused (paused by tests@backfill.local); continue it with: npm run backfill -- resume ${id}`);
     expect(watched.out[0]).toMatch(/ paused \(paused by tests@backfill.local\)/);
     expect(watched.out.at(-1)).toMatch(/ completed .*processed 1 /);
+  });
+
+  it("runs a canary dry run, executes its plan and says it matched", async () => {
+    const s = await Store.create("clicanary");
+    const gems = s.product("gems", 5);
+    for (let i = 0; i < 6; i++) s.purchase({ user: `u${i % 3}`, product: gems, day: 1 + (i % 2), minute: i });
+    await s.write();
+    const dry = await cli("start", "--type", "webhook_replay", "--from", s.day(1), "--to", s.day(2), "--user", s.user("u0"), "--user", s.user("u1"), "--watch", "--interval", "300");
+    expect(dry.code).toBe(0);
+    expect(dry.out[0]).toMatch(/^Started webhook_replay_\d+ \(dry run: nothing will be written\) over 2 users only \(canary\): .* 4 events planned, about \d+ s\.$/);
+    expect(dry.out.join("\n")).toMatch(/completed \[dry run\] \[canary: 2 users\] reversals · examined 4\/4 · processed 4/);
+    const dryId = /webhook_replay_\d+/.exec(dry.out[0]!)![0];
+    expect(dry.out.at(-1)).toBe(`Check its report (npm run backfill -- report ${dryId}), then run it for real with: npm run backfill -- execute ${dryId}`);
+
+    const real = await cli("execute", dryId, "--watch", "--interval", "300");
+    expect(real.code).toBe(0);
+    expect(real.out[0]).toMatch(new RegExp(`^Started webhook_replay_\\d+ executing dry run ${dryId} over 2 users only \\(canary\\): .* 4 events planned`));
+    expect(real.out.at(-1)).toBe(`Matches its dry run ${dryId}.`);
+    expect(Object.values(await s.balances()).reduce((a, b) => a + b, 0)).toBe(20);
+
+    const again = await cli("execute", "webhook_replay_1");
+    expect(again.code).toBe(1);
+    expect(again.err[0]).toMatch(/^Error: No run webhook_replay_1 to execute; .*\(plan_not_found\)$/);
   });
 
   it("makes a dry run unless told to execute, and says so", async () => {

@@ -37,23 +37,27 @@ export async function controlRun(deps: Deps, id: string, action: ControlAction, 
   }
   if ((action === "resume" || action === "retry") && decision.kind === "change") await assertBackfillEnabled(deps);
 
+  // The decision was made on the run as read; the transition is decided again on the run as it is when
+  // written, so a run that ended in between (its last page landed) is reported unchanged, not "done".
+  let changed = false;
   if (decision.kind === "change") {
-    if (action === "pause") await changeRun(deps, id, (r) => pause(r, `paused by ${by}`));
-    if (action === "resume") await resume(deps, id);
-    if (action === "cancel") await cancel(deps, id);
-    if (action === "retry") await retry(deps, id);
+    if (action === "pause") changed = await changeRun(deps, id, (r) => pause(r, `paused by ${by}`));
+    if (action === "resume") changed = await resume(deps, id);
+    if (action === "cancel") changed = await cancel(deps, id);
+    if (action === "retry") changed = await retry(deps, id);
   }
-  const outcome = decision.kind === "change" ? "changed" : "noop";
+  const outcome = changed ? "changed" : "noop";
   deps.log.runControlled(runFields(id, run), action, outcome, caller, run.status);
   await runStore(deps.db).recordAction(id, { action, outcome, statusBefore: run.status, email: caller.email, sub: caller.sub });
   // Whatever happened around this call (a delivery parking its chunk as the run resumed, a task lost while
   // it was queued), the run is left able to make progress.
   await repairRun(deps, id);
-  return { action, changed: decision.kind === "change", ...(await getRun(deps, id)) };
+  return { action, changed, ...(await getRun(deps, id)) };
 }
 
-async function changeRun(deps: Deps, id: string, transition: (run: Run) => Transition<boolean>): Promise<void> {
-  await runStore(deps.db).apply(id, (r) => (r ? transition(r) : { result: false, update: null }));
+/** Applies a run transition; true when it changed the run. */
+async function changeRun(deps: Deps, id: string, transition: (run: Run) => Transition<boolean>): Promise<boolean> {
+  return (await runStore(deps.db).apply(id, (r) => (r ? transition(r) : { result: false, update: null }))).written;
 }
 
 /**
@@ -61,15 +65,16 @@ async function changeRun(deps: Deps, id: string, transition: (run: Run) => Trans
  * resumed first: a delivery that parks its chunk after this call looked for paused chunks sees the run
  * running again and resumes that chunk itself.
  */
-async function resume(deps: Deps, id: string): Promise<void> {
+async function resume(deps: Deps, id: string): Promise<boolean> {
   const now = deps.now().getTime();
-  await changeRun(deps, id, (r) => resumeRun(r, now));
+  if (!(await changeRun(deps, id, (r) => resumeRun(r, now)))) return false;
   const run = await runStore(deps.db).get(id);
-  if (!run) return;
+  if (!run) return true;
   const chunks = chunkStore(deps.db);
   const paused = (await chunks.heads(id)).filter((h) => h.data.status === "paused");
   await mapWithConcurrency(paused, CHUNK_WRITE_CONCURRENCY, (head) => chunks.apply(id, head.data.id, (c) => (c ? resumeChunk(c, run.data.phase) : { result: false, update: null })));
   await advanceRun(deps, id);
+  return true;
 }
 
 /**
@@ -78,9 +83,9 @@ async function resume(deps: Deps, id: string): Promise<void> {
  * vanished mid-page is drained by a fresh task (it finishes that page, so everything the run wrote is
  * counted, then cancels).
  */
-async function cancel(deps: Deps, id: string): Promise<void> {
+async function cancel(deps: Deps, id: string): Promise<boolean> {
   const now = deps.now().getTime();
-  await changeRun(deps, id, (r) => cancelRun(r, now));
+  if (!(await changeRun(deps, id, (r) => cancelRun(r, now)))) return false;
   const chunks = chunkStore(deps.db);
   const open = (await chunks.heads(id)).filter((h) => !["done", "failed", "cancelled"].includes(h.data.status));
   await mapWithConcurrency(open, CHUNK_WRITE_CONCURRENCY, async (head) => {
@@ -95,6 +100,7 @@ async function cancel(deps: Deps, id: string): Promise<void> {
     }
   });
   await advanceRun(deps, id);
+  return true;
 }
 
 /**
@@ -106,10 +112,10 @@ async function cancel(deps: Deps, id: string): Promise<void> {
  * first phase: a roll-up in between sees an ended run and leaves it alone, so it can neither close the
  * run again nor move it past a phase whose errors pass has not run.
  */
-async function retry(deps: Deps, id: string): Promise<void> {
+async function retry(deps: Deps, id: string): Promise<boolean> {
   const r = refs(deps.db);
   const read = await runStore(deps.db).get(id);
-  if (!read || (read.data.status !== "failed" && read.data.status !== "completed")) return;
+  if (!read || (read.data.status !== "failed" && read.data.status !== "completed")) return false;
   // A retry makes an ended run active again: it is admitted like a new run (it may not race a real run
   // started over its days since it ended, nor exceed MAX_ACTIVE_RUNS).
   const { type, startDate, endDate, dryRun } = read.data;
@@ -128,6 +134,7 @@ async function retry(deps: Deps, id: string): Promise<void> {
     chunks.apply(id, head.data.id, (c) => (c ? retryChunk(c, [...(errorPhases.get(c.id) ?? [])], read.data.phases) : { result: false, update: null })),
   );
   const now = deps.now().getTime();
-  await changeRun(deps, id, (run) => retryRun(run, now));
+  const changed = await changeRun(deps, id, (run) => retryRun(run, now));
   await advanceRun(deps, id);
+  return changed;
 }
