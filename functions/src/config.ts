@@ -152,7 +152,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const lower = (emails: string[]) => emails.map((m) => m.toLowerCase());
   for (const [old, now] of [["JOBS_ALLOWED_EMAILS", "OPERATOR_EMAILS and SCHEDULER_EMAILS"], ["ADMIN_ALLOWED_EMAILS", "VIEWER_EMAILS and OPERATOR_EMAILS"]] as const) {
     if ((e[old] ?? "").trim() !== "") {
-      throw new ConfigError(`Invalid backfill configuration: ${old} was replaced by ${now} (see the README's Configuration section); move its emails there and remove it`);
+      throw new ConfigError(`Invalid backfill configuration: ${old} was replaced by ${now} (see docs/configuration.md); move its emails there and remove it`);
     }
   }
   if (!emulator && e.OIDC_AUDIENCES.length === 0) {

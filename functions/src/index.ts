@@ -13,7 +13,7 @@ import { buildDeps } from "./runtime";
 import { handleApi } from "./http/api";
 import { API_MAX_INSTANCES, FUNCTIONS_SERVICE_ACCOUNT, TASK_MAX_ATTEMPTS, TASK_MAX_CONCURRENT, TASK_MAX_PER_SECOND, TASK_MIN_BACKOFF_SECONDS } from "./params";
 
-// Every function runs as one dedicated service account with only the roles it needs (README, Deploy).
+// Every function runs as one dedicated service account with only the roles it needs (docs/deploy.md).
 setGlobalOptions({ serviceAccount: FUNCTIONS_SERVICE_ACCOUNT });
 
 // In the emulator there is no metadata server to name the service account that signs task OIDC tokens;

@@ -67,7 +67,7 @@ export const REPLAY_MAX_EVENTS = defineInt("REPLAY_MAX_EVENTS", {
 
 export const FUNCTIONS_SERVICE_ACCOUNT = defineString("FUNCTIONS_SERVICE_ACCOUNT", {
   default: "backfill-functions@",
-  description: "Service account every function runs as ('name@' means name@<project>.iam.gserviceaccount.com); see the README's Deploy section for its roles",
+  description: "Service account every function runs as ('name@' means name@<project>.iam.gserviceaccount.com); see docs/deploy.md for its roles",
 });
 
 export const API_MAX_INSTANCES = defineInt("API_MAX_INSTANCES", {
