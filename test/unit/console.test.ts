@@ -109,6 +109,17 @@ describe("time estimates", () => {
     for (const status of ["paused", "completed", "failed", "cancelled"]) expect(etaSeconds({ ...base, status }, 5000)).toBeNull();
   });
 
+  it("prefers the pace of the last 30 s over the whole run's average", () => {
+    // 60 s in, 1,000 of 4,000 examined: 900 of them in pages of the last 30 s (30/s), 100 before.
+    const run = { status: "running", total: 1000, plannedEvents: 4000, startedAt: 0, estimatedSeconds: 10 };
+    const pages = [{ at: 10_000, total: 100 }, { at: 40_000, total: 450 }, { at: 59_000, total: 450 }];
+    expect(etaSeconds(run, 60_000, pages)).toBe(100);
+    // Nothing landed in the last 30 s: the average pace (1,000 in 60 s), 3,000 left → 180 s.
+    expect(etaSeconds(run, 60_000, [{ at: 10_000, total: 1000 }])).toBe(180);
+    // 10 s in, all 1,000 within the window, which is then 10 s long: 100/s → 30 s.
+    expect(etaSeconds({ ...run, startedAt: 50_000 }, 60_000, [{ at: 55_000, total: 1000 }])).toBe(30);
+  });
+
   it("draws throughput per second, per 10 s or per minute depending on the run's length", () => {
     const t0 = Date.UTC(2025, 0, 1);
     const short = throughputSeries([{ at: t0 + 500, total: 10 }, { at: t0 + 2500, total: 30 }], t0, t0 + 3000);

@@ -40,16 +40,28 @@ export function estimateSeconds(plannedEvents: number, eventsPerSecond: number):
   return Math.ceil(FIXED_SECONDS + plannedEvents / Math.max(eventsPerSecond, 1));
 }
 
+/** How far back the ETA looks for the run's current pace. */
+export const RECENT_PACE_SECONDS = 30;
+
 /**
- * Seconds left of a run, from the pace it has kept so far; before it has examined anything, what is left
- * of its estimate. Null once it has ended or while it is paused (a paused run is not moving).
+ * Seconds left of a run, from its recent pace: the events its pages examined in the last
+ * RECENT_PACE_SECONDS (so a slow start, workers warming up, does not weigh on it for the whole run), or
+ * its average pace when nothing landed that recently; before it has examined anything, what is left of its
+ * estimate. Null once it has ended or while it is paused (a paused run is not moving).
  */
-export function etaSeconds(run: { status: string; total: number; plannedEvents: number; startedAt: number | null; estimatedSeconds: number }, now: number): number | null {
+export function etaSeconds(
+  run: { status: string; total: number; plannedEvents: number; startedAt: number | null; estimatedSeconds: number },
+  now: number,
+  pages: ReadonlyArray<{ at: number; total: number }> = [],
+): number | null {
   if (run.status !== "pending" && run.status !== "running") return null;
   const elapsed = run.startedAt === null ? 0 : Math.max(0, (now - run.startedAt) / 1000);
   const left = Math.max(0, run.plannedEvents - run.total);
   if (run.total === 0 || elapsed === 0) return Math.max(0, Math.ceil(run.estimatedSeconds - elapsed));
-  return Math.ceil(left / (run.total / elapsed));
+  const window = Math.min(RECENT_PACE_SECONDS, elapsed);
+  const recent = pages.filter((p) => p.at > now - window * 1000).reduce((n, p) => n + p.total, 0);
+  const pace = recent > 0 ? recent / window : run.total / elapsed;
+  return Math.ceil(left / pace);
 }
 
 /** One bar of a run's throughput chart. */

@@ -119,7 +119,7 @@ export async function getRun(deps: Deps, id: string): Promise<RunDetail> {
   return {
     migration: {
       ...view,
-      etaSeconds: etaSeconds({ ...run, total: view.total }, now),
+      etaSeconds: etaSeconds({ ...run, total: view.total }, now, pages),
       elapsedSeconds: run.startedAt === null ? 0 : Math.round(((run.finishedAt ?? now) - run.startedAt) / 1000),
     },
     throughput: throughputSeries(pages, run.startedAt, run.finishedAt ?? now),
