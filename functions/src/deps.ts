@@ -16,6 +16,8 @@ export type FaultPoint =
   | "group-transaction"
   /** Right after a group's writes committed: an error here is a commit whose answer was lost. */
   | "group-committed"
+  /** A control call has decided on the run as it read it, and has not yet changed anything. */
+  | "control-decided"
   /** A group's conditional batch failed (someone got there first, or its fate is unknown): it is decided again in a transaction. */
   | "group-retried";
 

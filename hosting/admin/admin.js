@@ -143,7 +143,10 @@ async function toggleKillSwitch() {
 }
 
 async function showList() {
+  const at = location.hash;
   const { migrations } = await client.list(50);
+  // The operator may have moved on while the list was loading: a late answer must not replace their page.
+  if (location.hash !== at) return;
   const rows = migrations.map((m) =>
     el(
       "tr",
@@ -295,7 +298,9 @@ async function executePlan(m) {
 }
 
 async function showRun(id) {
+  const at = location.hash;
   const [detail, caller] = await Promise.all([client.get(id), whoAmI()]);
+  if (location.hash !== at) return;
   const { migration: m, chunks, errorSample, errorCount, throughput, planComparison } = detail;
   const mayControl = caller.permissions.includes("control");
   const mayStart = caller.permissions.includes("start") && mayControl;
@@ -384,7 +389,9 @@ async function showRun(id) {
 
 /** The New run form: always a dry run; the API's own per-field messages appear beside the fields. */
 async function showNew() {
+  const at = location.hash;
   const mayStart = (await may("start")) && (await may("control"));
+  if (location.hash !== at) return;
   const today = new Date().toISOString().slice(0, 10);
   const field = (name, label, input, hint) =>
     el("div", { class: "field" }, el("label", { for: `f-${name}` }, label), input, hint ? el("small", {}, hint) : null, el("span", { class: "field-error", "data-testid": `error-${name}`, id: `e-${name}` }));

@@ -7,7 +7,7 @@
 // checked on Firestore itself (wallets, processed marks), not on what the page says alone.
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, db, setKillSwitch, startRun, token, waitForRun } from "../support/emulator";
+import { api, db, requireStack, setKillSwitch, startRun, token, waitForRun } from "../support/emulator";
 import { ARTIFACTS, launch, openDashboard } from "../support/browser";
 import { Store } from "../support/scenario";
 
@@ -138,6 +138,25 @@ describe("the operator's console in Chromium", () => {
     await expect.poll(() => page.locator("#banner").textContent()).toMatch(/Execute refused: viewer@backfill.local .*\(forbidden\)/);
     const mine = await db().collection("dataMigrations").where("planOf", "==", dryId).count().get();
     expect(mine.data().count).toBe(0);
+    await page.close();
+  });
+
+  it("a late answer for the page the operator left does not replace the page they moved to", async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    // The list's answer arrives 1.5 s late, after the operator has opened the New run form.
+    let delayed = 0;
+    await page.route("**/api/admin/dataMigrations?limit=50", async (route) => {
+      delayed++;
+      await new Promise((r) => setTimeout(r, 1500));
+      await route.continue();
+    });
+    await page.goto(`${requireStack().api}/admin#/&token=${await token()}`);
+    await page.click("[data-testid=nav-new]");
+    await page.waitForSelector("[data-testid=new-run]");
+    await page.waitForTimeout(2500);
+    expect(delayed).toBeGreaterThan(0);
+    expect(await page.locator("[data-testid=new-run]").count()).toBe(1);
+    expect(await page.locator("[data-testid=runs]").count()).toBe(0);
     await page.close();
   });
 

@@ -137,6 +137,32 @@ describe("transitions that make no sense", () => {
     }
   });
 
+  it.each(["pause", "cancel"] as const)("%s that lands just after the run's last page ended it says it changed nothing", async (action) => {
+    const s = await Store.create(`late${action}`);
+    s.purchase({ user: "u1", product: s.product("gems", 5), day: 1 });
+    await s.write();
+    const plain = testDeps();
+    const id = await startInProcess(plain.deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false });
+    // The call reads the run while it is pending; before it writes, the run's task is delivered and the run
+    // completes (its last page lands).
+    let fired = 0;
+    const { deps } = testDeps({
+      queue: plain.queue,
+      faults: {
+        async at(point) {
+          if (point !== "control-decided") return;
+          fired++;
+          await deliverAll(plain.deps, plain.queue as RecordingQueue, id);
+        },
+      },
+    });
+    const result = await controlRun(deps, id, action, TEST_CALLER);
+    expect(fired).toBe(1);
+    expect(result).toMatchObject({ action, changed: false, migration: { status: "completed", processed: 1 } });
+    const actions = await db().collection("dataMigrations").doc(id).collection("actions").get();
+    expect(actions.docs.map((d) => [d.get("action"), d.get("outcome"), d.get("statusBefore")])).toEqual([[action, "noop", "pending"]]);
+  });
+
   it("answers 404 for an unknown run or action and 405 for the wrong method", async () => {
     expect((await api("POST", "/api/admin/dataMigrations/webhook_replay_1/pause")).status).toBe(404);
     expect((await api("POST", "/api/admin/dataMigrations/webhook_replay_1/explode")).status).toBe(404);

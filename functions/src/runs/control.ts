@@ -40,6 +40,7 @@ export async function controlRun(deps: Deps, id: string, action: ControlAction, 
   // The decision was made on the run as read; the transition is decided again on the run as it is when
   // written, so a run that ended in between (its last page landed) is reported unchanged, not "done".
   let changed = false;
+  await deps.faults?.at("control-decided", { runId: id });
   if (decision.kind === "change") {
     if (action === "pause") changed = await changeRun(deps, id, (r) => pause(r, `paused by ${by}`));
     if (action === "resume") changed = await resume(deps, id);
