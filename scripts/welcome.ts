@@ -9,7 +9,7 @@ export function printWelcome(seed: SeedSummary, dashboardToken: string): void {
 ────────────────────────────────────────────────────────────────────────────────────────────
  The backfill stack is running (project demo-backfill).
    API       ${HOSTS.api}/api
-   Seeded    ${seed.products} products, ${seed.users} users, ${seed.events} webhook events from ${SAMPLE_RANGE.startDate} to ${SAMPLE_RANGE.endDate}:
+   Seeded    ${seed.products} products, ${seed.users} users, ${seed.events - seed.busyWeek} webhook events from ${SAMPLE_RANGE.startDate} to ${SAMPLE_RANGE.endDate}:
              ${seed.unprocessed} never processed, ${seed.missingReversals} refunds processed without their reversal, ${seed.broken} broken;
              and a busy week, ${BUSY_WEEK.startDate} to ${BUSY_WEEK.endDate}, of ${seed.busyWeek} purchases never processed
 

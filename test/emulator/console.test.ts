@@ -5,7 +5,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { applyEvent, ProductCatalog } from "../../functions/src/ledger/apply";
 import { startJob } from "../../functions/src/jobs/start";
-import { api, db, startRun, TEST_CALLER, testDeps, waitForRun } from "../support/emulator";
+import { api, db, startRun, TEST_CALLER, testDeps, waitForRun, type RecordingQueue } from "../support/emulator";
+import { deliverAll, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
 
 async function getRun(id: string) {
@@ -106,7 +107,9 @@ describe("executing a plan is refused unless the plan is a fresh, completed dry 
   let s: Store;
   beforeAll(async () => {
     s = await Store.create("plans");
-    s.purchase({ user: "u1", product: s.product("gems", 1), day: 1 });
+    const gems = s.product("gems", 1);
+    s.purchase({ user: "u1", product: gems, day: 1 });
+    s.purchase({ user: "u2", product: gems, day: 2 });
     await s.write();
   });
 
@@ -129,14 +132,13 @@ describe("executing a plan is refused unless the plan is a fresh, completed dry 
     expect(real.status).toBe(409);
     expect(real.body.error).toMatchObject({ code: "plan_invalid", message: expect.stringMatching(/real run, not a dry run/) });
 
-    const dryId = await startRun({ type: "webhook_replay", ...s.range(2, 3), dryRun: true });
-    await api("POST", `/api/admin/dataMigrations/${dryId}/pause`);
-    const paused = await waitForRun(dryId, ["paused", "completed"]);
+    // A dry run held pending (its tasks queued in-process, never delivered), then paused.
+    const held = testDeps();
+    const dryId = await startInProcess(held.deps, { type: "webhook_replay", ...s.range(2, 3), dryRun: true });
+    expect((await api("POST", `/api/admin/dataMigrations/${dryId}/pause`)).body).toMatchObject({ changed: true, migration: { status: "paused" } });
     const unfinished = await api("POST", "/api/jobs/backfill", { body: { planOf: dryId } });
-    if (paused.status === "paused") {
-      expect(unfinished.status).toBe(409);
-      expect(unfinished.body.error).toMatchObject({ code: "plan_not_completed", message: expect.stringMatching(/is paused; only a completed dry run/) });
-    }
+    expect(unfinished.status).toBe(409);
+    expect(unfinished.body.error).toMatchObject({ code: "plan_not_completed", message: expect.stringMatching(/is paused; only a completed dry run/) });
   });
 
   it("refuses a plan older than PLAN_MAX_AGE_MINUTES", async () => {
@@ -176,14 +178,17 @@ describe("estimates", () => {
     const gems = s.product("gems", 1);
     for (let i = 0; i < 40; i++) s.purchase({ user: `u${i % 4}`, product: gems, day: 1 + (i % 3), minute: i });
     await s.write();
-    const res = await api("POST", "/api/jobs/backfill", { body: { type: "webhook_replay", ...s.range(1, 3), dryRun: true } });
-    const id = res.body.migrationId as string;
+    // Held pending (tasks queued in-process): nothing examined yet, so the ETA is the whole estimate.
+    const held = testDeps();
+    const id = await startInProcess(held.deps, { type: "webhook_replay", ...s.range(1, 3), dryRun: true });
     const early = await getRun(id);
-    expect(early.migration.estimatedSeconds).toBe(res.body.estimatedSeconds);
-    if (early.migration.status === "pending" || early.migration.status === "running") expect(early.migration.etaSeconds).toBeGreaterThanOrEqual(0);
+    expect(early.migration.status).toBe("pending");
+    expect(early.migration.estimatedSeconds).toBeGreaterThanOrEqual(2);
+    expect(early.migration.etaSeconds).toBe(early.migration.estimatedSeconds);
+    await deliverAll(held.deps, held.queue as RecordingQueue, id);
     await waitForRun(id);
     const done = await getRun(id);
-    expect(done.migration).toMatchObject({ etaSeconds: null, estimatedSeconds: res.body.estimatedSeconds });
+    expect(done.migration).toMatchObject({ status: "completed", etaSeconds: null, estimatedSeconds: early.migration.estimatedSeconds });
     expect(done.migration.elapsedSeconds).toBeGreaterThanOrEqual(0);
   });
 });

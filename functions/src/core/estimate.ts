@@ -23,13 +23,11 @@ export interface RunSample {
  * when there are none; null when no run qualifies.
  */
 export function measuredThroughput(recent: readonly RunSample[], dryRun: boolean): number | null {
-  const rates = (sameMode: boolean) =>
-    recent
-      .filter((r) => r.status === "completed" && r.total >= MIN_SAMPLE_EVENTS && r.startedAt !== null && r.finishedAt !== null && r.finishedAt > r.startedAt)
-      .filter((r) => (r.dryRun === dryRun) === sameMode)
-      .map((r) => r.total / Math.max(1, ((r.finishedAt as number) - (r.startedAt as number)) / 1000 - FIXED_SECONDS))
-      .sort((a, b) => a - b);
-  const chosen = rates(true).length > 0 ? rates(true) : rates(false);
+  const usable = recent.filter((r) => r.status === "completed" && r.total >= MIN_SAMPLE_EVENTS && r.startedAt !== null && r.finishedAt !== null && r.finishedAt > r.startedAt);
+  const same = usable.filter((r) => r.dryRun === dryRun);
+  const chosen = (same.length > 0 ? same : usable)
+    .map((r) => r.total / Math.max(1, ((r.finishedAt as number) - (r.startedAt as number)) / 1000 - FIXED_SECONDS))
+    .sort((a, b) => a - b);
   if (chosen.length === 0) return null;
   const mid = Math.floor(chosen.length / 2);
   return chosen.length % 2 === 1 ? (chosen[mid] as number) : ((chosen[mid - 1] as number) + (chosen[mid] as number)) / 2;

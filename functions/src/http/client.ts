@@ -2,6 +2,7 @@
 // hosting/admin/client.js by scripts/build-client.ts), the tests and the bench all call the API through it;
 // its request and response types are the server's own schemas (http/schemas.ts). Runs in Node and in the
 // browser: it needs only fetch.
+import type { ControlAction } from "../core/run";
 import type { ControlResult, KillSwitchView, Me, Report, RunDetail, RunList, StartedRun, StartJobBody } from "./schemas";
 
 export type * from "./schemas";
@@ -49,9 +50,6 @@ export interface RawResponse {
 
 /** Which answer a call expects; http/validate.ts maps each to its schema. */
 export type AnswerName = "startedRun" | "runList" | "runDetail" | "report" | "controlResult" | "killSwitch" | "me";
-
-export const CONTROL_ACTIONS = ["pause", "resume", "cancel", "retry"] as const;
-export type ControlActionName = (typeof CONTROL_ACTIONS)[number];
 
 export class BackfillClient {
   constructor(private readonly options: ClientOptions) {}
@@ -125,7 +123,7 @@ export class BackfillClient {
     return this.call<Report>("report", "GET", `/api/admin/dataMigrations/${encodeURIComponent(id)}/report`);
   }
 
-  control(id: string, action: ControlActionName): Promise<ControlResult> {
+  control(id: string, action: ControlAction): Promise<ControlResult> {
     return this.call<ControlResult>("controlResult", "POST", `/api/admin/dataMigrations/${encodeURIComponent(id)}/${action}`);
   }
 

@@ -3,6 +3,7 @@
 // one client (http/client.ts) that the CLI, the dashboard, the tests and the bench use takes its types from
 // the same place, so a field cannot change on one side only.
 import { z } from "zod";
+import { CONTROL_ACTIONS } from "../core/run";
 import { PHASES, RUN_STATUSES, RUN_TYPES, CHUNK_STATUSES } from "../core/types";
 
 export { type ExecutePlanBody, type StartJobBody } from "../core/request";
@@ -70,13 +71,14 @@ export type RunView = z.infer<typeof runViewSchema>;
 export const runListSchema = z.object({ migrations: z.array(runViewSchema) });
 export type RunList = z.infer<typeof runListSchema>;
 
+const stepSchema = z.object({ phase: z.enum(PHASES), step: z.enum(["scan", "errors"]) });
+
 export const chunkViewSchema = z.object({
   id: z.string(),
   day: z.string(),
   status: z.enum(CHUNK_STATUSES),
-  phase: z.enum(PHASES),
-  step: z.enum(["scan", "errors"]),
-  upcoming: z.array(z.object({ phase: z.enum(PHASES), step: z.enum(["scan", "errors"]) })),
+  ...stepSchema.shape,
+  upcoming: z.array(stepSchema),
   ...counters,
   budgets: z.partialRecord(z.enum(PHASES), z.number()),
   pages: z.number(),
@@ -130,7 +132,7 @@ export const runDetailSchema = z.object({
 export type RunDetail = z.infer<typeof runDetailSchema>;
 
 /** `POST /api/admin/dataMigrations/{id}/{action}`: what changed, and the run after it. */
-export const controlResultSchema = runDetailSchema.extend({ action: z.enum(["pause", "resume", "cancel", "retry"]), changed: z.boolean() });
+export const controlResultSchema = runDetailSchema.extend({ action: z.enum(CONTROL_ACTIONS), changed: z.boolean() });
 export type ControlResult = z.infer<typeof controlResultSchema>;
 
 const reportEvent = z.object({

@@ -159,8 +159,17 @@ const RECENT_RUNS = 50;
 
 /** Events per second this deployment measured on its recent runs, or the default. */
 async function recentThroughput(deps: Deps, dryRun: boolean): Promise<number> {
-  const recent = await runStore(deps.db).collection().orderBy("createdAt", "desc").limit(RECENT_RUNS).get();
-  return measuredThroughput(recent.docs.map((d) => d.data()), dryRun) ?? DEFAULT_EVENTS_PER_SECOND;
+  // Only the fields a sample needs: this runs on every start.
+  const recent = await deps.db.collection(COLLECTIONS.runs).orderBy("createdAt", "desc").limit(RECENT_RUNS).select("status", "dryRun", "total", "startedAt", "finishedAt").get();
+  const millis = (t: unknown) => (t instanceof Timestamp ? t.toMillis() : null);
+  const samples = recent.docs.map((d) => ({
+    status: String(d.get("status")),
+    dryRun: d.get("dryRun") === true,
+    total: Number(d.get("total") ?? 0),
+    startedAt: millis(d.get("startedAt")),
+    finishedAt: millis(d.get("finishedAt")),
+  }));
+  return measuredThroughput(samples, dryRun) ?? DEFAULT_EVENTS_PER_SECOND;
 }
 
 /** What makes two requests "the same body": the fields as given (a lookback window, not its dates). */

@@ -6,7 +6,7 @@ import { isFinishedRun, type Run } from "../core/run";
 import type { Deps } from "../deps";
 import type { PlanComparison } from "../http/schemas";
 import { refs } from "../platform/collections";
-import { readOutcomes, type ReportEvent } from "./report";
+import { keptWhileSame, readOutcomes, type ReportEvent } from "./report";
 import { runStore } from "./store";
 
 /** Differences listed with their reason; the count covers them all. */
@@ -19,16 +19,9 @@ const asOutcome = (e: ReportEvent): Outcome =>
 
 export async function planComparison(deps: Deps, real: Run): Promise<PlanComparison | null> {
   if (!real.planOf || !isFinishedRun(real.status)) return null;
-  const ref = refs(deps.db).report(real.id).doc("comparison");
-  const key = JSON.stringify([real.status, real.retries, real.finishedAt, real.total, real.processed, real.skipped, real.errors]);
-  const stored = await ref.get();
-  if (stored.exists && stored.get("key") === key) return stored.get("comparison") as Comparison;
-  const comparison = await compare(deps, real);
-  await ref.set({ key, comparison });
-  return comparison;
+  const outcome = [real.status, real.retries, real.finishedAt, real.total, real.processed, real.skipped, real.errors];
+  return keptWhileSame(deps, real.id, "comparison", outcome, () => compare(deps, real));
 }
-
-type Comparison = PlanComparison;
 
 async function compare(deps: Deps, real: Run): Promise<PlanComparison> {
   const dryId = real.planOf as string;

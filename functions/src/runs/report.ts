@@ -103,14 +103,24 @@ type Verification = Awaited<ReturnType<typeof verify>>;
  * outcome is the same: same status, retries, finish time and totals (a retry or a late page recomputes it).
  */
 async function storedVerification(deps: Deps, id: string, run: Run, totals: Counters, compute: () => Promise<Verification>): Promise<Verification & { computedAt: string }> {
-  if (!isFinishedRun(run.status)) return { ...(await compute()), computedAt: new Date(deps.now().getTime()).toISOString() };
-  const ref = refs(deps.db).report(id).doc("verification");
-  const key = JSON.stringify([run.status, run.retries, run.finishedAt, totals]);
+  const stamped = async () => ({ ...(await compute()), computedAt: new Date(deps.now().getTime()).toISOString() });
+  if (!isFinishedRun(run.status)) return stamped();
+  return keptWhileSame(deps, id, "verification", [run.status, run.retries, run.finishedAt, totals], stamped);
+}
+
+/**
+ * Something a finished run's report shows that is costly to compute: computed once and kept in
+ * `dataMigrations/{id}/report/{name}` with the run outcome it was computed for (`key`), and served again
+ * while that outcome is the same (a retry or a late page recomputes it).
+ */
+export async function keptWhileSame<T>(deps: Deps, runId: string, name: string, outcome: unknown, compute: () => Promise<T>): Promise<T> {
+  const ref = refs(deps.db).report(runId).doc(name);
+  const key = JSON.stringify(outcome);
   const stored = await ref.get();
-  if (stored.exists && stored.get("key") === key) return stored.get("verification") as Verification & { computedAt: string };
-  const verification = { ...(await compute()), computedAt: new Date(deps.now().getTime()).toISOString() };
-  await ref.set({ key, verification });
-  return verification;
+  if (stored.exists && stored.get("key") === key) return stored.get(name) as T;
+  const value = await compute();
+  await ref.set({ key, [name]: value });
+  return value;
 }
 
 /** Re-checks the run's effects from Firestore. */

@@ -53,7 +53,6 @@ function runView(id: string, run: Run): RunView {
   };
 }
 
-
 function chunkView(chunk: Chunk): ChunkView {
   return {
     id: chunk.id,
