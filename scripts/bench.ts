@@ -208,7 +208,7 @@ async function main(): Promise<void> {
   const ceilingRatio = (pipelineEventsPerSec * writesPerEvent) / rawDocsPerSec;
   const speedupVsNaive = pipelineEventsPerSec / naiveEventsPerSec;
   const rows: Array<[string, string]> = [
-    ["events replayed", `${fmt(pipeline.events)} in ${fmt(pipeline.seconds, 1)} s (${pipeline.chunks} day chunks)`],
+    ["events replayed", `${fmt(pipeline.events)} in ${fmt(pipeline.seconds, 1)} s (${pipeline.chunks} chunks)`],
     ["pipeline", `${fmt(pipelineEventsPerSec)} events/s`],
     ["writes per event", `${fmt(writesPerEvent, 2)} (ledger entry, event mark, wallet, amortised page bookkeeping)`],
     ["raw write ceiling", `${fmt(rawDocsPerSec)} docs/s (BulkWriter create, throttling off)`],

@@ -97,7 +97,7 @@ function startedLines(run: StartedRun, watching: boolean | undefined): string[] 
   const canary = run.userIds ? ` over ${run.userIds.length} user${run.userIds.length === 1 ? "" : "s"} only (canary)` : "";
   const plan = run.planOf ? ` executing dry run ${run.planOf}` : "";
   return [
-    `Started ${run.migrationId}${run.dryRun ? " (dry run: nothing will be written)" : ""}${plan}${canary}: ${run.startDate} to ${run.endDate}, ${run.chunks} day chunks, ${run.plannedEvents} events planned` +
+    `Started ${run.migrationId}${run.dryRun ? " (dry run: nothing will be written)" : ""}${plan}${canary}: ${run.startDate} to ${run.endDate}, ${run.chunks} chunks, ${run.plannedEvents} events planned` +
       (run.capReached ? ` (capped: ${run.selectedEvents} selected; run again for the rest)` : "") +
       `, about ${formatDuration(run.estimatedSeconds)}.`,
     ...(watching ? [] : [`Follow it with: npm run backfill -- status ${run.migrationId} --watch`]),

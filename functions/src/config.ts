@@ -75,6 +75,8 @@ const envSchema = z.object({
   CHUNK_GROUP_SIZE: int(50, 1, 150),
   CHUNK_PARALLEL_GROUPS: int(8, 1, 64),
   CHUNK_SLICE_SECONDS: int(240, 5, 1500),
+  // A day with more events than this is cut into shards of about this many, each its own chunk and task.
+  SHARD_EVENTS: int(5000, 100, 1_000_000),
   TASK_MAX_ATTEMPTS: int(5, 1, 100),
   // A queued chunk task that has not started after this long is taken for lost and queued again.
   WATCHDOG_STALL_SECONDS: int(1800, 60, 86_400),
@@ -121,6 +123,8 @@ export interface Config {
   groupSize: number;
   /** Transactions in flight at once inside a chunk. */
   parallelGroups: number;
+  /** Events above which a day is cut into time slices (shards) of about this many, each its own chunk. */
+  shardEvents: number;
   /** How long one task delivery works before it hands the rest of its chunk to a continuation task. */
   sliceSeconds: number;
   /** Delivery attempts Cloud Tasks makes per task (the queue's retryConfig.maxAttempts). */
@@ -174,6 +178,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     groupSize: e.CHUNK_GROUP_SIZE,
     parallelGroups: e.CHUNK_PARALLEL_GROUPS,
     sliceSeconds: e.CHUNK_SLICE_SECONDS,
+    shardEvents: e.SHARD_EVENTS,
     taskMaxAttempts: e.TASK_MAX_ATTEMPTS,
     stallSeconds: e.WATCHDOG_STALL_SECONDS,
     planMaxAgeMinutes: e.PLAN_MAX_AGE_MINUTES,

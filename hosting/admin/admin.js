@@ -226,9 +226,14 @@ function throughputChart(throughput) {
 }
 
 /** What the day was planned to examine: its share of the cap, or all it holds when the cap covers the range. */
+/** A day, or a shard of a busy day with its slice of time. */
+function chunkName(c) {
+  return c.id === c.day ? c.day : `${c.day} shard ${Number(c.id.slice(11))} (${c.from.slice(11, 23)}–${c.to.slice(11, 23)} UTC)`;
+}
+
 function plannedOfDay(c, m) {
   const budget = Object.values(c.budgets).reduce((a, b) => a + b, 0);
-  return m.capReached ? `planned up to ${budget} (its share of maxEvents)` : "planned: every selected event of the day";
+  return m.capReached ? `planned up to ${budget} (its share of maxEvents)` : `planned: every selected event of the ${c.id === c.day ? "day" : "shard"}`;
 }
 
 function timing(m) {
@@ -339,10 +344,10 @@ async function showRun(id) {
       {
         class: "cell",
         "data-testid": "chunk-cell",
-        dataset: { status: c.status, day: c.day },
-        title: `${c.day}: ${c.status} (${c.phase} ${c.step}) · examined ${c.total} · ${plannedOfDay(c, m)} · processed ${c.processed} · skipped ${c.skipped} · errors ${c.errors}${c.lastError ? ` · last error: ${c.lastError}` : ""}`,
+        dataset: { status: c.status, day: c.day, chunk: c.id },
+        title: `${chunkName(c)}: ${c.status} (${c.phase} ${c.step}) · examined ${c.total} · ${plannedOfDay(c, m)} · processed ${c.processed} · skipped ${c.skipped} · errors ${c.errors}${c.lastError ? ` · last error: ${c.lastError}` : ""}`,
       },
-      c.day.slice(8),
+      c.id === c.day ? c.day.slice(8) : `${c.day.slice(8)}·${Number(c.id.slice(11))}`,
     ),
   );
   const legend = el("div", { class: "legend" }, STATUSES.map((s) => el("span", {}, el("i", { class: "cell", dataset: { status: s } }), s)));

@@ -30,7 +30,7 @@ describe("the backfill CLI against the local stack", () => {
 
     const started = await cli("start", "--type", "webhook_replay", "--from", s.day(1), "--to", s.day(3), "--execute");
     expect(started.code).toBe(0);
-    expect(started.out[0]).toMatch(/^Started webhook_replay_\d+: .* 3 day chunks, 13 events planned, about \d+ s\.\nFollow it with: npm run backfill -- status webhook_replay_\d+ --watch$/);
+    expect(started.out[0]).toMatch(/^Started webhook_replay_\d+: .* 3 chunks, 13 events planned, about \d+ s\.\nFollow it with: npm run backfill -- status webhook_replay_\d+ --watch$/);
     const id = /webhook_replay_\d+/.exec(started.out[0]!)![0];
 
     const watched = await cli("status", id, "--watch", "--interval", "300");

@@ -8,7 +8,8 @@
 // ranges. A sequence runs dry and real replays and reversal backfills over random ranges, capped or not,
 // with pauses, resumes, cancels and kill switch flips at random page boundaries of random deliveries
 // (delivered in random order, some twice at once), retries, catalog fixes, and new runs over the ranges of
-// cancelled ones. After each step: the run ended (after one watchdog pass at most); its counters equal the
+// cancelled ones. Half the sequences cut busy days into shards of a few events; reversals whose purchase
+// is already credited are applied by the purchases scan (one pass). After each step: the run ended (after one watchdog pass at most); its counters equal the
 // oracle's (a dry run's equal the real run's that follows it); they equal a recount of its page records and
 // of the entries it wrote; the ledger, every wallet and every event's processed mark equal the oracle's.
 //
@@ -18,6 +19,7 @@ import fc from "fast-check";
 import { Timestamp } from "firebase-admin/firestore";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Config } from "../../functions/src/config";
+import { decodeOutcomes } from "../../functions/src/platform/collections";
 import { controlRun } from "../../functions/src/runs/control";
 import { buildReport } from "../../functions/src/runs/report";
 import { repairRun } from "../../functions/src/runs/watchdog";
@@ -31,7 +33,7 @@ const FIRST_SEED = Number(process.env.MODEL_SEED ?? 11_000_001);
 const BY = { email: "model@backfill.local", sub: "model" };
 const DAY_MS = 86_400_000;
 
-const tally = { sequences: 0, operations: 0, runs: 0, pairs: 0, cancels: 0, pauses: 0, killSwitchFlips: 0, retries: 0, catalogFixes: 0, canaryRuns: 0, planExecutions: 0, duplicateDeliveries: 0, watchdogRepairs: 0, mismatches: 0 };
+const tally = { sequences: 0, operations: 0, runs: 0, pairs: 0, cancels: 0, pauses: 0, killSwitchFlips: 0, retries: 0, catalogFixes: 0, canaryRuns: 0, planExecutions: 0, shardedRuns: 0, shards: 0, onePassReversals: 0, duplicateDeliveries: 0, watchdogRepairs: 0, mismatches: 0 };
 
 afterEach(async () => {
   await setKillSwitch(null);
@@ -342,6 +344,22 @@ async function expectRecount(id: string, note: string) {
   return { run, report };
 }
 
+/** What the run's shape exercised: shards, and reversals its purchases scans applied in one pass. */
+async function tallyShape(id: string, oracle: Oracle): Promise<void> {
+  const run = db().collection("dataMigrations").doc(id);
+  const chunks = await run.collection("chunks").get();
+  const shards = chunks.docs.filter((c) => c.id.includes("~")).length;
+  tally.shards += shards;
+  if (shards > 0) tally.shardedRuns++;
+  const pages = await run.collection("pages").where("phase", "==", "purchases").where("step", "==", "scan").get();
+  for (const p of pages.docs) {
+    for (const o of decodeOutcomes(p.get("outcomes") as string)) {
+      const type = oracle.events.get(o.e)?.data.type;
+      if (type === "order.refunded" || type === "order.chargeback") tally.onePassReversals++;
+    }
+  }
+}
+
 async function openErrors(id: string): Promise<string[]> {
   const snap = await db().collection("dataMigrations").doc(id).collection("errors").where("status", "==", "open").get();
   return snap.docs.map((d) => d.id).sort();
@@ -354,7 +372,10 @@ async function sequence(seed: number): Promise<void> {
   const ops = fc.sample(fc.noBias(opsArbitrary(spec.days)), { seed: seed + 1, numRuns: 1 })[0] as Op[];
   const next = seededStream(seed * 7 + 3);
   const pageSize = 2 + Math.floor(next() * 5);
-  const d: Driver = { seed, next, config: { pageSize, readSize: pageSize * 2, groupSize: 1 + Math.floor(next() * 3), parallelGroups: 1 + Math.floor(next() * 2) }, log: [] };
+  const config = { pageSize, readSize: pageSize * 2, groupSize: 1 + Math.floor(next() * 3), parallelGroups: 1 + Math.floor(next() * 2) };
+  // Half the sequences cut any day with more than a few events into shards.
+  const shardEvents = next() < 0.5 ? 1000 : 2 + Math.floor(next() * 6);
+  const d: Driver = { seed, next, config: { ...config, shardEvents }, log: [] };
   const w = await writeStore(spec);
   const finished: Array<{ spec: RunSpec; errors: number }> = [];
   const note = (i: number) => `seed ${seed}, op ${i + 1} of ${ops.length}`;
@@ -410,6 +431,7 @@ async function sequence(seed: number): Promise<void> {
         if (userIds) tally.canaryRuns++;
         const spec: RunSpec = { id, type: op.type, startDate: w.day(op.from), endDate: w.day(op.to), dryRun, maxEvents: op.cap ?? 1000, userIds };
         const { run, report } = await expectRecount(id, `${note(i)}: ${dryRun ? "dry" : "real"} run ${id}`);
+        await tallyShape(id, w.oracle);
         if (cancelled) {
           // A cancelled run did part of the work: what it says it did must be what the rules do.
           const claims = new Map<string, Result>(report.events.map((e) => [e.eventId, e.outcome]));
@@ -459,7 +481,9 @@ describe("model-based: random operator sequences against the README's rules", ()
     expect(tally.mismatches).toBe(0);
     // The sequences must have done what they claim to exercise.
     if (SEQUENCES >= 30) {
-      for (const k of ["pairs", "cancels", "pauses", "killSwitchFlips", "retries", "catalogFixes", "duplicateDeliveries"] as const) expect(tally[k], k).toBeGreaterThan(0);
+      for (const k of ["pairs", "cancels", "pauses", "killSwitchFlips", "retries", "catalogFixes", "duplicateDeliveries", "shardedRuns", "onePassReversals"] as const) {
+        expect(tally[k], k).toBeGreaterThan(0);
+      }
     }
   }, 1_200_000);
 });

@@ -9,7 +9,6 @@ import {
   fail,
   isFinishedChunk,
   markQueued,
-  MAX_REMEMBERED_REVERSALS,
   newChunk,
   nextMove,
   nextPhase,
@@ -29,12 +28,15 @@ import {
 import { CHUNK_STATUSES, type ChunkStatus } from "../../functions/src/core/types";
 
 const NOW = 1_000_000;
+const D = { id: "2025-01-02", startMs: Date.UTC(2025, 0, 2), endMs: Date.UTC(2025, 0, 3) };
 const LEASE = 120_000;
 const me: Holder = { owner: "me", task: "task-a", attempt: 1 };
 
 function chunk(over: Partial<Chunk> = {}): Chunk {
   return {
     id: "2025-01-02",
+    startMs: Date.UTC(2025, 0, 2),
+    endMs: Date.UTC(2025, 0, 3),
     status: "running",
     step: { phase: "purchases", step: "scan" },
     upcoming: [{ phase: "reversals", step: "scan" }],
@@ -42,6 +44,8 @@ function chunk(over: Partial<Chunk> = {}): Chunk {
     progress: {},
     errorCursor: null,
     reversalIds: [],
+    listEnd: "open",
+    onePass: false,
     pages: 0,
     generation: 0,
     queued: null,
@@ -113,6 +117,8 @@ function page(c: Chunk, over: Partial<PageResult> = {}): PageResult {
     examined: 3,
     cursor: { seconds: 10, nanos: 5, id: "e3" },
     listed: 0,
+    early: 0,
+    closeList: false,
     errorCursor: null,
     reversalsSeen: [],
     stepDone: false,
@@ -197,8 +203,15 @@ describe("commitPage", () => {
     it("a replay day whose whole purchases scan saw no open refund or chargeback has no reversals scan", () => {
       const c = chunk({ lease: leases.mine });
       expect(done(c).update).toMatchObject({ status: "done", upcoming: [] });
-      // …unless it does not know: a scan stopped at its budget did not see the whole day.
-      expect(done(c, { stoppedAtBudget: true }).update).toMatchObject({ status: "waiting", reversalIds: null, stoppedAtBudget: true });
+      expect(done(c).update).toMatchObject({ listEnd: "span" });
+      // …unless it does not know: a scan stopped at its budget did not see the rest of the span, so the list
+      // ends where it stopped and the reversals scan queries after that.
+      expect(done(c, { stoppedAtBudget: true }).update).toMatchObject({
+        status: "waiting",
+        listEnd: "cursor",
+        stoppedAtBudget: true,
+        progress: { reversals: { cursor: { seconds: 10, nanos: 5, id: "e3" }, examined: 0, listed: 0 } },
+      });
       // …or a reversal backfill, which has no purchases scan to learn from.
       expect(commitPage(c, page(c, { stepDone: true }), me, NOW, LEASE, "reversal_backfill").update).toMatchObject({ status: "waiting" });
       // …or the list is not kept.
@@ -229,14 +242,23 @@ describe("commitPage", () => {
     });
   });
 
-  it("remembers the refunds and chargebacks a whole purchases scan passes, up to a limit, then queries", () => {
-    const c = chunk({ lease: leases.mine, reversalIds: ["a"] });
+  it("remembers the refunds and chargebacks a purchases scan passes; a full list ends where the page began", () => {
+    const at = { seconds: 4, nanos: 0, id: "e0" };
+    const c = chunk({ lease: leases.mine, reversalIds: ["a"], progress: { purchases: { cursor: at, examined: 7, listed: 0 } } });
     expect(commitPage(c, page(c, { reversalsSeen: ["b", "c"] }), me, NOW, LEASE, "webhook_replay").update?.reversalIds).toEqual(["a", "b", "c"]);
     expect(commitPage(c, page(c), me, NOW, LEASE, "webhook_replay").update).not.toHaveProperty("reversalIds");
-    const full = chunk({ lease: leases.mine, reversalIds: Array.from({ length: MAX_REMEMBERED_REVERSALS }, (_, i) => `r${i}`) });
-    expect(commitPage(full, page(full, { reversalsSeen: ["x"] }), me, NOW, LEASE, "webhook_replay").update?.reversalIds).toBeNull();
-    const exactly = chunk({ lease: leases.mine, reversalIds: Array.from({ length: MAX_REMEMBERED_REVERSALS - 1 }, (_, i) => `r${i}`) });
-    expect(commitPage(exactly, page(exactly, { reversalsSeen: ["x"] }), me, NOW, LEASE, "webhook_replay").update?.reversalIds).toHaveLength(MAX_REMEMBERED_REVERSALS);
+    // The page's scan planned the list full: the list stays as it is and ends at the page's start.
+    const closed = commitPage(c, page(c, { closeList: true, reversalsSeen: [] }), me, NOW, LEASE, "webhook_replay").update;
+    expect(closed).toMatchObject({ listEnd: "cursor", progress: { reversals: { cursor: at, examined: 0, listed: 0 } } });
+    expect(closed).not.toHaveProperty("reversalIds");
+    // A closed list takes nothing more, and the step's end does not make it whole.
+    const after = chunk({ lease: leases.mine, reversalIds: ["a"], listEnd: "cursor" });
+    const t = commitPage(after, page(after, { reversalsSeen: ["z"], stepDone: true }), me, NOW, LEASE, "webhook_replay");
+    expect(t.update).not.toHaveProperty("reversalIds");
+    expect(t.update).not.toHaveProperty("listEnd");
+    // One pass: the reversals the scan applied are charged to the reversals budget.
+    const one = chunk({ lease: leases.mine, onePass: true, progress: { reversals: { cursor: null, examined: 2, listed: 0 } } });
+    expect(commitPage(one, page(one, { early: 3 }), me, NOW, LEASE, "webhook_replay").update?.progress?.reversals).toEqual({ cursor: null, examined: 5, listed: 0 });
     // A reversals scan or an errors pass does not touch the list.
     const rev = chunk({ lease: leases.mine, step: { phase: "reversals", step: "scan" }, upcoming: [], reversalIds: ["a"] });
     expect(commitPage(rev, page(rev, { reversalsSeen: ["b"] }), me, NOW, LEASE, "webhook_replay").update).not.toHaveProperty("reversalIds");
@@ -382,7 +404,7 @@ describe("the other transitions, in every status", () => {
 describe("a new chunk", () => {
   const replay = { type: "webhook_replay" as const, phases: ["purchases", "reversals"] as const };
   it("starts at its first phase with budget, remembering reversals only when its purchases scan will see the whole day", () => {
-    expect(newChunk("d", { purchases: 2, reversals: 1 }, { ...replay, phases: [...replay.phases] }, NOW)).toMatchObject({
+    expect(newChunk(D, { purchases: 2, reversals: 1 }, { ...replay, phases: [...replay.phases] }, NOW)).toMatchObject({
       status: "pending",
       step: { phase: "purchases", step: "scan" },
       upcoming: [{ phase: "reversals", step: "scan" }],
@@ -392,13 +414,13 @@ describe("a new chunk", () => {
       queued: null,
     });
     // Only reversals: it waits for the reversals phase and queries for them (no purchases scan to learn from).
-    expect(newChunk("d", { purchases: 0, reversals: 3 }, { ...replay, phases: [...replay.phases] }, NOW)).toMatchObject({
+    expect(newChunk(D, { purchases: 0, reversals: 3 }, { ...replay, phases: [...replay.phases] }, NOW)).toMatchObject({
       status: "waiting",
       step: { phase: "reversals", step: "scan" },
       reversalIds: null,
     });
-    expect(newChunk("d", {}, { ...replay, phases: [...replay.phases] }, NOW)).toMatchObject({ status: "done", finishedAt: NOW, reversalIds: null });
-    expect(newChunk("d", { reversals: 3 }, { type: "reversal_backfill", phases: ["reversals"] }, NOW)).toMatchObject({ status: "pending", reversalIds: null });
+    expect(newChunk(D, {}, { ...replay, phases: [...replay.phases] }, NOW)).toMatchObject({ status: "done", finishedAt: NOW, reversalIds: null });
+    expect(newChunk(D, { reversals: 3 }, { type: "reversal_backfill", phases: ["reversals"] }, NOW)).toMatchObject({ status: "pending", reversalIds: null });
   });
 });
 
@@ -482,8 +504,8 @@ describe("steps", () => {
 
 describe("edges of the rules", () => {
   it("a chunk with nothing to do is done at the run's last phase", () => {
-    expect(newChunk("d", {}, { type: "reversal_backfill", phases: ["reversals"] }, NOW)).toMatchObject({ status: "done", step: { phase: "reversals", step: "scan" }, upcoming: [], stoppedAtBudget: false });
-    expect(newChunk("d", { purchases: 0 }, { type: "webhook_replay", phases: ["purchases", "reversals"] }, NOW).step).toEqual({ phase: "reversals", step: "scan" });
+    expect(newChunk(D, {}, { type: "reversal_backfill", phases: ["reversals"] }, NOW)).toMatchObject({ status: "done", step: { phase: "reversals", step: "scan" }, upcoming: [], stoppedAtBudget: false });
+    expect(newChunk(D, { purchases: 0 }, { type: "webhook_replay", phases: ["purchases", "reversals"] }, NOW).step).toEqual({ phase: "reversals", step: "scan" });
   });
 
   it("an errors pass is added once per phase, even when a failed chunk already had one left", () => {

@@ -63,6 +63,10 @@ function run(over: Partial<Run> = {}): Run {
 function head(id: string, status: ChunkStatus, phase: Phase = "purchases", over: Partial<ChunkHead> = {}): ChunkHead {
   return {
     id,
+    startMs: 0,
+    endMs: 86_400_000,
+    listEnd: "open",
+    onePass: false,
     status,
     step: { phase, step: "scan" },
     upcoming: [],

@@ -11,7 +11,8 @@ import {
   type QueryDocumentSnapshot,
   type WriteBatch,
 } from "firebase-admin/firestore";
-import type { Chunk, ChunkHead, Cursor, Lease, PhaseProgress, Step } from "../core/chunk";
+import type { Chunk, ChunkHead, Cursor, Lease, ListEnd, PhaseProgress, Step } from "../core/chunk";
+import { daySpan } from "../core/shards";
 import type { ChunkStatus, Phase } from "../core/types";
 import { COLLECTIONS, RUN_SUBCOLLECTIONS } from "../platform/collections";
 import { isPreconditionFailure, type Versioned } from "../platform/firestore";
@@ -24,7 +25,11 @@ export interface StoredCursor {
 
 /** `dataMigrations/{runId}/chunks/{chunkId}` as stored. */
 export interface ChunkDoc {
+  /** The chunk's id: its day, or a shard of it. */
   day: string;
+  /** The span of event time the chunk covers, epoch milliseconds: [startMs, endMs). */
+  startMs: number;
+  endMs: number;
   status: ChunkStatus;
   /** The current step's phase and kind (top-level, so chunks can be queried by them). */
   phase: Phase;
@@ -34,6 +39,8 @@ export interface ChunkDoc {
   progress: Partial<Record<Phase, { cursor: StoredCursor | null; examined: number; listed: number }>>;
   errorCursor: string | null;
   reversalIds: string[] | null;
+  listEnd: ListEnd;
+  onePass: boolean;
   pages: number;
   generation: number;
   queued: number | null;
@@ -105,8 +112,11 @@ function fromFields(id: string, d: DocumentData): Chunk {
     progress[phase as Phase] = { cursor: fromStoredCursor(p.cursor), examined: p.examined, listed: p.listed };
   }
   const lease = d.lease as ChunkDoc["lease"] | undefined;
+  const span = typeof d.startMs === "number" && typeof d.endMs === "number" ? { startMs: d.startMs, endMs: d.endMs } : daySpan(id.slice(0, 10));
   return {
     id,
+    startMs: span.startMs,
+    endMs: span.endMs,
     status: d.status as ChunkStatus,
     step: { phase: d.phase as Phase, step: d.step as Step["step"] },
     upcoming: (d.upcoming ?? []) as Step[],
@@ -114,6 +124,8 @@ function fromFields(id: string, d: DocumentData): Chunk {
     progress,
     errorCursor: (d.errorCursor ?? null) as string | null,
     reversalIds: (d.reversalIds ?? null) as string[] | null,
+    listEnd: (d.listEnd ?? "open") as ListEnd,
+    onePass: d.onePass === true,
     pages: (d.pages ?? 0) as number,
     generation: (d.generation ?? 0) as number,
     queued: (d.queued ?? null) as number | null,
@@ -139,7 +151,7 @@ export const chunkConverter: FirestoreDataConverter<Chunk, DocumentData> = {
 
 /** Every stored field but the remembered event ids, which only the chunk's own delivery needs. */
 const HEAD_FIELDS = [
-  "day", "status", "phase", "step", "upcoming", "budgets", "progress", "errorCursor", "pages", "generation", "queued", "queuedAt",
+  "day", "startMs", "endMs", "listEnd", "onePass", "status", "phase", "step", "upcoming", "budgets", "progress", "errorCursor", "pages", "generation", "queued", "queuedAt",
   "attempts", "lease", "stoppedAtBudget", "pausedReason", "lastError", "total", "processed", "skipped", "errors", "startedAt", "finishedAt",
 ] as const;
 

@@ -26,10 +26,12 @@ import {
   settle,
   type Chunk,
   type CommitResult,
+  MAX_REMEMBERED_REVERSALS,
   type Holder,
   type PageResult,
 } from "../core/chunk";
-import { dayBounds } from "../core/dates";
+import { purchaseEntryId } from "../core/ledger";
+import { CHUNK_ID_PATTERN } from "../core/shards";
 import { markStarted, type Run } from "../core/run";
 import { isSelected } from "../core/selection";
 import { errorRateOverWindow, AUTO_PAUSE_WINDOW } from "../core/window";
@@ -68,7 +70,7 @@ export class ChunkBusyError extends Error {
 
 const payloadSchema = z.strictObject({
   migrationId: z.string().regex(/^[A-Za-z0-9_-]{1,200}$/),
-  chunkId: z.string().regex(/^\d{4}-\d{2}-\d{2}$/),
+  chunkId: z.string().regex(CHUNK_ID_PATTERN),
   generation: z.number().int().min(0).optional(),
 });
 
@@ -161,7 +163,8 @@ async function chunksToHelp(deps: Deps, runId: string, delivery: Delivery, handl
   const now = deps.now().getTime();
   const free = due.map((d) => d.data).filter((c) => !handled.has(c.id) && (!c.lease || c.lease.expiresAt <= now));
   // A replay's reversals scan knows its day's open reversals (remembered by the purchases scan).
-  const small = (c: Chunk) => c.step.phase === "reversals" && c.step.step === "scan" && c.reversalIds !== null && c.reversalIds.length <= deps.config.pageSize;
+  const small = (c: Chunk) =>
+    c.step.phase === "reversals" && c.step.step === "scan" && c.reversalIds !== null && c.listEnd === "span" && c.reversalIds.length <= deps.config.pageSize;
   const first = free[0];
   if (!first) return [];
   return small(first) ? free.filter(small).slice(0, HELP_PARALLEL).map((c) => task(c.id)) : [task(first.id)];
@@ -301,6 +304,8 @@ async function reconcileStopped(deps: Deps, runId: string, chunkId: string): Pro
 interface PagePlan {
   /** The events to examine, as read (their versions make the writes conditional). */
   docs: DocumentSnapshot[];
+  /** Of those, the reversals a one-pass purchases scan applies. */
+  early: ReadonlySet<string>;
   page: Omit<PageResult, "from" | "outcomes">;
 }
 
@@ -323,9 +328,9 @@ const room = (chunk: Chunk) => (chunk.budgets[chunk.step.phase] ?? 0) - (chunk.p
 async function planScanPage(deps: Deps, run: Run, chunk: Chunk, buffer: { current: ReadBuffer | null }): Promise<PagePlan> {
   const phase = chunk.step.phase;
   const progress = chunk.progress[phase];
-  const keep = { listed: progress?.listed ?? 0, errorCursor: chunk.errorCursor, reversalsSeen: [] as string[] };
+  const keep = { listed: progress?.listed ?? 0, errorCursor: chunk.errorCursor, reversalsSeen: [] as string[], early: 0, closeList: false };
   const left = room(chunk);
-  if (left <= 0) return { docs: [], page: { ...keep, examined: 0, cursor: progress?.cursor ?? null, stepDone: true, stoppedAtBudget: true } };
+  if (left <= 0) return { docs: [], early: new Set(), page: { ...keep, examined: 0, cursor: progress?.cursor ?? null, stepDone: true, stoppedAtBudget: true } };
   const after = cursorKey(progress);
   let raw: FirebaseFirestore.QueryDocumentSnapshot[];
   let reachedEnd: boolean;
@@ -337,19 +342,21 @@ async function planScanPage(deps: Deps, run: Run, chunk: Chunk, buffer: { curren
     await deps.faults?.at("page-read", { runId: run.id, chunkId: chunk.id, cursor: progress?.cursor ? after : null });
   }
 
-  // Take events until the page is full or the budget is spent; what is left stays in the buffer.
+  // Take events until the page is full or the budget is spent; what is left stays in the buffer. A
+  // replay's purchases scan also notes the open refunds and chargebacks it passes, for its reversals scan.
   const selection = { runId: run.id, type: run.type, dryRun: run.dryRun, userIds: run.userIds };
+  const remembering = run.type === "webhook_replay" && phase === "purchases" && chunk.reversalIds !== null && chunk.listEnd === "open";
   const limit = Math.min(deps.config.pageSize, left);
   const taken: FirebaseFirestore.QueryDocumentSnapshot[] = [];
-  const reversalsSeen: string[] = [];
+  const passed: FirebaseFirestore.QueryDocumentSnapshot[] = [];
   let end = 0;
   for (; end < raw.length; end++) {
     const doc = raw[end] as FirebaseFirestore.QueryDocumentSnapshot;
     if (isSelected(doc.data(), selection, phase)) {
       if (taken.length >= limit) break;
       taken.push(doc);
-    } else if (run.type === "webhook_replay" && phase === "purchases" && isSelected(doc.data(), selection, "reversals")) {
-      reversalsSeen.push(doc.id);
+    } else if (remembering && isSelected(doc.data(), selection, "reversals")) {
+      passed.push(doc);
     }
   }
   const last = raw[end - 1];
@@ -358,11 +365,57 @@ async function planScanPage(deps: Deps, run: Run, chunk: Chunk, buffer: { curren
   const budgetSpent = taken.length >= left;
   buffer.current = { after: cursorKey({ cursor, examined: 0, listed: 0 }), phase, docs: rest, reachedEnd };
   if (rest.length === 0 && !reachedEnd) buffer.current = null;
-  const endOfDay = rest.length === 0 && reachedEnd;
+  const endOfSpan = rest.length === 0 && reachedEnd;
+
+  // One pass: a reversal whose purchase entry exists already is applied now, as the reversals scan would.
+  let early: FirebaseFirestore.QueryDocumentSnapshot[] = [];
+  if (chunk.onePass && passed.length > 0) {
+    const credited = await purchasesCredited(deps, run, passed);
+    early = passed.filter((d) => credited.has(d.id));
+    if (early.length > (chunk.budgets.reversals ?? 0) - (chunk.progress.reversals?.examined ?? 0)) early = [];
+  }
+  const earlyIds = new Set(early.map((d) => d.id));
+  let deferred = passed.filter((d) => !earlyIds.has(d.id)).map((d) => d.id);
+  // A full list ends before this page; the reversals scan queries from there on.
+  const closeList = remembering && (chunk.reversalIds?.length ?? 0) + deferred.length > MAX_REMEMBERED_REVERSALS;
+  if (closeList) {
+    early = [];
+    earlyIds.clear();
+    deferred = [];
+  }
+  const docs = early.length > 0 ? raw.slice(0, end).filter((d) => earlyIds.has(d.id) || taken.includes(d)) : taken;
   return {
-    docs: taken,
-    page: { ...keep, reversalsSeen, examined: taken.length, cursor, stepDone: endOfDay || budgetSpent, stoppedAtBudget: budgetSpent && !endOfDay },
+    docs,
+    early: earlyIds,
+    page: {
+      ...keep,
+      reversalsSeen: deferred,
+      early: early.length,
+      closeList,
+      examined: taken.length,
+      cursor,
+      stepDone: endOfSpan || budgetSpent,
+      stoppedAtBudget: budgetSpent && !endOfSpan,
+    },
   };
+}
+
+/** Which of these reversals' purchases have an entry (for a dry run: a real one, or one it would write). */
+async function purchasesCredited(deps: Deps, run: Run, reversals: readonly FirebaseFirestore.QueryDocumentSnapshot[]): Promise<Set<string>> {
+  const r = refs(deps.db);
+  const orderOf = new Map<string, string>();
+  for (const d of reversals) {
+    const orderId = d.get("orderId") as unknown;
+    if (typeof orderId === "string" && orderId.length > 0 && !orderId.includes("/")) orderOf.set(d.id, purchaseEntryId(orderId));
+  }
+  const ids = [...new Set(orderOf.values())];
+  if (ids.length === 0) return new Set();
+  const [real, shadow] = await Promise.all([
+    deps.db.getAll(...ids.map((id) => r.ledger.doc(id))),
+    run.dryRun ? deps.db.getAll(...ids.map((id) => r.shadow(run.id).doc(id))) : Promise.resolve([]),
+  ]);
+  const exists = new Set([...real, ...shadow].filter((snap) => snap.exists).map((snap) => snap.id));
+  return new Set([...orderOf].filter(([, entry]) => exists.has(entry)).map(([eventId]) => eventId));
 }
 
 /** A replay's reversals scan works from the refunds and chargebacks its purchases scan remembered. */
@@ -377,8 +430,12 @@ async function planListPage(deps: Deps, run: Run, chunk: Chunk): Promise<PagePla
   const selection = { runId: run.id, type: run.type, dryRun: run.dryRun, userIds: run.userIds };
   const selected = docs.filter((d) => d.exists && isSelected(d.data() ?? {}, selection, "reversals"));
   const budgetSpent = left - selected.length <= 0;
+  const listDone = listed + slice.length >= ids.length;
+  // A list that ends at a cursor hands over to a query of the rest of the span.
+  const more = !listDone || chunk.listEnd === "cursor";
   return {
     docs: selected,
+    early: new Set(),
     page: {
       cursor: progress?.cursor ?? null,
       // The budget is charged for what the scan examined; an id that is no longer open was passed over.
@@ -386,8 +443,10 @@ async function planListPage(deps: Deps, run: Run, chunk: Chunk): Promise<PagePla
       listed: listed + slice.length,
       errorCursor: chunk.errorCursor,
       reversalsSeen: [],
-      stepDone: listed + slice.length >= ids.length || budgetSpent,
-      stoppedAtBudget: budgetSpent && listed + slice.length < ids.length,
+      early: 0,
+      closeList: false,
+      stepDone: !more || budgetSpent,
+      stoppedAtBudget: budgetSpent && more,
     },
   };
 }
@@ -407,12 +466,15 @@ async function planErrorsPage(deps: Deps, run: Run, chunk: Chunk): Promise<PageP
   const progress = chunk.progress[chunk.step.phase];
   return {
     docs: events,
+    early: new Set(),
     page: {
       cursor: progress?.cursor ?? null,
       examined: 0,
       listed: progress?.listed ?? 0,
       errorCursor: ids[ids.length - 1] ?? chunk.errorCursor,
       reversalsSeen: [],
+      early: 0,
+      closeList: false,
       stepDone: docs.length < ERRORS_PAGE_SIZE,
       stoppedAtBudget: false,
     },
@@ -431,7 +493,12 @@ async function processPage(
   const pageStarted = deps.now().getTime();
   const probe = { runId: run.id, chunkId: chunk.id };
   const from = positionKey(chunk);
-  const listMode = chunk.step.step === "scan" && chunk.step.phase === "reversals" && run.type === "webhook_replay" && chunk.reversalIds !== null;
+  const listMode =
+    chunk.step.step === "scan" &&
+    chunk.step.phase === "reversals" &&
+    run.type === "webhook_replay" &&
+    chunk.reversalIds !== null &&
+    ((chunk.progress.reversals?.listed ?? 0) < chunk.reversalIds.length || chunk.listEnd !== "cursor");
   const plan =
     chunk.step.step === "errors"
       ? await planErrorsPage(deps, run, chunk)
@@ -451,7 +518,7 @@ async function processPage(
   await deps.faults?.at(plan.page.stepDone ? "before-chunk-finish" : "before-page-commit", probe);
 
   const counted = countOutcomes(outcomes);
-  const committed = await commitPageWithRecords(deps, run, chunk.id, me, { ...plan.page, from, outcomes: counted }, outcomes, ledgerWrites);
+  const committed = await commitPageWithRecords(deps, run, chunk.id, me, { ...plan.page, from, outcomes: counted }, outcomes, ledgerWrites, plan.early);
   if (committed.kind === "conflict") {
     buffer.current = null;
     return committed;
@@ -465,9 +532,9 @@ async function processPage(
   return committed;
 }
 
-/** The chunk's events after its position: a whole day for purchases, refunds and chargebacks for reversals. */
+/** The chunk's events after its position: every event of its span for purchases, refunds and chargebacks for reversals. */
 function scanQuery(deps: Deps, chunk: Chunk): Query {
-  const { startMs, endMs } = dayBounds(chunk.id);
+  const { startMs, endMs } = chunk;
   const phase = chunk.step.phase;
   let query: Query = refs(deps.db)
     .events.where("createdAt", ">=", Timestamp.fromMillis(startMs))
@@ -499,6 +566,7 @@ async function commitPageWithRecords(
   page: PageResult,
   outcomes: readonly EventOutcome[],
   ledgerWrites: number,
+  early: ReadonlySet<string>,
 ): Promise<CommitResult> {
   const chunks = chunkStore(deps.db);
   const r = refs(deps.db);
@@ -522,7 +590,8 @@ async function commitPageWithRecords(
         code: o.code,
         message: o.message,
         chunkId,
-        phase: step.phase,
+        // A reversal the purchases scan applied is the reversals phase's to retry.
+        phase: early.has(o.eventId) ? "reversals" : step.phase,
         status: "open",
         resolvedAs: null,
         attempts: FieldValue.increment(1),

@@ -1,4 +1,4 @@
-// The life of one chunk (a UTC day of a run), as a pure state machine. Every change to a chunk is one of
+// The life of one chunk (a UTC day of a run, or a shard of a busy day), as a pure state machine. Every change to a chunk is one of
 // the transitions below: it takes the chunk as read and returns what to write, or nothing. The store
 // (chunks/store.ts) writes that update only if the chunk is still the version the decision was made on,
 // so a decision is never applied to a chunk it was not made for.
@@ -10,6 +10,7 @@
 //   paused ◀── settle ── (pending|running)        failed ──retry──▶ waiting ──phase opened──▶ pending
 //   waiting ──phase opened──▶ pending            done (open errors) ──retry──▶ waiting
 //   any unfinished ──cancel──▶ cancelled   (a chunk whose holder may be mid-page is drained first)
+import type { Span } from "./shards";
 import { addCounters, type ChunkStatus, type Counters, type Phase, type RunType } from "./types";
 
 /**
@@ -56,9 +57,21 @@ export interface Lease extends Holder {
   expiresAt: number;
 }
 
-/** A chunk as the rules see it (`dataMigrations/{id}/chunks/{day}`). Times are epoch milliseconds. */
+/**
+ * How far a replay's list of remembered reversals reaches: "open" while its purchases scan still adds to
+ * it; "span" once that scan passed the whole span; "cursor" when the list stopped at the reversals
+ * phase's cursor (the scan stopped at its budget, or the list was full), and the reversals scan queries
+ * the rest of the span after it.
+ */
+export type ListEnd = "open" | "span" | "cursor";
+
+/** A chunk as the rules see it (`dataMigrations/{id}/chunks/{id}`). Times are epoch milliseconds. */
 export interface Chunk extends Counters {
+  /** The day (`YYYY-MM-DD`), or a shard of it (`YYYY-MM-DD~NNNN`). */
   id: string;
+  /** The span of event time the chunk covers: [startMs, endMs). */
+  startMs: number;
+  endMs: number;
   status: ChunkStatus;
   /** The current step. */
   step: Step;
@@ -75,6 +88,15 @@ export interface Chunk extends Counters {
    * that the reversals scan reads them directly. Null means "not known": the reversals scan queries.
    */
   reversalIds: string[] | null;
+  /** How far `reversalIds` reaches. */
+  listEnd: ListEnd;
+  /**
+   * One pass: the purchases scan also applies the reversals whose purchase entry already exists when it
+   * reaches them (the reversals scan would find the same entry and do the same), and remembers only the
+   * others. Only where the reversals budget covers every reversal of the chunk, so the cap picks the same
+   * events either way.
+   */
+  onePass: boolean;
   /** Pages committed so far; every commit adds one, so it also versions the chunk's position. */
   pages: number;
   /** Bumped whenever the chunk needs a fresh task (resume, retry, a stalled task); part of task names. */
@@ -171,18 +193,20 @@ export function pageDelta(step: Step["step"], outcomes: Counters): Counters {
 
 /**
  * A new chunk. A replay's reversals scan can work from the refunds and chargebacks its purchases scan
- * passes, but only when that scan will see the whole day; otherwise the list is unknown and it queries.
+ * passes; without a purchases scan it queries.
  */
 export function newChunk(
-  id: string,
+  span: Span,
   budgets: Partial<Record<Phase, number>>,
-  run: { type: RunType; phases: readonly Phase[] },
+  run: { type: RunType; phases: readonly Phase[]; onePass?: boolean },
   now: number,
 ): Chunk {
   const position = positionFor(initialSteps(budgets, run.phases), run.phases[0] as Phase, run.phases);
   const listable = run.type === "webhook_replay" && (budgets.purchases ?? 0) > 0;
   return {
-    id,
+    id: span.id,
+    startMs: span.startMs,
+    endMs: span.endMs,
     status: position.status,
     step: position.current,
     upcoming: position.upcoming,
@@ -190,6 +214,8 @@ export function newChunk(
     progress: {},
     errorCursor: null,
     reversalIds: listable ? [] : null,
+    listEnd: "open",
+    onePass: listable && (run.onePass ?? false) && (budgets.reversals ?? 0) > 0,
     pages: 0,
     generation: 0,
     queued: null,
@@ -270,13 +296,17 @@ export interface PageResult {
   errorCursor: string | null;
   /** Refunds and chargebacks a replay's purchases scan passed on this page, for its reversals scan. */
   reversalsSeen: readonly string[];
+  /** Reversals a one-pass purchases scan applied on this page (charged to the reversals budget). */
+  early: number;
+  /** The remembered list ends before this page, at the position the page started from (the list is full). */
+  closeList: boolean;
   /** The step has nothing after this page. */
   stepDone: boolean;
   /** The scan stopped because its budget ran out, not at the end of the day. */
   stoppedAtBudget: boolean;
 }
 
-/** Most refunds and chargebacks a purchases scan remembers for its reversals scan (else that scan queries). */
+/** Most refunds and chargebacks a purchases scan remembers for its reversals scan (it queries the rest). */
 export const MAX_REMEMBERED_REVERSALS = 5000;
 
 export type CommitResult =
@@ -295,32 +325,44 @@ export function commitPage(c: Chunk, page: PageResult, me: Holder, now: number, 
   const delta = pageDelta(c.step.step, page.outcomes);
   const before = progressOf(c, phase);
   const scanning = c.step.step === "scan";
+  const progress: Chunk["progress"] = {
+    ...c.progress,
+    [phase]: scanning ? { cursor: page.cursor, examined: before.examined + page.examined, listed: page.listed } : before,
+  };
   const update: Partial<Chunk> = {
     ...addCounters(c, delta),
     pages: c.pages + 1,
-    progress: {
-      ...c.progress,
-      [phase]: scanning ? { cursor: page.cursor, examined: before.examined + page.examined, listed: page.listed } : before,
-    },
+    progress,
     errorCursor: scanning ? c.errorCursor : page.errorCursor,
   };
   if (c.lease?.owner === me.owner) update.lease = { ...me, expiresAt: now + leaseMs };
 
-  // The refunds and chargebacks a whole purchases scan passed, so its reversals scan need not query.
+  // The refunds and chargebacks the purchases scan passed (and did not apply), so its reversals scan need
+  // not query what the list covers; where the list ends early, the reversals scan queries after its end.
   let remembered = c.reversalIds;
-  if (remembered !== null && phase === "purchases" && scanning) {
-    if (page.stoppedAtBudget) remembered = null; // it did not see the whole day
-    else if (page.reversalsSeen.length > 0) {
-      remembered = remembered.length + page.reversalsSeen.length > MAX_REMEMBERED_REVERSALS ? null : [...remembered, ...page.reversalsSeen];
+  let listEnd = c.listEnd;
+  if (remembered !== null && listEnd === "open" && phase === "purchases" && scanning) {
+    const reversals = progressOf(c, "reversals");
+    const closeAt = (cursor: Cursor | null) => {
+      listEnd = "cursor";
+      progress.reversals = { ...reversals, cursor };
+    };
+    if (page.closeList) closeAt(before.cursor);
+    else {
+      if (page.reversalsSeen.length > 0) remembered = [...remembered, ...page.reversalsSeen];
+      if (page.stoppedAtBudget) closeAt(page.cursor); // it did not see the rest of the span
+      else if (page.stepDone) listEnd = "span";
     }
+    if (page.early > 0) progress.reversals = { ...(progress.reversals ?? reversals), examined: (progress.reversals ?? reversals).examined + page.early };
     if (remembered !== c.reversalIds) update.reversalIds = remembered;
+    if (listEnd !== c.listEnd) update.listEnd = listEnd;
   }
 
   let status = c.status;
   const stoppedAtBudget = c.stoppedAtBudget || page.stoppedAtBudget;
   if (page.stepDone) {
     // A replay day whose whole purchases scan saw no open refund or chargeback has no reversals scan to run.
-    const skipReversals = runType === "webhook_replay" && phase === "purchases" && scanning && remembered !== null && remembered.length === 0;
+    const skipReversals = runType === "webhook_replay" && phase === "purchases" && scanning && listEnd === "span" && remembered !== null && remembered.length === 0;
     const upcoming = skipReversals ? c.upcoming.filter((s) => !(s.phase === "reversals" && s.step === "scan")) : c.upcoming;
     const next = afterStep(c.step, upcoming);
     status = statusAfterStep(c.status, next.status);

@@ -1,4 +1,4 @@
-// How a run's event cap is shared out among its day chunks. The plan is computed once, from counts taken
+// How a run's event cap is shared out among its chunks (days, or shards of busy days). The plan is computed once, from counts taken
 // when the run starts, so a dry run and the real run that follows it examine the same events: the first
 // `maxEvents` selected events, purchases before reversals, earliest day first.
 //
@@ -26,6 +26,8 @@ export interface Allocation {
   capReached: boolean;
   /** Count queries the plan took (each a range count: bounded by the number of phases and log2 of the days). */
   queries?: number;
+  /** The chunk where the cap runs out, and in which phase: the only chunk whose budget may stop it early. */
+  cutAt?: { phase: Phase; chunk: string } | null;
 }
 
 /** Shares `maxEvents` out in phase order, then day order, from a count per day and phase. */
@@ -113,5 +115,15 @@ export function budgetsFromCut(
     }
   }
   const planned = maxEvents - Math.max(remaining, 0);
-  return { budgets, planned: Math.min(planned, selected), selected, capReached: selected > Math.min(planned, selected) };
+  const cutAt = cut ? { phase: cut.phase, chunk: days[cut.cut.index] as string } : null;
+  return { budgets, planned: Math.min(planned, selected), selected, capReached: selected > Math.min(planned, selected), cutAt };
+}
+
+/**
+ * Whether a chunk's purchases scan may apply reversals in the same pass: only where the cap does not cut
+ * the chunk's reversals short. There the reversals it examines are all of its reversals, whichever pass
+ * applies them; in the chunk the cap cuts, which of them the budget reaches depends on the order.
+ */
+export function onePassAllowed(cutAt: Allocation["cutAt"], chunkId: string): boolean {
+  return !(cutAt?.phase === "reversals" && cutAt.chunk === chunkId);
 }

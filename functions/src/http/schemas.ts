@@ -74,8 +74,12 @@ export type RunList = z.infer<typeof runListSchema>;
 const stepSchema = z.object({ phase: z.enum(PHASES), step: z.enum(["scan", "errors"]) });
 
 export const chunkViewSchema = z.object({
+  /** The day, or a shard of a busy day (`YYYY-MM-DD~NNNN`). */
   id: z.string(),
   day: z.string(),
+  /** The span of event time the chunk covers: [from, to). */
+  from: z.string(),
+  to: z.string(),
   status: z.enum(CHUNK_STATUSES),
   ...stepSchema.shape,
   upcoming: z.array(stepSchema),

@@ -5,8 +5,7 @@
 import { createHash } from "node:crypto";
 import { FieldValue, Timestamp } from "firebase-admin/firestore";
 import { newChunk, type Chunk } from "../core/chunk";
-import type { Allocation } from "../core/plan";
-import { daysInRange } from "../core/dates";
+import { onePassAllowed } from "../core/plan";
 import { estimateSeconds, measuredThroughput, DEFAULT_EVENTS_PER_SECOND } from "../core/estimate";
 import { parseExecutePlan, parseStartJob, type StartJobRequest } from "../core/request";
 import type { Run } from "../core/run";
@@ -23,7 +22,7 @@ import { runFields } from "../runs/runFields";
 import { runStore } from "../runs/store";
 import type { StartedRun } from "../http/schemas";
 import { admitAndWrite } from "./admission";
-import { planRun } from "./planner";
+import { planRun, type RunPlan } from "./planner";
 
 /** The 202 answer to a started job (its wire format is http/schemas.ts). */
 export type { StartedRun } from "../http/schemas";
@@ -80,7 +79,7 @@ export async function startJob(deps: Deps, body: unknown, options: StartOptions)
   }
   const request = given ?? (await requestFromPlan(deps, planOf as string));
   await assertBackfillEnabled(deps);
-  const plan = await planRun(deps.db, request);
+  const plan = await planRun(deps.db, request, { shardEvents: deps.config.shardEvents });
   const estimated = estimateSeconds(plan.planned, await recentThroughput(deps, request.dryRun));
   const created = await createRun(deps, request, plan, { planOf, estimatedSeconds: estimated }, options.caller, keyRef && { key: key as string, bodyHash, ref: keyRef });
   if ("replayed" in created) return { run: created.replayed, replayed: true };
@@ -220,16 +219,17 @@ const ID_ATTEMPTS = 20;
 async function createRun(
   deps: Deps,
   request: StartJobRequest,
-  plan: Allocation,
+  plan: RunPlan,
   extra: { planOf: string | null; estimatedSeconds: number },
   caller: Caller,
   idempotency: { key: string; bodyHash: string; ref: FirebaseFirestore.DocumentReference } | null,
 ): Promise<{ id: string; run: Run; response: StartedRun } | { replayed: StartedRun }> {
   const requestedBy = caller.email;
   const phases = phasesFor(request.type);
-  const days = daysInRange(request.startDate, request.endDate);
   const now = deps.now().getTime();
-  const chunks = days.map((day) => newChunk(day, plan.budgets.get(day) ?? {}, { type: request.type, phases }, now));
+  const chunks = plan.spans.map((span) =>
+    newChunk(span, plan.budgets.get(span.id) ?? {}, { type: request.type, phases, onePass: onePassAllowed(plan.cutAt ?? null, span.id) }, now),
+  );
   const base: Omit<Run, "id"> = {
     type: request.type,
     startDate: request.startDate,
@@ -243,7 +243,7 @@ async function createRun(
     processed: 0,
     skipped: 0,
     errors: 0,
-    chunksTotal: days.length,
+    chunksTotal: chunks.length,
     chunksDone: chunks.filter((c) => c.status === "done").length,
     chunksFailed: 0,
     plannedEvents: plan.planned,

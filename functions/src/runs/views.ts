@@ -2,6 +2,7 @@
 // chunks while a run is still going.
 import { FieldValue, Timestamp } from "firebase-admin/firestore";
 import type { Caller } from "../auth/oidc";
+import { dayOfChunk } from "../core/shards";
 import type { Chunk } from "../core/chunk";
 import { etaSeconds, throughputSeries } from "../core/estimate";
 import { isFinishedRun, summarize, type Run } from "../core/run";
@@ -56,7 +57,9 @@ function runView(id: string, run: Run): RunView {
 function chunkView(chunk: Chunk): ChunkView {
   return {
     id: chunk.id,
-    day: chunk.id,
+    day: dayOfChunk(chunk.id),
+    from: new Date(chunk.startMs).toISOString(),
+    to: new Date(chunk.endMs).toISOString(),
     status: chunk.status,
     phase: chunk.step.phase,
     step: chunk.step.step,
