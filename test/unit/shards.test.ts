@@ -10,9 +10,9 @@ const START = Date.UTC(2025, 0, 1);
 
 function counter(times: readonly number[]) {
   let queries = 0;
-  const count = async (from: number, to: number) => {
+  const count = (from: number, to: number) => {
     queries++;
-    return times.filter((t) => t >= from && t < to).length;
+    return Promise.resolve(times.filter((t) => t >= from && t < to).length);
   };
   return { count, queries: () => queries };
 }
