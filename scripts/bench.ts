@@ -88,7 +88,18 @@ async function runPipeline(
   year: number,
   days: number,
   maxEvents: number,
-): Promise<{ events: number; seconds: number; writes: number; peakRssMb: number; peakHeapMb: number; id: string; chunks: number; estimatedSeconds: number }> {
+): Promise<{
+  events: number;
+  seconds: number;
+  writes: number;
+  peakRssMb: number;
+  peakHeapMb: number;
+  id: string;
+  chunks: number;
+  shards: number;
+  peakChunksWorking: number;
+  estimatedSeconds: number;
+}> {
   const token = await mintLocalToken();
   const client = new BackfillClient({ baseUrl: API as string, authorization: () => `Bearer ${token}`, validate: checkAnswer });
   const started = Date.now();
@@ -133,7 +144,38 @@ async function runPipeline(
     if (rss) peakRssMb = Math.max(peakRssMb, Number(rss));
     if (heap) peakHeapMb = Math.max(peakHeapMb, Number(heap));
   }
-  return { events: run.total, seconds: seconds(elapsed), writes: sums.data().writes, peakRssMb, peakHeapMb, id: migrationId, chunks, estimatedSeconds };
+  const { shards, peakChunksWorking } = await chunkConcurrency(migrationId);
+  return { events: run.total, seconds: seconds(elapsed), writes: sums.data().writes, peakRssMb, peakHeapMb, id: migrationId, chunks, shards, peakChunksWorking, estimatedSeconds };
+}
+
+/**
+ * How many chunks worked at the same time, from their records: a chunk works in its purchases phase from
+ * its first claim to its last purchases page. Shards of one hot day should work side by side, as many as
+ * the queue runs at once (TASK_MAX_CONCURRENT).
+ */
+async function chunkConcurrency(migrationId: string): Promise<{ shards: number; peakChunksWorking: number }> {
+  const run = db.collection("dataMigrations").doc(migrationId);
+  const [chunks, pages] = await Promise.all([
+    run.collection("chunks").select("startedAt").get(),
+    run.collection("pages").where("phase", "==", "purchases").select("chunkId", "at").get(),
+  ]);
+  const lastPage = new Map<string, number>();
+  for (const p of pages.docs) {
+    const at = (p.get("at") as Timestamp).toMillis();
+    const id = p.get("chunkId") as string;
+    lastPage.set(id, Math.max(lastPage.get(id) ?? 0, at));
+  }
+  const edges: Array<[number, number]> = [];
+  for (const c of chunks.docs) {
+    const start = (c.get("startedAt") as Timestamp | null)?.toMillis();
+    const end = lastPage.get(c.id);
+    if (start !== undefined && end !== undefined && end > start) edges.push([start, 1], [end, -1]);
+  }
+  edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let working = 0;
+  let peak = 0;
+  for (const [, delta] of edges) peak = Math.max(peak, (working += delta));
+  return { shards: chunks.docs.filter((c) => c.id.includes("~")).length, peakChunksWorking: peak };
 }
 
 async function rawCeiling(count: number): Promise<number> {
@@ -208,7 +250,8 @@ async function main(): Promise<void> {
   const ceilingRatio = (pipelineEventsPerSec * writesPerEvent) / rawDocsPerSec;
   const speedupVsNaive = pipelineEventsPerSec / naiveEventsPerSec;
   const rows: Array<[string, string]> = [
-    ["events replayed", `${fmt(pipeline.events)} in ${fmt(pipeline.seconds, 1)} s (${pipeline.chunks} chunks)`],
+    ["events replayed", `${fmt(pipeline.events)} in ${fmt(pipeline.seconds, 1)} s (${pipeline.chunks} chunks, ${pipeline.shards} of them shards of busy days)`],
+    ["chunks at once", `${pipeline.peakChunksWorking} at most working side by side (the queue runs TASK_MAX_CONCURRENT deliveries)`],
     ["pipeline", `${fmt(pipelineEventsPerSec)} events/s`],
     ["writes per event", `${fmt(writesPerEvent, 2)} (ledger entry, event mark, wallet, amortised page bookkeeping)`],
     ["raw write ceiling", `${fmt(rawDocsPerSec)} docs/s (BulkWriter create, throttling off)`],
@@ -233,6 +276,9 @@ async function main(): Promise<void> {
       speedupVsNaive: Number(speedupVsNaive.toFixed(1)),
       peakRssMb: pipeline.peakRssMb,
       peakHeapMb: pipeline.peakHeapMb,
+      chunks: pipeline.chunks,
+      shards: pipeline.shards,
+      peakChunksWorking: pipeline.peakChunksWorking,
       estimatedSeconds: pipeline.estimatedSeconds,
       measuredSeconds: Number(pipeline.seconds.toFixed(1)),
       estimateRatio: Number((pipeline.seconds / pipeline.estimatedSeconds).toFixed(2)),

@@ -304,9 +304,9 @@ async function reconcileStopped(deps: Deps, runId: string, chunkId: string): Pro
 interface PagePlan {
   /** The events to examine, as read (their versions make the writes conditional). */
   docs: DocumentSnapshot[];
-  /** Of those, the reversals a one-pass purchases scan applies. */
-  early: ReadonlySet<string>;
-  page: Omit<PageResult, "from" | "outcomes">;
+  /** Refunds and chargebacks a replay's purchases scan passed on this page (also in `page.reversalsSeen`). */
+  passed: DocumentSnapshot[];
+  page: Omit<PageResult, "from" | "outcomes" | "early">;
 }
 
 /**
@@ -328,9 +328,9 @@ const room = (chunk: Chunk) => (chunk.budgets[chunk.step.phase] ?? 0) - (chunk.p
 async function planScanPage(deps: Deps, run: Run, chunk: Chunk, buffer: { current: ReadBuffer | null }): Promise<PagePlan> {
   const phase = chunk.step.phase;
   const progress = chunk.progress[phase];
-  const keep = { listed: progress?.listed ?? 0, errorCursor: chunk.errorCursor, reversalsSeen: [] as string[], early: 0, closeList: false };
+  const keep = { listed: progress?.listed ?? 0, errorCursor: chunk.errorCursor, reversalsSeen: [] as string[], closeList: false };
   const left = room(chunk);
-  if (left <= 0) return { docs: [], early: new Set(), page: { ...keep, examined: 0, cursor: progress?.cursor ?? null, stepDone: true, stoppedAtBudget: true } };
+  if (left <= 0) return { docs: [], passed: [], page: { ...keep, examined: 0, cursor: progress?.cursor ?? null, stepDone: true, stoppedAtBudget: true } };
   const after = cursorKey(progress);
   let raw: FirebaseFirestore.QueryDocumentSnapshot[];
   let reachedEnd: boolean;
@@ -367,30 +367,15 @@ async function planScanPage(deps: Deps, run: Run, chunk: Chunk, buffer: { curren
   if (rest.length === 0 && !reachedEnd) buffer.current = null;
   const endOfSpan = rest.length === 0 && reachedEnd;
 
-  // One pass: a reversal whose purchase entry exists already is applied now, as the reversals scan would.
-  let early: FirebaseFirestore.QueryDocumentSnapshot[] = [];
-  if (chunk.onePass && passed.length > 0) {
-    const credited = await purchasesCredited(deps, run, passed);
-    early = passed.filter((d) => credited.has(d.id));
-    if (early.length > (chunk.budgets.reversals ?? 0) - (chunk.progress.reversals?.examined ?? 0)) early = [];
-  }
-  const earlyIds = new Set(early.map((d) => d.id));
-  let deferred = passed.filter((d) => !earlyIds.has(d.id)).map((d) => d.id);
-  // A full list ends before this page; the reversals scan queries from there on.
-  const closeList = remembering && (chunk.reversalIds?.length ?? 0) + deferred.length > MAX_REMEMBERED_REVERSALS;
-  if (closeList) {
-    early = [];
-    earlyIds.clear();
-    deferred = [];
-  }
-  const docs = early.length > 0 ? raw.slice(0, end).filter((d) => earlyIds.has(d.id) || taken.includes(d)) : taken;
+  // A full list ends before this page (the reversals scan queries from there on); otherwise the page
+  // remembers what it passed, less what a one-pass scan applies once the page's purchases are in.
+  const closeList = remembering && (chunk.reversalIds?.length ?? 0) + passed.length > MAX_REMEMBERED_REVERSALS;
   return {
-    docs,
-    early: earlyIds,
+    docs: taken,
+    passed: closeList ? [] : passed,
     page: {
       ...keep,
-      reversalsSeen: deferred,
-      early: early.length,
+      reversalsSeen: closeList ? [] : passed.map((d) => d.id),
       closeList,
       examined: taken.length,
       cursor,
@@ -400,21 +385,30 @@ async function planScanPage(deps: Deps, run: Run, chunk: Chunk, buffer: { curren
   };
 }
 
-/** Which of these reversals' purchases have an entry (for a dry run: a real one, or one it would write). */
-async function purchasesCredited(deps: Deps, run: Run, reversals: readonly FirebaseFirestore.QueryDocumentSnapshot[]): Promise<Set<string>> {
+/**
+ * Which of these reversals' purchases have an entry now (for a dry run: a real one, or one it would write):
+ * those the page's own purchases wrote or found, and those already in the ledger.
+ */
+async function purchasesCredited(
+  deps: Deps,
+  run: Run,
+  reversals: readonly DocumentSnapshot[],
+  pageOutcomes: readonly EventOutcome[],
+): Promise<Set<string>> {
   const r = refs(deps.db);
+  const known = new Set(pageOutcomes.flatMap((o) => (o.result !== "error" && o.entryId?.startsWith("purchase_") ? [o.entryId] : [])));
   const orderOf = new Map<string, string>();
   for (const d of reversals) {
     const orderId = d.get("orderId") as unknown;
     if (typeof orderId === "string" && orderId.length > 0 && !orderId.includes("/")) orderOf.set(d.id, purchaseEntryId(orderId));
   }
-  const ids = [...new Set(orderOf.values())];
-  if (ids.length === 0) return new Set();
+  const ids = [...new Set(orderOf.values())].filter((id) => !known.has(id));
+  if (ids.length === 0) return new Set([...orderOf].filter(([, entry]) => known.has(entry)).map(([eventId]) => eventId));
   const [real, shadow] = await Promise.all([
     deps.db.getAll(...ids.map((id) => r.ledger.doc(id))),
     run.dryRun ? deps.db.getAll(...ids.map((id) => r.shadow(run.id).doc(id))) : Promise.resolve([]),
   ]);
-  const exists = new Set([...real, ...shadow].filter((snap) => snap.exists).map((snap) => snap.id));
+  const exists = new Set([...known, ...[...real, ...shadow].filter((snap) => snap.exists).map((snap) => snap.id)]);
   return new Set([...orderOf].filter(([, entry]) => exists.has(entry)).map(([eventId]) => eventId));
 }
 
@@ -435,7 +429,7 @@ async function planListPage(deps: Deps, run: Run, chunk: Chunk): Promise<PagePla
   const more = !listDone || chunk.listEnd === "cursor";
   return {
     docs: selected,
-    early: new Set(),
+    passed: [],
     page: {
       cursor: progress?.cursor ?? null,
       // The budget is charged for what the scan examined; an id that is no longer open was passed over.
@@ -443,7 +437,6 @@ async function planListPage(deps: Deps, run: Run, chunk: Chunk): Promise<PagePla
       listed: listed + slice.length,
       errorCursor: chunk.errorCursor,
       reversalsSeen: [],
-      early: 0,
       closeList: false,
       stepDone: !more || budgetSpent,
       stoppedAtBudget: budgetSpent && more,
@@ -466,14 +459,13 @@ async function planErrorsPage(deps: Deps, run: Run, chunk: Chunk): Promise<PageP
   const progress = chunk.progress[chunk.step.phase];
   return {
     docs: events,
-    early: new Set(),
+    passed: [],
     page: {
       cursor: progress?.cursor ?? null,
       examined: 0,
       listed: progress?.listed ?? 0,
       errorCursor: ids[ids.length - 1] ?? chunk.errorCursor,
       reversalsSeen: [],
-      early: 0,
       closeList: false,
       stepDone: docs.length < ERRORS_PAGE_SIZE,
       stoppedAtBudget: false,
@@ -508,17 +500,41 @@ async function processPage(
 
   const ctx = { runId: run.id, mode: run.type, dryRun: run.dryRun } as const;
   const half = Math.floor(plan.docs.length / config.groupSize / 2);
-  const { outcomes, writes: ledgerWrites } = await applyPage(db, ctx, plan.docs, catalog, {
-    groupSize: config.groupSize,
-    parallelGroups: config.parallelGroups,
+  const options = { groupSize: config.groupSize, parallelGroups: config.parallelGroups };
+  const applied = await applyPage(db, ctx, plan.docs, catalog, {
+    ...options,
     beforeCommit: async (index) => {
       if (index === half && index > 0) await deps.faults?.at("page-half-applied", probe);
     },
   }, deps.faults);
+  let outcomes = applied.outcomes;
+  let ledgerWrites = applied.writes;
+
+  // One pass: once the page's purchases are in, the reversals it passed whose purchase entry now exists are
+  // applied as the reversals scan would apply them (it would find the same entry); only the others wait.
+  let early = new Set<string>();
+  if (chunk.onePass && plan.passed.length > 0) {
+    const credited = await purchasesCredited(deps, run, plan.passed, outcomes);
+    const room = (chunk.budgets.reversals ?? 0) - (chunk.progress.reversals?.examined ?? 0);
+    const now = plan.passed.filter((d) => credited.has(d.id));
+    if (now.length > 0 && now.length <= room) {
+      const second = await applyPage(db, ctx, now, catalog, options, deps.faults);
+      outcomes = [...outcomes, ...second.outcomes];
+      ledgerWrites += second.writes;
+      early = new Set(now.map((d) => d.id));
+    }
+  }
   await deps.faults?.at(plan.page.stepDone ? "before-chunk-finish" : "before-page-commit", probe);
 
   const counted = countOutcomes(outcomes);
-  const committed = await commitPageWithRecords(deps, run, chunk.id, me, { ...plan.page, from, outcomes: counted }, outcomes, ledgerWrites, plan.early);
+  const page: PageResult = {
+    ...plan.page,
+    from,
+    outcomes: counted,
+    early: early.size,
+    reversalsSeen: plan.page.reversalsSeen.filter((id) => !early.has(id)),
+  };
+  const committed = await commitPageWithRecords(deps, run, chunk.id, me, page, outcomes, ledgerWrites, early);
   if (committed.kind === "conflict") {
     buffer.current = null;
     return committed;
