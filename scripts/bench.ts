@@ -3,7 +3,7 @@
 // emulator, with two references: the raw write ceiling (BulkWriter creates, throttling off, as many
 // documents as the pipeline wrote) and the naive script a user would write instead (one transaction per
 // event, one event after another). Prints a table, then one JSON line.
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { getApps, initializeApp } from "firebase-admin/app";
 import { AggregateField, FieldValue, getFirestore, Timestamp, type Firestore } from "firebase-admin/firestore";
@@ -82,6 +82,48 @@ async function bulkWrite(firestore: Firestore, docs: Array<{ path: string; data:
 }
 
 const seconds = (ms: number) => ms / 1000;
+
+/** The processes of the local stack, by what they do, for CPU accounting. */
+type ProcessGroup = "firestore" | "functions" | "firebase-tools";
+const CLOCK_TICKS = 100;
+
+/** CPU seconds each stack process has used so far (from /proc; empty where there is none). */
+function cpuByProcess(): Map<number, { group: ProcessGroup; seconds: number }> {
+  const out = new Map<number, { group: ProcessGroup; seconds: number }>();
+  let pids: string[] = [];
+  try {
+    pids = readdirSync("/proc").filter((p) => /^\d+$/.test(p));
+  } catch {
+    return out;
+  }
+  for (const pid of pids) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+      const group: ProcessGroup | null = cmd.includes("firestore-launcher") || cmd.includes("cloud-firestore-emulator")
+        ? "firestore"
+        : cmd.includes("functionsEmulatorRuntime")
+          ? "functions"
+          : cmd.includes("firebase") && cmd.includes("emulators:exec")
+            ? "firebase-tools"
+            : null;
+      if (!group) continue;
+      // Fields after the command name: utime and stime are the 12th and 13th (in clock ticks).
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(Number(pid), { group, seconds: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS });
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return out;
+}
+
+/** CPU seconds per group used between two samples (processes started in between count from zero). */
+function cpuBetween(before: ReturnType<typeof cpuByProcess>, after: ReturnType<typeof cpuByProcess>): Record<ProcessGroup, number> {
+  const used: Record<ProcessGroup, number> = { firestore: 0, functions: 0, "firebase-tools": 0 };
+  for (const [pid, now] of after) used[now.group] += now.seconds - (before.get(pid)?.seconds ?? 0);
+  return used;
+}
 const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 async function runPipeline(
@@ -94,14 +136,17 @@ async function runPipeline(
   writes: number;
   peakRssMb: number;
   peakHeapMb: number;
+  peakHeapAfterGcMb: number | null;
   id: string;
   chunks: number;
   shards: number;
   peakChunksWorking: number;
   estimatedSeconds: number;
+  cpu: Record<ProcessGroup, number>;
 }> {
   const token = await mintLocalToken();
   const client = new BackfillClient({ baseUrl: API as string, authorization: () => `Bearer ${token}`, validate: checkAnswer });
+  const cpuBefore = cpuByProcess();
   const started = Date.now();
   const { migrationId, chunks, estimatedSeconds } = await client.start({
     type: "webhook_replay",
@@ -133,19 +178,23 @@ async function runPipeline(
       }, reject);
   });
   const elapsed = Date.now() - started;
+  const cpu = cpuBetween(cpuBefore, cpuByProcess());
   const run = (await db.collection("dataMigrations").doc(migrationId).get()).data() as { total: number };
   const sums = await db.collection("dataMigrations").doc(migrationId).collection("pages").aggregate({ writes: AggregateField.sum("writes") }).get();
   let peakRssMb = 0;
   let peakHeapMb = 0;
+  let peakLiveHeapMb = 0;
   for (const line of readFileSync(LOG as string, "utf8").split("\n")) {
     if (!line.includes(migrationId) || !line.includes('"rss_mb"')) continue;
     const rss = /"rss_mb":(\d+)/.exec(line)?.[1];
     const heap = /"heap_mb":(\d+)/.exec(line)?.[1];
+    const live = /"live_heap_mb":(\d+)/.exec(line)?.[1];
+    if (live) peakLiveHeapMb = Math.max(peakLiveHeapMb, Number(live));
     if (rss) peakRssMb = Math.max(peakRssMb, Number(rss));
     if (heap) peakHeapMb = Math.max(peakHeapMb, Number(heap));
   }
   const { shards, peakChunksWorking } = await chunkConcurrency(migrationId);
-  return { events: run.total, seconds: seconds(elapsed), writes: sums.data().writes, peakRssMb, peakHeapMb, id: migrationId, chunks, shards, peakChunksWorking, estimatedSeconds };
+  return { events: run.total, seconds: seconds(elapsed), writes: sums.data().writes, peakRssMb, peakHeapMb, peakHeapAfterGcMb: peakLiveHeapMb > 0 ? peakLiveHeapMb : null, id: migrationId, chunks, shards, peakChunksWorking, estimatedSeconds, cpu };
 }
 
 /**
@@ -258,8 +307,15 @@ async function main(): Promise<void> {
     ["ceiling ratio", `${fmt(ceilingRatio, 2)} (target ≥ 0.5)`],
     ["naive script", `${fmt(naiveEventsPerSec, 1)} events/s (one transaction per event, sequential)`],
     ["speedup vs naive", `${fmt(speedupVsNaive, 1)}× (target ≥ 10)`],
-    ["handler peak RSS", `${fmt(pipeline.peakRssMb)} MB (JavaScript heap in use at most ${fmt(pipeline.peakHeapMb)} MB)`],
+    [
+      "handler memory",
+      `JavaScript heap in use at most ${fmt(pipeline.peakHeapMb)} MB (garbage not yet collected included) · ${pipeline.peakHeapAfterGcMb === null ? "no full collection during the run" : `${fmt(pipeline.peakHeapAfterGcMb)} MB right after a full collection`} · RSS ${fmt(pipeline.peakRssMb)} MB`,
+    ],
     ["estimate", `${fmt(pipeline.estimatedSeconds)} s planned, ${fmt(pipeline.seconds, 1)} s measured (measured/estimated ${fmt(pipeline.seconds / pipeline.estimatedSeconds, 2)}; within 2× when 0.5–2)`],
+    [
+      "CPU per event",
+      `${Object.entries(pipeline.cpu).map(([g, sec]) => `${g} ${fmt((sec * 1000) / Math.max(1, pipeline.events), 2)} ms`).join(" · ")} (2 cores: ${fmt(2000 / Math.max(1, pipelineEventsPerSec), 2)} ms of CPU available per event at this pace)`,
+    ],
     ["empty 366-day run", `${fmt(empty.seconds, 1)} s (${empty.chunks} chunks, ${fmt(empty.events)} events)`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
@@ -276,9 +332,11 @@ async function main(): Promise<void> {
       speedupVsNaive: Number(speedupVsNaive.toFixed(1)),
       peakRssMb: pipeline.peakRssMb,
       peakHeapMb: pipeline.peakHeapMb,
+      peakHeapAfterGcMb: pipeline.peakHeapAfterGcMb,
       chunks: pipeline.chunks,
       shards: pipeline.shards,
       peakChunksWorking: pipeline.peakChunksWorking,
+      cpuMsPerEvent: Object.fromEntries(Object.entries(pipeline.cpu).map(([g, sec]) => [g, Number(((sec * 1000) / Math.max(1, pipeline.events)).toFixed(3))])),
       estimatedSeconds: pipeline.estimatedSeconds,
       measuredSeconds: Number(pipeline.seconds.toFixed(1)),
       estimateRatio: Number((pipeline.seconds / pipeline.estimatedSeconds).toFixed(2)),

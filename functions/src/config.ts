@@ -70,7 +70,7 @@ const envSchema = z.object({
   MAX_RANGE_DAYS: int(366, 1, 497),
   // A page's error records are committed in the page's transaction, which allows 500 writes.
   CHUNK_PAGE_SIZE: int(400, 10, 400),
-  CHUNK_READ_SIZE: int(2000, 10, 10_000),
+  CHUNK_READ_SIZE: int(5000, 10, 10_000),
   // A group's batch writes up to three documents per event; a batch allows 500.
   CHUNK_GROUP_SIZE: int(50, 1, 150),
   CHUNK_PARALLEL_GROUPS: int(8, 1, 64),
@@ -78,6 +78,9 @@ const envSchema = z.object({
   // A day with more events than this is cut into shards of about this many, each its own chunk and task.
   SHARD_EVENTS: int(5000, 100, 1_000_000),
   TASK_MAX_ATTEMPTS: int(5, 1, 100),
+  // The queue's rate limits (params.ts sets them on the queue); the time estimate models them.
+  TASK_MAX_CONCURRENT: int(6, 1, 5000),
+  TASK_MAX_PER_SECOND: int(20, 1, 500),
   // A queued chunk task that has not started after this long is taken for lost and queued again.
   WATCHDOG_STALL_SECONDS: int(1800, 60, 86_400),
   PLAN_MAX_AGE_MINUTES: int(60, 1, 10_080),
@@ -129,6 +132,8 @@ export interface Config {
   sliceSeconds: number;
   /** Delivery attempts Cloud Tasks makes per task (the queue's retryConfig.maxAttempts). */
   taskMaxAttempts: number;
+  /** The queue's rate limits: deliveries at once and dispatches per second. */
+  queue: { concurrency: number; dispatchesPerSecond: number };
   /** How long the watchdog lets a queued chunk task (or a continuation) wait to start before queueing it again. */
   stallSeconds: number;
   /** How long after a dry run finished its plan may be executed (`{"planOf": id}`). */
@@ -180,6 +185,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     sliceSeconds: e.CHUNK_SLICE_SECONDS,
     shardEvents: e.SHARD_EVENTS,
     taskMaxAttempts: e.TASK_MAX_ATTEMPTS,
+    queue: { concurrency: e.TASK_MAX_CONCURRENT, dispatchesPerSecond: e.TASK_MAX_PER_SECOND },
     stallSeconds: e.WATCHDOG_STALL_SECONDS,
     planMaxAgeMinutes: e.PLAN_MAX_AGE_MINUTES,
     autoPauseErrorRate: e.AUTO_PAUSE_ERROR_RATE,

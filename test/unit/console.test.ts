@@ -4,7 +4,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { describeOutcome, differingEvents, explain, type Outcome } from "../../functions/src/core/compare";
-import { DEFAULT_EVENTS_PER_SECOND, estimateSeconds, etaSeconds, measuredThroughput, throughputSeries } from "../../functions/src/core/estimate";
+import { DEFAULT_DELIVERY_EVENTS_PER_SECOND, estimateSeconds, etaSeconds, measuredDeliveryRate, throughputSeries } from "../../functions/src/core/estimate";
 import { parseExecutePlan, parseStartJob } from "../../functions/src/core/request";
 import { isSelected } from "../../functions/src/core/selection";
 import { formatDuration } from "../../functions/src/http/client";
@@ -76,27 +76,45 @@ describe("canary selection", () => {
 });
 
 describe("time estimates", () => {
-  const sample = (over: Partial<Parameters<typeof measuredThroughput>[0][number]> = {}) => ({ status: "completed", dryRun: false, total: 10_000, startedAt: 0, finishedAt: 12_000, ...over });
+  const queue = { concurrency: 3, dispatchesPerSecond: 20 };
+  const sample = (over: Partial<Parameters<typeof measuredDeliveryRate>[0][number]> = {}) => ({
+    status: "completed",
+    dryRun: false,
+    total: 9000,
+    chunks: 3,
+    startedAt: 0,
+    finishedAt: 5150,
+    ...over,
+  });
 
-  it("measures events per second over a run's time less the fixed 2 s, the median of recent runs of the same mode", () => {
-    // 10,000 events in 12 s: 10 s of work after the 2 s fixed cost → 1,000/s.
-    expect(measuredThroughput([sample()], false)).toBe(1000);
-    // Median of 1,000, 2,000 and 500 (10,000 events in 12 s, 7 s and 22 s).
-    expect(measuredThroughput([sample(), sample({ finishedAt: 7000 }), sample({ finishedAt: 22_000 })], false)).toBe(1000);
-    // Dry runs measure dry runs; when there are none, the other mode stands in.
-    expect(measuredThroughput([sample(), sample({ dryRun: true, finishedAt: 4500 })], true)).toBe(4000);
-    expect(measuredThroughput([sample()], true)).toBe(1000);
+  it("measures one delivery's pace: events over the running time less the fixed costs, per delivery at work", () => {
+    // 9,000 events over 3 chunks in 5.15 s: 2 s fixed, one wave of 0.15 s, 3 s of work for 3 deliveries → 1,000/s each.
+    expect(measuredDeliveryRate([sample()], false, queue)).toBeCloseTo(1000, 6);
+    // One chunk: one delivery did it all (9,000 in 5.15 − 2.15 = 3 s).
+    expect(measuredDeliveryRate([sample({ chunks: 1 })], false, queue)).toBeCloseTo(3000, 6);
+    // Six chunks: two waves (0.3 s), 3 deliveries; 9,000 in 2.85 s.
+    expect(measuredDeliveryRate([sample({ chunks: 6 })], false, queue)).toBeCloseTo(9000 / 2.85 / 3, 6);
+    // Median of the runs of the same mode; the other mode stands in when there are none.
+    expect(measuredDeliveryRate([sample(), sample({ finishedAt: 11_150 }), sample({ finishedAt: 3650 })], false, queue)).toBeCloseTo(1000, 6);
+    expect(measuredDeliveryRate([sample(), sample({ dryRun: true, finishedAt: 3650 })], true, queue)).toBeCloseTo(2000, 6);
+    expect(measuredDeliveryRate([sample()], true, queue)).toBeCloseTo(1000, 6);
   });
 
   it("ignores runs that did not complete, are too small to measure or have no times", () => {
     const ignored = [sample({ status: "failed" }), sample({ total: 1999 }), sample({ startedAt: null }), sample({ finishedAt: null }), sample({ status: "cancelled" })];
-    expect(measuredThroughput(ignored, false)).toBeNull();
+    expect(measuredDeliveryRate(ignored, false, queue)).toBeNull();
   });
 
-  it("estimates 2 s plus the planned events at the measured rate, rounded up", () => {
-    expect(estimateSeconds(0, 1000)).toBe(2);
-    expect(estimateSeconds(20_000, DEFAULT_EVENTS_PER_SECOND)).toBe(22);
-    expect(estimateSeconds(1001, 1000)).toBe(4);
+  it("estimates 2 s, a chunk cost per wave, and the events shared among the deliveries at work, rounded up", () => {
+    expect(estimateSeconds(0, 30, queue, 1000)).toBe(2);
+    // 30 chunks, 3 at once: 10 waves (1.5 s) + 30,000 / 3,000 (10 s) + 2 → 13.5 → 14.
+    expect(estimateSeconds(30_000, 30, queue, 1000)).toBe(14);
+    // One hot day of 20,000 in 5 shards: 2 waves (0.3 s) + 20,000 / (650 × 3) + 2 → 12.56 → 13.
+    expect(estimateSeconds(20_000, 5, queue, DEFAULT_DELIVERY_EVENTS_PER_SECOND)).toBe(13);
+    // The same events in one chunk: one delivery does them all.
+    expect(estimateSeconds(20_000, 1, queue, 1000)).toBe(23);
+    // Dispatching binds when the queue runs many at once and chunks are small: 400 chunks at 20/s is 20 s.
+    expect(estimateSeconds(400, 400, { concurrency: 500, dispatchesPerSecond: 20 }, 100_000)).toBe(22);
   });
 
   it("gives an ETA from the pace so far, the estimate's remainder before any event, and none when not moving", () => {

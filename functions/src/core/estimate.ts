@@ -1,41 +1,73 @@
-// How long a run should take: a fixed start-up cost plus its planned events at the throughput this
-// deployment measured on its own recent runs. Pure: the caller reads the runs.
+// How long a run should take, by the capacity model of docs/capacity.md: a fixed start-up cost, a fixed
+// cost per chunk for each wave of chunks the queue runs side by side, and the planned events shared out
+// among the deliveries working at once, at the pace one delivery keeps (measured by this deployment on
+// its own recent runs; a default from the local benchmark before it has any). Pure: the caller reads the
+// runs.
 
-/** Throughput assumed when the deployment has no recent run large enough to measure (events per second). */
-export const DEFAULT_EVENTS_PER_SECOND = 1000;
+/** Events per second one chunk delivery works through when the deployment has measured none (2-core benchmark). */
+export const DEFAULT_DELIVERY_EVENTS_PER_SECOND = 650;
 /** Seconds every run spends before and after its events: planning, fan-out, phase moves, closing. */
 export const FIXED_SECONDS = 2;
+/** Seconds a chunk costs before its first event (dispatch, lease, run and flag reads, first query, roll-up). */
+export const CHUNK_SECONDS = 0.15;
 /** Runs smaller than this say more about fixed costs (and cold starts) than throughput and are not measured. */
 export const MIN_SAMPLE_EVENTS = 2000;
+
+/** The queue's limits the model needs (TASK_MAX_CONCURRENT, TASK_MAX_PER_SECOND). */
+export interface QueueCapacity {
+  concurrency: number;
+  dispatchesPerSecond: number;
+}
 
 /** What a finished run tells about throughput. Times are epoch milliseconds. */
 export interface RunSample {
   status: string;
   dryRun: boolean;
   total: number;
+  /** Chunks of the run (0 or absent: unknown, taken as enough to keep every delivery busy). */
+  chunks?: number;
   startedAt: number | null;
   finishedAt: number | null;
 }
 
+/** Deliveries working side by side on `chunks` chunks, and how many waves of them the chunks take. */
+function shape(chunks: number, queue: QueueCapacity): { parallel: number; waves: number } {
+  const parallel = Math.max(1, Math.min(queue.concurrency, chunks > 0 ? chunks : queue.concurrency));
+  return { parallel, waves: Math.ceil(Math.max(chunks, 0) / parallel) };
+}
+
 /**
- * Events per second of recent completed runs of the same mode (a dry run writes less than a real one), the
- * median of each run's examined events over its running time less the fixed cost; runs of the other mode
- * when there are none; null when no run qualifies.
+ * Events per second one delivery kept in recent completed runs of the same mode (a dry run writes less than
+ * a real one): each run's examined events over its running time less the fixed costs, shared among the
+ * deliveries that worked side by side; the median of those; runs of the other mode when there are none;
+ * null when no run qualifies.
  */
-export function measuredThroughput(recent: readonly RunSample[], dryRun: boolean): number | null {
+export function measuredDeliveryRate(recent: readonly RunSample[], dryRun: boolean, queue: QueueCapacity): number | null {
   const usable = recent.filter((r) => r.status === "completed" && r.total >= MIN_SAMPLE_EVENTS && r.startedAt !== null && r.finishedAt !== null && r.finishedAt > r.startedAt);
   const same = usable.filter((r) => r.dryRun === dryRun);
   const chosen = (same.length > 0 ? same : usable)
-    .map((r) => r.total / Math.max(1, ((r.finishedAt as number) - (r.startedAt as number)) / 1000 - FIXED_SECONDS))
+    .map((r) => {
+      const { parallel, waves } = shape(r.chunks ?? 0, queue);
+      const working = ((r.finishedAt as number) - (r.startedAt as number)) / 1000 - FIXED_SECONDS - waves * CHUNK_SECONDS;
+      return r.total / Math.max(1, working) / parallel;
+    })
     .sort((a, b) => a - b);
   if (chosen.length === 0) return null;
   const mid = Math.floor(chosen.length / 2);
   return chosen.length % 2 === 1 ? (chosen[mid] as number) : ((chosen[mid - 1] as number) + (chosen[mid] as number)) / 2;
 }
 
-/** Whole seconds a run of `plannedEvents` should take at `eventsPerSecond`. */
-export function estimateSeconds(plannedEvents: number, eventsPerSecond: number): number {
-  return Math.ceil(FIXED_SECONDS + plannedEvents / Math.max(eventsPerSecond, 1));
+/**
+ * Whole seconds a run of `plannedEvents` over `chunks` chunks that have work should take: the fixed cost,
+ * then either the waves of chunks with their events shared among the deliveries working at once, or, if
+ * slower, dispatching that many tasks at the queue's rate.
+ */
+export function estimateSeconds(plannedEvents: number, chunks: number, queue: QueueCapacity, deliveryEventsPerSecond: number): number {
+  if (plannedEvents <= 0 || chunks <= 0) return FIXED_SECONDS;
+  const { parallel, waves } = shape(chunks, queue);
+  const work = waves * CHUNK_SECONDS + plannedEvents / (Math.max(deliveryEventsPerSecond, 1) * parallel);
+  const dispatch = chunks / Math.max(queue.dispatchesPerSecond, 1);
+  return Math.ceil(FIXED_SECONDS + Math.max(work, dispatch));
 }
 
 /** How far back the ETA looks for the run's current pace. */

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { FieldValue, Timestamp } from "firebase-admin/firestore";
 import { newChunk, type Chunk } from "../core/chunk";
 import { onePassAllowed } from "../core/plan";
-import { estimateSeconds, measuredThroughput, DEFAULT_EVENTS_PER_SECOND } from "../core/estimate";
+import { DEFAULT_DELIVERY_EVENTS_PER_SECOND, estimateSeconds, measuredDeliveryRate } from "../core/estimate";
 import { parseExecutePlan, parseStartJob, type StartJobRequest } from "../core/request";
 import type { Run } from "../core/run";
 import { phasesFor } from "../core/types";
@@ -80,7 +80,9 @@ export async function startJob(deps: Deps, body: unknown, options: StartOptions)
   const request = given ?? (await requestFromPlan(deps, planOf as string));
   await assertBackfillEnabled(deps);
   const plan = await planRun(deps.db, request, { shardEvents: deps.config.shardEvents });
-  const estimated = estimateSeconds(plan.planned, await recentThroughput(deps, request.dryRun));
+  // Chunks with work: a chunk with no budget is done from the start and costs nothing.
+  const working = plan.spans.filter((span) => Object.values(plan.budgets.get(span.id) ?? {}).some((n) => n > 0)).length;
+  const estimated = estimateSeconds(plan.planned, working, deps.config.queue, await recentDeliveryRate(deps, request.dryRun));
   const created = await createRun(deps, request, plan, { planOf, estimatedSeconds: estimated }, options.caller, keyRef && { key: key as string, bodyHash, ref: keyRef });
   if ("replayed" in created) return { run: created.replayed, replayed: true };
   const { id, run, response } = created;
@@ -157,18 +159,24 @@ async function requestFromPlan(deps: Deps, planOf: string): Promise<StartJobRequ
 const RECENT_RUNS = 50;
 
 /** Events per second this deployment measured on its recent runs, or the default. */
-async function recentThroughput(deps: Deps, dryRun: boolean): Promise<number> {
+async function recentDeliveryRate(deps: Deps, dryRun: boolean): Promise<number> {
   // Only the fields a sample needs: this runs on every start.
-  const recent = await deps.db.collection(COLLECTIONS.runs).orderBy("createdAt", "desc").limit(RECENT_RUNS).select("status", "dryRun", "total", "startedAt", "finishedAt").get();
+  const recent = await deps.db
+    .collection(COLLECTIONS.runs)
+    .orderBy("createdAt", "desc")
+    .limit(RECENT_RUNS)
+    .select("status", "dryRun", "total", "chunksTotal", "startedAt", "finishedAt")
+    .get();
   const millis = (t: unknown) => (t instanceof Timestamp ? t.toMillis() : null);
   const samples = recent.docs.map((d) => ({
     status: String(d.get("status")),
     dryRun: d.get("dryRun") === true,
     total: Number(d.get("total") ?? 0),
+    chunks: Number(d.get("chunksTotal") ?? 0),
     startedAt: millis(d.get("startedAt")),
     finishedAt: millis(d.get("finishedAt")),
   }));
-  return measuredThroughput(samples, dryRun) ?? DEFAULT_EVENTS_PER_SECOND;
+  return measuredDeliveryRate(samples, dryRun, deps.config.queue) ?? DEFAULT_DELIVERY_EVENTS_PER_SECOND;
 }
 
 /** What makes two requests "the same body": the fields as given (a lookback window, not its dates). */
