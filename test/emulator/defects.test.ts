@@ -42,9 +42,11 @@ describe("refunds in the daily replay's ordinary state", () => {
     const orders: string[] = [];
     for (let day = 1; day <= 3; day++) {
       for (let i = 0; i < 4; i++) {
-        const { orderId } = s.purchase({ user: `u${i}`, product: gems, day, minute: i });
+        const { orderId } = s.purchase({ user: `u${i}`, product: gems, day, minute: i + 10 });
         orders.push(orderId);
-        if (i === 0) s.reversal(orderId, { user: `u${i}`, product: gems, day, minute: 200 + i });
+        // Refunds that arrived on day 1, before their purchases (days 2 and 3): the purchases pass reaches
+        // them before their purchase is credited, so they wait for the reversals phase.
+        if (i === 0 && day > 1) s.reversal(orderId, { user: `u${i}`, product: gems, day: 1, minute: day });
       }
     }
     await s.write();
@@ -62,11 +64,9 @@ describe("refunds in the daily replay's ordinary state", () => {
     expect(Object.keys(await s.ledgerPoints()).filter((k) => k.startsWith("purchase_"))).toHaveLength(12);
 
     const next = await startRun({ type: "webhook_replay", ...s.range(1, 3), dryRun: false });
-    expect(await waitForRun(next)).toMatchObject({ status: "completed", total: 3, processed: 3, errors: 0 });
+    expect(await waitForRun(next)).toMatchObject({ status: "completed", total: 2, processed: 2, errors: 0 });
     const ledger = await s.ledgerPoints();
-    expect(Object.keys(ledger).filter((k) => k.startsWith("reversal_")).sort()).toEqual(
-      [orders[0], orders[4], orders[8]].map((o) => `reversal_${o}`).sort(),
-    );
+    expect(Object.keys(ledger).filter((k) => k.startsWith("reversal_")).sort()).toEqual([orders[4], orders[8]].map((o) => `reversal_${o}`).sort());
     await s.expectWalletsMatchLedger();
     const report = await api("GET", `/api/admin/dataMigrations/${next}/report`);
     expect(report.body).toMatchObject({ reconciled: true, verification: { ok: true } });
