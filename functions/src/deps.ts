@@ -18,8 +18,6 @@ export type FaultPoint =
   | "group-committed"
   /** A control call has decided on the run as it read it, and has not yet changed anything. */
   | "control-decided"
-  /** A delivery read the first events of several neighbouring chunks in one query (cursor: how many). */
-  | "read-ahead"
   /** A group's conditional batch failed (someone got there first, or its fate is unknown): it is decided again in a transaction. */
   | "group-retried";
 

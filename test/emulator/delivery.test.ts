@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import type { FaultPoint } from "../../functions/src/deps";
 import { db, testDeps, type RecordingQueue } from "../support/emulator";
-import { deliverAll, deliverWithRetries, startInProcess } from "../support/deliver";
+import { deliverAll, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
 
 /** Three days of purchases, a refund for every fifth order (dated after it), spread over four users. */
@@ -95,45 +95,5 @@ describe("at-least-once delivery", () => {
     await deliverAll(deps, queue as RecordingQueue, id);
     expect(crashed.size).toBeGreaterThan(0);
     await expectCleanResult(s, id, { balances, events });
-  });
-});
-
-describe("reading quiet days ahead", () => {
-  it("one read serves the first events of neighbouring days; where it stops, a day reads on, and nothing is missed or counted twice", async () => {
-    const s = await Store.create("readahead");
-    const gems = s.product("gems", 10);
-    // Seven quiet days of 3, 5, 1, 6, 2, 4 and 3 purchases; reads of 8 stop inside the third or fourth day.
-    const perDay = [3, 5, 1, 6, 2, 4, 3];
-    let orders = 0;
-    perDay.forEach((n, d) => {
-      for (let i = 0; i < n; i++) s.purchase({ user: `u${orders++ % 3}`, product: gems, day: d + 1, minute: 10 * i + d });
-    });
-    await s.write();
-    const reads: Array<{ point: FaultPoint; chunkId?: string; cursor?: string | null }> = [];
-    const { deps, queue } = testDeps({
-      config: { pageSize: 4, readSize: 8 },
-      faults: {
-        at(point, info) {
-          if (point === "read-ahead" || point === "page-read") reads.push({ point, chunkId: info.chunkId, cursor: info.cursor });
-        },
-      },
-    });
-    const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 7), dryRun: false });
-    // One delivery after another: the first day's, once its own day is done, takes the next days on
-    // together; the later tasks find their days done and leave.
-    const tasks = (queue as RecordingQueue).drain();
-    for (const task of tasks) await deliverWithRetries(deps, task.payload, task.taskId);
-    const run = await deliverAll(deps, queue as RecordingQueue, id);
-
-    expect(run).toMatchObject({ status: "completed", total: orders, processed: orders, errors: 0 });
-    expect(reads.filter((r) => r.point === "read-ahead").length, "reads ahead").toBeGreaterThan(0);
-    // Days served by a read ahead did not query for their first events: fewer first reads than days.
-    const firstReads = reads.filter((r) => r.point === "page-read" && r.cursor === null).length;
-    expect(firstReads, `first reads of ${perDay.length} days`).toBeLessThan(perDay.length);
-    // …and a day where a read stopped read on from its last event.
-    expect(reads.some((r) => r.point === "page-read" && r.cursor !== null), "a day read on after a read ahead stopped in it").toBe(true);
-    await s.expectWalletsMatchLedger();
-    const entries = await db().collection("ledgerEntries").where("migrationId", "==", id).count().get();
-    expect(entries.data().count).toBe(orders);
   });
 });

@@ -33,7 +33,7 @@ const FIRST_SEED = Number(process.env.MODEL_SEED ?? 11_000_001);
 const BY = { email: "model@backfill.local", sub: "model" };
 const DAY_MS = 86_400_000;
 
-const tally = { sequences: 0, operations: 0, runs: 0, pairs: 0, cancels: 0, pauses: 0, killSwitchFlips: 0, retries: 0, catalogFixes: 0, canaryRuns: 0, planExecutions: 0, shardedRuns: 0, shards: 0, onePassReversals: 0, readAheads: 0, duplicateDeliveries: 0, watchdogRepairs: 0, mismatches: 0 };
+const tally = { sequences: 0, operations: 0, runs: 0, pairs: 0, cancels: 0, pauses: 0, killSwitchFlips: 0, retries: 0, catalogFixes: 0, canaryRuns: 0, planExecutions: 0, shardedRuns: 0, shards: 0, onePassReversals: 0, duplicateDeliveries: 0, watchdogRepairs: 0, mismatches: 0 };
 
 afterEach(async () => {
   await setKillSwitch(null);
@@ -269,7 +269,6 @@ async function drive(d: Driver, body: Record<string, unknown>, interrupts: Inter
     queue,
     faults: {
       async at(point) {
-        if (point === "read-ahead") tally.readAheads++;
         if (!currentDelivery() || (point !== "page-read" && point !== "before-page-commit" && point !== "after-claim")) return;
         hits++;
         for (const x of pending.filter((p) => p.at === hits)) {

@@ -27,7 +27,6 @@ import {
   type Chunk,
   type CommitResult,
   MAX_REMEMBERED_REVERSALS,
-  type Cursor,
   type Holder,
   type PageResult,
 } from "../core/chunk";
@@ -36,7 +35,7 @@ import { CHUNK_ID_PATTERN } from "../core/shards";
 import { markStarted, type Run } from "../core/run";
 import { isSelected } from "../core/selection";
 import { errorRateOverWindow, AUTO_PAUSE_WINDOW } from "../core/window";
-import { countOutcomes, REVERSAL_EVENT_TYPES, type EventOutcome, type Phase } from "../core/types";
+import { countOutcomes, REVERSAL_EVENT_TYPES, type EventOutcome } from "../core/types";
 import type { Deps } from "../deps";
 import { applyPage, ProductCatalog } from "../ledger/apply";
 import { describe } from "../log";
@@ -80,8 +79,6 @@ interface ChunkTask {
   runId: string;
   chunkId: string;
   generation: number | null;
-  /** The chunk's first events, read together with its neighbours' (see `chunksToHelp`). */
-  buffer?: ReadBuffer;
 }
 
 /**
@@ -108,10 +105,7 @@ export async function handleChunkTask(deps: Deps, payload: unknown, delivery: De
   const own: ChunkTask = { runId, chunkId: parsed.data.chunkId, generation: parsed.data.generation ?? null };
   for (let batch = [own]; batch.length > 0; batch = await chunksToHelp(deps, runId, delivery, handled, startedAt)) {
     for (const task of batch) handled.add(task.chunkId);
-    // Chunks read ahead together are worked one after another (their reads are done); others side by side.
-    const outcomes = batch.some((task) => task.buffer)
-      ? await settleInTurn(batch.map((task) => () => workOnChunk(deps, task, delivery, catalog)))
-      : await Promise.allSettled(batch.map((task) => workOnChunk(deps, task, delivery, catalog)));
+    const outcomes = await Promise.allSettled(batch.map((task) => workOnChunk(deps, task, delivery, catalog)));
     const failures = outcomes.flatMap((o, i) => (o.status === "rejected" ? [{ chunkId: (batch[i] as ChunkTask).chunkId, error: o.reason as unknown }] : []));
     const first = failures[0];
     if (!first) continue;
@@ -141,20 +135,6 @@ export async function handleChunkTask(deps: Deps, payload: unknown, delivery: De
     break;
   }
   await advanceRun(deps, runId);
-}
-
-/** Runs the steps one after another, each whatever became of the one before, as Promise.allSettled reports them. */
-async function settleInTurn(steps: ReadonlyArray<() => Promise<void>>): Promise<Array<PromiseSettledResult<void>>> {
-  const results: Array<PromiseSettledResult<void>> = [];
-  for (const step of steps) {
-    try {
-      await step();
-      results.push({ status: "fulfilled", value: undefined });
-    } catch (reason) {
-      results.push({ status: "rejected", reason });
-    }
-  }
-  return results;
 }
 
 /** How many due chunks one look for help considers. */
@@ -187,43 +167,7 @@ async function chunksToHelp(deps: Deps, runId: string, delivery: Delivery, handl
     c.step.phase === "reversals" && c.step.step === "scan" && c.reversalIds !== null && c.listEnd === "span" && c.reversalIds.length <= deps.config.pageSize;
   const first = free[0];
   if (!first) return [];
-  if (small(first)) return free.filter(small).slice(0, HELP_PARALLEL).map((c) => task(c.id));
-  // Quiet days that follow each other and have not started their purchases scan: one read serves them all.
-  const fresh = (c: Chunk) => run.data.type === "webhook_replay" && c.step.phase === "purchases" && c.step.step === "scan" && !c.progress.purchases;
-  const row: Chunk[] = [];
-  for (const c of fresh(first) ? free : []) {
-    const prev = row[row.length - 1];
-    if (row.length >= HELP_READ_AHEAD || !fresh(c) || (prev && prev.endMs !== c.startMs)) break;
-    row.push(c);
-  }
-  if (row.length < 2) return [task(first.id)];
-  const buffers = await readAhead(deps, row);
-  return row.map((c, i) => ({ ...task(c.id), ...(buffers[i] ? { buffer: buffers[i] } : {}) }));
-}
-
-/** Most neighbouring chunks one read serves. */
-const HELP_READ_AHEAD = 6;
-
-/**
- * One read of the purchases-scan events of neighbouring chunks, split into each chunk's first read: the
- * same events, in the same order, that the chunk's own first query returns, up to the read size. A chunk
- * the read covers wholly knows its end; the chunk where the read stops has a partial buffer (it queries
- * on from its last event); chunks after it have none. On the Firestore emulator, where a query costs the
- * whole collection, this makes a run of quiet days cost one query instead of one each.
- */
-async function readAhead(deps: Deps, row: readonly Chunk[]): Promise<Array<ReadBuffer | undefined>> {
-  const first = row[0] as Chunk;
-  const last = row[row.length - 1] as Chunk;
-  const docs = (await spanQuery(deps, first.startMs, last.endMs, "purchases", null).get()).docs;
-  await deps.faults?.at("read-ahead", { chunkId: first.id, cursor: `${row.length}` });
-  const full = docs.length >= deps.config.readSize;
-  const millis = (d: FirebaseFirestore.QueryDocumentSnapshot) => (d.get("createdAt") as Timestamp).toMillis();
-  const lastMs = full ? millis(docs[docs.length - 1] as FirebaseFirestore.QueryDocumentSnapshot) : Infinity;
-  return row.map((c) => {
-    if (full && c.startMs > lastMs) return undefined;
-    const own = docs.filter((d) => millis(d) >= c.startMs && millis(d) < c.endMs);
-    return { after: "start", phase: "purchases" as const, docs: own, reachedEnd: !full || lastMs >= c.endMs };
-  });
+  return small(first) ? free.filter(small).slice(0, HELP_PARALLEL).map((c) => task(c.id)) : [task(first.id)];
 }
 
 async function workOnChunk(deps: Deps, task: ChunkTask, delivery: Delivery, catalog: ProductCatalog): Promise<void> {
@@ -234,7 +178,7 @@ async function workOnChunk(deps: Deps, task: ChunkTask, delivery: Delivery, cata
   const startedAt = deps.now().getTime();
   const me: Holder = { owner: randomUUID(), task: delivery.taskName, attempt: delivery.retryCount };
   const state = { holding: false, draining: false, drained: false, pages: 0 };
-  const buffer: { current: ReadBuffer | null } = { current: task.buffer ?? null };
+  const buffer: { current: ReadBuffer | null } = { current: null };
 
   for (;;) {
     const [runSnap, chunkSnap, flagSnap] = await db.getAll(runs.doc(runId), chunks.doc(runId, chunkId), refs(db).killSwitch);
@@ -606,17 +550,14 @@ async function processPage(
 
 /** The chunk's events after its position: every event of its span for purchases, refunds and chargebacks for reversals. */
 function scanQuery(deps: Deps, chunk: Chunk): Query {
-  return spanQuery(deps, chunk.startMs, chunk.endMs, chunk.step.phase, chunk.progress[chunk.step.phase]?.cursor ?? null);
-}
-
-/** A phase's events in [startMs, endMs) after `after`, in scan order, one read's worth. */
-function spanQuery(deps: Deps, startMs: number, endMs: number, phase: Phase, after: Cursor | null): Query {
+  const { startMs, endMs } = chunk;
+  const phase = chunk.step.phase;
   let query: Query = refs(deps.db)
     .events.where("createdAt", ">=", Timestamp.fromMillis(startMs))
     .where("createdAt", "<", Timestamp.fromMillis(endMs));
   if (phase === "reversals") query = query.where("type", "in", REVERSAL_EVENT_TYPES);
   query = query.orderBy("createdAt").orderBy(FieldPath.documentId());
-  const cursor = toStoredCursor(after);
+  const cursor = toStoredCursor(chunk.progress[phase]?.cursor ?? null);
   if (cursor) query = query.startAfter(cursor.createdAt, cursor.id);
   // Whole documents: the page's events are decided from what this read returns.
   return query.limit(deps.config.readSize);
