@@ -30,7 +30,7 @@ import {
   type Holder,
   type PageResult,
 } from "../core/chunk";
-import { purchaseEntryId } from "../core/ledger";
+import { entryIdsFor } from "../core/ledger";
 import { CHUNK_ID_PATTERN } from "../core/shards";
 import { markStarted, type Run } from "../core/run";
 import { isSelected } from "../core/selection";
@@ -396,20 +396,18 @@ async function purchasesCredited(
   pageOutcomes: readonly EventOutcome[],
 ): Promise<Set<string>> {
   const r = refs(deps.db);
-  const known = new Set(pageOutcomes.flatMap((o) => (o.result !== "error" && o.entryId?.startsWith("purchase_") ? [o.entryId] : [])));
-  const orderOf = new Map<string, string>();
-  for (const d of reversals) {
-    const orderId = d.get("orderId") as unknown;
-    if (typeof orderId === "string" && orderId.length > 0 && !orderId.includes("/")) orderOf.set(d.id, purchaseEntryId(orderId));
+  const exists = new Set(pageOutcomes.flatMap((o) => (o.result !== "error" && o.entryId?.startsWith("purchase_") ? [o.entryId] : [])));
+  // The purchase entry each reversal would undo (none for an event without a usable order id).
+  const purchaseOf = new Map(reversals.flatMap((d) => entryIdsFor(d.data()).slice(0, 1).map((entry) => [d.id, entry] as const)));
+  const unknown = [...new Set(purchaseOf.values())].filter((id) => !exists.has(id));
+  if (unknown.length > 0) {
+    const [real, shadow] = await Promise.all([
+      deps.db.getAll(...unknown.map((id) => r.ledger.doc(id))),
+      run.dryRun ? deps.db.getAll(...unknown.map((id) => r.shadow(run.id).doc(id))) : Promise.resolve([]),
+    ]);
+    for (const snap of [...real, ...shadow]) if (snap.exists) exists.add(snap.id);
   }
-  const ids = [...new Set(orderOf.values())].filter((id) => !known.has(id));
-  if (ids.length === 0) return new Set([...orderOf].filter(([, entry]) => known.has(entry)).map(([eventId]) => eventId));
-  const [real, shadow] = await Promise.all([
-    deps.db.getAll(...ids.map((id) => r.ledger.doc(id))),
-    run.dryRun ? deps.db.getAll(...ids.map((id) => r.shadow(run.id).doc(id))) : Promise.resolve([]),
-  ]);
-  const exists = new Set([...known, ...[...real, ...shadow].filter((snap) => snap.exists).map((snap) => snap.id)]);
-  return new Set([...orderOf].filter(([, entry]) => exists.has(entry)).map(([eventId]) => eventId));
+  return new Set([...purchaseOf].filter(([, entry]) => exists.has(entry)).map(([eventId]) => eventId));
 }
 
 /** A replay's reversals scan works from the refunds and chargebacks its purchases scan remembered. */
@@ -515,9 +513,9 @@ async function processPage(
   let early = new Set<string>();
   if (chunk.onePass && plan.passed.length > 0) {
     const credited = await purchasesCredited(deps, run, plan.passed, outcomes);
-    const room = (chunk.budgets.reversals ?? 0) - (chunk.progress.reversals?.examined ?? 0);
+    const reversalsRoom = (chunk.budgets.reversals ?? 0) - (chunk.progress.reversals?.examined ?? 0);
     const now = plan.passed.filter((d) => credited.has(d.id));
-    if (now.length > 0 && now.length <= room) {
+    if (now.length > 0 && now.length <= reversalsRoom) {
       const second = await applyPage(db, ctx, now, catalog, options, deps.faults);
       outcomes = [...outcomes, ...second.outcomes];
       ledgerWrites += second.writes;

@@ -353,7 +353,10 @@ export function commitPage(c: Chunk, page: PageResult, me: Holder, now: number, 
       if (page.stoppedAtBudget) closeAt(page.cursor); // it did not see the rest of the span
       else if (page.stepDone) listEnd = "span";
     }
-    if (page.early > 0) progress.reversals = { ...(progress.reversals ?? reversals), examined: (progress.reversals ?? reversals).examined + page.early };
+    if (page.early > 0) {
+      const current = progress.reversals ?? reversals;
+      progress.reversals = { ...current, examined: current.examined + page.early };
+    }
     if (remembered !== c.reversalIds) update.reversalIds = remembered;
     if (listEnd !== c.listEnd) update.listEnd = listEnd;
   }

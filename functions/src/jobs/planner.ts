@@ -89,7 +89,7 @@ export async function planRun(
   // A canary's events are few: its chunks stay days. Otherwise busy days are cut into shards.
   const spans = request.userIds
     ? days.map(daySpan)
-    : (await cutRange(days, options.shardEvents, MAX_CHUNKS, (s, e) => plain(inRange(db, s, e)), request.userIds ? undefined : totals.all)).spans;
+    : (await cutRange(days, options.shardEvents, MAX_CHUNKS, (s, e) => plain(inRange(db, s, e)), totals.all)).spans;
   // Where the cap runs out: the first phase whose total exceeds what is left of it.
   let remaining = request.maxEvents;
   let cut: { phase: Phase; cut: Cut } | null = null;
