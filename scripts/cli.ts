@@ -16,7 +16,7 @@ const USAGE = `Usage: npm run backfill -- <command> [options]
 
 Commands
   start --type <webhook_replay|reversal_backfill> (--from YYYY-MM-DD --to YYYY-MM-DD | --lookback-days N)
-        [--dry-run | --execute] [--max-events N] [--max-error-rate R] [--user ID]... [--idempotency-key KEY] [--watch]
+        [--dry-run | --execute] [--max-events N] [--max-error-rate R] [--max-events-per-second N] [--user ID]... [--idempotency-key KEY] [--watch]
   execute <dry-run-id> [--idempotency-key KEY] [--watch]
                  start the real run of a completed dry run, with exactly its parameters
   status <id> [--watch]
@@ -30,7 +30,8 @@ Options
   --email EMAIL  identity of the local token (local stack only)
   --json         print the API's JSON answer instead of a summary
 
-A start is a dry run unless you pass --execute. --user (repeatable, up to 100) makes a canary run over only
+A start is a dry run unless you pass --execute. --max-events-per-second keeps the whole run below that pace
+(to spare production's Firestore, or to give you time to stop it). --user (repeatable, up to 100) makes a canary run over only
 those users' events. Where a command takes <id>, "last" means the newest run.`;
 
 export class CliError extends Error {
@@ -217,6 +218,7 @@ export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv
         execute: { type: "boolean" },
         "max-events": { type: "string" },
         "max-error-rate": { type: "string" },
+        "max-events-per-second": { type: "string" },
         "idempotency-key": { type: "string" },
         user: { type: "string", multiple: true },
         watch: { type: "boolean", default: false },
@@ -266,6 +268,8 @@ export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv
         if (maxEvents !== undefined) body.maxEvents = maxEvents;
         const maxErrorRate = number("max-error-rate", v["max-error-rate"]);
         if (maxErrorRate !== undefined) body.maxErrorRate = maxErrorRate;
+        const perSecond = number("max-events-per-second", v["max-events-per-second"]);
+        if (perSecond !== undefined) body.maxEventsPerSecond = perSecond;
         if (v.user !== undefined) body.userIds = v.user;
         // The API names what is wrong with the body; the CLI passes it on as given.
         const run = await call(opts, (c) => c.start(body as StartJobBody, { idempotencyKey: v["idempotency-key"] }));

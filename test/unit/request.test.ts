@@ -8,7 +8,7 @@ describe("start-job request validation", () => {
   it("fills the safe defaults: dry run on, 1000 events", () => {
     expect(parseStartJob(valid, options)).toEqual({
       ok: true,
-      value: { ...valid, lookbackDays: null, dryRun: true, maxEvents: 1000, maxErrorRate: 0.05, userIds: null },
+      value: { ...valid, lookbackDays: null, dryRun: true, maxEvents: 1000, maxErrorRate: 0.05, maxEventsPerSecond: null, userIds: null },
     });
   });
 
@@ -33,6 +33,9 @@ describe("start-job request validation", () => {
     ["lookbackDays zero", { type: "webhook_replay", lookbackDays: 0 }, "lookbackDays", /at least 1/],
     ["lookbackDays over the range limit", { type: "webhook_replay", lookbackDays: 400 }, "lookbackDays", /at most 366/],
     ["maxErrorRate above 1", { ...valid, maxErrorRate: 5 }, "maxErrorRate", /from 0 to 1/],
+    ["maxEventsPerSecond zero", { ...valid, maxEventsPerSecond: 0 }, "maxEventsPerSecond", /integer from 1 to 10000/],
+    ["maxEventsPerSecond a fraction", { ...valid, maxEventsPerSecond: 1.5 }, "maxEventsPerSecond", /integer from 1 to 10000/],
+    ["maxEventsPerSecond a string", { ...valid, maxEventsPerSecond: "200" }, "maxEventsPerSecond", /integer from 1 to 10000/],
   ];
 
   it("turns lookbackDays into the trailing window that ends today (UTC)", () => {
@@ -67,6 +70,8 @@ describe("start-job request edges", () => {
     expect(parseStartJob({ ...valid, startDate: "2025-01-10", endDate: "2025-01-10" }, options).ok).toBe(true);
     expect(parseStartJob({ ...valid, maxEvents: 100_000, maxErrorRate: 0 }, options)).toMatchObject({ ok: true, value: { maxEvents: 100_000, maxErrorRate: 0 } });
     expect(parseStartJob({ ...valid, maxErrorRate: 1, dryRun: false }, options)).toMatchObject({ ok: true, value: { maxErrorRate: 1, dryRun: false } });
+    expect(parseStartJob({ ...valid, maxEventsPerSecond: 1 }, options)).toMatchObject({ ok: true, value: { maxEventsPerSecond: 1 } });
+    expect(parseStartJob({ ...valid, maxEventsPerSecond: 10_000 }, options)).toMatchObject({ ok: true, value: { maxEventsPerSecond: 10_000 } });
   });
 
   it("refuses a window given both ways, whichever date comes with it", () => {
@@ -109,8 +114,8 @@ describe("start-job request edges", () => {
     expect(problems({ type: 5, startDate: "2025-01-01", endDate: "2025-01-02" })).toEqual([{ field: "type", message: 'type must be one of "webhook_replay", "reversal_backfill"' }]);
     expect(problems("text")).toEqual([{ field: "body", message: "the body must be a JSON object" }]);
     expect(problems({ ...valid, extra: 1, more: 2 }).map((p) => p.message)).toEqual([
-      "extra is not a known field (known fields: type, startDate, endDate, lookbackDays, dryRun, maxEvents, maxErrorRate, userIds)",
-      "more is not a known field (known fields: type, startDate, endDate, lookbackDays, dryRun, maxEvents, maxErrorRate, userIds)",
+      "extra is not a known field (known fields: type, startDate, endDate, lookbackDays, dryRun, maxEvents, maxErrorRate, maxEventsPerSecond, userIds)",
+      "more is not a known field (known fields: type, startDate, endDate, lookbackDays, dryRun, maxEvents, maxErrorRate, maxEventsPerSecond, userIds)",
     ]);
   });
 });

@@ -42,6 +42,7 @@ function run(over: Partial<Run> = {}): Run {
     selectedEvents: 10,
     capReached: false,
     maxErrorRate: 0.05,
+    maxEventsPerSecond: null,
     windowSince: null,
     autoPause: null,
     retries: 0,

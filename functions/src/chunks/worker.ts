@@ -35,6 +35,7 @@ import { CHUNK_ID_PATTERN } from "../core/shards";
 import { markStarted, type Run } from "../core/run";
 import { isSelected } from "../core/selection";
 import { errorRateOverWindow, AUTO_PAUSE_WINDOW } from "../core/window";
+import { pacedPageSize, paceRestMs } from "../core/estimate";
 import { countOutcomes, REVERSAL_EVENT_TYPES, type EventOutcome } from "../core/types";
 import type { Deps } from "../deps";
 import { applyPage, ProductCatalog } from "../ledger/apply";
@@ -60,6 +61,8 @@ export interface Delivery {
 export const LEASE_SECONDS = 120;
 /** How often a delivery that found its chunk busy looks again. */
 const BUSY_POLL_MS = 400;
+/** How often a paced delivery resting between pages looks at its run again. */
+const PACE_LOOK_MS = 1000;
 /** An errors pass re-examines at most this many events per page (its writes share one batch). */
 const ERRORS_PAGE_SIZE = 100;
 
@@ -167,7 +170,9 @@ async function chunksToHelp(deps: Deps, runId: string, delivery: Delivery, handl
     c.step.phase === "reversals" && c.step.step === "scan" && c.reversalIds !== null && c.listEnd === "span" && c.reversalIds.length <= deps.config.pageSize;
   const first = free[0];
   if (!first) return [];
-  return small(first) ? free.filter(small).slice(0, HELP_PARALLEL).map((c) => task(c.id)) : [task(first.id)];
+  // A paced run's deliveries work one chunk at a time each, so that their shares of the pace add up to it.
+  const together = small(first) && run.data.maxEventsPerSecond === null;
+  return together ? free.filter(small).slice(0, HELP_PARALLEL).map((c) => task(c.id)) : [task(first.id)];
 }
 
 async function workOnChunk(deps: Deps, task: ChunkTask, delivery: Delivery, catalog: ProductCatalog): Promise<void> {
@@ -177,7 +182,7 @@ async function workOnChunk(deps: Deps, task: ChunkTask, delivery: Delivery, cata
   const { runId, chunkId } = task;
   const startedAt = deps.now().getTime();
   const me: Holder = { owner: randomUUID(), task: delivery.taskName, attempt: delivery.retryCount };
-  const state = { holding: false, draining: false, drained: false, pages: 0 };
+  const state = { holding: false, draining: false, drained: false, pages: 0, restUntil: 0 };
   const buffer: { current: ReadBuffer | null } = { current: null };
 
   for (;;) {
@@ -262,7 +267,19 @@ async function workOnChunk(deps: Deps, task: ChunkTask, delivery: Delivery, cata
       return;
     }
 
-    const result = await processPage(deps, r.data, c.data, catalog, me, buffer);
+    // A paced run (maxEventsPerSecond) rests between pages, looking at its run and chunk every second so
+    // that a pause, cancel or kill switch still lands at the next page boundary.
+    const resting = state.restUntil - deps.now().getTime();
+    if (resting > 0) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(resting, PACE_LOOK_MS)));
+      continue;
+    }
+    const pace = r.data.maxEventsPerSecond;
+    const pageDeps = pace === null ? deps : { ...deps, config: { ...config, pageSize: pacedPageSize(config.pageSize, pace, config.queue) } };
+    const pageStarted = deps.now().getTime();
+    const result = await processPage(pageDeps, r.data, c.data, catalog, me, buffer);
+    const worked = deps.now().getTime() - pageStarted;
+    state.restUntil = deps.now().getTime() + paceRestMs(result.examined, worked, pace, config.queue);
     state.pages++;
     if (state.draining) state.drained = true;
     if (result.kind === "committed" && result.stepDone) {
@@ -478,7 +495,7 @@ async function processPage(
   catalog: ProductCatalog,
   me: Holder,
   buffer: { current: ReadBuffer | null },
-): Promise<CommitResult> {
+): Promise<CommitResult & { examined: number }> {
   const { db, config } = deps;
   const pageStarted = deps.now().getTime();
   const probe = { runId: run.id, chunkId: chunk.id };
@@ -535,7 +552,7 @@ async function processPage(
   const committed = await commitPageWithRecords(deps, run, chunk.id, me, page, outcomes, ledgerWrites, early);
   if (committed.kind === "conflict") {
     buffer.current = null;
-    return committed;
+    return { ...committed, examined: 0 };
   }
   const fields = runFields(run.id, run);
   for (const o of outcomes) {
@@ -543,7 +560,7 @@ async function processPage(
   }
   deps.log.pageCommitted(fields, { id: chunk.id, phase: chunk.step.phase, page: committed.page, step: chunk.step.step }, counted, deps.now().getTime() - pageStarted);
   if (counted.errors > 0 && run.maxErrorRate < 1) await checkErrorRate(deps, run);
-  return committed;
+  return { ...committed, examined: counted.total };
 }
 
 /** The chunk's events after its position: every event of its span for purchases, refunds and chargebacks for reversals. */

@@ -28,6 +28,8 @@ export interface RunSample {
   chunks?: number;
   startedAt: number | null;
   finishedAt: number | null;
+  /** The run kept below a pace of its own (maxEventsPerSecond): it says nothing of the deployment's speed. */
+  paced?: boolean;
 }
 
 /** Deliveries working side by side on `chunks` chunks, and how many waves of them the chunks take. */
@@ -43,7 +45,7 @@ function shape(chunks: number, queue: QueueCapacity): { parallel: number; waves:
  * null when no run qualifies.
  */
 export function measuredDeliveryRate(recent: readonly RunSample[], dryRun: boolean, queue: QueueCapacity): number | null {
-  const usable = recent.filter((r) => r.status === "completed" && r.total >= MIN_SAMPLE_EVENTS && r.startedAt !== null && r.finishedAt !== null && r.finishedAt > r.startedAt);
+  const usable = recent.filter((r) => r.status === "completed" && r.paced !== true && r.total >= MIN_SAMPLE_EVENTS && r.startedAt !== null && r.finishedAt !== null && r.finishedAt > r.startedAt);
   const same = usable.filter((r) => r.dryRun === dryRun);
   const chosen = (same.length > 0 ? same : usable)
     .map((r) => {
@@ -62,12 +64,44 @@ export function measuredDeliveryRate(recent: readonly RunSample[], dryRun: boole
  * then either the waves of chunks with their events shared among the deliveries working at once, or, if
  * slower, dispatching that many tasks at the queue's rate.
  */
-export function estimateSeconds(plannedEvents: number, chunks: number, queue: QueueCapacity, deliveryEventsPerSecond: number): number {
+export function estimateSeconds(
+  plannedEvents: number,
+  chunks: number,
+  queue: QueueCapacity,
+  deliveryEventsPerSecond: number,
+  maxEventsPerSecond: number | null = null,
+): number {
   if (plannedEvents <= 0 || chunks <= 0) return FIXED_SECONDS;
   const { parallel, waves } = shape(chunks, queue);
   const work = waves * CHUNK_SECONDS + plannedEvents / (Math.max(deliveryEventsPerSecond, 1) * parallel);
   const dispatch = chunks / Math.max(queue.dispatchesPerSecond, 1);
-  return Math.ceil(FIXED_SECONDS + Math.max(work, dispatch));
+  // A paced run goes no faster than its pace (and, with fewer chunks than the queue runs at once, slower).
+  const paced = maxEventsPerSecond === null ? 0 : plannedEvents / ((maxEventsPerSecond * parallel) / paceShares(queue));
+  return Math.ceil(FIXED_SECONDS + Math.max(work, dispatch, paced));
+}
+
+/** Among how many deliveries at once a paced run shares its pace (each keeps below its share). */
+export function paceShares(queue: QueueCapacity): number {
+  return Math.max(1, queue.concurrency);
+}
+
+/**
+ * How long a delivery of a paced run rests after a page of `examined` events, so that the run's deliveries
+ * together keep below `maxEventsPerSecond`: each may examine its share of the pace, and `workedMs` is how
+ * long the page itself took.
+ */
+export function paceRestMs(examined: number, workedMs: number, maxEventsPerSecond: number | null, queue: QueueCapacity): number {
+  if (maxEventsPerSecond === null || examined <= 0) return 0;
+  const share = maxEventsPerSecond / paceShares(queue);
+  return Math.max(0, Math.ceil((examined / share) * 1000 - workedMs));
+}
+
+/** A paced delivery's page is at most this many seconds of its share of the pace, so its rests stay short. */
+export const PACE_PAGE_SECONDS = 5;
+
+/** The page size of a paced run: the usual one, or fewer events when its share of the pace is small. */
+export function pacedPageSize(pageSize: number, maxEventsPerSecond: number, queue: QueueCapacity): number {
+  return Math.max(1, Math.min(pageSize, Math.floor((maxEventsPerSecond / paceShares(queue)) * PACE_PAGE_SECONDS)));
 }
 
 /** How far back the ETA looks for the run's current pace. */

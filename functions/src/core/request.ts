@@ -16,6 +16,9 @@ const day = (field: string) =>
 
 const rate = "maxErrorRate must be a number from 0 to 1 (0.05 means 5%; 1 never pauses)";
 
+export const MAX_EVENTS_PER_SECOND_LIMIT = 10_000;
+const perSecond = `maxEventsPerSecond must be an integer from 1 to ${MAX_EVENTS_PER_SECOND_LIMIT} (events the whole run examines per second, at most)`;
+
 export const MAX_USER_IDS = 100;
 const userIdsMessage = `userIds must be a list of 1 to ${MAX_USER_IDS} user ids (non-empty strings without "/")`;
 const userId = z
@@ -46,6 +49,12 @@ const startJobSchema = z.strictObject(
       .max(MAX_EVENTS_LIMIT, { error: `maxEvents must be an integer from 1 to ${MAX_EVENTS_LIMIT}` })
       .default(DEFAULT_MAX_EVENTS),
     maxErrorRate: z.number({ error: rate }).min(0, { error: rate }).max(1, { error: rate }).optional(),
+    maxEventsPerSecond: z
+      .number({ error: perSecond })
+      .int({ error: perSecond })
+      .min(1, { error: perSecond })
+      .max(MAX_EVENTS_PER_SECOND_LIMIT, { error: perSecond })
+      .optional(),
     userIds: z.array(userId, { error: userIdsMessage }).min(1, { error: userIdsMessage }).max(MAX_USER_IDS, { error: userIdsMessage }).optional(),
   },
   { error: (issue) => (issue.code === "unrecognized_keys" ? undefined : "the body must be a JSON object") },
@@ -77,6 +86,8 @@ export interface StartJobRequest {
   dryRun: boolean;
   maxEvents: number;
   maxErrorRate: number;
+  /** A pace the run keeps below (events examined per second, the whole run), or null for full speed. */
+  maxEventsPerSecond: number | null;
   /** A canary: only these users' events (sorted, unique), or null for everyone's. */
   userIds: string[] | null;
 }
@@ -169,6 +180,7 @@ export function parseStartJob(
       dryRun: input.dryRun,
       maxEvents: input.maxEvents,
       maxErrorRate: input.maxErrorRate ?? options.defaultMaxErrorRate,
+      maxEventsPerSecond: input.maxEventsPerSecond ?? null,
       userIds: input.userIds ? [...new Set(input.userIds)].sort() : null,
     },
   };

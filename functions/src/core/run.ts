@@ -28,6 +28,8 @@ export interface Run extends Counters {
   capReached: boolean;
   /** Error rate over the last 200 examined events above which the run pauses itself (1 = never). */
   maxErrorRate: number;
+  /** The pace the run keeps below, in events examined per second across its chunks (null: full speed). */
+  maxEventsPerSecond: number | null;
   /** Only pages committed after this moment count towards the auto-pause window (reset on resume). */
   windowSince: number | null;
   /** Set when the run paused itself: the rate it saw. */

@@ -52,6 +52,7 @@ export const runViewSchema = z.object({
   selectedEvents: z.number(),
   capReached: z.boolean(),
   maxErrorRate: z.number(),
+  maxEventsPerSecond: z.number().nullable(),
   autoPause: z.object({ errorRate: z.number(), window: z.number(), threshold: z.number(), at: iso }).nullable(),
   retries: z.number(),
   lookbackDays: z.number().nullable(),

@@ -82,7 +82,7 @@ export async function startJob(deps: Deps, body: unknown, options: StartOptions)
   const plan = await planRun(deps.db, request, { shardEvents: deps.config.shardEvents });
   // Chunks with work: a chunk with no budget is done from the start and costs nothing.
   const working = plan.spans.filter((span) => Object.values(plan.budgets.get(span.id) ?? {}).some((n) => n > 0)).length;
-  const estimated = estimateSeconds(plan.planned, working, deps.config.queue, await recentDeliveryRate(deps, request.dryRun));
+  const estimated = estimateSeconds(plan.planned, working, deps.config.queue, await recentDeliveryRate(deps, request.dryRun), request.maxEventsPerSecond);
   const created = await createRun(deps, request, plan, { planOf, estimatedSeconds: estimated }, options.caller, keyRef && { key: key as string, bodyHash, ref: keyRef });
   if ("replayed" in created) return { run: created.replayed, replayed: true };
   const { id, run, response } = created;
@@ -152,6 +152,7 @@ async function requestFromPlan(deps: Deps, planOf: string): Promise<StartJobRequ
     dryRun: false,
     maxEvents: dry.maxEvents,
     maxErrorRate: dry.maxErrorRate,
+    maxEventsPerSecond: dry.maxEventsPerSecond,
     userIds: dry.userIds,
   };
 }
@@ -165,7 +166,7 @@ async function recentDeliveryRate(deps: Deps, dryRun: boolean): Promise<number> 
     .collection(COLLECTIONS.runs)
     .orderBy("createdAt", "desc")
     .limit(RECENT_RUNS)
-    .select("status", "dryRun", "total", "chunksTotal", "startedAt", "finishedAt")
+    .select("status", "dryRun", "total", "chunksTotal", "startedAt", "finishedAt", "maxEventsPerSecond")
     .get();
   const millis = (t: unknown) => (t instanceof Timestamp ? t.toMillis() : null);
   const samples = recent.docs.map((d) => ({
@@ -175,6 +176,7 @@ async function recentDeliveryRate(deps: Deps, dryRun: boolean): Promise<number> 
     chunks: Number(d.get("chunksTotal") ?? 0),
     startedAt: millis(d.get("startedAt")),
     finishedAt: millis(d.get("finishedAt")),
+    paced: typeof d.get("maxEventsPerSecond") === "number",
   }));
   return measuredDeliveryRate(samples, dryRun, deps.config.queue) ?? DEFAULT_DELIVERY_EVENTS_PER_SECOND;
 }
@@ -189,6 +191,7 @@ function hashRequest(r: StartJobRequest): string {
     dryRun: r.dryRun,
     maxEvents: r.maxEvents,
     maxErrorRate: r.maxErrorRate,
+    maxEventsPerSecond: r.maxEventsPerSecond,
     userIds: r.userIds,
   };
   return createHash("sha256").update(JSON.stringify(given)).digest("hex");
@@ -258,6 +261,7 @@ async function createRun(
     selectedEvents: plan.selected,
     capReached: plan.capReached,
     maxErrorRate: request.maxErrorRate,
+    maxEventsPerSecond: request.maxEventsPerSecond,
     windowSince: null,
     autoPause: null,
     retries: 0,

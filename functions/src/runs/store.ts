@@ -36,6 +36,7 @@ export interface RunDoc {
   selectedEvents: number;
   capReached: boolean;
   maxErrorRate: number;
+  maxEventsPerSecond: number | null;
   windowSince: Timestamp | null;
   autoPause: { errorRate: number; window: number; threshold: number; at: Timestamp } | null;
   retries: number;
@@ -92,6 +93,7 @@ export function runFromFields(id: string, d: DocumentData): Run {
     selectedEvents: (d.selectedEvents ?? 0) as number,
     capReached: d.capReached === true,
     maxErrorRate: (d.maxErrorRate ?? 1) as number,
+    maxEventsPerSecond: typeof d.maxEventsPerSecond === "number" ? d.maxEventsPerSecond : null,
     windowSince: ms(d.windowSince),
     autoPause: auto ? { errorRate: auto.errorRate, window: auto.window, threshold: auto.threshold, at: auto.at.toMillis() } : null,
     retries: (d.retries ?? 0) as number,

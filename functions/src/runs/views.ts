@@ -38,6 +38,7 @@ function runView(id: string, run: Run): RunView {
     selectedEvents: run.selectedEvents,
     capReached: run.capReached,
     maxErrorRate: run.maxErrorRate,
+    maxEventsPerSecond: run.maxEventsPerSecond,
     autoPause: run.autoPause ? { ...run.autoPause, at: iso(run.autoPause.at) } : null,
     retries: run.retries,
     lookbackDays: run.lookbackDays,
