@@ -287,3 +287,43 @@ export function deliveryItemAdded(ids: FlakeIds, d: { atMs: number; customer: Cu
     },
   };
 }
+
+/** The store behind `npm run paynow -- example`: its products are in the sample store's catalog. */
+export const EXAMPLE_PRODUCTS = {
+  vip: { id: "598214100215279616", versionId: "604417733190688768", slug: "vip-rank-30-days", name: "VIP Rank (30 days)", price: 999 },
+  gems: { id: "598214367081775104", versionId: "598214367090163712", slug: "1000-gems", name: "1000 Gems", price: 499 },
+} as const satisfies Record<string, CatalogProduct>;
+
+/** Points the sample store's catalog gives the example products (`products/{id}.points`). */
+export const EXAMPLE_POINTS: Record<string, { name: string; points: number }> = {
+  [EXAMPLE_PRODUCTS.vip.id]: { name: EXAMPLE_PRODUCTS.vip.name, points: 1000 },
+  [EXAMPLE_PRODUCTS.gems.id]: { name: EXAMPLE_PRODUCTS.gems.name, points: 1000 },
+};
+
+export const EXAMPLE_KINDS = ["order", "gift", "refund", "chargeback", "closing"] as const;
+export type ExampleKind = (typeof EXAMPLE_KINDS)[number];
+
+/**
+ * One example of each kind, all about the same order so they can be sent in sequence: an order of VIP ×1
+ * and 1000 Gems ×3, a gift of VIP, a refund of the Gems line, a chargeback of the rest, its closing won.
+ * Event ids are fresh each time (PayNow's are unique per event); order and line ids are fixed.
+ */
+export function example(kind: ExampleKind, nowMs = Date.now()): Envelope {
+  const ids = new FlakeIds();
+  const buyer = minecraftCustomer("603120447719821312", "Gravel_Queen");
+  const friend = minecraftCustomer("601958830127697920", "PixelFern");
+  const orderId = "612502796311908352";
+  const lines: LineSpec[] = [
+    { product: EXAMPLE_PRODUCTS.vip, quantity: 1, id: "612502796320296960" },
+    { product: EXAMPLE_PRODUCTS.gems, quantity: 3, id: "612502796320296961" },
+  ];
+  if (kind === "gift") {
+    return orderCompleted(ids, { atMs: nowMs, customer: buyer, orderId: "612538410958471168", lines: [{ product: EXAMPLE_PRODUCTS.vip, quantity: 1, giftTo: friend, id: "612538410966859776" }] });
+  }
+  const order = orderCompleted(ids, { atMs: nowMs, customer: buyer, orderId, lines });
+  if (kind === "order") return order;
+  const { total, lineTotals } = orderOf(order);
+  if (kind === "refund") return refund(ids, { atMs: nowMs, orderId, customer: buyer, paymentAmount: total, refundAmount: lineTotals[1] as number });
+  if (kind === "chargeback") return chargeback(ids, { atMs: nowMs, orderId, customer: buyer, amount: total, paymentId: "612502796404183040" });
+  return chargebackClosed(ids, { atMs: nowMs, orderId, customer: buyer, amount: total, outcome: "won", paymentId: "612502796404183040" });
+}

@@ -3,6 +3,7 @@
 import { getApps, initializeApp } from "firebase-admin/app";
 import { getFirestore, Timestamp, type Firestore } from "firebase-admin/firestore";
 import { applyEvent, ProductCatalog } from "../functions/src/ledger/apply";
+import { EXAMPLE_POINTS } from "./paynow-payloads";
 import { PROJECT_ID } from "./setup";
 
 export const SAMPLE_RANGE = { startDate: "2025-01-01", endDate: "2025-01-21" };
@@ -127,7 +128,8 @@ export async function seedSampleData(db: Firestore = emulatorDb()): Promise<Seed
   const events = sampleEvents();
   const writer = db.bulkWriter();
   const writes = [
-    ...Object.entries(PRODUCTS).map(([id, product]) => writer.set(db.collection("products").doc(id), product)),
+    // The catalog, with the products of `npm run paynow -- example` under PayNow's product ids.
+    ...Object.entries({ ...PRODUCTS, ...EXAMPLE_POINTS }).map(([id, product]) => writer.set(db.collection("products").doc(id), product)),
     // create, not set: seeding again must not undo what a run already repaired.
     ...events.map((e) =>
       writer.create(db.collection("webhookEvents").doc(e.id), e.data).catch((error: { code?: number }) => {
@@ -149,7 +151,7 @@ export async function seedSampleData(db: Firestore = emulatorDb()): Promise<Seed
     await db.collection("webhookEvents").doc(e.id).update({ processed: true, processedAt: Timestamp.now(), processedBy: null });
   }
   return {
-    products: Object.keys(PRODUCTS).length,
+    products: Object.keys(PRODUCTS).length + Object.keys(EXAMPLE_POINTS).length,
     users: new Set(events.map((e) => e.data.userId).filter(Boolean)).size,
     events: events.length,
     unprocessed: events.filter((e) => e.fate === "missed").length - BUSY_WEEK_EVENTS,

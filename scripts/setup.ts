@@ -1,7 +1,7 @@
 // Prepares what the local stack needs and git does not carry: a launcher for the Debian Firestore
 // emulator jar, and the key pair that signs local operator tokens. Idempotent; safe to run every time.
 import { execFileSync } from "node:child_process";
-import { generateKeyPairSync } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -62,6 +62,23 @@ export function ensureLocalOidcKeys(): { privatePath: string; publicPath: string
   return { privatePath, publicPath, kid: localKeyId(readFileSync(publicPath, "utf8")) };
 }
 
+/** The local stack's secrets file: the Functions emulator reads it instead of Secret Manager. */
+export const LOCAL_SECRETS_FILE = join(ROOT, "functions", ".secret.local");
+
+/**
+ * The local stack's own PayNow webhook signing secrets (never in the repository, never production's), made
+ * once per clone: two, as a store with two PayNow webhook subscriptions has. `npm run -s paynow -- secret`
+ * prints the first, and `npm run -s paynow -- send` signs with it.
+ */
+export function ensureLocalWebhookSecrets(): [string, string] {
+  const line = existsSync(LOCAL_SECRETS_FILE) ? /^PAYNOW_WEBHOOK_SECRETS=(.+)$/m.exec(readFileSync(LOCAL_SECRETS_FILE, "utf8"))?.[1] : undefined;
+  const existing = (line ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  if (existing.length >= 2) return [existing[0] as string, existing[1] as string];
+  const secrets: [string, string] = [`pnwh_local_${randomBytes(16).toString("hex")}`, `pnwh_local_${randomBytes(16).toString("hex")}`];
+  writeFileSync(LOCAL_SECRETS_FILE, `# The local stack's PayNow webhook secrets (functions emulator only). Made by scripts/setup.ts.\nPAYNOW_WEBHOOK_SECRETS=${secrets.join(",")}\n`, { mode: 0o600 });
+  return secrets;
+}
+
 /**
  * JVM settings for the Firestore emulator: the serial collector with a fixed young generation spends less
  * of a 2-core machine on garbage collection than the default G1 (measured: about 15% less emulator CPU per
@@ -75,6 +92,7 @@ export function stackEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessE
   const launcher = ensureFirestoreLauncher();
   if (launcher && !base.FIRESTORE_EMULATOR_BINARY_PATH) env.FIRESTORE_EMULATOR_BINARY_PATH = launcher;
   ensureLocalOidcKeys();
+  ensureLocalWebhookSecrets();
   return env;
 }
 
@@ -83,4 +101,6 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const { publicPath } = ensureLocalOidcKeys();
   console.log(launcher ? `Firestore emulator launcher: ${launcher}` : "Firestore emulator: firebase-tools will download its own jar");
   console.log(`Local token key: ${publicPath}`);
+  ensureLocalWebhookSecrets();
+  console.log(`Local PayNow webhook secret: ${LOCAL_SECRETS_FILE}`);
 }

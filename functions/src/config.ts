@@ -3,6 +3,7 @@
 // can hand in their own.
 import { z } from "zod";
 import type { Roles } from "./core/access";
+import { DEFAULT_WALLET_FIELD, WALLET_FIELDS, type WalletField } from "./core/paynow";
 
 /** The default operator of the local stack; allowed everywhere, but only in the emulator. */
 export const LOCAL_OPERATOR_EMAIL = "operator@backfill.local";
@@ -96,6 +97,13 @@ const envSchema = z.object({
       }
       return n;
     }),
+  // Which PayNow customer field is the wallet id; applies to the order's customer and a line's gift recipient.
+  WALLET_FIELD: z
+    .enum(["", ...WALLET_FIELDS], { error: `must be one of ${WALLET_FIELDS.join(", ")}` })
+    .optional()
+    .transform((v): WalletField => (v === undefined || v === "" ? DEFAULT_WALLET_FIELD : v)),
+  // The webhook receiver's signing secrets (a Secret Manager secret; one per PayNow subscription).
+  PAYNOW_WEBHOOK_SECRETS: list,
   REPLAY_LOOKBACK_DAYS: int(2, 1, 31),
   REPLAY_DRY_RUN: bool(false),
   REPLAY_MAX_EVENTS: int(10_000, 1, 100_000),
@@ -142,6 +150,10 @@ export interface Config {
   autoPauseErrorRate: number;
   /** The scheduled replay: trailing window, dry run, event cap. */
   replay: { lookbackDays: number; dryRun: boolean; maxEvents: number };
+  /** Which PayNow customer field names the wallet (`WALLET_FIELD`). */
+  walletField: WalletField;
+  /** The receiver's PayNow signing secrets; empty where the secret is not mounted (every function but the receiver). */
+  webhookSecrets: string[];
 }
 
 export class ConfigError extends Error {
@@ -190,5 +202,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     planMaxAgeMinutes: e.PLAN_MAX_AGE_MINUTES,
     autoPauseErrorRate: e.AUTO_PAUSE_ERROR_RATE,
     replay: { lookbackDays: e.REPLAY_LOOKBACK_DAYS, dryRun: e.REPLAY_DRY_RUN, maxEvents: e.REPLAY_MAX_EVENTS },
+    walletField: e.WALLET_FIELD,
+    webhookSecrets: e.PAYNOW_WEBHOOK_SECRETS,
   };
 }

@@ -11,7 +11,16 @@ import { handleChunkTask } from "./chunks/worker";
 import { REGION } from "./config";
 import { buildDeps } from "./runtime";
 import { handleApi } from "./http/api";
-import { API_MAX_INSTANCES, FUNCTIONS_SERVICE_ACCOUNT, TASK_MAX_ATTEMPTS, TASK_MAX_CONCURRENT, TASK_MAX_PER_SECOND, TASK_MIN_BACKOFF_SECONDS } from "./params";
+import { handlePaynowWebhook } from "./webhooks/receiver";
+import {
+  API_MAX_INSTANCES,
+  FUNCTIONS_SERVICE_ACCOUNT,
+  PAYNOW_WEBHOOK_SECRETS,
+  TASK_MAX_ATTEMPTS,
+  TASK_MAX_CONCURRENT,
+  TASK_MAX_PER_SECOND,
+  TASK_MIN_BACKOFF_SECONDS,
+} from "./params";
 
 // Every function runs as one dedicated service account with only the roles it needs (docs/deploy.md).
 setGlobalOptions({ serviceAccount: FUNCTIONS_SERVICE_ACCOUNT });
@@ -25,6 +34,15 @@ export const api = onRequest(
   // A few operators and one scheduler call it: a handful of instances, each serving many light requests.
   { region: REGION, invoker: "public", timeoutSeconds: 120, memory: "512MiB", cpu: 1, concurrency: 40, maxInstances: API_MAX_INSTANCES },
   (req, res) => handleApi(buildDeps(), req, res),
+);
+
+/**
+ * PayNow's webhooks, behind Hosting's /webhooks/paynow rewrite. Public: PayNow signs every request with
+ * the subscription's secret, and nothing is stored unless the signature holds.
+ */
+export const paynowWebhook = onRequest(
+  { region: REGION, invoker: "public", secrets: [PAYNOW_WEBHOOK_SECRETS], timeoutSeconds: 60, memory: "512MiB", cpu: 1, concurrency: 40, maxInstances: 10 },
+  (req, res) => handlePaynowWebhook(buildDeps(), req, res),
 );
 
 /** One delivery of one chunk task from the backfill queue. */

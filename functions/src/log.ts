@@ -189,6 +189,22 @@ export class BackfillLog {
     });
   }
 
+  webhookReceived(fields: { eventId: string; eventType: string; stored: "created" | "duplicate"; outcome: string | null; code: string | null }) {
+    this.write(fields.code ? "ERROR" : "INFO", {
+      component: "backfill",
+      event: "webhook_received",
+      event_id: fields.eventId,
+      event_type: fields.eventType,
+      stored: fields.stored,
+      outcome: fields.outcome,
+      error_code: fields.code,
+    });
+  }
+
+  webhookRefused(fields: { status: number; code: string; bytes: number }) {
+    this.write("WARNING", { component: "backfill", event: "webhook_refused", status: fields.status, error_code: fields.code, bytes: fields.bytes });
+  }
+
   internalError(where: string, error: unknown, run?: RunFields) {
     this.write("ERROR", { ...(run ? runFields(run) : { component: "backfill" }), event: "internal_error", where, error: describe(error) });
   }

@@ -1,6 +1,6 @@
 // Deploy-time parameters. `firebase deploy` asks for the ones without defaults and stores the answers in
 // functions/.env.<project>; at run time they arrive as environment variables, which config.ts validates.
-import { defineBoolean, defineInt, defineList, defineString } from "firebase-functions/params";
+import { defineBoolean, defineInt, defineList, defineSecret, defineString } from "firebase-functions/params";
 
 export const BACKFILL_ENABLED = defineBoolean("BACKFILL_ENABLED", {
   default: true,
@@ -74,3 +74,14 @@ export const API_MAX_INSTANCES = defineInt("API_MAX_INSTANCES", {
   default: 5,
   description: "Most instances of the api function (each serves up to 40 requests at once)",
 });
+
+export const WALLET_FIELD = defineString("WALLET_FIELD", {
+  default: "id",
+  description: "Which PayNow customer field is the wallet id: id (PayNow's customer id), steam.id, minecraft.id or profile.id",
+});
+
+/**
+ * The PayNow webhook signing secrets, comma-separated (PayNow gives each webhook subscription its own):
+ * `firebase functions:secrets:set PAYNOW_WEBHOOK_SECRETS`. The local stack's is in functions/.secret.local.
+ */
+export const PAYNOW_WEBHOOK_SECRETS = defineSecret("PAYNOW_WEBHOOK_SECRETS");

@@ -79,6 +79,9 @@ describe("the README runbook", () => {
     expect(stdout).toMatch(/backfill DISABLED/);
     expect(stdout).toMatch(/backfill enabled/);
     expect(stdout).toMatch(/"planOf":"webhook_replay_\d+"/);
+    // PayNow's example order, signed and sent to the receiver, then its refund of the Gems line.
+    expect(stdout).toMatch(/^200 \{"received":true,"eventId":"\d{18}","eventType":"ON_ORDER_COMPLETED","stored":"created","outcome":\{"eventId":"\d{18}","result":"processed","entries":\[\{"id":"purchase_612502796311908352_612502796320296960"/m);
+    expect(stdout).toMatch(/^200 \{"received":true,"eventId":"\d{18}","eventType":"ON_REFUND","stored":"created","outcome":\{"eventId":"\d{18}","result":"processed","entries":\[\{"id":"reversal_612502796311908352_612502796320296961","kind":"reversal","userId":"603120447719821312","points":-3000\}\]/m);
     const report = JSON.parse(readFileSync("report.json", "utf8"));
     expect(report).toMatchObject({ reconciled: true, verification: { ok: true } });
   });

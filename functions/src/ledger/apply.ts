@@ -23,6 +23,7 @@ import {
 } from "firebase-admin/firestore";
 import { checkProduct, type Product } from "../core/events";
 import { decideGroup, entryIdsFor, productIdFor, type ApplyContext, type Intent, type LedgerEntry } from "../core/ledger";
+import type { MoneyIntent } from "../core/money";
 import type { EventOutcome } from "../core/types";
 import type { FaultInjector } from "../deps";
 import { refs } from "../platform/collections";
@@ -111,17 +112,17 @@ export async function applyGroup(
  * the event's update time as read (the batch path's stand-in for a transaction's read lock).
  */
 /** What a transaction and a batch have in common, for the writes below. */
-interface Writer {
+export interface Writer {
   create(ref: DocumentReference, data: DocumentData): unknown;
   set(ref: DocumentReference, data: DocumentData, options: SetOptions): unknown;
   update(ref: DocumentReference, data: UpdateData<DocumentData>, precondition?: Precondition): unknown;
 }
 
-function writeIntents(
+export function writeIntents(
   writer: Writer,
   db: Firestore,
-  ctx: ApplyContext,
-  intents: readonly Intent[],
+  ctx: { runId: string | null },
+  intents: readonly (Intent | MoneyIntent)[],
   versions?: ReadonlyMap<string, Timestamp>,
 ): void {
   const r = refs(db);
