@@ -349,10 +349,21 @@ describe("the other transitions, in every status", () => {
     expect(requeue(c)).toEqual(can ? { result: true, update: { generation: 8, queued: null, queuedAt: null } } : { result: false, update: null });
   });
 
+  const failed = { result: true, update: { status: "failed", lastError: "boom", lease: null, queued: null, finishedAt: NOW } };
   it.each(statuses)("fail of a %s chunk", (status) => {
     const c = chunk({ status, lease: leases.mine, queued: 1 });
     const can = status === "pending" || status === "running";
-    expect(fail(c, "boom", NOW)).toEqual(can ? { result: true, update: { status: "failed", lastError: "boom", lease: null, queued: null, finishedAt: NOW } } : { result: false, update: null });
+    expect(fail(c, "boom", NOW, { task: me.task, generation: null })).toEqual(can ? failed : { result: false, update: null });
+  });
+
+  // Issue 18 item 4: an old generation's last attempt must not fail a chunk a newer task is working.
+  it.each(LEASE_NAMES)("fail by a task's last attempt, with the chunk's lease %s", (name) => {
+    const c = chunk({ status: "running", generation: 2, lease: leases[name] });
+    const anotherTaskWorks = name === "otherTaskLive";
+    expect(fail(c, "boom", NOW, { task: me.task, generation: 2 })).toEqual(anotherTaskWorks ? { result: false, update: null } : failed);
+    expect(fail(c, "boom", NOW, { task: me.task, generation: null })).toEqual(anotherTaskWorks ? { result: false, update: null } : failed);
+    // Queued for generation 1, superseded by the watchdog's generation 2: never its to fail.
+    expect(fail(c, "boom", NOW, { task: me.task, generation: 1 })).toEqual({ result: false, update: null });
   });
 
   it.each(statuses)("noteError on a %s chunk", (status) => {

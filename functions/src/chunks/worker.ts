@@ -130,7 +130,9 @@ export async function handleChunkTask(deps: Deps, payload: unknown, delivery: De
     const held = await chunks.heldBy(runId, delivery.taskName);
     for (const id of new Set([...failures.map((f) => f.chunkId), ...held.map((h) => h.data.id)])) {
       const now = deps.now().getTime();
-      const { written, chunk } = await chunks.apply(runId, id, (c) => (c ? fail(c, describe(first.error), now) : { result: false, update: null }));
+      // Its own chunk as the generation its task was queued for; a chunk it helped with, as the task holding it.
+      const by = { task: delivery.taskName, generation: id === own.chunkId ? own.generation : null };
+      const { written, chunk } = await chunks.apply(runId, id, (c) => (c ? fail(c, describe(first.error), now, by) : { result: false, update: null }));
       if (written && chunk) {
         deps.log.chunkStopped(fields, { id, phase: chunk.step.phase, status: "failed", reason: describe(first.error) }, chunk, 0);
       }

@@ -472,9 +472,15 @@ export function noteError(c: ChunkHead, error: string): Transition<boolean> {
   return { result: true, update: { lastError: error } };
 }
 
-/** The chunk ran out of delivery attempts. */
-export function fail(c: ChunkHead, error: string, now: number): Transition<boolean> {
+/**
+ * The chunk ran out of delivery attempts — unless the delivery that says so is stale: its task was queued
+ * for an older generation (the watchdog has queued a newer task since), or another task's delivery holds a
+ * live lease on the chunk. Either way a live delivery is working on the chunk, and answers for it.
+ */
+export function fail(c: ChunkHead, error: string, now: number, by: { task: string; generation: number | null }): Transition<boolean> {
   if (c.status !== "pending" && c.status !== "running") return { result: false, update: null };
+  if (by.generation !== null && by.generation < c.generation) return { result: false, update: null };
+  if (leaseLive(c.lease, now) && c.lease.task !== by.task) return { result: false, update: null };
   return { result: true, update: { status: "failed", lastError: error, lease: null, queued: null, finishedAt: now } };
 }
 
