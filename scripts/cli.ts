@@ -4,6 +4,7 @@
 // an ID token whose audience is that URL (Application Default Credentials, e.g. a service account or
 // `gcloud auth application-default login` with impersonation). Exit codes: 0 success, 1 the API or the
 // network said no, 2 usage error, 3 the watched run failed or was cancelled (or a report did not verify).
+import { describeLargest, describeMoney, type MoneyMoved } from "../functions/src/core/moves";
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
@@ -98,7 +99,7 @@ function startedLines(run: StartedRun, watching: boolean | undefined): string[] 
   const canary = run.userIds ? ` over ${run.userIds.length} user${run.userIds.length === 1 ? "" : "s"} only (canary)` : "";
   const plan = run.planOf ? ` executing dry run ${run.planOf}` : "";
   return [
-    `Started ${run.migrationId}${run.dryRun ? " (dry run: nothing will be written)" : ""}${plan}${canary}: ${run.startDate} to ${run.endDate}, ${run.chunks} chunks, ${run.plannedEvents} events planned` +
+    `Started ${run.migrationId}${run.dryRun ? " (dry run: no ledger entry or wallet is written; each examined event gets dryRun marks)" : ""}${plan}${canary}: ${run.startDate} to ${run.endDate}, ${run.chunks} chunks, ${run.plannedEvents} events planned` +
       (run.capReached ? ` (capped: ${run.selectedEvents} selected; run again for the rest)` : "") +
       `, about ${formatDuration(run.estimatedSeconds)}.`,
     ...(watching ? [] : [`Follow it with: npm run backfill -- status ${run.migrationId} --watch`]),
@@ -129,6 +130,16 @@ export function comparisonLines(detail: RunDetail): string[] {
     `Differs from its dry run ${c.dryRunId}${counters ? `: ${counters}` : ""}${c.note ? ` (${c.note})` : ""}; ${c.differenceCount} event${c.differenceCount === 1 ? "" : "s"} differ:`,
     ...c.differences.slice(0, 10).map((d) => `  ${d.eventId}: dry run ${d.dry}, real run ${d.real} — ${d.why}`),
   ];
+}
+
+/** What a finished run did (a dry run: would do) to wallets, and its dry run's figures where they differ. */
+export function moneyLines(money: MoneyMoved | null, dryRun: boolean, comparison: RunDetail["planComparison"] = null): string[] {
+  if (!money) return [];
+  const largest = describeLargest(money);
+  const lines = [`${dryRun ? "Would move" : "Moved"}: ${describeMoney(money)}${largest ? `; largest: ${largest}` : ""}.`];
+  const dry = comparison?.money.dry;
+  if (dry && JSON.stringify(dry) !== JSON.stringify(money)) lines.push(`Its dry run said: ${describeMoney(dry)}.`);
+  return lines;
 }
 
 function watchExit(m: RunView, io: Output, id: string): number {
@@ -176,7 +187,7 @@ async function watch(opts: Options, id: string, io: Output, intervalMs: number):
     if (FINISHED.has(m.status)) {
       bar?.stop();
       if (bar) io.out(summaryLine(m, errorCount));
-      for (const line of comparisonLines(detail)) io.out(line);
+      for (const line of [...comparisonLines(detail), ...moneyLines(detail.money, m.dryRun, detail.planComparison)]) io.out(line);
       return watchExit(m, io, id);
     }
     // A paused run has not ended: keep watching (it may be resumed elsewhere), but say how to go on.
@@ -288,7 +299,8 @@ export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv
         if (v.watch) return await watch(opts, runId, io, number("interval", v.interval) ?? 1000);
         const detail = await call(opts, (c) => c.get(runId));
         const sample = detail.errorSample.slice(0, 5).map((e) => `  ${e.eventId} ${e.code}: ${e.message}`);
-        print(detail, [summaryLine(detail.migration, detail.errorCount), ...comparisonLines(detail), ...sample].join("\n"));
+        const money = moneyLines(detail.money, detail.migration.dryRun, detail.planComparison);
+        print(detail, [summaryLine(detail.migration, detail.errorCount), ...comparisonLines(detail), ...money, ...sample].join("\n"));
         return 0;
       }
       case "list": {
@@ -310,11 +322,12 @@ export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv
         const runId = await needId();
         const report = await call(opts, (c) => c.report(runId));
         const line = `total ${report.totals.total} = processed ${report.totals.processed} + skipped ${report.totals.skipped} + errors ${report.totals.errors}; reconciled with the run: ${report.reconciled ? "yes" : "NO"}; verification: ${report.verification.ok ? "ok" : "PROBLEMS FOUND"}`;
+        const money = moneyLines(report.money, report.migration.dryRun);
         if (v.out) {
           writeFileSync(v.out, `${JSON.stringify(report, null, 2)}\n`);
-          io.out(`Wrote ${v.out}: ${line}`);
+          io.out([`Wrote ${v.out}: ${line}`, ...money].join("\n"));
         } else {
-          print(report, line);
+          print(report, [line, ...money].join("\n"));
         }
         return report.reconciled && report.verification.ok ? 0 : 3;
       }

@@ -276,11 +276,51 @@ function comparisonView(c) {
 
 }
 
-async function executePlan(m) {
+const signed = (n) => `${n < 0 ? "−" : n > 0 ? "+" : ""}${Math.abs(n).toLocaleString("en-US")}`;
+
+/** What a finished run did (a dry run: would do) to wallets, beside its dry run's figures when it executed one. */
+function moneyView(m, money, comparison) {
+  if (!money) return null;
+  const dry = comparison && comparison.money ? comparison.money.dry : null;
+  const rows = [
+    ["points credited", money.credited, dry && dry.credited],
+    ["points reversed", -money.reversed, dry && -dry.reversed],
+    ["points reinstated", money.reinstated, dry && dry.reinstated],
+    ["net", money.net, dry && dry.net],
+    ["wallets touched", money.wallets, dry && dry.wallets],
+  ];
+  const heads = dry ? ["", "dry run", "real run"] : ["", m.dryRun ? "would move" : "moved"];
+  const cell = (v, count) => el("td", { class: "num" }, count ? String(v) : signed(v));
+  const table = el(
+    "table",
+    { "data-testid": "money" },
+    el("thead", {}, el("tr", {}, heads.map((h) => el("th", {}, h)))),
+    el(
+      "tbody",
+      {},
+      rows.map(([label, value, before], i) =>
+        el("tr", { class: dry && before !== value ? "differs" : "" }, el("td", {}, label), dry ? cell(before, i === 4) : null, cell(value, i === 4)),
+      ),
+    ),
+  );
+  const largest = money.largest.length
+    ? el(
+        "table",
+        { "data-testid": "money-largest" },
+        el("thead", {}, el("tr", {}, ["Wallet", "Change"].map((h) => el("th", {}, h)))),
+        el("tbody", {}, money.largest.map((w) => el("tr", {}, el("td", {}, el("code", {}, w.userId)), el("td", { class: "num" }, signed(w.points))))),
+      )
+    : null;
+  return el("section", {}, el("h2", {}, m.dryRun ? "What it would do to wallets" : "What it did to wallets"), table, largest ? el("h3", {}, "Largest changes") : null, largest);
+}
+
+async function executePlan(m, money) {
   const who = m.userIds ? `the events of ${m.userIds.length} user${m.userIds.length === 1 ? "" : "s"} (canary)` : "every selected event";
   const ok = await confirmAction(
     "Execute this plan?",
-    `Starts the real run of ${m.id}: ${m.type} over ${m.startDate} → ${m.endDate}, ${who}, at most ${m.maxEvents} events. It writes ledger entries and wallet balances. The dry run examined ${m.total} events (${m.processed} would be processed).`,
+    `Starts the real run of ${m.id}: ${m.type} over ${m.startDate} → ${m.endDate}, ${who}, at most ${m.maxEvents} events. It writes ledger entries and wallet balances. The dry run examined ${m.total} events (${m.processed} would be processed)${
+      money ? `; it would credit ${signed(money.credited)}, reverse ${signed(-money.reversed)} and reinstate ${signed(money.reinstated)} points across ${money.wallets} wallets` : ""
+    }.`,
     "Start the real run",
   );
   if (!ok) return;
@@ -298,7 +338,7 @@ async function showRun(id) {
   const at = location.hash;
   const [detail, caller] = await Promise.all([client.get(id), whoAmI()]);
   if (location.hash !== at) return;
-  const { migration: m, chunks, errorSample, errorCount, throughput, planComparison } = detail;
+  const { migration: m, chunks, errorSample, errorCount, throughput, planComparison, money } = detail;
   const mayControl = caller.permissions.includes("control");
   const mayStart = caller.permissions.includes("start") && mayControl;
   const cards = [
@@ -332,7 +372,7 @@ async function showRun(id) {
           "data-testid": "btn-execute",
           disabled: !mayStart || !done,
           title: !mayStart ? READ_ONLY : done ? "Start the real run with exactly this dry run's parameters" : "Only a completed dry run can be executed",
-          onclick: () => executePlan(m),
+          onclick: () => executePlan(m, money),
         },
         "Execute this plan",
       ),
@@ -373,6 +413,7 @@ async function showRun(id) {
     el("div", { class: "actions" }, buttons),
     mayControl ? null : el("p", { class: "note", "data-testid": "read-only" }, READ_ONLY),
     comparisonView(planComparison),
+    moneyView(m, money, planComparison),
     el("h2", {}, "Throughput"),
     throughputChart(throughput),
     el("h2", {}, "Day chunks"),
@@ -408,7 +449,7 @@ async function showNew() {
     field("maxEvents", "Max events", input("maxEvents", { type: "number", min: "1", value: "1000" })),
     field("userIds", "Only these users (optional canary)", el("textarea", { id: "f-userIds", name: "userIds", rows: "2", disabled: !mayStart, "aria-describedby": "e-userIds" }), "User ids separated by commas or new lines, up to 100. Repair one customer first, check the report, then the whole range."),
     el("div", { class: "actions" }, el("button", { type: "submit", class: "primary", "data-testid": "start-dry-run", disabled: !mayStart, title: mayStart ? undefined : READ_ONLY }, "Start dry run")),
-    mayStart ? el("p", { class: "note" }, "A new run is always a dry run: it writes nothing. When it has completed, its page offers Execute this plan.") : el("p", { class: "note", "data-testid": "read-only" }, READ_ONLY),
+    mayStart ? el("p", { class: "note" }, "A new run is always a dry run: it writes no ledger entry and no wallet, only its own records and, on each event it examines, the marks dryRunProcessed, dryRunMigrationId and dryRunAt. When it has completed, its page offers Execute this plan.") : el("p", { class: "note", "data-testid": "read-only" }, READ_ONLY),
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();

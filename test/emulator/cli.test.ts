@@ -36,8 +36,10 @@ describe("the backfill CLI against the local stack", () => {
     const watched = await cli("status", id, "--watch", "--interval", "300");
     expect(watched.code).toBe(0);
     expect(watched.out.length).toBeGreaterThan(0);
-    expect(watched.out.at(-1)).toMatch(new RegExp(`^${id} completed · *webhook_replay|^${id} completed`));
-    expect(watched.out.at(-1)).toMatch(/examined 13\/13 · processed 12 · skipped 0 · errors 1 · chunks 3\/3/);
+    expect(watched.out.at(-2)).toMatch(new RegExp(`^${id} completed · *webhook_replay|^${id} completed`));
+    expect(watched.out.at(-2)).toMatch(/examined 13\/13 · processed 12 · skipped 0 · errors 1 · chunks 3\/3/);
+    // What it did to wallets, once it has ended.
+    expect(watched.out.at(-1)).toMatch(/^Moved: \+[\d,]+ credited, (−[\d,]+|0) reversed, 0 reinstated \(net [+−]?[\d,]+\) across \d+ wallets?; largest: /);
 
     const status = await cli("status", id);
     expect(status.out.join("\n")).toMatch(/\n  \S+ PRODUCT_NOT_FOUND: Product not found/);
@@ -87,7 +89,7 @@ describe("the backfill CLI against the local stack", () => {
     expect(watched.code).toBe(0);
     expect(watched.err[0]).toBe(`Run ${id} is paused (paused by tests@backfill.local); continue it with: npm run backfill -- resume ${id}`);
     expect(watched.out[0]).toMatch(/ paused \(paused by tests@backfill.local\)/);
-    expect(watched.out.at(-1)).toMatch(/ completed .*processed 1 /);
+    expect(watched.out.at(-2)).toMatch(/ completed .*processed 1 /);
   });
 
   it("runs a canary dry run, executes its plan and says it matched", async () => {
@@ -97,15 +99,19 @@ describe("the backfill CLI against the local stack", () => {
     await s.write();
     const dry = await cli("start", "--type", "webhook_replay", "--from", s.day(1), "--to", s.day(2), "--user", s.user("u0"), "--user", s.user("u1"), "--watch", "--interval", "300");
     expect(dry.code).toBe(0);
-    expect(dry.out[0]).toMatch(/^Started webhook_replay_\d+ \(dry run: nothing will be written\) over 2 users only \(canary\): .* 4 events planned, about \d+ s\.$/);
+    expect(dry.out[0]).toMatch(/^Started webhook_replay_\d+ \(dry run: no ledger entry or wallet is written; each examined event gets dryRun marks\) over 2 users only \(canary\): .* 4 events planned, about \d+ s\.$/);
     expect(dry.out.join("\n")).toMatch(/completed \[dry run\] \[canary: 2 users\] reversals · examined 4\/4 · processed 4/);
     const dryId = /webhook_replay_\d+/.exec(dry.out[0]!)![0];
     expect(dry.out.at(-1)).toBe(`Check its report (npm run backfill -- report ${dryId}), then run it for real with: npm run backfill -- execute ${dryId}`);
+    // u0 and u1 bought two 5-point gems each.
+    const moves = `+20 credited, 0 reversed, 0 reinstated (net +20) across 2 wallets; largest: ${s.user("u0")} +10, ${s.user("u1")} +10.`;
+    expect(dry.out.at(-2)).toBe(`Would move: ${moves}`);
 
     const real = await cli("execute", dryId, "--watch", "--interval", "300");
     expect(real.code).toBe(0);
     expect(real.out[0]).toMatch(new RegExp(`^Started webhook_replay_\\d+ executing dry run ${dryId} over 2 users only \\(canary\\): .* 4 events planned`));
-    expect(real.out.at(-1)).toBe(`Matches its dry run ${dryId}.`);
+    expect(real.out.at(-2)).toBe(`Matches its dry run ${dryId}.`);
+    expect(real.out.at(-1)).toBe(`Moved: ${moves}`);
     expect(Object.values(await s.balances()).reduce((a, b) => a + b, 0)).toBe(20);
 
     const again = await cli("execute", "webhook_replay_1");
@@ -116,7 +122,7 @@ describe("the backfill CLI against the local stack", () => {
   it("makes a dry run unless told to execute, and says so", async () => {
     const started = await cli("start", "--type", "reversal_backfill", "--lookback-days", "1");
     expect(started.code).toBe(0);
-    expect(started.out[0]).toMatch(/\(dry run: nothing will be written\)/);
+    expect(started.out[0]).toMatch(/\(dry run: no ledger entry or wallet is written; each examined event gets dryRun marks\)/);
   });
 
   it.each([

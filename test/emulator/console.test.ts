@@ -44,6 +44,11 @@ describe("a canary over two users, then its plan executed", () => {
     const dryId = started.body.migrationId as string;
     expect(await waitForRun(dryId)).toMatchObject({ status: "completed", total: 3, processed: 3 });
 
+    // What the operator signs off on: u1 buys 100 and is refunded 100, u2 buys 3 × 100.
+    const wouldMove = { entries: 3, credited: 400, reversed: 100, reinstated: 0, net: 300, wallets: 2, largest: [{ userId: users.u2, points: 300 }] };
+    expect((await getRun(dryId)).money).toEqual(wouldMove);
+    expect((await api("GET", `/api/admin/dataMigrations/${dryId}/report`)).body.money).toEqual(wouldMove);
+
     const executed = await api("POST", "/api/jobs/backfill", { body: { planOf: dryId } });
     expect(executed.status).toBe(202);
     expect(executed.body).toMatchObject({ dryRun: false, planOf: dryId, userIds: [users.u1, users.u2].sort(), startDate: s.day(1), endDate: s.day(3), plannedEvents: 3 });
@@ -61,6 +66,8 @@ describe("a canary over two users, then its plan executed", () => {
     expect(view.migration).toMatchObject({ planOf: dryId, etaSeconds: null });
     expect(view.planComparison).toMatchObject({ dryRunId: dryId, matches: true, differenceCount: 0, differences: [], counterDifferences: [] });
     expect(view.planComparison.dry).toEqual(view.planComparison.real);
+    expect(view.money).toEqual(wouldMove);
+    expect(view.planComparison.money).toEqual({ dry: wouldMove, real: wouldMove });
     expect(view.throughput.points.reduce((n: number, p: { events: number }) => n + p.events, 0)).toBe(3);
   });
 
@@ -73,6 +80,23 @@ describe("a canary over two users, then its plan executed", () => {
 });
 
 describe("the comparison explains what moved between the dry run and the real run", () => {
+  it("says a run that moved other points than its dry run differs, even when every event had the same outcome", async () => {
+    const s = await Store.create("repriced");
+    const gems = s.product("gems", 100);
+    s.purchase({ user: "u1", product: gems, day: 1, quantity: 2 });
+    await s.write();
+    const dryId = await startRun({ type: "webhook_replay", ...s.range(1, 1), dryRun: true });
+    expect(await waitForRun(dryId)).toMatchObject({ status: "completed", processed: 1 });
+    // The catalog changes between the dry run and its execution.
+    await db().collection("products").doc(gems).set({ name: "gems", points: 150 });
+    const executed = await api("POST", "/api/jobs/backfill", { body: { planOf: dryId } });
+    expect(await waitForRun(executed.body.migrationId as string)).toMatchObject({ status: "completed", processed: 1 });
+    const view = await getRun(executed.body.migrationId as string);
+    expect(view.planComparison).toMatchObject({ matches: false, differenceCount: 0, note: expect.stringContaining("a product's points changed") });
+    expect(view.planComparison.money.dry).toMatchObject({ credited: 200 });
+    expect(view.planComparison.money.real).toMatchObject({ credited: 300, largest: [{ userId: s.user("u1"), points: 300 }] });
+  });
+
   it("names the event live traffic processed and the one whose product was added", async () => {
     const s = await Store.create("compare");
     const gems = s.product("gems", 10);

@@ -64,6 +64,9 @@ describe("the README runbook", () => {
     // after adding the product (which now differs from its plan, and says why); the reversal backfill; the
     // check; pause, resume and cancel of the busy week; the kill switch; curl executing a plan.
     expect(stdout).toMatch(/completed \[dry run\] .*examined 88\/88 · processed 84 · skipped 0 · errors 4/);
+    // What the dry run would do to wallets, which the operator signs off on.
+    expect(stdout).toMatch(/^Would move: \+[\d,]+ credited, −[\d,]+ reversed, 0 reinstated \(net \+[\d,]+\) across \d+ wallets; largest: user_\d{3} [+−][\d,]+/m);
+    expect(stdout).toMatch(/^Moved: \+[\d,]+ credited/m);
     expect(stdout).toMatch(/completed \[dry run\] \[canary: 2 users\] reversals · examined 12\/12 · processed 12 · skipped 0 · errors 0/);
     expect(stdout).toMatch(/webhook_replay_\d+ completed \[canary: 2 users\] reversals · examined 12\/12 · processed 12 · skipped 0 · errors 0 · chunks 21\/21\nMatches its dry run webhook_replay_\d+\./);
     expect(stdout).toMatch(/webhook_replay_\d+ completed reversals · examined 76\/76 · processed 72 · skipped 0 · errors 4 · chunks 21\/21\nMatches its dry run webhook_replay_\d+\./);

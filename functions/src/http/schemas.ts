@@ -106,6 +106,17 @@ const comparedCounters = z.object({
 });
 
 /** A finished real run against the dry run it executed (`planOf`). */
+/** What a run does to wallets (core/moves.ts). */
+export const moneyMovedSchema = z.object({
+  entries: z.number(),
+  credited: z.number(),
+  reversed: z.number(),
+  reinstated: z.number(),
+  net: z.number(),
+  wallets: z.number(),
+  largest: z.array(z.object({ userId: z.string(), points: z.number() })),
+});
+
 export const planComparisonSchema = z.object({
   dryRunId: z.string(),
   matches: z.boolean(),
@@ -114,6 +125,8 @@ export const planComparisonSchema = z.object({
   counterDifferences: z.array(z.string()),
   differenceCount: z.number(),
   differences: z.array(z.object({ eventId: z.string(), dry: z.string(), real: z.string(), why: z.string() })),
+  /** What each run did (would do) to wallets, side by side. */
+  money: z.object({ dry: moneyMovedSchema.nullable(), real: moneyMovedSchema }),
   note: z.string().nullable(),
 });
 export type PlanComparison = z.infer<typeof planComparisonSchema>;
@@ -128,6 +141,8 @@ export const runDetailSchema = z.object({
   migration: runViewSchema.extend({ etaSeconds: z.number().nullable(), elapsedSeconds: z.number() }),
   throughput: throughputSchema,
   planComparison: planComparisonSchema.nullable(),
+  /** What the run did (a dry run: would do) to wallets; null until it has finished. */
+  money: moneyMovedSchema.nullable(),
   chunks: z.array(chunkViewSchema),
   errorSample: z.array(
     z.object({ eventId: z.string(), code: z.string(), message: z.string(), chunkId: z.string(), phase: z.string(), attempts: z.number(), at: iso }),
@@ -171,6 +186,8 @@ export const reportSchema = z.object({
   counters: z.object(counters),
   reconciled: z.boolean(),
   verification: z.object({ ok: z.boolean(), ledger: z.string(), processedEvents: z.number(), entriesFound: z.number(), walletsChecked: z.number(), computedAt: z.string() }).loose(),
+  /** What the run did (a dry run: would do) to wallets; null until it has finished. */
+  money: moneyMovedSchema.nullable(),
   events: z.array(reportEvent),
 });
 export type Report = z.infer<typeof reportSchema>;

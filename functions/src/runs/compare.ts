@@ -6,6 +6,8 @@ import { isFinishedRun, type Run } from "../core/run";
 import type { Deps } from "../deps";
 import type { PlanComparison } from "../http/schemas";
 import { refs } from "../platform/collections";
+import type { MoneyMoved } from "../core/moves";
+import { runMoney } from "./moves";
 import { keptWhileSame, readOutcomes, type ReportEvent } from "./report";
 import { runStore } from "./store";
 
@@ -19,17 +21,33 @@ const asOutcome = (e: ReportEvent): Outcome =>
 
 export async function planComparison(deps: Deps, real: Run): Promise<PlanComparison | null> {
   if (!real.planOf || !isFinishedRun(real.status)) return null;
-  const outcome = [real.status, real.retries, real.finishedAt, real.total, real.processed, real.skipped, real.errors];
+  const outcome = ["v2", real.status, real.retries, real.finishedAt, real.total, real.processed, real.skipped, real.errors];
   return keptWhileSame(deps, real.id, "comparison", outcome, () => compare(deps, real));
 }
 
 async function compare(deps: Deps, real: Run): Promise<PlanComparison> {
   const dryId = real.planOf as string;
-  const [dryRead, dryEvents, realEvents] = await Promise.all([runStore(deps.db).get(dryId), readOutcomes(deps, dryId), readOutcomes(deps, real.id)]);
+  const [dryRead, dryEvents, realEvents, realMoney] = await Promise.all([
+    runStore(deps.db).get(dryId),
+    readOutcomes(deps, dryId),
+    readOutcomes(deps, real.id),
+    runMoney(deps, real) as Promise<MoneyMoved>,
+  ]);
   if (!dryRead) {
-    return { dryRunId: dryId, matches: false, dry: null, real: counters(real), counterDifferences: [], differenceCount: 0, differences: [], note: `The dry run ${dryId} no longer exists.` };
+    return {
+      dryRunId: dryId,
+      matches: false,
+      dry: null,
+      real: counters(real),
+      counterDifferences: [],
+      differenceCount: 0,
+      differences: [],
+      money: { dry: null, real: realMoney },
+      note: `The dry run ${dryId} no longer exists.`,
+    };
   }
   const dry = dryRead.data;
+  const dryMoney = await runMoney(deps, dry);
   const dryOutcomes = new Map([...dryEvents].map(([id, e]) => [id, asOutcome(e)]));
   const realOutcomes = new Map([...realEvents].map(([id, e]) => [id, asOutcome(e)]));
   const differing = differingEvents(dryOutcomes, realOutcomes);
@@ -53,14 +71,17 @@ async function compare(deps: Deps, real: Run): Promise<PlanComparison> {
     return { eventId, dry: describeOutcome(d), real: describeOutcome(r), why: explain(d, r, now.get(eventId), facts(dry), facts(real)) };
   });
   const counterDiffs = counterDifferences(counters(dry), counters(real));
+  // The same outcomes can still move other amounts: a product's points changed in between.
+  const moneyDiffers = JSON.stringify(dryMoney) !== JSON.stringify(realMoney);
   return {
     dryRunId: dryId,
-    matches: counterDiffs.length === 0 && differing.length === 0,
+    matches: counterDiffs.length === 0 && differing.length === 0 && !moneyDiffers,
     dry: counters(dry),
     real: counters(real),
     counterDifferences: counterDiffs,
     differenceCount: differing.length,
     differences,
-    note: null,
+    money: { dry: dryMoney, real: realMoney },
+    note: moneyDiffers && differing.length === 0 ? "the same events moved other amounts of points than the dry run said: a product's points changed in between" : null,
   };
 }

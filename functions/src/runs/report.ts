@@ -9,6 +9,7 @@ import { AppError } from "../errors";
 import { chunkStore } from "../chunks/store";
 import { decodeOutcomes, refs, type EventErrorDoc, type PageDoc } from "../platform/collections";
 import { mapWithConcurrency } from "../platform/firestore";
+import { runMoney } from "./moves";
 import { runStore } from "./store";
 
 const READ_BATCH = 300;
@@ -91,6 +92,8 @@ export async function buildReport(deps: Deps, id: string) {
     counters,
     reconciled,
     verification: await storedVerification(deps, id, run, totals, () => verify(deps, id, run, events)),
+    // What the run did (a dry run: would do) to wallets, once it has finished.
+    money: await runMoney(deps, run),
     events,
   };
 }

@@ -13,6 +13,7 @@ import { refs, type EventErrorDoc } from "../platform/collections";
 import { killSwitch } from "../platform/flags";
 import type { ChunkView, KillSwitchView, RunDetail, RunList, RunView } from "../http/schemas";
 import { planComparison } from "./compare";
+import { runMoney } from "./moves";
 import { runStore } from "./store";
 
 const iso = (t: unknown) => (t instanceof Timestamp ? t.toDate().toISOString() : typeof t === "number" ? new Date(t).toISOString() : null);
@@ -127,6 +128,7 @@ export async function getRun(deps: Deps, id: string): Promise<RunDetail> {
     },
     throughput: throughputSeries(pages, run.startedAt, run.finishedAt ?? now),
     planComparison: await planComparison(deps, run),
+    money: await runMoney(deps, run),
     chunks: chunks.map((c) => chunkView({ ...c.data, reversalIds: null })),
     errorSample: errorSnap.docs.map((d) => {
       const e = d.data() as EventErrorDoc;
