@@ -451,14 +451,23 @@ async function showNew() {
     el("div", { class: "actions" }, el("button", { type: "submit", class: "primary", "data-testid": "start-dry-run", disabled: !mayStart, title: mayStart ? undefined : READ_ONLY }, "Start dry run")),
     mayStart ? el("p", { class: "note" }, "A new run is always a dry run: it writes no ledger entry and no wallet, only its own records and, on each event it examines, the marks dryRunProcessed, dryRunMigrationId and dryRunAt. When it has completed, its page offers Execute this plan.") : el("p", { class: "note", "data-testid": "read-only" }, READ_ONLY),
   );
+  // One Idempotency-Key per form and body: a second click, or a resubmission after a start that timed out
+  // (Hosting gives up after 60 s while the run is still created), returns the same run instead of a second.
+  const formKey = crypto.randomUUID();
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    void startFromForm(form);
+    void startFromForm(form, formKey);
   });
   show(el("p", {}, el("a", { href: "#/" }, "← all runs")), el("h1", {}, "New run"), form);
 }
 
-async function startFromForm(form) {
+/** A short stable digest of a start body, so that a changed form gets a key of its own. */
+async function digest(value) {
+  const bytes = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(JSON.stringify(value))));
+  return [...bytes.slice(0, 12)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function startFromForm(form, formKey) {
   const data = new FormData(form);
   for (const node of form.querySelectorAll(".field-error")) node.textContent = "";
   const body = { type: data.get("type"), startDate: data.get("startDate"), endDate: data.get("endDate"), dryRun: true };
@@ -467,7 +476,7 @@ async function startFromForm(form) {
   const users = String(data.get("userIds") ?? "").split(/[\s,]+/).filter(Boolean);
   if (users.length > 0) body.userIds = users;
   try {
-    const run = await client.start(body);
+    const run = await client.start(body, { idempotencyKey: `console-${formKey}-${await digest(body)}` });
     say(`Started dry run ${run.migrationId}: ${run.plannedEvents} events planned, about ${formatDuration(run.estimatedSeconds)}.`);
     keepBanner = true;
     location.hash = `#/runs/${run.migrationId}`;

@@ -67,8 +67,11 @@ async function walkProcedure(page: Page, s: Store, users?: string, shots?: strin
 
   // Execute this plan: a confirmation that says what will be written, then the real run's page.
   await expect.poll(() => page.locator("[data-testid=btn-execute]").isEnabled()).toBe(true);
+  // What the dry run would do to wallets is on its page, and in the confirmation.
+  expect(await page.locator("[data-testid=money]").textContent()).toMatch(/points credited\+[\d,]+/);
   await page.click("[data-testid=btn-execute]");
   await expect.poll(() => page.locator("#confirm-text").textContent()).toMatch(/writes ledger entries and wallet balances/);
+  expect(await page.locator("#confirm-text").textContent()).toMatch(/it would credit \+[\d,]+, reverse −[\d,]+ and reinstate 0 points across \d+ wallets/);
   await page.click("[data-testid=confirm-ok]");
   await expect.poll(() => runIdOf(page)).not.toBe(dryId);
   const realId = runIdOf(page) as string;
@@ -94,6 +97,25 @@ describe("the operator's console in Chromium", () => {
     await page.goto(`${page.url().split("#")[0]}#/runs/${dryId}`);
     await expect.poll(() => page.locator("[data-testid=run-status]").textContent()).toBe("completed");
     await page.screenshot({ path: `${ARTIFACTS}/console-dry-run.png`, fullPage: true });
+    await page.close();
+  });
+
+  it("a double click on Start dry run starts one run (one Idempotency-Key per form and body)", async () => {
+    const s = await store("doubleclick");
+    const page = await openDashboard(browser);
+    await page.click("[data-testid=nav-new]");
+    await page.waitForSelector("[data-testid=new-run]");
+    await fillForm(page, { from: s.day(1), to: s.day(3), maxEvents: "1000" });
+    // Two submissions before the first answer arrives, as an impatient click (or a retry after a 504) makes.
+    await page.evaluate(() => {
+      const form = document.querySelector<HTMLFormElement>("[data-testid=new-run]");
+      form?.requestSubmit();
+      form?.requestSubmit();
+    });
+    await expect.poll(() => runIdOf(page)).not.toBeNull();
+    await waitForRun(runIdOf(page) as string);
+    const runs = await db().collection("dataMigrations").where("startDate", "==", s.day(1)).where("endDate", "==", s.day(3)).get();
+    expect(runs.size).toBe(1);
     await page.close();
   });
 
