@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates (or updates) the backfill's log-based metrics and its error-rate alert policy with gcloud.
+# Creates (or updates) the backfill's log-based metrics and its alert policies (ops/alert-*.yaml) with gcloud.
 #   scripts/observability.sh --project <project-id> [--notification-channel <channel-resource-name>] [--dry-run]
 # --dry-run prints the gcloud commands instead of running them.
 set -euo pipefail
@@ -27,15 +27,18 @@ for file in ops/metrics/*.yaml; do
   fi
 done
 
-existing=""
-if [ -z "$dry" ]; then
-  existing=$(gcloud alpha monitoring policies list --project "$project" \
-    --filter='displayName="Backfill error rate above 1%"' --format='value(name)' | head -n 1)
-fi
 channel_args=()
 [ -n "$channel" ] && channel_args=(--notification-channels="$channel")
-if [ -n "$existing" ]; then
-  run gcloud alpha monitoring policies update "$existing" --policy-from-file=ops/alert-error-rate.yaml "${channel_args[@]}" --project "$project"
-else
-  run gcloud alpha monitoring policies create --policy-from-file=ops/alert-error-rate.yaml "${channel_args[@]}" --project "$project"
-fi
+for policy in ops/alert-*.yaml; do
+  title=$(sed -n 's/^displayName: "\(.*\)"$/\1/p' "$policy" | head -n 1)
+  existing=""
+  if [ -z "$dry" ]; then
+    existing=$(gcloud alpha monitoring policies list --project "$project" \
+      --filter="displayName=\"$title\"" --format='value(name)' | head -n 1)
+  fi
+  if [ -n "$existing" ]; then
+    run gcloud alpha monitoring policies update "$existing" --policy-from-file="$policy" "${channel_args[@]}" --project "$project"
+  else
+    run gcloud alpha monitoring policies create --policy-from-file="$policy" "${channel_args[@]}" --project "$project"
+  fi
+done

@@ -84,6 +84,8 @@ const envSchema = z.object({
   TASK_MAX_PER_SECOND: int(20, 1, 500),
   // A queued chunk task that has not started after this long is taken for lost and queued again.
   WATCHDOG_STALL_SECONDS: int(1800, 60, 86_400),
+  // A chunk whose deliveries vanish holding it this many times in a row (each a new task) fails instead.
+  WATCHDOG_MAX_CRASHES: int(3, 0, 100),
   PLAN_MAX_AGE_MINUTES: int(60, 1, 10_080),
   AUTO_PAUSE_ERROR_RATE: z
     .string()
@@ -144,6 +146,8 @@ export interface Config {
   queue: { concurrency: number; dispatchesPerSecond: number };
   /** How long the watchdog lets a queued chunk task (or a continuation) wait to start before queueing it again. */
   stallSeconds: number;
+  /** Crash re-queues before a chunk whose deliveries keep vanishing fails (WATCHDOG_MAX_CRASHES). */
+  maxCrashes: number;
   /** How long after a dry run finished its plan may be executed (`{"planOf": id}`). */
   planMaxAgeMinutes: number;
   /** Default maxErrorRate of new runs. */
@@ -199,6 +203,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     taskMaxAttempts: e.TASK_MAX_ATTEMPTS,
     queue: { concurrency: e.TASK_MAX_CONCURRENT, dispatchesPerSecond: e.TASK_MAX_PER_SECOND },
     stallSeconds: e.WATCHDOG_STALL_SECONDS,
+    maxCrashes: e.WATCHDOG_MAX_CRASHES,
     planMaxAgeMinutes: e.PLAN_MAX_AGE_MINUTES,
     autoPauseErrorRate: e.AUTO_PAUSE_ERROR_RATE,
     replay: { lookbackDays: e.REPLAY_LOOKBACK_DAYS, dryRun: e.REPLAY_DRY_RUN, maxEvents: e.REPLAY_MAX_EVENTS },

@@ -162,4 +162,50 @@ describe("the watchdog", () => {
     const repaired = plain.memory.lines.filter((l) => l.event === "run_repaired" && l.migration_id === id);
     expect(repaired).toEqual([expect.objectContaining({ repair: "enqueue", chunk_id: s.day(1), reason: "not_queued", severity: "WARNING" })]);
   });
+
+  it("fails a poison chunk after WATCHDOG_MAX_CRASHES re-queues instead of re-queueing it forever, and a retry can still finish it", async () => {
+    const s = await store("wdpoison", 1, 4);
+    let poison = true;
+    let crashes = 0;
+    const { deps, queue, memory } = testDeps({
+      config: { maxCrashes: 2 },
+      faults: {
+        at(point) {
+          // Every delivery dies right after claiming: the process is killed (out of memory, say) before any
+          // failure path can run, so each task's lease simply runs out.
+          if (poison && point === "after-claim") {
+            crashes++;
+            throw new Error("injected: the process was killed");
+          }
+        },
+      },
+    });
+    const clock = manualClock(deps);
+    const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false });
+    const repairs: string[] = [];
+    for (let round = 0; round < 10; round++) {
+      const tasks = (queue as RecordingQueue).drain();
+      for (const task of tasks) await expect(deliverOnce(deps, task.payload, task.taskId)).rejects.toThrow(/killed/);
+      clock.advance(LEASE_MS);
+      const done = await repairRun(deps, id);
+      repairs.push(...done.map((r) => r.kind));
+      if ((await runDoc(id)).status === "failed") break;
+    }
+    // Two crash re-queues, then the third expired lease fails the chunk with its last error, and the run ends.
+    expect(repairs).toEqual(["requeue", "requeue", "fail_chunk"]);
+    expect(crashes).toBe(3);
+    expect(await runDoc(id)).toMatchObject({ status: "failed", chunksFailed: 1 });
+    expect(await chunkDoc(id, s.day(1))).toMatchObject({ status: "failed", crashes: 2, lastError: expect.stringMatching(/stopped without finishing 3 times in a row.*Fix the cause, then retry the run/) });
+    // What the alert is built on: the chunk's failure and the run's, at ERROR.
+    expect(memory.lines).toEqual(expect.arrayContaining([
+      expect.objectContaining({ event: "chunk_failed", reason: "kept_crashing", severity: "ERROR", migration_id: id }),
+      expect.objectContaining({ event: "run_failed", severity: "ERROR", migration_id: id }),
+    ]));
+    // The cause fixed, a retry starts the chunk's count afresh and finishes it.
+    poison = false;
+    await controlRun(deps, id, "retry", BY);
+    const run = await deliverAll(deps, queue as RecordingQueue, id);
+    expect(run).toMatchObject({ status: "completed", total: 4, processed: 4 });
+    expect(await chunkDoc(id, s.day(1))).toMatchObject({ crashes: 0 });
+  });
 });

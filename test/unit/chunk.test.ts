@@ -48,6 +48,7 @@ function chunk(over: Partial<Chunk> = {}): Chunk {
     onePass: false,
     pages: 0,
     generation: 0,
+    crashes: 0,
     queued: null,
     queuedAt: null,
     attempts: 0,
@@ -347,6 +348,8 @@ describe("the other transitions, in every status", () => {
     const c = chunk({ status, generation: 7, queued: 7, queuedAt: 1, lease: leases.otherTaskExpired });
     const can = status === "pending" || status === "running";
     expect(requeue(c)).toEqual(can ? { result: true, update: { generation: 8, queued: null, queuedAt: null } } : { result: false, update: null });
+    // A re-queue after a delivery vanished holding the chunk counts as a crash; a stalled task does not.
+    expect(requeue({ ...c, crashes: 2 }, true)).toEqual(can ? { result: true, update: { generation: 8, queued: null, queuedAt: null, crashes: 3 } } : { result: false, update: null });
   });
 
   const failed = { result: true, update: { status: "failed", lastError: "boom", lease: null, queued: null, finishedAt: NOW } };
@@ -381,7 +384,7 @@ describe("the other transitions, in every status", () => {
 
   it.each(statuses)("retry of a %s chunk", (status) => {
     const phases = ["purchases", "reversals"] as const;
-    const c = chunk({ status, step: { phase: "reversals", step: "scan" }, upcoming: [], errorCursor: "e5", generation: 1, lease: leases.mine, lastError: "x", finishedAt: 4 });
+    const c = chunk({ status, step: { phase: "reversals", step: "scan" }, upcoming: [], errorCursor: "e5", generation: 1, crashes: 3, lease: leases.mine, lastError: "x", finishedAt: 4 });
     const t = retry(c, ["purchases"], phases);
     if (status === "failed") {
       // What it had left (the reversals scan, resumed where it stopped) after the purchases errors pass.
@@ -393,6 +396,7 @@ describe("the other transitions, in every status", () => {
           upcoming: [{ phase: "reversals", step: "scan" }],
           errorCursor: null,
           generation: 2,
+          crashes: 0,
           queued: null,
           queuedAt: null,
           lease: null,

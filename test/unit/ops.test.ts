@@ -65,5 +65,17 @@ describe("log-based metrics", () => {
     expect(commands).toMatch(/backfill_operation_duration/);
     expect(commands).toMatch(/gcloud alpha monitoring policies create --policy-from-file=ops\/alert-error-rate.yaml --project store-prod/);
     expect(readFileSync("ops/alert-error-rate.yaml", "utf8")).toMatch(/thresholdValue: 0\.01/);
+    // A poison chunk (issue 18 item 3) or any other failed chunk alerts at once.
+    expect(commands).toMatch(/gcloud logging metrics create backfill_failed_chunks --config-from-file=ops\/metrics\/backfill_failed_chunks.yaml --project store-prod/);
+    expect(commands).toMatch(/gcloud alpha monitoring policies create --policy-from-file=ops\/alert-failed-chunks.yaml --project store-prod/);
+  });
+
+  it("the failed-chunk metric matches the line a failed chunk writes, with its labels", () => {
+    log.chunkStopped(run, { id: "2025-01-01", phase: "purchases", status: "failed", reason: "kept_crashing" }, { total: 0, processed: 0, skipped: 0, errors: 0 }, 0);
+    const line = lines.find((l) => l.event === "chunk_failed")!;
+    const config = readFileSync("ops/metrics/backfill_failed_chunks.yaml", "utf8");
+    expect(config).toContain('jsonPayload.event="chunk_failed"');
+    for (const field of [...config.matchAll(/EXTRACT\(jsonPayload\.([a-z_]+)\)/g)].map((m) => m[1])) expect(line).toHaveProperty(field as string);
+    expect(line).toMatchObject({ severity: "ERROR", reason: "kept_crashing", type: "webhook_replay" });
   });
 });

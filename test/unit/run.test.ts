@@ -76,6 +76,7 @@ function head(id: string, status: ChunkStatus, phase: Phase = "purchases", over:
     errorCursor: null,
     pages: 0,
     generation: 0,
+    crashes: 0,
     queued: 0,
     queuedAt: NOW,
     attempts: 0,
@@ -206,7 +207,7 @@ describe("roll-up", () => {
 });
 
 describe("the watchdog's repairs", () => {
-  const settings = (over: Partial<WatchSettings> = {}): WatchSettings => ({ now: NOW, stallMs: 60_000, killSwitchOn: true, ...over });
+  const settings = (over: Partial<WatchSettings> = {}): WatchSettings => ({ now: NOW, stallMs: 60_000, killSwitchOn: true, maxCrashes: 3, ...over });
   const expired = { owner: "x", task: "t", attempt: 0, expiresAt: NOW };
   const live = { owner: "x", task: "t", attempt: 0, expiresAt: NOW + 1 };
 
@@ -217,6 +218,11 @@ describe("the watchdog's repairs", () => {
   it.each([
     // chunk, in a running run → repair
     ["running, lease expired", head("a", "running", "purchases", { lease: expired }), [{ kind: "requeue", chunkId: "a", why: "lease_expired" }]],
+    ["running, lease expired after 2 crash re-queues", head("a", "running", "purchases", { lease: expired, crashes: 2 }), [{ kind: "requeue", chunkId: "a", why: "lease_expired" }]],
+    // Issue 18 item 3: a poison chunk (every delivery dies holding it) fails instead of being re-queued forever.
+    ["running, lease expired after 3 crash re-queues", head("a", "running", "purchases", { lease: expired, crashes: 3 }), [{ kind: "fail_chunk", chunkId: "a", why: "kept_crashing" }]],
+    ["running, lease live after 3 crash re-queues", head("a", "running", "purchases", { lease: live, crashes: 3 }), []],
+    ["running, handed over long ago after 3 crash re-queues", head("a", "running", "purchases", { lease: null, queuedAt: NOW - 60_000, crashes: 3 }), [{ kind: "requeue", chunkId: "a", why: "task_stalled" }]],
     ["running, lease live", head("a", "running", "purchases", { lease: live }), []],
     ["running, handed over long ago", head("a", "running", "purchases", { lease: null, queuedAt: NOW - 60_000 }), [{ kind: "requeue", chunkId: "a", why: "task_stalled" }]],
     ["running, handed over just now", head("a", "running", "purchases", { lease: null, queuedAt: NOW - 59_999 }), []],
@@ -296,7 +302,7 @@ describe("control decisions say what they change to and why not", () => {
 });
 
 describe("more of the watchdog's plan", () => {
-  const s: WatchSettings = { now: NOW, stallMs: 60_000, killSwitchOn: true };
+  const s: WatchSettings = { now: NOW, stallMs: 60_000, killSwitchOn: true, maxCrashes: 3 };
   it("looks at every unfinished chunk of a run, and at none of a finished one", () => {
     const chunks = [head("a", "paused"), head("b", "done"), head("c", "failed"), head("d", "cancelled"), head("e", "paused")];
     expect(planRepairs(run(), chunks, s).map((r) => ("chunkId" in r ? r.chunkId : r.kind))).toEqual(["a", "e"]);

@@ -43,6 +43,7 @@ export interface ChunkDoc {
   onePass: boolean;
   pages: number;
   generation: number;
+  crashes: number;
   queued: number | null;
   queuedAt: Timestamp | null;
   attempts: number;
@@ -128,6 +129,7 @@ function fromFields(id: string, d: DocumentData): Chunk {
     onePass: d.onePass === true,
     pages: (d.pages ?? 0) as number,
     generation: (d.generation ?? 0) as number,
+    crashes: (d.crashes ?? 0) as number,
     queued: (d.queued ?? null) as number | null,
     queuedAt: ms(d.queuedAt),
     attempts: (d.attempts ?? 0) as number,
@@ -151,7 +153,7 @@ export const chunkConverter: FirestoreDataConverter<Chunk, DocumentData> = {
 
 /** Every stored field but the remembered event ids, which only the chunk's own delivery needs. */
 const HEAD_FIELDS = [
-  "day", "startMs", "endMs", "listEnd", "onePass", "status", "phase", "step", "upcoming", "budgets", "progress", "errorCursor", "pages", "generation", "queued", "queuedAt",
+  "day", "startMs", "endMs", "listEnd", "onePass", "status", "phase", "step", "upcoming", "budgets", "progress", "errorCursor", "pages", "generation", "crashes", "queued", "queuedAt",
   "attempts", "lease", "stoppedAtBudget", "pausedReason", "lastError", "total", "processed", "skipped", "errors", "startedAt", "finishedAt",
 ] as const;
 

@@ -101,6 +101,12 @@ export interface Chunk extends Counters {
   pages: number;
   /** Bumped whenever the chunk needs a fresh task (resume, retry, a stalled task); part of task names. */
   generation: number;
+  /**
+   * How many times in a row the watchdog queued a new task because a delivery vanished holding the chunk
+   * (its lease expired: a crash, an out-of-memory kill). Reset by a retry. Past WATCHDOG_MAX_CRASHES the
+   * chunk fails instead of being queued forever.
+   */
+  crashes: number;
   /** The generation whose task has been queued, if any. */
   queued: number | null;
   /** When that task was queued, or the chunk handed over to a continuation task. */
@@ -218,6 +224,7 @@ export function newChunk(
     onePass: listable && (run.onePass ?? false) && (budgets.reversals ?? 0) > 0,
     pages: 0,
     generation: 0,
+    crashes: 0,
     queued: null,
     queuedAt: null,
     attempts: 0,
@@ -461,9 +468,9 @@ export function markQueued(c: Pick<ChunkHead, "generation" | "queued" | "status"
  * task never started). Its status and lease stay: the new task's delivery claims the expired lease and
  * carries on from the checkpoint. Deliveries of older generations then leave the chunk alone.
  */
-export function requeue(c: ChunkHead): Transition<boolean> {
+export function requeue(c: ChunkHead, crashed = false): Transition<boolean> {
   if (isFinishedChunk(c.status) || c.status === "waiting" || c.status === "paused") return { result: false, update: null };
-  return { result: true, update: { generation: c.generation + 1, queued: null, queuedAt: null } };
+  return { result: true, update: { generation: c.generation + 1, queued: null, queuedAt: null, ...(crashed ? { crashes: c.crashes + 1 } : {}) } };
 }
 
 /** Keeps a delivery's failure on an unfinished chunk, for operators; the delivery is retried anyway. */
@@ -503,6 +510,7 @@ export function retry(c: ChunkHead, errorPhases: readonly Phase[], phases: reado
       upcoming,
       errorCursor: samePosition ? c.errorCursor : null,
       generation: c.generation + 1,
+      crashes: 0,
       queued: null,
       queuedAt: null,
       lease: null,

@@ -249,6 +249,8 @@ export type Repair =
   | { kind: "pause_run"; reason: "kill_switch" }
   /** Queue the chunk's task under a new generation. */
   | { kind: "requeue"; chunkId: string; why: "lease_expired" | "task_stalled" | "drain" }
+  /** Its deliveries keep vanishing holding it (a poison chunk): fail it with its last error, so the run ends. */
+  | { kind: "fail_chunk"; chunkId: string; why: "kept_crashing" }
   /** Queue the chunk's current generation, which was never queued. */
   | { kind: "enqueue"; chunkId: string; why: "not_queued" }
   /** A paused chunk in a running run: resume it. */
@@ -261,6 +263,8 @@ export interface WatchSettings {
   /** A queued task (or a continuation) that has not started for this long is queued again. */
   stallMs: number;
   killSwitchOn: boolean;
+  /** Crash re-queues a chunk gets (WATCHDOG_MAX_CRASHES) before the next expired lease fails it. */
+  maxCrashes: number;
 }
 
 /**
@@ -283,7 +287,9 @@ export function planRepairs(run: Run, chunks: readonly ChunkHead[], s: WatchSett
     if (isFinishedChunk(c.status)) continue;
     if (active(status)) {
       if (c.status === "paused") repairs.push({ kind: "resume_chunk", chunkId: c.id, why: "paused_in_running_run" });
-      else if (c.status === "running" && expired(c)) repairs.push({ kind: "requeue", chunkId: c.id, why: "lease_expired" });
+      else if (c.status === "running" && expired(c)) {
+        repairs.push(c.crashes >= s.maxCrashes ? { kind: "fail_chunk", chunkId: c.id, why: "kept_crashing" } : { kind: "requeue", chunkId: c.id, why: "lease_expired" });
+      }
       else if ((c.status === "running" || c.status === "pending") && stalled(c)) repairs.push({ kind: "requeue", chunkId: c.id, why: "task_stalled" });
       else if (c.status === "pending" && c.queued !== c.generation) repairs.push({ kind: "enqueue", chunkId: c.id, why: "not_queued" });
     } else if (status === "paused") {

@@ -4,7 +4,7 @@
 // new generation; a paused chunk in a running run is resumed; unfinished chunks of a stopped run that
 // nobody will stop are stopped. Then the run is advanced, which opens phases, queues due chunks and closes
 // a run whose chunks have all finished. Every repair is logged as `run_repaired`.
-import { requeue, resume, settle } from "../core/chunk";
+import { fail, requeue, resume, settle } from "../core/chunk";
 import { planRepairs, type Repair } from "../core/run";
 import type { Deps } from "../deps";
 import { chunkStore } from "../chunks/store";
@@ -28,7 +28,7 @@ export async function repairRun(deps: Deps, runId: string): Promise<Repair[]> {
   const repairs = planRepairs(
     read.data,
     heads.map((h) => h.data),
-    { now, stallMs: deps.config.stallSeconds * 1000, killSwitchOn: killSwitch(deps.config, flag).enabled },
+    { now, stallMs: deps.config.stallSeconds * 1000, killSwitchOn: killSwitch(deps.config, flag).enabled, maxCrashes: deps.config.maxCrashes },
   );
   const byId = new Map(heads.map((h) => [h.data.id, h]));
   const done: Repair[] = [];
@@ -40,8 +40,16 @@ export async function repairRun(deps: Deps, runId: string): Promise<Repair[]> {
     const head = byId.get(repair.chunkId);
     if (!head) continue;
     let applied = false;
-    if (repair.kind === "requeue") {
-      const t = requeue(head.data);
+    if (repair.kind === "fail_chunk") {
+      const c = head.data;
+      const why =
+        `its deliveries stopped without finishing ${c.crashes + 1} times in a row (each task the watchdog queued for it crashed, ran out of memory or timed out); ` +
+        `last error: ${c.lastError ?? "none recorded"}. Fix the cause, then retry the run`;
+      const t = fail(c, why, now, { task: "watchdog", generation: null });
+      applied = await chunks.applyTo(runId, head, t);
+      if (applied) deps.log.chunkStopped(runFields(runId, read.data), { id: c.id, phase: c.step.phase, status: "failed", reason: "kept_crashing" }, c, 0);
+    } else if (repair.kind === "requeue") {
+      const t = requeue(head.data, repair.why === "lease_expired");
       applied = await chunks.applyTo(runId, head, t);
       if (applied) await enqueueChunk(deps, runId, { ...head.data, ...t.update }, now);
     } else if (repair.kind === "enqueue") {
