@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
 import { GoogleAuth } from "google-auth-library";
 import { ApiError, BackfillClient, formatDuration, type RunDetail, type RunView, type StartedRun, type StartJobBody } from "../functions/src/http/client";
+import type { KillSwitchView } from "../functions/src/http/schemas";
 import { checkAnswer } from "../functions/src/http/validate";
 import { mintLocalToken } from "./localToken";
 
@@ -24,6 +25,7 @@ Commands
   list [--limit N]
   pause <id> | resume <id> | cancel <id> | retry <id>
   report <id> [--out file.json]
+  killswitch on|off|status    the runtime kill switch, through the API (operators; recorded with who)
 
 Options
   --api URL      the API's base URL (default: $BACKFILL_API_URL or http://127.0.0.1:5000)
@@ -140,6 +142,12 @@ export function moneyLines(money: MoneyMoved | null, dryRun: boolean, comparison
   const dry = comparison?.money.dry;
   if (dry && JSON.stringify(dry) !== JSON.stringify(money)) lines.push(`Its dry run said: ${describeMoney(dry)}.`);
   return lines;
+}
+
+/** The kill switch for people: which half is off, and who flipped the runtime flag. */
+export function killSwitchLine(k: KillSwitchView): string {
+  const flag = k.flag ? JSON.stringify(k.flag) : "missing (enabled)";
+  return `backfill ${k.enabled ? "enabled" : `DISABLED by ${k.disabledBy ?? "?"}`} (featureFlags/backfill ${flag}; BACKFILL_ENABLED=${k.param})`;
 }
 
 function watchExit(m: RunView, io: Output, id: string): number {
@@ -330,6 +338,12 @@ export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv
           print(report, [line, ...money].join("\n"));
         }
         return report.reconciled && report.verification.ok ? 0 : 3;
+      }
+      case "killswitch": {
+        if (id !== "on" && id !== "off" && id !== "status") throw new CliError("killswitch needs on, off or status: npm run -s killswitch -- off", 2);
+        const state = await call(opts, (c) => (id === "status" ? c.killSwitch() : c.setKillSwitch(id === "on")));
+        print(state, killSwitchLine(state));
+        return 0;
       }
       default:
         throw new CliError(`Unknown command "${command}".\n\n${USAGE}`, 2);

@@ -1,25 +1,38 @@
-// `npm run -s killswitch -- off|on|status [--project <id>]`: flips featureFlags/backfill.enabled.
-// Without --project it targets the local stack; with it, the real project through Application Default
-// Credentials (gcloud auth application-default login).
+// `npm run -s killswitch -- off|on|status [--api URL] [--token T] [--email E]`: the runtime kill switch
+// (featureFlags/backfill) through the API, exactly as the console flips it: an operator's token, the role
+// check, a `kill_switch_set` log line and `updatedBy`. Same options as `npm run backfill`.
+//
+// Break glass, only when the API itself is down: `-- off --break-glass --project <id> --by <your email>`
+// writes the flag with the Admin SDK under Application Default Credentials (which need Firestore write
+// access), recording `updatedBy` and `updatedVia: "break-glass"`; nothing checks a role there, so say so in
+// the incident channel. Without --project it targets the local stack.
 import { parseArgs } from "node:util";
 import { initializeApp } from "firebase-admin/app";
 import { FieldValue, getFirestore } from "firebase-admin/firestore";
+import { main } from "./cli";
 import { HOSTS } from "./hosts";
 import { PROJECT_ID } from "./setup";
 
-const { positionals, values } = parseArgs({ allowPositionals: true, options: { project: { type: "string" } } });
-const action = positionals[0];
-if (!action || !["on", "off", "status"].includes(action)) {
-  console.error("usage: npm run -s killswitch -- off|on|status [--project <id>]");
-  process.exit(2);
+async function breakGlass(argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { "break-glass": { type: "boolean" }, project: { type: "string" }, by: { type: "string" } },
+  });
+  const action = positionals[0];
+  if ((action !== "on" && action !== "off") || !values.by || !/^[^\s@]+@[^\s@]+$/.test(values.by)) {
+    console.error("usage: npm run -s killswitch -- off|on --break-glass --by <your email> [--project <id>]");
+    return 2;
+  }
+  if (!values.project) process.env.FIRESTORE_EMULATOR_HOST ??= HOSTS.firestore;
+  initializeApp({ projectId: values.project ?? PROJECT_ID });
+  const ref = getFirestore().collection("featureFlags").doc("backfill");
+  await ref.set({ enabled: action === "on", updatedBy: values.by, updatedBySub: null, updatedVia: "break-glass", updatedAt: FieldValue.serverTimestamp() });
+  console.log(`backfill ${action === "on" ? "enabled" : "DISABLED"} by break glass (featureFlags/backfill written directly, recorded as ${values.by}) in ${values.project ?? `${PROJECT_ID} (local stack)`}`);
+  return 0;
 }
-if (!values.project) process.env.FIRESTORE_EMULATOR_HOST ??= HOSTS.firestore;
-initializeApp({ projectId: values.project ?? PROJECT_ID });
-const ref = getFirestore().collection("featureFlags").doc("backfill");
-if (action !== "status") {
-  await ref.set({ enabled: action === "on", updatedAt: FieldValue.serverTimestamp() }, { merge: true });
-}
-const snap = await ref.get();
-const enabled: unknown = snap.exists ? snap.get("enabled") : undefined;
-const state = !snap.exists || enabled === true || enabled === undefined ? "enabled" : "DISABLED";
-console.log(`backfill ${state} (featureFlags/backfill ${snap.exists ? JSON.stringify({ enabled }) : "missing"}) in ${values.project ?? `${PROJECT_ID} (local stack)`}`);
+
+const argv = process.argv.slice(2);
+process.exitCode = argv.includes("--break-glass")
+  ? await breakGlass(argv)
+  : await main(["killswitch", ...argv], { out: (l) => console.log(l), err: (l) => console.error(l), isTTY: Boolean(process.stdout.isTTY) });

@@ -1,7 +1,9 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { startJob } from "../../functions/src/jobs/start";
 import type { ChunkDoc } from "../../functions/src/chunks/store";
-import { api, countDocs, db, setKillSwitch, testDeps, type RecordingQueue } from "../support/emulator";
+import { api, countDocs, db, readLogs, requireStack, setKillSwitch, testDeps, type RecordingQueue } from "../support/emulator";
 import { deliverAll, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
 
@@ -67,5 +69,23 @@ describe("kill switch", () => {
     // A later delivery while the switch is still off writes nothing more.
     await deliverAll(deps, queue as RecordingQueue, id);
     expect((await s.ledger()).size).toBe(10);
+  });
+
+  // Issue 18 item 12: the script wrote the flag with the Admin SDK, with no role check, no log and no name.
+  it("npm run killswitch goes through the API: the role check, a kill_switch_set line and who flipped it", async () => {
+    const script = (...args: string[]) =>
+      promisify(execFile)("npx", ["tsx", "scripts/killswitch.ts", ...args], { env: { ...process.env, BACKFILL_API_URL: requireStack().api } });
+    const off = await script("off");
+    expect(off.stdout).toMatch(/^backfill DISABLED by featureFlags\/backfill/);
+    const flag = (await db().collection("featureFlags").doc("backfill").get()).data();
+    expect(flag).toMatchObject({ enabled: false, updatedBy: "operator@backfill.local", updatedVia: "api" });
+    await expect.poll(() => readLogs((l) => l.event === "kill_switch_set" && l.enabled === false).length).toBeGreaterThan(0);
+    // A viewer may not flip it, through the script either.
+    await expect(script("on", "--email", "viewer@backfill.local")).rejects.toMatchObject({ stderr: expect.stringMatching(/not allowed.*\(forbidden\)/) });
+    expect((await script("on")).stdout).toMatch(/^backfill enabled/);
+    // Break glass (the API down) writes the flag directly and records who used it.
+    expect((await script("off", "--break-glass", "--by", "oncall@backfill.local")).stdout).toMatch(/DISABLED by break glass/);
+    expect((await db().collection("featureFlags").doc("backfill").get()).data()).toMatchObject({ enabled: false, updatedBy: "oncall@backfill.local", updatedVia: "break-glass" });
+    await expect(script("off", "--break-glass")).rejects.toMatchObject({ code: 2 });
   });
 });

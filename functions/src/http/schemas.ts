@@ -197,7 +197,8 @@ export const killSwitchSchema = z.object({
   enabled: z.boolean(),
   disabledBy: z.enum(["BACKFILL_ENABLED", "featureFlags/backfill"]).nullable(),
   param: z.boolean(),
-  flag: z.object({ enabled: z.unknown() }).nullable(),
+  /** The runtime flag as stored: its value, who set it last, and how (the API, or the break-glass script). */
+  flag: z.object({ enabled: z.unknown(), updatedBy: z.string().nullable(), updatedVia: z.string().nullable() }).nullable(),
 });
 export type KillSwitchView = z.infer<typeof killSwitchSchema>;
 

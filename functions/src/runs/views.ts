@@ -140,7 +140,7 @@ export async function getRun(deps: Deps, id: string): Promise<RunDetail> {
 
 /** Flips the runtime half of the kill switch (`featureFlags/backfill`), recording who did. */
 export async function setKillSwitch(deps: Deps, enabled: boolean, caller: Caller): Promise<KillSwitchView> {
-  await refs(deps.db).killSwitch.set({ enabled, updatedBy: caller.email, updatedBySub: caller.sub, updatedAt: FieldValue.serverTimestamp() });
+  await refs(deps.db).killSwitch.set({ enabled, updatedBy: caller.email, updatedBySub: caller.sub, updatedVia: "api", updatedAt: FieldValue.serverTimestamp() });
   deps.log.killSwitchSet(enabled, caller);
   return killSwitchView(deps);
 }
@@ -153,6 +153,8 @@ export async function killSwitchView(deps: Deps): Promise<KillSwitchView> {
     enabled: state.enabled,
     disabledBy: state.enabled ? null : state.source === "param" ? "BACKFILL_ENABLED" : "featureFlags/backfill",
     param: deps.config.backfillEnabled,
-    flag: flag.exists ? { enabled: flag.get("enabled") as unknown } : null,
+    flag: flag.exists
+      ? { enabled: flag.get("enabled") as unknown, updatedBy: (flag.get("updatedBy") ?? null) as string | null, updatedVia: (flag.get("updatedVia") ?? null) as string | null }
+      : null,
   };
 }
