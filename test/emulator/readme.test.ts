@@ -33,9 +33,10 @@ const printed: string[] = [];
 let broken: string | null = null;
 
 describe("the README runbook", () => {
+  // Seeding 15,000 busy-week events takes about 35 s on the 2-core machine: give it room on a busy one.
   beforeAll(async () => {
     await seedSampleData(db());
-  });
+  }, 300_000);
   // The sample store's busy week makes every later query scan 15,000 more documents on the emulator;
   // the files after this one start from an empty database instead.
   afterAll(async () => {
