@@ -13,6 +13,7 @@ export default defineConfig({
         test: {
           name: "emulator",
           include: ["test/emulator/**/*.test.ts"],
+          setupFiles: ["test/support/fresh.ts"],
           // One Firestore and one task queue serve every test: files run one at a time.
           fileParallelism: false,
           testTimeout: 120_000,

@@ -10,6 +10,7 @@ import { AggregateField, FieldValue, getFirestore, Timestamp, type Firestore } f
 import { BackfillClient } from "../functions/src/http/client";
 import { checkAnswer } from "../functions/src/http/validate";
 import { mintLocalToken } from "./localToken";
+import { chargeback, FlakeIds, minecraftCustomer, orderCompleted, orderOf, refund, type CatalogProduct, type Customer } from "./paynow-payloads";
 import { random } from "./seed";
 import { PROJECT_ID } from "./setup";
 
@@ -46,31 +47,50 @@ const NAIVE_YEAR = 2401;
 const WARMUP_YEAR = 2399;
 /** A year with no events at all, for the empty 366-day run. */
 const EMPTY_YEAR = 2402;
-const PRODUCTS = Array.from({ length: 8 }, (_, i) => ({ id: `bench_p${i}`, points: 50 * (i + 1) }));
+const PRODUCTS: Array<CatalogProduct & { points: number }> = Array.from({ length: 8 }, (_, i) => ({
+  id: `59821510000000${String(i).padStart(4, "0")}`,
+  versionId: `59821520000000${String(i).padStart(4, "0")}`,
+  slug: `bench-${i}`,
+  name: `Bench product ${i}`,
+  price: 199 + 100 * i,
+  points: 50 * (i + 1),
+}));
 
 interface SeedEvent {
   id: string;
   data: Record<string, unknown>;
 }
 
-/** N events over DAYS days and USERS users: purchases, ~8% refunded and ~4% charged back later. */
+/**
+ * N PayNow webhooks (every field PayNow's schema requires, ~5 KB each) over DAYS days and USERS customers:
+ * orders of one line (a fifth of them two), ~8% refunded and ~4% charged back later.
+ */
 function generate(count: number, year: number, days: number, prefix: string, withReversals: boolean): SeedEvent[] {
   const rand = random(count * 7919 + year);
+  const ids = new FlakeIds();
+  const customers = new Map<number, Customer>();
+  const customer = (n: number): Customer => {
+    const known = customers.get(n);
+    if (known) return known;
+    const made = minecraftCustomer(ids.next(Date.UTC(2024, 0, 1) + n * 1000), `${prefix}player${n}`);
+    customers.set(n, made);
+    return made;
+  };
+  const product = () => PRODUCTS[Math.floor(rand() * PRODUCTS.length)] as (typeof PRODUCTS)[number];
   const events: SeedEvent[] = [];
-  let order = 0;
+  const stored = (e: { event_id: string }, at: number) => events.push({ id: e.event_id, data: { ...e, createdAt: Timestamp.fromMillis(at), processed: false } });
   while (events.length < count) {
     const day = Math.floor(rand() * days);
     const at = Date.UTC(year, 0, 1) + day * 86_400_000 + Math.floor(rand() * 86_000_000);
-    const orderId = `${prefix}o${++order}`;
-    const userId = `${prefix}u${Math.floor(rand() * USERS)}`;
-    const product = PRODUCTS[Math.floor(rand() * PRODUCTS.length)] as (typeof PRODUCTS)[number];
-    const base = { provider: "paynow", orderId, userId, productId: product.id, quantity: 1, processed: false };
-    events.push({ id: `${orderId}_c`, data: { ...base, type: "order.completed", createdAt: Timestamp.fromMillis(at) } });
+    const buyer = customer(Math.floor(rand() * USERS));
+    const lines = Array.from({ length: rand() < 0.2 ? 2 : 1 }, () => ({ product: product(), quantity: 1 }));
+    const order = orderCompleted(ids, { atMs: at, customer: buyer, lines });
+    stored(order, at);
     const roll = rand();
     if (withReversals && roll < 0.12 && events.length < count) {
-      const type = roll < 0.08 ? "order.refunded" : "order.chargeback";
+      const { orderId, total } = orderOf(order);
       const later = Math.min(Date.UTC(year, 0, 1) + days * 86_400_000 - 1, at + Math.floor(rand() * 3 * 86_400_000));
-      events.push({ id: `${orderId}_r`, data: { ...base, type, createdAt: Timestamp.fromMillis(later) } });
+      stored(roll < 0.08 ? refund(ids, { atMs: later, orderId, customer: buyer, paymentAmount: total, refundAmount: total }) : chargeback(ids, { atMs: later, orderId, customer: buyer, amount: total }), later);
     }
   }
   return events;
@@ -239,7 +259,7 @@ async function rawCeiling(count: number): Promise<number> {
   return count / seconds(Date.now() - started);
 }
 
-/** What a user would write: for each event, one transaction that reads and writes it, one after another. */
+/** What a user would write: for each order, one transaction that reads and writes it, one after another. */
 async function naiveScript(events: SeedEvent[]): Promise<number> {
   const points = new Map(PRODUCTS.map((p) => [p.id, p.points]));
   const started = Date.now();
@@ -247,15 +267,17 @@ async function naiveScript(events: SeedEvent[]): Promise<number> {
     await db.runTransaction(async (tx) => {
       const eventRef = db.collection("webhookEvents").doc(e.id);
       const event = await tx.get(eventRef);
-      const orderId = event.get("orderId") as string;
-      const userId = event.get("userId") as string;
-      const productId = event.get("productId") as string;
-      const entryRef = db.collection("ledgerEntries").doc(`purchase_${orderId}`);
-      const [entry, product] = await tx.getAll(entryRef, db.collection("products").doc(productId));
-      if (event.get("processed") === true || entry?.exists) return;
-      const amount = (product?.get("points") as number | undefined) ?? points.get(productId) ?? 0;
-      tx.create(entryRef, { userId, kind: "purchase", points: amount, orderId, productId, sourceEventId: e.id, reason: null, migrationId: "naive", createdAt: FieldValue.serverTimestamp() });
-      tx.set(db.collection("wallets").doc(userId), { balance: FieldValue.increment(amount), updatedAt: FieldValue.serverTimestamp() }, { merge: true });
+      const body = event.get("body") as { id: string; customer: { id: string }; lines: Array<{ id: string; product_id: string; quantity: number }> };
+      const entryRefs = body.lines.map((l) => db.collection("ledgerEntries").doc(`purchase_${body.id}_${l.id}`));
+      const read = await tx.getAll(...entryRefs, ...body.lines.map((l) => db.collection("products").doc(l.product_id)));
+      if (event.get("processed") === true || read.slice(0, entryRefs.length).some((s) => s.exists)) return;
+      let credit = 0;
+      body.lines.forEach((l, k) => {
+        const amount = ((read[entryRefs.length + k]?.get("points") as number | undefined) ?? points.get(l.product_id) ?? 0) * l.quantity;
+        credit += amount;
+        tx.create(entryRefs[k] as FirebaseFirestore.DocumentReference, { userId: body.customer.id, kind: "purchase", points: amount, orderId: body.id, lineId: l.id, productId: l.product_id, sourceEventId: e.id, reason: null, migrationId: "naive", createdAt: FieldValue.serverTimestamp() });
+      });
+      tx.set(db.collection("wallets").doc(body.customer.id), { balance: FieldValue.increment(credit), updatedAt: FieldValue.serverTimestamp() }, { merge: true });
       tx.update(eventRef, { processed: true, processedAt: FieldValue.serverTimestamp(), processedBy: "naive" });
     });
   }

@@ -35,7 +35,7 @@ Options
 
 A start is a dry run unless you pass --execute. --max-events-per-second keeps the whole run below that pace
 (to spare production's Firestore, or to give you time to stop it). --user (repeatable, up to 100) makes a canary run over only
-those users' events. Where a command takes <id>, "last" means the newest run.`;
+the events that move those wallets alone (wallet ids by WALLET_FIELD: PayNow customer ids by default). Where a command takes <id>, "last" means the newest run.`;
 
 export class CliError extends Error {
   constructor(

@@ -20,11 +20,11 @@ interface Mutant {
 
 export const MUTANTS: Mutant[] = [
   {
-    name: "drop the event-mark precondition (a batch marks an event however it changed since it was read)",
-    file: "functions/src/ledger/apply.ts",
-    find: "if (version) writer.update(r.events.doc(eventId), data, { lastUpdateTime: version });",
-    replace: "if (version) writer.update(r.events.doc(eventId), data);",
-    test: { file: "test/emulator/concurrency.test.ts", name: "an event edited while its page is being applied" },
+    name: "run every day's refunds and chargebacks at once (their outcome then depends on which day runs first)",
+    file: "functions/src/core/types.ts",
+    find: 'export const SEQUENTIAL_PHASES: readonly Phase[] = ["reversals", "closings"];',
+    replace: "export const SEQUENTIAL_PHASES: readonly Phase[] = [];",
+    test: { file: "test/emulator/model.test.ts", name: "sequences from seed" },
   },
   {
     name: "drop the page commit's compare-and-set (commit from wherever the chunk is now)",
@@ -34,11 +34,11 @@ export const MUTANTS: Mutant[] = [
     test: { file: "test/emulator/concurrency.test.ts", name: "a retry of the task takes over while the first attempt" },
   },
   {
-    name: "skip the purchase-entry read on the fast path (decide an error from an entry nobody read)",
+    name: "split one order's events over a page's parallel groups (a refund and a chargeback of it then race)",
     file: "functions/src/ledger/apply.ts",
-    find: "if (decided.unverified.length > 0) {",
-    replace: "if (decided.unverified.length < 0) {",
-    test: { file: "test/emulator/defects.test.ts", name: "a redelivered purchase whose order is credited" },
+    find: "const key = orderId ?? `\\u0000${e.id}`;",
+    replace: "const key = `${orderId ?? \"\"}\\u0000${e.id}`;",
+    test: { file: "test/emulator/model.test.ts", name: "sequences from seed" },
   },
   {
     name: "count a cancelled holder's page twice (a stopped chunk takes a late page from any position)",

@@ -9,9 +9,10 @@ export function printWelcome(seed: SeedSummary, dashboardToken: string): void {
 ────────────────────────────────────────────────────────────────────────────────────────────
  The backfill stack is running (project demo-backfill).
    API       ${HOSTS.api}/api
-   Seeded    ${seed.products} products, ${seed.users} users, ${seed.events - seed.busyWeek} webhook events from ${SAMPLE_RANGE.startDate} to ${SAMPLE_RANGE.endDate}:
-             ${seed.unprocessed} never processed, ${seed.missingReversals} refunds processed without their reversal, ${seed.broken} broken;
-             and a busy week, ${BUSY_WEEK.startDate} to ${BUSY_WEEK.endDate}, of ${seed.busyWeek} purchases never processed
+   Seeded    ${seed.products} products, ${seed.users} customers, ${seed.events - seed.busyWeek} PayNow webhooks from ${SAMPLE_RANGE.startDate} to ${SAMPLE_RANGE.endDate}:
+             ${seed.unprocessed} never processed, ${seed.missingReversals} refunds and chargebacks processed without their reversal,
+             ${seed.broken} broken, ${seed.otherTypes} of other types (stored, never examined);
+             and a busy week, ${BUSY_WEEK.startDate} to ${BUSY_WEEK.endDate}, of ${seed.busyWeek} orders never processed
 
  In another terminal, in this folder:
    TOKEN=$(npm run -s token)

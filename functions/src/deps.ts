@@ -18,11 +18,11 @@ export type FaultPoint =
   | "group-committed"
   /** A control call has decided on the run as it read it, and has not yet changed anything. */
   | "control-decided"
-  /** A group's conditional batch failed (someone got there first, or its fate is unknown): it is decided again in a transaction. */
-  | "group-retried";
+  /** A group's transaction found entries this run had written for its events already (another delivery got there first). */
+  | "group-found-written";
 
 export interface FaultInjector {
-  at(point: FaultPoint, info: { runId?: string; chunkId?: string; cursor?: string | null }): void | Promise<void>;
+  at(point: FaultPoint, info: { runId?: string; chunkId?: string; cursor?: string | null; phase?: string }): void | Promise<void>;
 }
 
 /** Everything a handler needs, built once per instance (or by a test). */

@@ -99,8 +99,9 @@ describe("the backfill CLI against the local stack", () => {
     await s.write();
     const dry = await cli("start", "--type", "webhook_replay", "--from", s.day(1), "--to", s.day(2), "--user", s.user("u0"), "--user", s.user("u1"), "--watch", "--interval", "300");
     expect(dry.code).toBe(0);
-    expect(dry.out[0]).toMatch(/^Started webhook_replay_\d+ \(dry run: no ledger entry or wallet is written; each examined event gets dryRun marks\) over 2 users only \(canary\): .* 4 events planned, about \d+ s\.$/);
-    expect(dry.out.join("\n")).toMatch(/completed \[dry run\] \[canary: 2 users\] reversals · examined 4\/4 · processed 4/);
+    expect(dry.out[0]).toMatch(/^Started webhook_replay_\d+ \(dry run: no ledger entry or wallet is written; each examined event gets dryRun marks\) over 2 users only \(canary\): .* 6 events planned, about \d+ s\.$/);
+    // A canary is planned from everyone's events (6); it examines its own (4).
+    expect(dry.out.join("\n")).toMatch(/completed \[dry run\] \[canary: 2 users\] closings · examined 4\/6 · processed 4/);
     const dryId = /webhook_replay_\d+/.exec(dry.out[0]!)![0];
     expect(dry.out.at(-1)).toBe(`Check its report (npm run backfill -- report ${dryId}), then run it for real with: npm run backfill -- execute ${dryId}`);
     // u0 and u1 bought two 5-point gems each.
@@ -109,7 +110,7 @@ describe("the backfill CLI against the local stack", () => {
 
     const real = await cli("execute", dryId, "--watch", "--interval", "300");
     expect(real.code).toBe(0);
-    expect(real.out[0]).toMatch(new RegExp(`^Started webhook_replay_\\d+ executing dry run ${dryId} over 2 users only \\(canary\\): .* 4 events planned`));
+    expect(real.out[0]).toMatch(new RegExp(`^Started webhook_replay_\\d+ executing dry run ${dryId} over 2 users only \\(canary\\): .* 6 events planned`));
     expect(real.out.at(-2)).toBe(`Matches its dry run ${dryId}.`);
     expect(real.out.at(-1)).toBe(`Moved: ${moves}`);
     expect(Object.values(await s.balances()).reduce((a, b) => a + b, 0)).toBe(20);

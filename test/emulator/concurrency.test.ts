@@ -1,6 +1,7 @@
 // Two deliveries working on one chunk at the same time, for real: one is stopped in the middle of a page
 // while the other works the same page, then resumes. Whatever the order, each event is written once and
-// counted once. The test proves the contention happened: each delivery found the other's entries.
+// counted once. The test proves the contention happened: each delivery found entries the other had written
+// for the same events (fault point `group-found-written`).
 import { describe, expect, it } from "vitest";
 import { LEASE_SECONDS } from "../../functions/src/chunks/worker";
 import type { FaultInjector, FaultPoint } from "../../functions/src/deps";
@@ -67,10 +68,10 @@ describe("two deliveries of one chunk at the same time", () => {
     task = { payload: queued?.payload, taskId: queued?.taskId ?? "" };
     await deliverOnce(deps, task.payload, task.taskId, 0);
     expect(rec.paused()).toBe(true);
-    // Attempt 1 ran the whole page while attempt 0 was stopped after one group: it found that group's
-    // entry written and decided it again; attempt 0 then found attempt 1's entries for the rest.
-    expect(rec.count(`${task.taskId}#1`, "group-retried"), "the retry met the first attempt's writes").toBeGreaterThanOrEqual(1);
-    expect(rec.count(`${task.taskId}#0`, "group-retried"), "the first attempt met the retry's writes").toBeGreaterThanOrEqual(2);
+    // Attempt 1 ran the whole page while attempt 0 was stopped half way: it found the groups attempt 0 had
+    // written; attempt 0 then found attempt 1's entries for the rest.
+    expect(rec.count(`${task.taskId}#1`, "group-found-written"), "the retry met the first attempt's writes").toBeGreaterThanOrEqual(1);
+    expect(rec.count(`${task.taskId}#0`, "group-found-written"), "the first attempt met the retry's writes").toBeGreaterThanOrEqual(2);
     await deliverAll(deps, queue as RecordingQueue, id);
     await expectOnce(s, id);
   });
@@ -95,28 +96,33 @@ describe("two deliveries of one chunk at the same time", () => {
     const [first] = (queue as RecordingQueue).drain();
     await deliverOnce(deps, first?.payload, first?.taskId ?? "");
     expect(rec.paused()).toBe(true);
-    expect(rec.count(`${first?.taskId ?? ""}#0`, "group-retried")).toBeGreaterThanOrEqual(2);
+    expect(rec.count(`${first?.taskId ?? ""}#0`, "group-found-written")).toBeGreaterThanOrEqual(2);
     await deliverAll(deps, queue as RecordingQueue, id);
     await expectOnce(s, id);
   });
 });
 
 describe("a page in flight meets a change", () => {
-  it("an event edited while its page is being applied is decided again on its new version", async () => {
+  it("an event edited after its page was read is decided on the version its transaction reads", async () => {
     const s = await store("conc_edit");
     const edited = s.events[7]?.id ?? "";
     let id = "";
     const rec = recorder({
       point: "page-half-applied",
-      // The provider corrects the last order's quantity after the page was read, before it is written.
-      run: () => db().collection("webhookEvents").doc(edited).update({ quantity: 3 }).then(() => undefined),
+      // The stored order's line quantity changes after the page was read, before its group is applied.
+      run: async () => {
+        const ref = db().collection("webhookEvents").doc(edited);
+        const body = (await ref.get()).get("body") as { lines: Array<{ quantity: number }> };
+        (body.lines[0] as { quantity: number }).quantity = 3;
+        await ref.update({ body });
+      },
     });
     const { deps, queue } = testDeps({ config, faults: rec.faults });
     id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false });
     await deliverAll(deps, queue as RecordingQueue, id);
     expect(rec.paused()).toBe(true);
-    const orderId = (await s.event(edited)).orderId as string;
-    expect((await s.ledgerPoints())[`purchase_${orderId}`], "credited for the quantity the event has when it is written").toBe(12);
+    const orderId = ((await s.event(edited)).body as { id: string }).id;
+    expect((await s.ledgerPoints())[s.entryId("purchase", orderId)], "credited for the quantity the event has when it is written").toBe(12);
     await expectOnce(s, id);
   });
 

@@ -126,7 +126,7 @@ describe("the operator's console in Chromium", () => {
     expect(await page.locator("[data-testid=canary]").textContent()).toContain(s.user("u2"));
     expect(await waitForRun(realId)).toMatchObject({ total: 3, processed: 3, userIds: [s.user("u1"), s.user("u2")] });
     expect(await s.balances()).toEqual({ [s.user("u1")]: 0, [s.user("u2")]: 300 });
-    const untouched = await db().collection("webhookEvents").where("userId", "==", s.user("u3")).get();
+    const untouched = await db().collection("webhookEvents").where("body.customer.id", "==", s.user("u3")).get();
     expect(untouched.docs.map((d) => d.get("processed"))).toEqual([false, false, false]);
     await page.close();
   });

@@ -17,7 +17,7 @@ describe("refunds in the daily replay's ordinary state", () => {
     for (let i = 0; i < 6; i++) {
       const { orderId } = s.purchase({ user: `u${i % 2}`, product: gems, day: 1 + (i % 2), minute: i, live: true });
       if (i % 2 === 0) {
-        s.reversal(orderId, { user: `u${i % 2}`, product: gems, day: 2, minute: 100 + i, type: i === 4 ? "order.chargeback" : "order.refunded" });
+        s.reversal(orderId, { user: `u${i % 2}`, product: gems, day: 2, minute: 100 + i, type: i === 4 ? "chargeback" : "refund" });
         reversed.push(orderId);
       }
     }
@@ -30,7 +30,7 @@ describe("refunds in the daily replay's ordinary state", () => {
     expect(real).toMatchObject({ status: "completed", total: 3, processed: 3, skipped: 0, errors: 0 });
 
     const ledger = await s.ledgerPoints();
-    for (const orderId of reversed) expect(ledger[`reversal_${orderId}`], orderId).toBe(-40);
+    for (const orderId of reversed) expect(ledger[s.entryId("reversal", orderId)], orderId).toBe(-40);
     await s.expectWalletsMatchLedger();
     const report = await api("GET", `/api/admin/dataMigrations/${realId}/report`);
     expect(report.body).toMatchObject({ reconciled: true, verification: { ok: true }, totals: { total: 3, processed: 3 } });
@@ -66,7 +66,7 @@ describe("refunds in the daily replay's ordinary state", () => {
     const next = await startRun({ type: "webhook_replay", ...s.range(1, 3), dryRun: false });
     expect(await waitForRun(next)).toMatchObject({ status: "completed", total: 2, processed: 2, errors: 0 });
     const ledger = await s.ledgerPoints();
-    expect(Object.keys(ledger).filter((k) => k.startsWith("reversal_")).sort()).toEqual([orders[4], orders[8]].map((o) => `reversal_${o}`).sort());
+    expect(Object.keys(ledger).filter((k) => k.startsWith("reversal_")).sort()).toEqual([orders[4], orders[8]].map((o) => s.entryId("reversal", o as string)).sort());
     await s.expectWalletsMatchLedger();
     const report = await api("GET", `/api/admin/dataMigrations/${next}/report`);
     expect(report.body).toMatchObject({ reconciled: true, verification: { ok: true } });

@@ -107,8 +107,12 @@ async function runDoc(id: string): Promise<RunDoc> {
 function liveLedger(bank: BankStore): Record<string, number> {
   const out: Record<string, number> = {};
   bank.spec.orders.forEach((o, i) => {
-    const id = `purchase_${bank.s.scope}_o${i + 1}`;
-    if (o.live) out[id] = bank.afterReplay.ledger[id] as number;
+    const orderId = bank.s.id(`o${i + 1}`);
+    if (!o.live) return;
+    for (let line = 0; line < o.lines; line++) {
+      const id = bank.s.entryId("purchase", orderId, line);
+      out[id] = bank.afterReplay.ledger[id] as number;
+    }
   });
   return out;
 }
@@ -309,7 +313,7 @@ describe("bank invariant under overlapping runs", () => {
         for (const eventId of live) {
           for (let attempt = 1; ; attempt++) {
             try {
-              await applyEvent(db(), eventId, catalog);
+              await applyEvent(db(), eventId, { walletField: "id" }, catalog);
               break;
             } catch (error) {
               if (attempt >= 5) throw error;

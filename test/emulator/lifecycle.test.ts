@@ -36,9 +36,7 @@ describe("retry", () => {
     const s = await Store.create("retryrev");
     const gems = s.product("gems", 10);
     const ghost = s.id("ghost");
-    // Refunds recorded before their purchases, with a page of other purchases in between: the purchases
-    // pass meets them before their purchase is credited, so they wait for the reversals scan (one pass
-    // would otherwise apply them).
+    // Refunds recorded before their purchases, with other purchases in between.
     for (let i = 0; i < 4; i++) {
       const { orderId } = s.purchase({ user: `u${i}`, product: gems, day: 1, minute: 100 + i });
       s.reversal(orderId, { user: `u${i}`, product: gems, day: 1, minute: i });
@@ -51,10 +49,11 @@ describe("retry", () => {
     let broken = true;
     const faults: FaultInjector = {
       at(point, info) {
-        if (broken && point === "page-read" && info.cursor === "list:2") throw new Error("injected: second reversals page unreadable");
+        if (broken && point === "page-read" && info.phase === "reversals" && info.cursor) throw new Error("injected: second reversals page unreadable");
       },
     };
-    const { deps, queue } = testDeps({ config: { pageSize: 2, groupSize: 2, taskMaxAttempts: 2 }, faults });
+    // One query per page (readSize 2), so that the second page of the reversals scan reads.
+    const { deps, queue } = testDeps({ config: { pageSize: 2, readSize: 2, groupSize: 2, taskMaxAttempts: 2 }, faults });
     const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false, maxErrorRate: 1 });
     expect(await deliverAllTolerant(deps, queue as RecordingQueue, id)).toMatchObject({ status: "failed", total: 9, processed: 8, errors: 1 });
 
@@ -117,7 +116,7 @@ describe("retry", () => {
       await Promise.all(adversaries);
       const run = await deliverAll(deps, queue as RecordingQueue, id);
       expect(run, `round ${round}`).toMatchObject({ status: "completed", total: 5, processed: 5, errors: 0 });
-      expect((await s.ledgerPoints())[`reversal_${g.orderId}`], `round ${round}: the refund of the repaired purchase`).toBe(-7);
+      expect((await s.ledgerPoints())[s.entryId("reversal", g.orderId)], `round ${round}: the refund of the repaired purchase`).toBe(-7);
     }
   });
 });

@@ -9,7 +9,7 @@ import { Store } from "../support/scenario";
  *  day 1  o1 u1 gems (missed)            o2 u2 pass (processed live)
  *  day 2  o3 u3 gems ×2 (missed)         o4 u1 unknown product (missed)     refund of o6 (missed; its purchase is later!)
  *  day 3  refund o1 (missed)             chargeback o2 (missed)             refund o9 (never purchased)
- *  day 4  malformed (no userId)          duplicate webhook for o3           o5 u1 gems, o6 u4 gems (missed)
+ *  day 4  malformed (no customer)        o3 sent again (another event id)   o5 u1 gems, o6 u4 gems (missed)
  */
 async function outageStore() {
   const s = await Store.create("pipe");
@@ -19,15 +19,14 @@ async function outageStore() {
   const o2 = s.purchase({ user: "u2", product: pass, day: 1, live: true });
   const o3 = s.purchase({ user: "u3", product: gems, day: 2, quantity: 2 });
   const o4 = s.purchase({ user: "u1", product: s.id("legacy"), day: 2 });
-  const o6orderId = `${s.scope}_o6`;
-  const r6 = s.reversal(o6orderId, { user: "u4", product: gems, day: 2 });
-  const r1 = s.reversal(o1.orderId, { user: "u1", product: gems, day: 3 });
-  const c2 = s.reversal(o2.orderId, { user: "u2", product: pass, day: 3, type: "order.chargeback" });
-  const r9 = s.reversal(`${s.scope}_o9`, { user: "u1", product: gems, day: 3 });
-  const bad = s.raw({ provider: "paynow", type: "order.completed", orderId: s.id("o7"), productId: gems, createdAt: s.at(4, 1), processed: false });
-  const dup = s.duplicatePurchase(o3.orderId, { user: "u3", product: gems, day: 4, quantity: 2 });
+  const o6 = s.purchase({ user: "u4", product: gems, day: 4, minute: 30 });
+  const r6 = s.reversal(o6.orderId, { day: 2 });
+  const r1 = s.reversal(o1.orderId, { day: 3 });
+  const c2 = s.reversal(o2.orderId, { day: 3, type: "chargeback" });
+  const r9 = s.reversal(s.id("o99"), { user: "u1", day: 3 });
+  const bad = s.malformed({ product: gems, day: 4, minute: 1 });
+  const dup = s.duplicatePurchase(o3.orderId, { day: 4 });
   const o5 = s.purchase({ user: "u1", product: gems, day: 4 });
-  const o6 = s.raw({ provider: "paynow", type: "order.completed", orderId: o6orderId, userId: s.user("u4"), productId: gems, quantity: 1, createdAt: s.at(4, 30), processed: false });
   await s.write();
   return { s, ids: { o1, o2, o3, o4, o5, r6, r1, c2, r9, bad, dup, o6 } };
 }
@@ -55,7 +54,7 @@ describe("webhook replay of an outage", () => {
     // o3 arrived twice; whichever of its two events is decided first is the one the run credits.
     const o3Marks = marked.filter((e) => e === ids.o3.eventId || e === ids.dup);
     expect(o3Marks).toHaveLength(1);
-    expect(marked.filter((e) => !o3Marks.includes(e)).sort()).toEqual([ids.o1.eventId, ids.o5.eventId, ids.r6, ids.r1, ids.c2, ids.o6].sort());
+    expect(marked.filter((e) => !o3Marks.includes(e)).sort()).toEqual([ids.o1.eventId, ids.o5.eventId, ids.r6, ids.r1, ids.c2, ids.o6.eventId].sort());
   });
 
   it("the real run completes with exactly the expected ledger and balances, purchases before reversals", async () => {
@@ -67,21 +66,21 @@ describe("webhook replay of an outage", () => {
 
     const u = (n: string) => s.id(n);
     expect(await s.ledgerPoints()).toEqual({
-      [`purchase_${ids.o2.orderId}`]: 800, // live, untouched
-      [`purchase_${ids.o1.orderId}`]: 250,
-      [`purchase_${ids.o3.orderId}`]: 500,
-      [`purchase_${ids.o5.orderId}`]: 250,
-      [`purchase_${s.id("o6")}`]: 250,
-      [`reversal_${ids.o1.orderId}`]: -250,
-      [`reversal_${ids.o2.orderId}`]: -800,
-      [`reversal_${s.id("o6")}`]: -250, // its refund is dated before its purchase
+      [s.entryId("purchase", ids.o2.orderId)]: 800, // live, untouched
+      [s.entryId("purchase", ids.o1.orderId)]: 250,
+      [s.entryId("purchase", ids.o3.orderId)]: 500,
+      [s.entryId("purchase", ids.o5.orderId)]: 250,
+      [s.entryId("purchase", ids.o6.orderId)]: 250,
+      [s.entryId("reversal", ids.o1.orderId)]: -250,
+      [s.entryId("reversal", ids.o2.orderId)]: -800,
+      [s.entryId("reversal", ids.o6.orderId)]: -250, // its refund is dated before its purchase
     });
     expect(await s.balances()).toEqual({ [u("u1")]: 250, [u("u2")]: 0, [u("u3")]: 500, [u("u4")]: 0 });
     await s.expectWalletsMatchLedger();
 
     const ledger = await s.ledger();
-    expect(ledger.get(`reversal_${ids.o2.orderId}`)).toMatchObject({ kind: "reversal", reason: "chargeback", sourceEventId: ids.c2, migrationId: id, userId: u("u2") });
-    expect(ledger.get(`purchase_${ids.o2.orderId}`)?.migrationId).toBeNull();
+    expect(ledger.get(s.entryId("reversal", ids.o2.orderId))).toMatchObject({ kind: "reversal", reason: "chargeback", sourceEventId: ids.c2, migrationId: id, userId: u("u2") });
+    expect(ledger.get(s.entryId("purchase", ids.o2.orderId))?.migrationId).toBeNull();
 
     // Processed events are marked in the same transaction; failed ones stay open for a later run.
     const event = await s.event(ids.r1);
@@ -141,23 +140,23 @@ describe("webhook replay of an outage", () => {
     await db().collection("products").doc(s.id("legacy")).set({ name: "legacy", points: 40 });
     const id = await startRun({ type: "webhook_replay", ...s.range(2, 2), dryRun: false });
     expect(await waitForRun(id)).toMatchObject({ status: "completed", total: 1, processed: 1 });
-    expect((await s.ledgerPoints())[`purchase_${ids.o4.orderId}`]).toBe(40);
+    expect((await s.ledgerPoints())[s.entryId("purchase", ids.o4.orderId)]).toBe(40);
     await s.expectWalletsMatchLedger();
   });
 });
 
 describe("reversal backfill", () => {
-  it("reverses processed refunds that never got their reversal, once per order", async () => {
+  it("reverses processed refunds and chargebacks that never got their reversal, once per line", async () => {
     const s = await Store.create("rev");
     const gems = s.product("gems", 300);
     const a = s.purchase({ user: "u1", product: gems, day: 1, live: true });
     const b = s.purchase({ user: "u2", product: gems, day: 1, live: true });
     const c = s.purchase({ user: "u3", product: gems, day: 1, live: true });
-    const bugged = s.reversal(a.orderId, { user: "u1", product: gems, day: 2, markedOnly: true });
-    const fine = s.reversal(b.orderId, { user: "u2", product: gems, day: 2, live: true });
-    const twice1 = s.reversal(c.orderId, { user: "u3", product: gems, day: 2, markedOnly: true });
-    const twice2 = s.reversal(c.orderId, { user: "u3", product: gems, day: 3, type: "order.chargeback", markedOnly: true });
-    const orphan = s.reversal(s.id("o99"), { user: "u1", product: gems, day: 3, markedOnly: true });
+    const bugged = s.reversal(a.orderId, { day: 2, markedOnly: true });
+    const fine = s.reversal(b.orderId, { day: 2, live: true });
+    const twice1 = s.reversal(c.orderId, { day: 2, markedOnly: true });
+    const twice2 = s.reversal(c.orderId, { day: 3, type: "chargeback", markedOnly: true });
+    const orphan = s.reversal(s.id("o99"), { user: "u1", day: 3, markedOnly: true });
     await s.write();
     expect(await s.balances()).toEqual({ [s.id("u1")]: 300, [s.id("u2")]: 0, [s.id("u3")]: 300 });
 
@@ -168,9 +167,11 @@ describe("reversal backfill", () => {
     expect({ total: dry.total, processed: dry.processed, skipped: dry.skipped, errors: dry.errors }).toEqual({ total: 5, processed: 2, skipped: 2, errors: 1 });
     expect(await s.balances()).toEqual({ [s.id("u1")]: 0, [s.id("u2")]: 0, [s.id("u3")]: 0 });
     const ledger = await s.ledger();
-    expect(ledger.get(`reversal_${a.orderId}`)).toMatchObject({ points: -300, sourceEventId: bugged, migrationId: id, reason: "refund" });
-    expect([twice1, twice2]).toContain(ledger.get(`reversal_${c.orderId}`)?.sourceEventId);
-    expect(ledger.get(`reversal_${b.orderId}`)?.sourceEventId).toBe(fine);
+    expect(ledger.get(s.entryId("reversal", a.orderId))).toMatchObject({ points: -300, sourceEventId: bugged, migrationId: id, reason: "refund" });
+    // The refund came first: it reverses the order; the chargeback after it finds nothing left.
+    expect(ledger.get(s.entryId("reversal", c.orderId))).toMatchObject({ sourceEventId: twice1, reason: "refund" });
+    expect(twice2).not.toBe(twice1);
+    expect(ledger.get(s.entryId("reversal", b.orderId))?.sourceEventId).toBe(fine);
     const errors = await db().collection("dataMigrations").doc(id).collection("errors").get();
     expect(errors.docs.map((d) => [d.id, d.get("code")])).toEqual([[orphan, "ORIGINAL_PURCHASE_NOT_FOUND"]]);
     await s.expectWalletsMatchLedger();

@@ -64,19 +64,19 @@ describe("the README runbook", () => {
     // The dry run; the canary and its execution; the whole range planned again and executed; the retry
     // after adding the product (which now differs from its plan, and says why); the reversal backfill; the
     // check; pause, resume and cancel of the busy week; the kill switch; curl executing a plan.
-    expect(stdout).toMatch(/completed \[dry run\] .*examined 88\/88 · processed 84 · skipped 0 · errors 4/);
+    expect(stdout).toMatch(/completed \[dry run\] closings · examined 109\/109 · processed 98 · skipped 4 · errors 7/);
     // What the dry run would do to wallets, which the operator signs off on.
-    expect(stdout).toMatch(/^Would move: \+[\d,]+ credited, −[\d,]+ reversed, 0 reinstated \(net \+[\d,]+\) across \d+ wallets; largest: user_\d{3} [+−][\d,]+/m);
+    expect(stdout).toMatch(/^Would move: \+[\d,]+ credited, −[\d,]+ reversed, \+[\d,]+ reinstated \(net \+[\d,]+\) across \d+ wallets; largest: \d{18} [+−][\d,]+/m);
     expect(stdout).toMatch(/^Moved: \+[\d,]+ credited/m);
-    expect(stdout).toMatch(/completed \[dry run\] \[canary: 2 users\] reversals · examined 12\/12 · processed 12 · skipped 0 · errors 0/);
-    expect(stdout).toMatch(/webhook_replay_\d+ completed \[canary: 2 users\] reversals · examined 12\/12 · processed 12 · skipped 0 · errors 0 · chunks 21\/21\nMatches its dry run webhook_replay_\d+\./);
-    expect(stdout).toMatch(/webhook_replay_\d+ completed reversals · examined 76\/76 · processed 72 · skipped 0 · errors 4 · chunks 21\/21\nMatches its dry run webhook_replay_\d+\./);
+    expect(stdout).toMatch(/completed \[dry run\] \[canary: 2 users\] closings · examined 8\/109 · processed 7 · skipped 1 · errors 0/);
+    expect(stdout).toMatch(/webhook_replay_\d+ completed \[canary: 2 users\] closings · examined 8\/109 · processed 7 · skipped 1 · errors 0 · chunks 21\/21\nMatches its dry run webhook_replay_\d+\./);
+    expect(stdout).toMatch(/webhook_replay_\d+ completed closings · examined 101\/101 · processed 91 · skipped 3 · errors 7 · chunks 21\/21\nMatches its dry run webhook_replay_\d+\./);
     expect(stdout).toMatch(/retry: done/);
-    expect(stdout).toMatch(/completed reversals · examined 76\/76 · processed 74 · skipped 0 · errors 2 · chunks 21\/21\nDiffers from its dry run webhook_replay_\d+: processed 72 → 74, errors 4 → 2; 2 events differ:/);
-    expect(stdout).toMatch(/evt_po_legacy_1_completed: dry run error \(PRODUCT_NOT_FOUND\), real run processed — the product was added/);
-    expect(stdout).toMatch(/reversal_backfill_\d+ completed reversals · examined 34\/34 · processed 9 .*\nMatches its dry run reversal_backfill_\d+\./);
+    expect(stdout).toMatch(/completed closings · examined 101\/101 · processed 93 · skipped 3 · errors 5 · chunks 21\/21\nDiffers from its dry run webhook_replay_\d+: processed 91 → 93, errors 7 → 5; 2 events differ:/);
+    expect(stdout).toMatch(/\d{18}: dry run error \(PRODUCT_NOT_FOUND\), real run processed — the product was added/);
+    expect(stdout).toMatch(/reversal_backfill_\d+ completed closings · examined 50\/50 · processed 11 .*\nMatches its dry run reversal_backfill_\d+\./);
     expect(stdout).toMatch(/Wrote report.json: .* reconciled with the run: yes; verification: ok/);
-    expect(stdout).toMatch(/completed \[dry run\] reversals · examined 2\/2 · processed 0 · skipped 0 · errors 2/);
+    expect(stdout).toMatch(/completed \[dry run\] closings · examined 3\/3 · processed 0 · skipped 0 · errors 3/);
     expect(stdout).toMatch(/pause: done .* paused \(paused by operator@backfill.local\)/);
     expect(stdout).toMatch(/resume: done/);
     expect(stdout).toMatch(/cancel: done .* cancelled/);

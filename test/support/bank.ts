@@ -7,19 +7,22 @@ import { Store } from "./scenario";
 
 export const PRODUCTS = { gems: 10, coins: 25 } as const;
 type ProductName = keyof typeof PRODUCTS | "ghost";
-type ReversalKind = "none" | "order.refunded" | "order.chargeback" | "both";
+/** What follows the order: nothing, a refund of the whole order, a chargeback, or a refund and then a chargeback. */
+type ReversalKind = "none" | "refund" | "chargeback" | "both";
 
 export interface OrderSpec {
   user: number;
   day: number;
   product: ProductName;
   quantity: number;
+  /** Lines of the order, each of `product` × `quantity`. */
+  lines: number;
   reversal: ReversalKind;
   /** Days after the purchase the reversal arrives (clamped to the store's last day). */
   reversalDelay: number;
   /** Live processing handled the purchase already. */
   live: boolean;
-  /** The provider sent the completed webhook twice. */
+  /** PayNow sent the ON_ORDER_COMPLETED twice, under two event ids. */
   resent: boolean;
   /** The refund was marked processed by a bug that wrote no reversal (what reversal_backfill repairs). */
   reversalMarkedOnly: boolean;
@@ -29,7 +32,7 @@ export interface BankSpec {
   days: number;
   users: number;
   orders: OrderSpec[];
-  /** Events with no order id, which every run reports as INVALID_EVENT. */
+  /** Orders without a customer, which every run reports as INVALID_EVENT. */
   malformed: number;
 }
 
@@ -47,9 +50,10 @@ export function bankArbitrary(limits: { maxDays: number; maxUsers: number; minOr
             day: fc.integer({ min: 1, max: days }),
             product: fc.oneof({ weight: 6, arbitrary: fc.constantFrom<ProductName>("gems", "coins") }, { weight: 1, arbitrary: fc.constant<ProductName>("ghost") }),
             quantity: fc.integer({ min: 1, max: 3 }),
+            lines: fc.oneof({ weight: 3, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.constant(2) }),
             reversal: fc.oneof(
               { weight: 5, arbitrary: fc.constant<ReversalKind>("none") },
-              { weight: 2, arbitrary: fc.constantFrom<ReversalKind>("order.refunded", "order.chargeback") },
+              { weight: 2, arbitrary: fc.constantFrom<ReversalKind>("refund", "chargeback") },
               { weight: 1, arbitrary: fc.constant<ReversalKind>("both") },
             ),
             reversalDelay: fc.integer({ min: 0, max: 2 }),
@@ -87,6 +91,8 @@ export interface BankStore {
   afterReplay: Expected;
   /** The ledger after a full replay and a full reversal backfill, in any order and any number of times. */
   afterBoth: Record<string, number>;
+  /** The wallet each possible ledger entry moves, by entry id. */
+  owners: ReadonlyMap<string, string>;
   /** Every event id, in the order written. */
   eventIds: string[];
 }
@@ -103,6 +109,7 @@ export async function writeBank(name: string, spec: BankSpec): Promise<BankStore
 
   const ledger: Record<string, number> = {};
   const reversalRepaired: Record<string, number> = {};
+  const owners = new Map<string, string>();
   const errorIds: string[] = [];
   let total = 0;
   let processed = 0;
@@ -111,15 +118,20 @@ export async function writeBank(name: string, spec: BankSpec): Promise<BankStore
   spec.orders.forEach((o, i) => {
     const user = `u${o.user}`;
     const productId = product(o.product);
-    const purchase = s.purchase({ user, product: productId, day: o.day, minute: i * 4, quantity: o.quantity, live: o.live });
-    const resent = o.resent ? s.duplicatePurchase(purchase.orderId, { user, product: productId, day: o.day, minute: i * 4 + 1, quantity: o.quantity }) : null;
+    const lines = Array.from({ length: o.lines }, () => ({ product: productId, quantity: o.quantity }));
+    const purchase = s.purchase({ user, lines, day: o.day, minute: i * 4, live: o.live });
+    const resent = o.resent ? s.duplicatePurchase(purchase.orderId, { day: o.day, minute: i * 4 + 1 }) : null;
     const reversalDay = Math.min(spec.days, o.day + o.reversalDelay);
     const reversals: string[] = [];
-    const types = o.reversal === "none" ? [] : o.reversal === "both" ? (["order.refunded", "order.chargeback"] as const) : [o.reversal];
+    const types = o.reversal === "none" ? [] : o.reversal === "both" ? (["refund", "chargeback"] as const) : [o.reversal];
     types.forEach((type, k) => {
-      // Two reversal webhooks of one order arrive at different minutes; only the first can ever count.
-      reversals.push(s.reversal(purchase.orderId, { user, product: productId, day: reversalDay, minute: 1000 + i * 4 + k, type, markedOnly: o.reversalMarkedOnly }));
+      // Two reversal webhooks of one order arrive at different minutes; only the first can reverse its lines.
+      reversals.push(s.reversal(purchase.orderId, { day: reversalDay, minute: 1000 + i * 4 + k, type, markedOnly: o.reversalMarkedOnly }));
     });
+    const owner = s.user(user);
+    const purchaseIds = purchase.lineIds.map((_, k) => s.entryId("purchase", purchase.orderId, k));
+    const reversalIds = purchase.lineIds.map((_, k) => s.entryId("reversal", purchase.orderId, k));
+    for (const id of [...purchaseIds, ...reversalIds]) owners.set(id, owner);
 
     const points = o.product === "ghost" ? null : PRODUCTS[o.product] * o.quantity;
     // The replay examines every event nobody has processed yet.
@@ -127,7 +139,7 @@ export async function writeBank(name: string, spec: BankSpec): Promise<BankStore
       total += 1 + (resent ? 1 : 0);
       errorIds.push(purchase.eventId, ...(resent ? [resent] : []));
     } else {
-      ledger[`purchase_${purchase.orderId}`] = points;
+      for (const id of purchaseIds) ledger[id] = points;
       if (!o.live) {
         total++;
         processed++;
@@ -142,14 +154,14 @@ export async function writeBank(name: string, spec: BankSpec): Promise<BankStore
     if (points === null) {
       errorIds.push(...unprocessedReversals);
     } else if (unprocessedReversals.length > 0) {
-      ledger[`reversal_${purchase.orderId}`] = -points;
+      for (const id of reversalIds) ledger[id] = -points;
       processed++;
       skipped += unprocessedReversals.length - 1;
     }
-    if (points !== null && reversals.length > 0) reversalRepaired[`reversal_${purchase.orderId}`] = -points;
+    if (points !== null && reversals.length > 0) for (const id of reversalIds) reversalRepaired[id] = -points;
   });
   for (let m = 0; m < spec.malformed; m++) {
-    const id = s.raw({ provider: "paynow", type: "order.completed", userId: s.user("u0"), createdAt: s.at(1 + (m % spec.days), 1430 + m), processed: false });
+    const id = s.malformed({ user: "u0", day: 1 + (m % spec.days), minute: 1430 + m });
     total++;
     errorIds.push(id);
   }
@@ -159,24 +171,14 @@ export async function writeBank(name: string, spec: BankSpec): Promise<BankStore
   return {
     s,
     spec,
-    afterReplay: { ledger, balances: balancesOf(ownersOf(s, spec), ledger), replay: { total, processed, skipped, errors: errorIds.length, errorIds: errorIds.sort(), selectedIds: s.events.filter((e) => !e.live && !e.markedOnly).map((e) => e.id).sort() } },
+    owners,
+    afterReplay: { ledger, balances: balancesOf(owners, ledger), replay: { total, processed, skipped, errors: errorIds.length, errorIds: errorIds.sort(), selectedIds: s.events.filter((e) => !e.live && !e.markedOnly).map((e) => e.id).sort() } },
     afterBoth,
     eventIds: s.events.map((e) => e.id),
   };
 }
 
-/** The user each possible ledger entry belongs to, by entry id. */
-function ownersOf(s: Store, spec: BankSpec): Map<string, string> {
-  const owners = new Map<string, string>();
-  spec.orders.forEach((o, i) => {
-    const orderId = `${s.scope}_o${i + 1}`;
-    owners.set(`purchase_${orderId}`, s.id(`u${o.user}`));
-    owners.set(`reversal_${orderId}`, s.id(`u${o.user}`));
-  });
-  return owners;
-}
-
-function balancesOf(owners: Map<string, string>, ledger: Record<string, number>): Record<string, number> {
+function balancesOf(owners: ReadonlyMap<string, string>, ledger: Record<string, number>): Record<string, number> {
   const balances: Record<string, number> = {};
   for (const [id, points] of Object.entries(ledger)) {
     const user = owners.get(id) as string;
@@ -187,23 +189,24 @@ function balancesOf(owners: Map<string, string>, ledger: Record<string, number>)
 
 /** Balances the store must show for a given expected ledger. */
 export function expectedBalances(bank: BankStore, ledger: Record<string, number>): Record<string, number> {
-  return balancesOf(ownersOf(bank.s, bank.spec), ledger);
+  return balancesOf(bank.owners, ledger);
 }
 
 /**
  * The bank invariants, whatever happened: every wallet equals the sum of its user's entries, at most one
- * reversal per order (ids are per order) undoing exactly its purchase, and never a reversal without its
- * purchase. Returns the ledger as points by id.
+ * reversal and one reinstatement per line (ids are per line) undoing exactly its purchase (a reinstatement:
+ * redoing it), and never one without its purchase. Returns the ledger as points by id.
  */
 export async function expectBankInvariants(bank: BankStore, note: string): Promise<Record<string, number>> {
   const ledger = await bank.s.ledger();
   const points: Record<string, number> = {};
   for (const [id, e] of ledger) {
     points[id] = e.points;
-    if (e.kind === "reversal") {
-      const purchase = ledger.get(`purchase_${e.orderId}`);
-      expect(purchase, `${note}: reversal ${id} has its purchase`).toBeDefined();
-      expect(e.points, `${note}: reversal ${id} undoes exactly its purchase`).toBe(-(purchase?.points ?? 0));
+    if (e.kind !== "purchase") {
+      const purchase = ledger.get(`purchase_${e.orderId}_${e.lineId}`);
+      expect(purchase, `${note}: ${e.kind} ${id} has its purchase`).toBeDefined();
+      expect(e.points, `${note}: ${e.kind} ${id} moves exactly its purchase's points`).toBe((e.kind === "reversal" ? -1 : 1) * (purchase?.points ?? 0));
+      expect(e.userId, `${note}: ${e.kind} ${id} moves its purchase's wallet`).toBe(purchase?.userId);
     }
   }
   const sums: Record<string, number> = {};

@@ -43,9 +43,6 @@ function chunk(over: Partial<Chunk> = {}): Chunk {
     budgets: { purchases: 10, reversals: 5 },
     progress: {},
     errorCursor: null,
-    reversalIds: [],
-    listEnd: "open",
-    onePass: false,
     pages: 0,
     generation: 0,
     crashes: 0,
@@ -117,11 +114,7 @@ function page(c: Chunk, over: Partial<PageResult> = {}): PageResult {
     outcomes: { total: 3, processed: 2, skipped: 1, errors: 0 },
     examined: 3,
     cursor: { seconds: 10, nanos: 5, id: "e3" },
-    listed: 0,
-    early: 0,
-    closeList: false,
     errorCursor: null,
-    reversalsSeen: [],
     stepDone: false,
     stoppedAtBudget: false,
     ...over,
@@ -130,8 +123,8 @@ function page(c: Chunk, over: Partial<PageResult> = {}): PageResult {
 
 describe("commitPage", () => {
   it("adds a scan page's counters, moves that phase's position and renews the holder's lease", () => {
-    const c = chunk({ lease: leases.mine, total: 4, processed: 1, skipped: 2, errors: 1, pages: 2, progress: { purchases: { cursor: null, examined: 4, listed: 0 } } });
-    const t = commitPage(c, page(c), me, NOW, LEASE, "webhook_replay");
+    const c = chunk({ lease: leases.mine, total: 4, processed: 1, skipped: 2, errors: 1, pages: 2, progress: { purchases: { cursor: null, examined: 4 } } });
+    const t = commitPage(c, page(c), me, NOW, LEASE);
     expect(t.result).toEqual({ kind: "committed", page: 3, status: "running", counters: { total: 7, processed: 3, skipped: 3, errors: 1 }, stoppedAtBudget: false, stepDone: false });
     expect(t.update).toEqual({
       total: 7,
@@ -139,7 +132,7 @@ describe("commitPage", () => {
       skipped: 3,
       errors: 1,
       pages: 3,
-      progress: { purchases: { cursor: { seconds: 10, nanos: 5, id: "e3" }, examined: 7, listed: 0 } },
+      progress: { purchases: { cursor: { seconds: 10, nanos: 5, id: "e3" }, examined: 7 } },
       errorCursor: null,
       lease: { ...me, expiresAt: NOW + LEASE },
     });
@@ -153,18 +146,17 @@ describe("commitPage", () => {
       { step: { phase: "reversals", step: "scan" } },
       { step: { phase: "purchases", step: "errors" } },
       { errorCursor: "e9" },
-      { progress: { purchases: { cursor: { seconds: 1, nanos: 0, id: "a" }, examined: 0, listed: 0 } } },
-      { progress: { purchases: { cursor: null, examined: 1, listed: 0 } } },
-      { progress: { purchases: { cursor: null, examined: 0, listed: 1 } } },
+      { progress: { purchases: { cursor: { seconds: 1, nanos: 0, id: "a" }, examined: 0 } } },
+      { progress: { purchases: { cursor: null, examined: 1 } } },
     ] as Array<Partial<Chunk>>) {
-      expect(commitPage({ ...c, ...moved }, planned, me, NOW, LEASE, "webhook_replay"), JSON.stringify(moved)).toEqual({ result: { kind: "conflict" }, update: null });
+      expect(commitPage({ ...c, ...moved }, planned, me, NOW, LEASE), JSON.stringify(moved)).toEqual({ result: { kind: "conflict" }, update: null });
     }
   });
 
   it("counts a page whose holder lost its lease (or whose chunk was stopped) without touching the lease or the status", () => {
     for (const status of ["running", "paused", "cancelled", "failed"] as const) {
       const c = chunk({ status, lease: status === "running" ? leases.otherTaskLive : null });
-      const t = commitPage(c, page(c), me, NOW, LEASE, "webhook_replay");
+      const t = commitPage(c, page(c), me, NOW, LEASE);
       expect(t.result).toMatchObject({ kind: "committed", status });
       expect(t.update).not.toHaveProperty("lease");
       expect(t.update).not.toHaveProperty("status");
@@ -173,17 +165,17 @@ describe("commitPage", () => {
   });
 
   it("replaces an errors pass's old errors by their new outcomes, keeping the total and the scan position", () => {
-    const scanned = { cursor: { seconds: 3, nanos: 0, id: "z" }, examined: 9, listed: 0 };
+    const scanned = { cursor: { seconds: 3, nanos: 0, id: "z" }, examined: 9 };
     const c = chunk({ step: { phase: "purchases", step: "errors" }, lease: leases.mine, total: 9, processed: 5, errors: 4, progress: { purchases: scanned } });
-    const t = commitPage(c, page(c, { outcomes: { total: 3, processed: 2, skipped: 0, errors: 1 }, examined: 0, errorCursor: "e7" }), me, NOW, LEASE, "webhook_replay");
+    const t = commitPage(c, page(c, { outcomes: { total: 3, processed: 2, skipped: 0, errors: 1 }, examined: 0, errorCursor: "e7" }), me, NOW, LEASE);
     expect(t.update).toMatchObject({ total: 9, processed: 7, skipped: 0, errors: 2, errorCursor: "e7", progress: { purchases: scanned } });
   });
 
   describe("at the end of a step", () => {
-    const done = (c: Chunk, over: Partial<PageResult> = {}) => commitPage(c, page(c, { stepDone: true, ...over }), me, NOW, LEASE, "webhook_replay");
+    const done = (c: Chunk, over: Partial<PageResult> = {}) => commitPage(c, page(c, { stepDone: true, ...over }), me, NOW, LEASE);
 
     it("a running chunk moves to the next step of the same phase at once", () => {
-      const c = chunk({ lease: leases.mine, reversalIds: null, upcoming: [{ phase: "purchases", step: "errors" }, { phase: "reversals", step: "scan" }] });
+      const c = chunk({ lease: leases.mine, upcoming: [{ phase: "purchases", step: "errors" }, { phase: "reversals", step: "scan" }] });
       const t = done(c);
       expect(t.result).toMatchObject({ status: "running", stepDone: true });
       expect(t.update).toMatchObject({ step: { phase: "purchases", step: "errors" }, upcoming: [{ phase: "reversals", step: "scan" }], errorCursor: null });
@@ -192,31 +184,13 @@ describe("commitPage", () => {
 
     it("waits for a later phase, letting go of its lease and its task", () => {
       const c = chunk({ lease: leases.mine, queued: 0 });
-      const t = done(c, { reversalsSeen: ["r1"] });
-      expect(t.update).toMatchObject({ status: "waiting", step: { phase: "reversals", step: "scan" }, upcoming: [], lease: null, queued: null, reversalIds: ["r1"] });
+      const t = done(c);
+      expect(t.update).toMatchObject({ status: "waiting", step: { phase: "reversals", step: "scan" }, upcoming: [], lease: null, queued: null });
     });
 
     it("is done when nothing is left", () => {
       const c = chunk({ lease: leases.mine, step: { phase: "reversals", step: "scan" }, upcoming: [] });
       expect(done(c).update).toMatchObject({ status: "done", lease: null, finishedAt: NOW });
-    });
-
-    it("a replay day whose whole purchases scan saw no open refund or chargeback has no reversals scan", () => {
-      const c = chunk({ lease: leases.mine });
-      expect(done(c).update).toMatchObject({ status: "done", upcoming: [] });
-      expect(done(c).update).toMatchObject({ listEnd: "span" });
-      // …unless it does not know: a scan stopped at its budget did not see the rest of the span, so the list
-      // ends where it stopped and the reversals scan queries after that.
-      expect(done(c, { stoppedAtBudget: true }).update).toMatchObject({
-        status: "waiting",
-        listEnd: "cursor",
-        stoppedAtBudget: true,
-        progress: { reversals: { cursor: { seconds: 10, nanos: 5, id: "e3" }, examined: 0, listed: 0 } },
-      });
-      // …or a reversal backfill, which has no purchases scan to learn from.
-      expect(commitPage(c, page(c, { stepDone: true }), me, NOW, LEASE, "reversal_backfill").update).toMatchObject({ status: "waiting" });
-      // …or the list is not kept.
-      expect(done(chunk({ lease: leases.mine, reversalIds: null })).update).toMatchObject({ status: "waiting" });
     });
 
     it.each([
@@ -234,35 +208,13 @@ describe("commitPage", () => {
       ["running", "none", "done"],
     ] as const)("a %s chunk whose step ends with %s next is %s", (status, next, expected) => {
       const upcoming = next === "none" ? [] : next === "same phase" ? [{ phase: "purchases" as const, step: "errors" as const }] : [{ phase: "reversals" as const, step: "scan" as const }];
-      const c = chunk({ status, upcoming, reversalIds: null });
+      const c = chunk({ status, upcoming });
       const t = done(c);
       expect(t.result).toMatchObject({ status: expected });
       if (expected === status) expect(t.update).not.toHaveProperty("status");
       else expect(t.update?.status).toBe(expected);
       if (expected === "done") expect(t.update?.finishedAt).toBe(NOW);
     });
-  });
-
-  it("remembers the refunds and chargebacks a purchases scan passes; a full list ends where the page began", () => {
-    const at = { seconds: 4, nanos: 0, id: "e0" };
-    const c = chunk({ lease: leases.mine, reversalIds: ["a"], progress: { purchases: { cursor: at, examined: 7, listed: 0 } } });
-    expect(commitPage(c, page(c, { reversalsSeen: ["b", "c"] }), me, NOW, LEASE, "webhook_replay").update?.reversalIds).toEqual(["a", "b", "c"]);
-    expect(commitPage(c, page(c), me, NOW, LEASE, "webhook_replay").update).not.toHaveProperty("reversalIds");
-    // The page's scan planned the list full: the list stays as it is and ends at the page's start.
-    const closed = commitPage(c, page(c, { closeList: true, reversalsSeen: [] }), me, NOW, LEASE, "webhook_replay").update;
-    expect(closed).toMatchObject({ listEnd: "cursor", progress: { reversals: { cursor: at, examined: 0, listed: 0 } } });
-    expect(closed).not.toHaveProperty("reversalIds");
-    // A closed list takes nothing more, and the step's end does not make it whole.
-    const after = chunk({ lease: leases.mine, reversalIds: ["a"], listEnd: "cursor" });
-    const t = commitPage(after, page(after, { reversalsSeen: ["z"], stepDone: true }), me, NOW, LEASE, "webhook_replay");
-    expect(t.update).not.toHaveProperty("reversalIds");
-    expect(t.update).not.toHaveProperty("listEnd");
-    // One pass: the reversals the scan applied are charged to the reversals budget.
-    const one = chunk({ lease: leases.mine, onePass: true, progress: { reversals: { cursor: null, examined: 2, listed: 0 } } });
-    expect(commitPage(one, page(one, { early: 3 }), me, NOW, LEASE, "webhook_replay").update?.progress?.reversals).toEqual({ cursor: null, examined: 5, listed: 0 });
-    // A reversals scan or an errors pass does not touch the list.
-    const rev = chunk({ lease: leases.mine, step: { phase: "reversals", step: "scan" }, upcoming: [], reversalIds: ["a"] });
-    expect(commitPage(rev, page(rev, { reversalsSeen: ["b"] }), me, NOW, LEASE, "webhook_replay").update).not.toHaveProperty("reversalIds");
   });
 });
 
@@ -417,25 +369,20 @@ describe("the other transitions, in every status", () => {
 });
 
 describe("a new chunk", () => {
-  const replay = { type: "webhook_replay" as const, phases: ["purchases", "reversals"] as const };
-  it("starts at its first phase with budget, remembering reversals only when its purchases scan will see the whole day", () => {
-    expect(newChunk(D, { purchases: 2, reversals: 1 }, { ...replay, phases: [...replay.phases] }, NOW)).toMatchObject({
+  const replay = { phases: ["purchases", "reversals", "closings"] as const };
+  it("starts at its first phase with budget, with a scan step for every phase it has budget in", () => {
+    expect(newChunk(D, { purchases: 2, reversals: 1, closings: 1 }, { phases: [...replay.phases] }, NOW)).toMatchObject({
       status: "pending",
       step: { phase: "purchases", step: "scan" },
-      upcoming: [{ phase: "reversals", step: "scan" }],
-      reversalIds: [],
+      upcoming: [{ phase: "reversals", step: "scan" }, { phase: "closings", step: "scan" }],
       finishedAt: null,
       generation: 0,
       queued: null,
     });
-    // Only reversals: it waits for the reversals phase and queries for them (no purchases scan to learn from).
-    expect(newChunk(D, { purchases: 0, reversals: 3 }, { ...replay, phases: [...replay.phases] }, NOW)).toMatchObject({
-      status: "waiting",
-      step: { phase: "reversals", step: "scan" },
-      reversalIds: null,
-    });
-    expect(newChunk(D, {}, { ...replay, phases: [...replay.phases] }, NOW)).toMatchObject({ status: "done", finishedAt: NOW, reversalIds: null });
-    expect(newChunk(D, { reversals: 3 }, { type: "reversal_backfill", phases: ["reversals"] }, NOW)).toMatchObject({ status: "pending", reversalIds: null });
+    // Only reversals: it waits for the reversals phase.
+    expect(newChunk(D, { purchases: 0, reversals: 3 }, { phases: [...replay.phases] }, NOW)).toMatchObject({ status: "waiting", step: { phase: "reversals", step: "scan" }, upcoming: [] });
+    expect(newChunk(D, {}, { phases: [...replay.phases] }, NOW)).toMatchObject({ status: "done", finishedAt: NOW });
+    expect(newChunk(D, { reversals: 3 }, { phases: ["reversals", "closings"] }, NOW)).toMatchObject({ status: "pending" });
   });
 });
 
@@ -491,7 +438,7 @@ describe("steps", () => {
   });
 
   it("the position key changes with every part of a position", () => {
-    const c = chunk({ progress: { purchases: { cursor: { seconds: 1, nanos: 2, id: "a" }, examined: 3, listed: 4 } }, pages: 5, errorCursor: "e" });
+    const c = chunk({ progress: { purchases: { cursor: { seconds: 1, nanos: 2, id: "a" }, examined: 3 } }, pages: 5, errorCursor: "e" });
     const keys = new Set(
       [
         c,
@@ -499,17 +446,16 @@ describe("steps", () => {
         { ...c, errorCursor: null },
         { ...c, step: { phase: "purchases" as const, step: "errors" as const } },
         { ...c, step: { phase: "reversals" as const, step: "scan" as const } },
-        { ...c, progress: { purchases: { cursor: { seconds: 1, nanos: 3, id: "a" }, examined: 3, listed: 4 } } },
-        { ...c, progress: { purchases: { cursor: { seconds: 2, nanos: 2, id: "a" }, examined: 3, listed: 4 } } },
-        { ...c, progress: { purchases: { cursor: { seconds: 1, nanos: 2, id: "b" }, examined: 3, listed: 4 } } },
-        { ...c, progress: { purchases: { cursor: null, examined: 3, listed: 4 } } },
-        { ...c, progress: { purchases: { cursor: { seconds: 1, nanos: 2, id: "a" }, examined: 4, listed: 4 } } },
-        { ...c, progress: { purchases: { cursor: { seconds: 1, nanos: 2, id: "a" }, examined: 3, listed: 5 } } },
+        { ...c, progress: { purchases: { cursor: { seconds: 1, nanos: 3, id: "a" }, examined: 3 } } },
+        { ...c, progress: { purchases: { cursor: { seconds: 2, nanos: 2, id: "a" }, examined: 3 } } },
+        { ...c, progress: { purchases: { cursor: { seconds: 1, nanos: 2, id: "b" }, examined: 3 } } },
+        { ...c, progress: { purchases: { cursor: null, examined: 3 } } },
+        { ...c, progress: { purchases: { cursor: { seconds: 1, nanos: 2, id: "a" }, examined: 4 } } },
       ].map(positionKey),
     );
-    expect(keys.size).toBe(11);
+    expect(keys.size).toBe(10);
     // Another phase's progress is not part of this phase's position.
-    expect(positionKey({ ...c, progress: { ...c.progress, reversals: { cursor: null, examined: 9, listed: 9 } } })).toBe(positionKey(c));
+    expect(positionKey({ ...c, progress: { ...c.progress, reversals: { cursor: null, examined: 9 } } })).toBe(positionKey(c));
   });
 
   it("after a step", () => {
@@ -519,8 +465,8 @@ describe("steps", () => {
 
 describe("edges of the rules", () => {
   it("a chunk with nothing to do is done at the run's last phase", () => {
-    expect(newChunk(D, {}, { type: "reversal_backfill", phases: ["reversals"] }, NOW)).toMatchObject({ status: "done", step: { phase: "reversals", step: "scan" }, upcoming: [], stoppedAtBudget: false });
-    expect(newChunk(D, { purchases: 0 }, { type: "webhook_replay", phases: ["purchases", "reversals"] }, NOW).step).toEqual({ phase: "reversals", step: "scan" });
+    expect(newChunk(D, {}, { phases: ["reversals", "closings"] }, NOW)).toMatchObject({ status: "done", step: { phase: "closings", step: "scan" }, upcoming: [], stoppedAtBudget: false });
+    expect(newChunk(D, { purchases: 0 }, { phases: ["purchases", "reversals", "closings"] }, NOW).step).toEqual({ phase: "closings", step: "scan" });
   });
 
   it("an errors pass is added once per phase, even when a failed chunk already had one left", () => {
@@ -540,28 +486,25 @@ describe("edges of the rules", () => {
     expect(retry({ ...inReversals, step: { phase: "reversals", step: "scan" } }, [], phases).update).toMatchObject({ step: { phase: "reversals", step: "scan" }, errorCursor: "e3" });
   });
 
-  it("only a whole purchases scan of a replay drops the reversals scan, and only the reversals scan", () => {
+  it("a step's end moves to the next step as planned: no step is dropped", () => {
     const upcoming = [{ phase: "purchases" as const, step: "errors" as const }, { phase: "reversals" as const, step: "errors" as const }, { phase: "reversals" as const, step: "scan" as const }];
     const scan = chunk({ lease: leases.mine, upcoming });
-    expect(commitPage(scan, page(scan, { stepDone: true }), me, NOW, LEASE, "webhook_replay").update?.upcoming).toEqual([{ phase: "reversals", step: "errors" }]);
-    // An errors pass in purchases keeps the reversals scan, and does not touch the list.
-    const errors = chunk({ lease: leases.mine, step: { phase: "purchases", step: "errors" }, upcoming: [{ phase: "reversals", step: "scan" }], reversalIds: [] });
-    const t = commitPage(errors, page(errors, { stepDone: true, reversalsSeen: ["x"], stoppedAtBudget: true }), me, NOW, LEASE, "webhook_replay");
-    expect(t.update).toMatchObject({ status: "waiting", step: { phase: "reversals", step: "scan" } });
-    expect(t.update).not.toHaveProperty("reversalIds");
+    expect(commitPage(scan, page(scan, { stepDone: true }), me, NOW, LEASE).update).toMatchObject({ step: upcoming[0], upcoming: upcoming.slice(1) });
+    const errors = chunk({ lease: leases.mine, step: { phase: "purchases", step: "errors" }, upcoming: [{ phase: "reversals", step: "scan" }] });
+    expect(commitPage(errors, page(errors, { stepDone: true, stoppedAtBudget: true }), me, NOW, LEASE).update).toMatchObject({ status: "waiting", step: { phase: "reversals", step: "scan" } });
   });
 
   it("keeps an errors pass's and a waiting chunk's bookkeeping exact", () => {
-    const c = chunk({ lease: leases.mine, status: "running", queued: 2, reversalIds: null, upcoming: [{ phase: "purchases", step: "errors" }] });
-    const same = commitPage(c, page(c, { stepDone: true }), me, NOW, LEASE, "webhook_replay").update;
+    const c = chunk({ lease: leases.mine, status: "running", queued: 2, upcoming: [{ phase: "purchases", step: "errors" }] });
+    const same = commitPage(c, page(c, { stepDone: true }), me, NOW, LEASE).update;
     expect(same).not.toHaveProperty("queued");
     expect(same).not.toHaveProperty("finishedAt");
     expect(same).not.toHaveProperty("status");
   });
 
   it("a late page that finishes an already done chunk does not move its finish time", () => {
-    const c = chunk({ status: "done", upcoming: [], reversalIds: null, finishedAt: 7 });
-    expect(commitPage(c, page(c, { stepDone: true }), me, NOW, LEASE, "webhook_replay").update).not.toHaveProperty("finishedAt");
+    const c = chunk({ status: "done", upcoming: [], finishedAt: 7 });
+    expect(commitPage(c, page(c, { stepDone: true }), me, NOW, LEASE).update).not.toHaveProperty("finishedAt");
   });
 
   it("a delivery that never held a lease is not taken over", () => {

@@ -1,12 +1,10 @@
 // The pure parts of the operator's console: plan execution and canary bodies, canary selection, the time
 // estimate and ETA, the throughput series, and the dry-run comparison. Expectations are written from the
 // README's rules (and arithmetic), not computed with the functions under test.
-import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { describeOutcome, differingEvents, explain, type Outcome } from "../../functions/src/core/compare";
 import { DEFAULT_DELIVERY_EVENTS_PER_SECOND, estimateSeconds, etaSeconds, measuredDeliveryRate, throughputSeries } from "../../functions/src/core/estimate";
 import { parseExecutePlan, parseStartJob } from "../../functions/src/core/request";
-import { isSelected } from "../../functions/src/core/selection";
 import { formatDuration } from "../../functions/src/http/client";
 
 const options = { maxRangeDays: 366, defaultMaxErrorRate: 0.05, now: new Date("2025-03-01T12:00:00Z") };
@@ -41,37 +39,6 @@ describe("request bodies", () => {
       expect(r?.ok, String(bad)).toBe(false);
       if (r && !r.ok) expect(r.problems).toEqual([{ field: "planOf", message: expect.stringMatching(/planOf must be the id of a completed dry run/) }]);
     }
-  });
-});
-
-describe("canary selection", () => {
-  const run = (userIds: string[] | null, type: "webhook_replay" | "reversal_backfill" = "webhook_replay") => ({ runId: "r", type, dryRun: false, userIds });
-  it("selects only the canary's users' events, by the same rules", () => {
-    const purchase = { type: "order.completed", processed: false, userId: "u1" };
-    expect(isSelected(purchase, run(["u1"]), "purchases")).toBe(true);
-    expect(isSelected(purchase, run(["u2"]), "purchases")).toBe(false);
-    expect(isSelected(purchase, run(null), "purchases")).toBe(true);
-    // The rules still apply inside the canary: a processed purchase is not replayed.
-    expect(isSelected({ ...purchase, processed: true }, run(["u1"]), "purchases")).toBe(false);
-    // An event without a user belongs to no canary.
-    expect(isSelected({ type: "order.completed", processed: false }, run(["u1"]), "purchases")).toBe(false);
-    expect(isSelected({ type: "order.refunded", processed: true, userId: "u1" }, run(["u1"], "reversal_backfill"), "reversals")).toBe(true);
-  });
-
-  it("a canary's selection is exactly everyone's selection restricted to its users", () => {
-    const event = fc.record({
-      type: fc.constantFrom("order.completed", "order.refunded", "order.chargeback"),
-      processed: fc.boolean(),
-      processedBy: fc.constantFrom(null, "r", "other"),
-      userId: fc.constantFrom("u1", "u2", "u3"),
-    });
-    fc.assert(
-      fc.property(event, fc.uniqueArray(fc.constantFrom("u1", "u2", "u3", "u4"), { minLength: 1 }), fc.constantFrom("webhook_replay" as const, "reversal_backfill" as const), fc.boolean(), fc.constantFrom("purchases" as const, "reversals" as const), (e, users, type, dryRun, phase) => {
-        const everyone = isSelected(e, { runId: "r", type, dryRun, userIds: null }, phase);
-        expect(isSelected(e, { runId: "r", type, dryRun, userIds: users }, phase)).toBe(everyone && users.includes(e.userId));
-      }),
-      { seed: 424242, numRuns: 500 },
-    );
   });
 });
 

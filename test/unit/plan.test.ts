@@ -2,7 +2,6 @@ import { describe, expect, it } from "vitest";
 import { allocateBudgets } from "../../functions/src/core/plan";
 import { afterStep, initialSteps, pageDelta, positionFor, retrySteps } from "../../functions/src/core/chunk";
 import { finalStatus, summarize } from "../../functions/src/core/run";
-import { isSelected } from "../../functions/src/core/selection";
 
 describe("sharing the event cap among chunks", () => {
   const counts = [
@@ -61,28 +60,6 @@ describe("chunk steps", () => {
   it("counts an errors pass as a replacement, keeping the total", () => {
     expect(pageDelta("errors", { total: 3, processed: 2, skipped: 0, errors: 1 })).toEqual({ total: 0, processed: 2, skipped: 0, errors: -2 });
     expect(pageDelta("scan", { total: 3, processed: 2, skipped: 0, errors: 1 })).toEqual({ total: 3, processed: 2, skipped: 0, errors: 1 });
-  });
-});
-
-describe("event selection", () => {
-  const replay = { runId: "webhook_replay_1", type: "webhook_replay" as const, dryRun: false };
-  it("replays unprocessed events in their phase only", () => {
-    expect(isSelected({ type: "order.completed", processed: false }, replay, "purchases")).toBe(true);
-    expect(isSelected({ type: "order.completed" }, replay, "purchases")).toBe(true);
-    expect(isSelected({ type: "order.completed", processed: true }, replay, "purchases")).toBe(false);
-    expect(isSelected({ type: "order.refunded", processed: false }, replay, "purchases")).toBe(false);
-    expect(isSelected({ type: "order.refunded", processed: false }, replay, "reversals")).toBe(true);
-    expect(isSelected({ type: "weird", processed: false }, replay, "purchases")).toBe(true);
-  });
-
-  it("re-selects what the same run already processed, so a repeated page counts it again", () => {
-    expect(isSelected({ type: "order.completed", processed: true, processedBy: "webhook_replay_1" }, replay, "purchases")).toBe(true);
-    expect(isSelected({ type: "order.completed", processed: true, processedBy: "webhook_replay_2" }, replay, "purchases")).toBe(false);
-  });
-
-  it("takes processed refunds too in a reversal backfill", () => {
-    const backfill = { runId: "reversal_backfill_1", type: "reversal_backfill" as const, dryRun: false };
-    expect(isSelected({ type: "order.chargeback", processed: true }, backfill, "reversals")).toBe(true);
   });
 });
 

@@ -66,8 +66,6 @@ function head(id: string, status: ChunkStatus, phase: Phase = "purchases", over:
     id,
     startMs: 0,
     endMs: 86_400_000,
-    listEnd: "open",
-    onePass: false,
     status,
     step: { phase, step: "scan" },
     upcoming: [],

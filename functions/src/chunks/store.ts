@@ -11,7 +11,7 @@ import {
   type QueryDocumentSnapshot,
   type WriteBatch,
 } from "firebase-admin/firestore";
-import type { Chunk, ChunkHead, Cursor, Lease, ListEnd, PhaseProgress, Step } from "../core/chunk";
+import type { Chunk, ChunkHead, Cursor, Lease, PhaseProgress, Step } from "../core/chunk";
 import { daySpan } from "../core/shards";
 import type { ChunkStatus, Phase } from "../core/types";
 import { COLLECTIONS, RUN_SUBCOLLECTIONS } from "../platform/collections";
@@ -36,11 +36,8 @@ export interface ChunkDoc {
   step: Step["step"];
   upcoming: Step[];
   budgets: Partial<Record<Phase, number>>;
-  progress: Partial<Record<Phase, { cursor: StoredCursor | null; examined: number; listed: number }>>;
+  progress: Partial<Record<Phase, { cursor: StoredCursor | null; examined: number }>>;
   errorCursor: string | null;
-  reversalIds: string[] | null;
-  listEnd: ListEnd;
-  onePass: boolean;
   pages: number;
   generation: number;
   crashes: number;
@@ -72,7 +69,7 @@ export function fromStoredCursor(c: StoredCursor | null | undefined): Cursor | n
 }
 
 const storedProgress = (p: Partial<Record<Phase, PhaseProgress>>) =>
-  Object.fromEntries(Object.entries(p).map(([phase, v]) => [phase, { cursor: toStoredCursor(v.cursor), examined: v.examined, listed: v.listed }]));
+  Object.fromEntries(Object.entries(p).map(([phase, v]) => [phase, { cursor: toStoredCursor(v.cursor), examined: v.examined }]));
 
 const storedLease = (l: Lease | null) => (l ? { owner: l.owner, task: l.task, attempt: l.attempt, expiresAt: Timestamp.fromMillis(l.expiresAt) } : null);
 
@@ -106,11 +103,11 @@ function toFields(c: Partial<Chunk>): DocumentData {
   return out;
 }
 
-/** A chunk from its stored fields; `reversalIds` only where they were read. */
+/** A chunk from its stored fields. */
 function fromFields(id: string, d: DocumentData): Chunk {
   const progress: Chunk["progress"] = {};
   for (const [phase, p] of Object.entries((d.progress ?? {}) as ChunkDoc["progress"])) {
-    progress[phase as Phase] = { cursor: fromStoredCursor(p.cursor), examined: p.examined, listed: p.listed };
+    progress[phase as Phase] = { cursor: fromStoredCursor(p.cursor), examined: p.examined };
   }
   const lease = d.lease as ChunkDoc["lease"] | undefined;
   const span = typeof d.startMs === "number" && typeof d.endMs === "number" ? { startMs: d.startMs, endMs: d.endMs } : daySpan(id.slice(0, 10));
@@ -124,9 +121,6 @@ function fromFields(id: string, d: DocumentData): Chunk {
     budgets: (d.budgets ?? {}) as Chunk["budgets"],
     progress,
     errorCursor: (d.errorCursor ?? null) as string | null,
-    reversalIds: (d.reversalIds ?? null) as string[] | null,
-    listEnd: (d.listEnd ?? "open") as ListEnd,
-    onePass: d.onePass === true,
     pages: (d.pages ?? 0) as number,
     generation: (d.generation ?? 0) as number,
     crashes: (d.crashes ?? 0) as number,
@@ -151,15 +145,14 @@ export const chunkConverter: FirestoreDataConverter<Chunk, DocumentData> = {
   fromFirestore: (snap: QueryDocumentSnapshot) => fromFields(snap.id, snap.data()),
 };
 
-/** Every stored field but the remembered event ids, which only the chunk's own delivery needs. */
+/** Every stored field bookkeeping reads. */
 const HEAD_FIELDS = [
-  "day", "startMs", "endMs", "listEnd", "onePass", "status", "phase", "step", "upcoming", "budgets", "progress", "errorCursor", "pages", "generation", "crashes", "queued", "queuedAt",
+  "day", "startMs", "endMs", "status", "phase", "step", "upcoming", "budgets", "progress", "errorCursor", "pages", "generation", "crashes", "queued", "queuedAt",
   "attempts", "lease", "stoppedAtBudget", "pausedReason", "lastError", "total", "processed", "skipped", "errors", "startedAt", "finishedAt",
 ] as const;
 
 const headOf = (snap: QueryDocumentSnapshot): Versioned<ChunkHead> => {
-  const { reversalIds: _unused, ...head } = fromFields(snap.id, snap.data());
-  return { data: head, version: snap.updateTime };
+  return { data: fromFields(snap.id, snap.data()), version: snap.updateTime };
 };
 
 /** How many times a read-decide-write is retried when someone else wrote the chunk meanwhile. */

@@ -24,27 +24,28 @@ import {
   release,
   resume,
   settle,
+  wake,
   type Chunk,
   type CommitResult,
-  MAX_REMEMBERED_REVERSALS,
   type Holder,
   type PageResult,
 } from "../core/chunk";
-import { entryIdsFor } from "../core/ledger";
-import { CHUNK_ID_PATTERN } from "../core/shards";
+import { CHUNK_ID_PATTERN, daySpan } from "../core/shards";
 import { markStarted, type Run } from "../core/run";
-import { isSelected } from "../core/selection";
+import type { MoneyContext, MoneyEntry, MoneyOutcome } from "../core/money";
+import { orderIdOf } from "../core/paynow";
+import { isSelected, type SelectingRun } from "../core/selection";
 import { errorRateOverWindow, AUTO_PAUSE_WINDOW } from "../core/window";
 import { pacedPageSize, paceRestMs } from "../core/estimate";
-import { countOutcomes, REVERSAL_EVENT_TYPES, type EventOutcome } from "../core/types";
+import { countOutcomes, PHASE_EVENT_TYPES, SEQUENTIAL_PHASES } from "../core/types";
 import type { Deps } from "../deps";
-import { applyPage, ProductCatalog } from "../ledger/apply";
+import { applyPage, entriesOfOrders, ProductCatalog } from "../ledger/apply";
 import { describe } from "../log";
 import { encodeOutcomes, refs, type EventErrorDoc, type PageOutcome } from "../platform/collections";
 import type { Versioned } from "../platform/firestore";
 import { killSwitch } from "../platform/flags";
 import { chunkTaskId, type ChunkTaskPayload } from "../platform/tasks";
-import { advanceRun, enqueueChunk, pauseRun } from "../runs/advance";
+import { advanceRun, enqueueChunk, mayWork, pauseRun } from "../runs/advance";
 import { runFields } from "../runs/runFields";
 import { runStore } from "../runs/store";
 import { chunkStore, fromStoredCursor, toStoredCursor } from "./store";
@@ -144,13 +145,12 @@ export async function handleChunkTask(deps: Deps, payload: unknown, delivery: De
 
 /** How many due chunks one look for help considers. */
 const HELP_CANDIDATES = 10;
-
-/** Small chunks (one page or less) a delivery takes on at once: they wait on round trips, not on the CPU. */
-const HELP_PARALLEL = 4;
+/** Chunks an earlier attempt of this task left, taken on at once. */
+const HELP_ORPHANS = 4;
 
 /**
  * The next chunks this delivery should take on: those its own task holds (left by an earlier attempt that
- * died), else due, untouched ones in the run's phase: several at once when they are small, else one.
+ * died), else the next due, untouched one in the run's phase.
  * Empty when there is none, or the delivery's time is up.
  */
 async function chunksToHelp(deps: Deps, runId: string, delivery: Delivery, handled: Set<string>, startedAt: number): Promise<ChunkTask[]> {
@@ -162,19 +162,35 @@ async function chunksToHelp(deps: Deps, runId: string, delivery: Delivery, handl
   const task = (chunkId: string): ChunkTask => ({ runId, chunkId, generation: null });
   // Chunks an earlier attempt of this task took on are this task's to finish, or to park if the run stopped.
   const orphans = (held ?? []).filter((h) => !handled.has(h.data.id) && (h.data.status === "running" || h.data.status === "pending"));
-  if (orphans.length > 0) return orphans.slice(0, HELP_PARALLEL).map((h) => task(h.data.id));
+  if (orphans.length > 0) return orphans.slice(0, HELP_ORPHANS).map((h) => task(h.data.id));
   if (run.data.status !== "running") return [];
-  const due = await chunks.due(runId, run.data.phase, HELP_CANDIDATES);
+  const free = async (phase = run.data.phase) => {
+    const due = await chunks.due(runId, phase, HELP_CANDIDATES);
+    const now = deps.now().getTime();
+    return due.map((d) => d.data).filter((c) => !handled.has(c.id) && (!c.lease || c.lease.expiresAt <= now));
+  };
+  const phase = run.data.phase;
+  if (!SEQUENTIAL_PHASES.includes(phase)) {
+    const first = (await free())[0];
+    return first ? [task(first.id)] : [];
+  }
+  // In a sequential phase the next chunk is woken only once the one before it is done with the phase: this
+  // delivery wakes it and carries on with it, without a task of its own (should this delivery die before
+  // claiming it, the retry of its task finds it due; so does the watchdog). When the phase has nothing
+  // left, advancing the run opens the next phase and queues its first chunk, which this delivery takes.
+  const [next] = mayWork(await chunks.heads(runId), phase);
   const now = deps.now().getTime();
-  const free = due.map((d) => d.data).filter((c) => !handled.has(c.id) && (!c.lease || c.lease.expiresAt <= now));
-  // A replay's reversals scan knows its day's open reversals (remembered by the purchases scan).
-  const small = (c: Chunk) =>
-    c.step.phase === "reversals" && c.step.step === "scan" && c.reversalIds !== null && c.listEnd === "span" && c.reversalIds.length <= deps.config.pageSize;
-  const first = free[0];
-  if (!first) return [];
-  // A paced run's deliveries work one chunk at a time each, so that their shares of the pace add up to it.
-  const together = small(first) && run.data.maxEventsPerSecond === null;
-  return together ? free.filter(small).slice(0, HELP_PARALLEL).map((c) => task(c.id)) : [task(first.id)];
+  if (next && !handled.has(next.data.id)) {
+    if (next.data.status === "waiting" && (await chunks.applyTo(runId, next, wake(next.data, phase)))) return [task(next.data.id)];
+    if (next.data.status === "pending" && (!next.data.lease || next.data.lease.expiresAt <= now)) return [task(next.data.id)];
+    return [];
+  }
+  if (next) return [];
+  await advanceRun(deps, runId);
+  const advanced = await runStore(deps.db).get(runId);
+  if (advanced?.data.status !== "running" || advanced.data.phase === phase) return [];
+  const first = (await free(advanced.data.phase))[0];
+  return first ? [task(first.id)] : [];
 }
 
 async function workOnChunk(deps: Deps, task: ChunkTask, delivery: Delivery, catalog: ProductCatalog): Promise<void> {
@@ -321,22 +337,24 @@ async function reconcileStopped(deps: Deps, runId: string, chunkId: string): Pro
 
 /** The events one page of the current step examines, and where the step stands after them. */
 interface PagePlan {
-  /** The events to examine, as read (their versions make the writes conditional). */
+  /** The events to examine, as read. */
   docs: DocumentSnapshot[];
-  /** Refunds and chargebacks a replay's purchases scan passed on this page (also in `page.reversalsSeen`). */
-  passed: DocumentSnapshot[];
-  page: Omit<PageResult, "from" | "outcomes" | "early">;
+  page: Omit<PageResult, "from" | "outcomes">;
 }
 
 /**
  * Documents a delivery has read past its chunk's position but not yet committed. One read serves several
  * pages: the Firestore emulator answers a query in time proportional to the whole collection, so
- * reading in large batches keeps the number of queries per day small.
+ * reading in large batches keeps the number of queries per day small. In a sequential phase a read runs
+ * on past the chunk's end to the end of the run's range, and what lies beyond the chunk serves the next
+ * chunk, which this delivery takes on next: a day with no refund costs no query at all.
  */
 interface ReadBuffer {
-  after: string;
+  /** `{chunkId}|{position}`: where the docs continue a chunk's scan; `from:{ms}`: a chunk starting there. */
+  key: string;
   phase: Chunk["step"]["phase"];
   docs: FirebaseFirestore.QueryDocumentSnapshot[];
+  /** The read reached the end of what it queried: nothing after the docs. */
   reachedEnd: boolean;
 }
 
@@ -344,120 +362,89 @@ const cursorKey = (c: Chunk["progress"][keyof Chunk["progress"]]) => (c?.cursor 
 
 const room = (chunk: Chunk) => (chunk.budgets[chunk.step.phase] ?? 0) - (chunk.progress[chunk.step.phase]?.examined ?? 0);
 
-async function planScanPage(deps: Deps, run: Run, chunk: Chunk, buffer: { current: ReadBuffer | null }): Promise<PagePlan> {
-  const phase = chunk.step.phase;
-  const progress = chunk.progress[phase];
-  const keep = { listed: progress?.listed ?? 0, errorCursor: chunk.errorCursor, reversalsSeen: [] as string[], closeList: false };
-  const left = room(chunk);
-  if (left <= 0) return { docs: [], passed: [], page: { ...keep, examined: 0, cursor: progress?.cursor ?? null, stepDone: true, stoppedAtBudget: true } };
-  const after = cursorKey(progress);
-  let raw: FirebaseFirestore.QueryDocumentSnapshot[];
-  let reachedEnd: boolean;
-  if (buffer.current && buffer.current.after === after && buffer.current.phase === phase) {
-    ({ docs: raw, reachedEnd } = buffer.current);
-  } else {
-    raw = (await scanQuery(deps, chunk).get()).docs;
-    reachedEnd = raw.length < deps.config.readSize;
-    await deps.faults?.at("page-read", { runId: run.id, chunkId: chunk.id, cursor: progress?.cursor ? after : null });
-  }
+const selectingRun = (deps: Deps, run: Run): SelectingRun => ({ runId: run.id, type: run.type, dryRun: run.dryRun, userIds: run.userIds, walletField: deps.config.walletField });
 
-  // Take events until the page is full or the budget is spent; what is left stays in the buffer. A
-  // replay's purchases scan also notes the open refunds and chargebacks it passes, for its reversals scan.
-  const selection = { runId: run.id, type: run.type, dryRun: run.dryRun, userIds: run.userIds };
-  const remembering = run.type === "webhook_replay" && phase === "purchases" && chunk.reversalIds !== null && chunk.listEnd === "open";
-  const limit = Math.min(deps.config.pageSize, left);
-  const taken: FirebaseFirestore.QueryDocumentSnapshot[] = [];
-  const passed: FirebaseFirestore.QueryDocumentSnapshot[] = [];
-  let end = 0;
-  for (; end < raw.length; end++) {
-    const doc = raw[end] as FirebaseFirestore.QueryDocumentSnapshot;
-    if (isSelected(doc.data(), selection, phase)) {
-      if (taken.length >= limit) break;
-      taken.push(doc);
-    } else if (remembering && isSelected(doc.data(), selection, "reversals")) {
-      passed.push(doc);
-    }
-  }
-  const last = raw[end - 1];
-  const cursor = last ? fromStoredCursor({ createdAt: last.get("createdAt") as Timestamp, id: last.id }) : (progress?.cursor ?? null);
-  const rest = raw.slice(end);
-  const budgetSpent = taken.length >= left;
-  buffer.current = { after: cursorKey({ cursor, examined: 0, listed: 0 }), phase, docs: rest, reachedEnd };
-  if (rest.length === 0 && !reachedEnd) buffer.current = null;
-  const endOfSpan = rest.length === 0 && reachedEnd;
-
-  // A full list ends before this page (the reversals scan queries from there on); otherwise the page
-  // remembers what it passed, less what a one-pass scan applies once the page's purchases are in.
-  const closeList = remembering && (chunk.reversalIds?.length ?? 0) + passed.length > MAX_REMEMBERED_REVERSALS;
-  return {
-    docs: taken,
-    passed: closeList ? [] : passed,
-    page: {
-      ...keep,
-      reversalsSeen: closeList ? [] : passed.map((d) => d.id),
-      closeList,
-      examined: taken.length,
-      cursor,
-      stepDone: endOfSpan || budgetSpent,
-      stoppedAtBudget: budgetSpent && !endOfSpan,
-    },
+/**
+ * A canary's refunds, chargebacks and closings move the wallets of their orders' purchase entries: those
+ * of the real ledger, and for a dry run the purchases it would have written. Purchase entries never
+ * change once written, so what this read finds is what the decision will find.
+ */
+async function orderWalletsFor(deps: Deps, run: Run, docs: readonly DocumentSnapshot[]): Promise<(orderId: string) => readonly string[] | undefined> {
+  const orderIds = [...new Set(docs.map((d) => orderIdOf(d.data())).filter((id): id is string => id !== null))];
+  const r = refs(deps.db);
+  const get = (q: FirebaseFirestore.Query) => q.get();
+  const [ledger, shadow] = await Promise.all([
+    entriesOfOrders(get, r.ledger.where("kind", "==", "purchase"), orderIds),
+    run.dryRun ? entriesOfOrders(get, r.shadow(run.id).where("kind", "==", "purchase"), orderIds) : Promise.resolve(new Map<string, MoneyEntry>()),
+  ]);
+  const wallets = new Map<string, Set<string>>();
+  for (const e of [...ledger.values(), ...shadow.values()]) wallets.set(e.orderId, (wallets.get(e.orderId) ?? new Set()).add(e.userId));
+  return (orderId) => {
+    const found = wallets.get(orderId);
+    return found ? [...found] : undefined;
   };
 }
 
-/**
- * Which of these reversals' purchases have an entry now (for a dry run: a real one, or one it would write):
- * those the page's own purchases wrote or found, and those already in the ledger.
- */
-async function purchasesCredited(
-  deps: Deps,
-  run: Run,
-  reversals: readonly DocumentSnapshot[],
-  pageOutcomes: readonly EventOutcome[],
-): Promise<Set<string>> {
-  const r = refs(deps.db);
-  const exists = new Set(pageOutcomes.flatMap((o) => (o.result !== "error" && o.entryId?.startsWith("purchase_") ? [o.entryId] : [])));
-  // The purchase entry each reversal would undo (none for an event without a usable order id).
-  const purchaseOf = new Map(reversals.flatMap((d) => entryIdsFor(d.data()).slice(0, 1).map((entry) => [d.id, entry] as const)));
-  const unknown = [...new Set(purchaseOf.values())].filter((id) => !exists.has(id));
-  if (unknown.length > 0) {
-    const [real, shadow] = await Promise.all([
-      deps.db.getAll(...unknown.map((id) => r.ledger.doc(id))),
-      run.dryRun ? deps.db.getAll(...unknown.map((id) => r.shadow(run.id).doc(id))) : Promise.resolve([]),
-    ]);
-    for (const snap of [...real, ...shadow]) if (snap.exists) exists.add(snap.id);
-  }
-  return new Set([...purchaseOf].filter(([, entry]) => exists.has(entry)).map(([eventId]) => eventId));
-}
-
-/** A replay's reversals scan works from the refunds and chargebacks its purchases scan remembered. */
-async function planListPage(deps: Deps, run: Run, chunk: Chunk): Promise<PagePlan> {
-  const ids = chunk.reversalIds ?? [];
-  const progress = chunk.progress.reversals;
-  const listed = progress?.listed ?? 0;
+async function planScanPage(deps: Deps, run: Run, chunk: Chunk, buffer: { current: ReadBuffer | null }): Promise<PagePlan> {
+  const phase = chunk.step.phase;
+  const progress = chunk.progress[phase];
+  const keep = { errorCursor: chunk.errorCursor };
   const left = room(chunk);
-  const slice = ids.slice(listed, listed + Math.max(0, Math.min(deps.config.pageSize, left)));
-  const docs = slice.length > 0 ? await deps.db.getAll(...slice.map((id) => refs(deps.db).events.doc(id))) : [];
-  await deps.faults?.at("page-read", { runId: run.id, chunkId: chunk.id, cursor: `list:${listed}` });
-  const selection = { runId: run.id, type: run.type, dryRun: run.dryRun, userIds: run.userIds };
-  const selected = docs.filter((d) => d.exists && isSelected(d.data() ?? {}, selection, "reversals"));
-  const budgetSpent = left - selected.length <= 0;
-  const listDone = listed + slice.length >= ids.length;
-  // A list that ends at a cursor hands over to a query of the rest of the span.
-  const more = !listDone || chunk.listEnd === "cursor";
+  if (left <= 0) return { docs: [], page: { ...keep, examined: 0, cursor: progress?.cursor ?? null, stepDone: true, stoppedAtBudget: true } };
+  const after = cursorKey(progress);
+  const sequential = SEQUENTIAL_PHASES.includes(phase);
+  const keys = [`${chunk.id}|${after}`, ...(sequential && !progress?.cursor ? [`from:${chunk.startMs}`] : [])];
+  let raw: FirebaseFirestore.QueryDocumentSnapshot[];
+  let reachedEnd: boolean;
+  if (buffer.current && keys.includes(buffer.current.key) && buffer.current.phase === phase) {
+    ({ docs: raw, reachedEnd } = buffer.current);
+  } else {
+    raw = (await scanQuery(deps, run, chunk).get()).docs;
+    reachedEnd = raw.length < deps.config.readSize;
+    await deps.faults?.at("page-read", { runId: run.id, chunkId: chunk.id, cursor: progress?.cursor ? after : null, phase });
+  }
+  // What lies beyond the chunk's span (a sequential phase reads on) is the next chunk's.
+  const split = raw.findIndex((d) => (d.get("createdAt") as Timestamp).toMillis() >= chunk.endMs);
+  const inSpan = split < 0 ? raw : raw.slice(0, split);
+  const beyond = split < 0 ? [] : raw.slice(split);
+  /** Nothing of the span comes after `inSpan`. */
+  const spanRead = split >= 0 || reachedEnd;
+
+  // Take events until the page is full or the budget is spent; what is left stays in the buffer. A canary's
+  // cap counts everyone's events (the counts it was planned from are everyone's): each event a full run
+  // would examine spends budget, and the canary examines those of its own wallets.
+  const selection = selectingRun(deps, run);
+  const everyone = { ...selection, userIds: null };
+  const canary = run.userIds !== null;
+  // A canary looks the wallets of refunds, chargebacks and closings up for a window of the read at a time.
+  const window = canary && phase !== "purchases" ? Math.min(inSpan.length, deps.config.pageSize * 4) : inSpan.length;
+  const orderWallets = canary && phase !== "purchases" ? await orderWalletsFor(deps, run, inSpan.slice(0, window)) : undefined;
+  const limit = Math.min(deps.config.pageSize, left);
+  const taken: FirebaseFirestore.QueryDocumentSnapshot[] = [];
+  let charged = 0;
+  let end = 0;
+  for (; end < window; end++) {
+    const doc = inSpan[end] as FirebaseFirestore.QueryDocumentSnapshot;
+    if (!isSelected(doc.data(), everyone, phase)) continue;
+    if (charged >= limit) break;
+    charged++;
+    if (!canary || isSelected(doc.data(), selection, phase, orderWallets)) taken.push(doc);
+  }
+  const last = inSpan[end - 1];
+  const cursor = last ? fromStoredCursor({ createdAt: last.get("createdAt") as Timestamp, id: last.id }) : (progress?.cursor ?? null);
+  const rest = inSpan.slice(end);
+  const budgetSpent = charged >= left;
+  const endOfSpan = rest.length === 0 && spanRead;
+  if (endOfSpan) {
+    // The next chunk's, in a sequential phase: the docs read past this span, which are all of its events
+    // when the read reached the end of the range.
+    buffer.current = sequential && (beyond.length > 0 || reachedEnd) ? { key: `from:${chunk.endMs}`, phase, docs: beyond, reachedEnd } : null;
+  } else {
+    buffer.current = rest.length > 0 ? { key: `${chunk.id}|${cursorKey({ cursor, examined: 0 })}`, phase, docs: [...rest, ...beyond], reachedEnd } : null;
+  }
   return {
-    docs: selected,
-    passed: [],
-    page: {
-      cursor: progress?.cursor ?? null,
-      // The budget is charged for what the scan examined; an id that is no longer open was passed over.
-      examined: selected.length,
-      listed: listed + slice.length,
-      errorCursor: chunk.errorCursor,
-      reversalsSeen: [],
-      closeList: false,
-      stepDone: !more || budgetSpent,
-      stoppedAtBudget: budgetSpent && more,
-    },
+    docs: taken,
+    page: { ...keep, examined: charged, cursor, stepDone: endOfSpan || budgetSpent, stoppedAtBudget: budgetSpent && !endOfSpan },
   };
 }
 
@@ -472,18 +459,17 @@ async function planErrorsPage(deps: Deps, run: Run, chunk: Chunk): Promise<PageP
   const docs = (await query.limit(ERRORS_PAGE_SIZE).get()).docs;
   await deps.faults?.at("page-read", { runId: run.id, chunkId: chunk.id, cursor: chunk.errorCursor });
   const ids = docs.map((d) => d.get("eventId") as string);
-  const events = ids.length > 0 ? await deps.db.getAll(...ids.map((id) => refs(deps.db).events.doc(id))) : [];
+  const read = ids.length > 0 ? await deps.db.getAll(...ids.map((id) => refs(deps.db).events.doc(id))) : [];
+  // One order's events are decided in `(createdAt, event_id)` order, on a retry too.
+  const createdMs = (d: DocumentSnapshot) => (d.get("createdAt") as Timestamp | undefined)?.toMillis?.() ?? 0;
+  const events = [...read].sort((a, b) => createdMs(a) - createdMs(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const progress = chunk.progress[chunk.step.phase];
   return {
     docs: events,
-    passed: [],
     page: {
       cursor: progress?.cursor ?? null,
       examined: 0,
-      listed: progress?.listed ?? 0,
       errorCursor: ids[ids.length - 1] ?? chunk.errorCursor,
-      reversalsSeen: [],
-      closeList: false,
       stepDone: docs.length < ERRORS_PAGE_SIZE,
       stoppedAtBudget: false,
     },
@@ -502,56 +488,23 @@ async function processPage(
   const pageStarted = deps.now().getTime();
   const probe = { runId: run.id, chunkId: chunk.id };
   const from = positionKey(chunk);
-  const listMode =
-    chunk.step.step === "scan" &&
-    chunk.step.phase === "reversals" &&
-    run.type === "webhook_replay" &&
-    chunk.reversalIds !== null &&
-    ((chunk.progress.reversals?.listed ?? 0) < chunk.reversalIds.length || chunk.listEnd !== "cursor");
-  const plan =
-    chunk.step.step === "errors"
-      ? await planErrorsPage(deps, run, chunk)
-      : listMode
-        ? await planListPage(deps, run, chunk)
-        : await planScanPage(deps, run, chunk, buffer);
+  const plan = chunk.step.step === "errors" ? await planErrorsPage(deps, run, chunk) : await planScanPage(deps, run, chunk, buffer);
 
-  const ctx = { runId: run.id, mode: run.type, dryRun: run.dryRun } as const;
+  const ctx: MoneyContext = { runId: run.id, mode: run.type, dryRun: run.dryRun, walletField: config.walletField, userIds: run.userIds };
   const half = Math.floor(plan.docs.length / config.groupSize / 2);
-  const options = { groupSize: config.groupSize, parallelGroups: config.parallelGroups };
   const applied = await applyPage(db, ctx, plan.docs, catalog, {
-    ...options,
-    beforeCommit: async (index) => {
+    groupSize: config.groupSize,
+    parallelGroups: config.parallelGroups,
+    beforeGroup: async (index) => {
       if (index === half && index > 0) await deps.faults?.at("page-half-applied", probe);
     },
   }, deps.faults);
-  let outcomes = applied.outcomes;
-  let ledgerWrites = applied.writes;
-
-  // One pass: once the page's purchases are in, the reversals it passed whose purchase entry now exists are
-  // applied as the reversals scan would apply them (it would find the same entry); only the others wait.
-  let early = new Set<string>();
-  if (chunk.onePass && plan.passed.length > 0) {
-    const credited = await purchasesCredited(deps, run, plan.passed, outcomes);
-    const reversalsRoom = (chunk.budgets.reversals ?? 0) - (chunk.progress.reversals?.examined ?? 0);
-    const now = plan.passed.filter((d) => credited.has(d.id));
-    if (now.length > 0 && now.length <= reversalsRoom) {
-      const second = await applyPage(db, ctx, now, catalog, options, deps.faults);
-      outcomes = [...outcomes, ...second.outcomes];
-      ledgerWrites += second.writes;
-      early = new Set(now.map((d) => d.id));
-    }
-  }
+  const outcomes = applied.outcomes;
   await deps.faults?.at(plan.page.stepDone ? "before-chunk-finish" : "before-page-commit", probe);
 
   const counted = countOutcomes(outcomes);
-  const page: PageResult = {
-    ...plan.page,
-    from,
-    outcomes: counted,
-    early: early.size,
-    reversalsSeen: plan.page.reversalsSeen.filter((id) => !early.has(id)),
-  };
-  const committed = await commitPageWithRecords(deps, run, chunk.id, me, page, outcomes, ledgerWrites, early);
+  const page: PageResult = { ...plan.page, from, outcomes: counted };
+  const committed = await commitPageWithRecords(deps, run, chunk.id, me, page, outcomes, applied.writes);
   if (committed.kind === "conflict") {
     buffer.current = null;
     return { ...committed, examined: 0 };
@@ -565,23 +518,30 @@ async function processPage(
   return { ...committed, examined: counted.total };
 }
 
-/** The chunk's events after its position: every event of its span for purchases, refunds and chargebacks for reversals. */
-function scanQuery(deps: Deps, chunk: Chunk): Query {
-  const { startMs, endMs } = chunk;
+/**
+ * The chunk's events of its phase's types after its position, in `(createdAt, event_id)` order: to the
+ * end of its span, or in a sequential phase to the end of the run's range (the rest serves the chunks
+ * after it).
+ */
+function scanQuery(deps: Deps, run: Run, chunk: Chunk): Query {
   const phase = chunk.step.phase;
+  const { startMs } = chunk;
+  const endMs = SEQUENTIAL_PHASES.includes(phase) ? Math.max(chunk.endMs, daySpan(run.endDate).endMs) : chunk.endMs;
+  const types = PHASE_EVENT_TYPES[phase];
   let query: Query = refs(deps.db)
     .events.where("createdAt", ">=", Timestamp.fromMillis(startMs))
     .where("createdAt", "<", Timestamp.fromMillis(endMs));
-  if (phase === "reversals") query = query.where("type", "in", REVERSAL_EVENT_TYPES);
+  query = types.length === 1 ? query.where("event_type", "==", types[0]) : query.where("event_type", "in", types);
   query = query.orderBy("createdAt").orderBy(FieldPath.documentId());
   const cursor = toStoredCursor(chunk.progress[phase]?.cursor ?? null);
   if (cursor) query = query.startAfter(cursor.createdAt, cursor.id);
-  // Whole documents: the page's events are decided from what this read returns.
+  // Whole documents: the page's events are decided from what the transaction reads, but selected from this.
   return query.limit(deps.config.readSize);
 }
 
-function pageOutcome(o: EventOutcome): PageOutcome {
-  if (o.result === "processed") return { e: o.eventId, r: "p", x: o.entryId };
+/** A page record's line for an event: the entries it wrote (comma-separated), its skip reason or its error code. */
+function pageOutcome(o: MoneyOutcome): PageOutcome {
+  if (o.result === "processed") return { e: o.eventId, r: "p", x: o.entries.map((m) => m.id).join(",") };
   if (o.result === "skipped") return { e: o.eventId, r: "s", x: o.reason };
   return { e: o.eventId, r: "e", x: o.code };
 }
@@ -597,9 +557,8 @@ async function commitPageWithRecords(
   chunkId: string,
   me: Holder,
   page: PageResult,
-  outcomes: readonly EventOutcome[],
+  outcomes: readonly MoneyOutcome[],
   ledgerWrites: number,
-  early: ReadonlySet<string>,
 ): Promise<CommitResult> {
   const chunks = chunkStore(deps.db);
   const r = refs(deps.db);
@@ -607,7 +566,7 @@ async function commitPageWithRecords(
   // the page began); the position check inside the transition is what makes a page count once.
   const current = await chunks.get(run.id, chunkId);
   if (!current) return { kind: "conflict" };
-  const transition = commitPage(current.data, page, me, deps.now().getTime(), LEASE_SECONDS * 1000, run.type);
+  const transition = commitPage(current.data, page, me, deps.now().getTime(), LEASE_SECONDS * 1000);
   if (transition.result.kind === "conflict" || !transition.update) return { kind: "conflict" };
   const step = current.data.step;
   const batch = deps.db.batch();
@@ -623,8 +582,7 @@ async function commitPageWithRecords(
         code: o.code,
         message: o.message,
         chunkId,
-        // A reversal the purchases scan applied is the reversals phase's to retry.
-        phase: early.has(o.eventId) ? "reversals" : step.phase,
+        phase: step.phase,
         status: "open",
         resolvedAs: null,
         attempts: FieldValue.increment(1),

@@ -11,7 +11,7 @@
 //   waiting ──phase opened──▶ pending            done (open errors) ──retry──▶ waiting
 //   any unfinished ──cancel──▶ cancelled   (a chunk whose holder may be mid-page is drained first)
 import type { Span } from "./shards";
-import { addCounters, type ChunkStatus, type Counters, type Phase, type RunType } from "./types";
+import { addCounters, type ChunkStatus, type Counters, type Phase } from "./types";
 
 /**
  * One piece of a chunk's work: `scan` reads the day's events of a phase from that phase's cursor; `errors`
@@ -31,15 +31,13 @@ export interface Cursor {
 
 /** Where a phase's scan stands. Each phase has its own, so going back to an earlier phase loses nothing. */
 export interface PhaseProgress {
-  /** After the last event the scan committed (query mode). */
+  /** After the last event the scan committed. */
   cursor: Cursor | null;
   /** Events the phase's scans have examined: what its budget is measured against. */
   examined: number;
-  /** Entries of `reversalIds` already examined (a replay's reversals scan in list mode). */
-  listed: number;
 }
 
-export const NO_PROGRESS: PhaseProgress = Object.freeze({ cursor: null, examined: 0, listed: 0 });
+export const NO_PROGRESS: PhaseProgress = Object.freeze({ cursor: null, examined: 0 });
 
 /** Identity of one delivery. */
 export interface Holder {
@@ -56,14 +54,6 @@ export interface Lease extends Holder {
   /** Epoch milliseconds. */
   expiresAt: number;
 }
-
-/**
- * How far a replay's list of remembered reversals reaches: "open" while its purchases scan still adds to
- * it; "span" once that scan passed the whole span; "cursor" when the list stopped at the reversals
- * phase's cursor (the scan stopped at its budget, or the list was full), and the reversals scan queries
- * the rest of the span after it.
- */
-export type ListEnd = "open" | "span" | "cursor";
 
 /** A chunk as the rules see it (`dataMigrations/{id}/chunks/{id}`). Times are epoch milliseconds. */
 export interface Chunk extends Counters {
@@ -83,20 +73,6 @@ export interface Chunk extends Counters {
   progress: Partial<Record<Phase, PhaseProgress>>;
   /** Position of an errors step: the last event id it re-examined. */
   errorCursor: string | null;
-  /**
-   * A replay's open refunds and chargebacks of the day, in scan order, remembered by its purchases scan so
-   * that the reversals scan reads them directly. Null means "not known": the reversals scan queries.
-   */
-  reversalIds: string[] | null;
-  /** How far `reversalIds` reaches. */
-  listEnd: ListEnd;
-  /**
-   * One pass: the purchases scan also applies the reversals whose purchase entry already exists when it
-   * reaches them (the reversals scan would find the same entry and do the same), and remembers only the
-   * others. Only where the reversals budget covers every reversal of the chunk, so the cap picks the same
-   * events either way.
-   */
-  onePass: boolean;
   /** Pages committed so far; every commit adds one, so it also versions the chunk's position. */
   pages: number;
   /** Bumped whenever the chunk needs a fresh task (resume, retry, a stalled task); part of task names. */
@@ -122,8 +98,8 @@ export interface Chunk extends Counters {
   finishedAt: number | null;
 }
 
-/** A chunk without its remembered event ids: what bookkeeping reads when it looks at every chunk of a run. */
-export type ChunkHead = Omit<Chunk, "reversalIds">;
+/** What bookkeeping reads when it looks at every chunk of a run. */
+export type ChunkHead = Chunk;
 
 /** What a transition decided, and what to write (null: nothing). */
 export interface Transition<R> {
@@ -197,18 +173,9 @@ export function pageDelta(step: Step["step"], outcomes: Counters): Counters {
 
 // ───────────────────────────── creation ─────────────────────────────
 
-/**
- * A new chunk. A replay's reversals scan can work from the refunds and chargebacks its purchases scan
- * passes; without a purchases scan it queries.
- */
-export function newChunk(
-  span: Span,
-  budgets: Partial<Record<Phase, number>>,
-  run: { type: RunType; phases: readonly Phase[]; onePass?: boolean },
-  now: number,
-): Chunk {
+/** A new chunk: a scan step for every phase it has budget in. */
+export function newChunk(span: Span, budgets: Partial<Record<Phase, number>>, run: { phases: readonly Phase[] }, now: number): Chunk {
   const position = positionFor(initialSteps(budgets, run.phases), run.phases[0] as Phase, run.phases);
-  const listable = run.type === "webhook_replay" && (budgets.purchases ?? 0) > 0;
   return {
     id: span.id,
     startMs: span.startMs,
@@ -219,9 +186,6 @@ export function newChunk(
     budgets,
     progress: {},
     errorCursor: null,
-    reversalIds: listable ? [] : null,
-    listEnd: "open",
-    onePass: listable && (run.onePass ?? false) && (budgets.reversals ?? 0) > 0,
     pages: 0,
     generation: 0,
     crashes: 0,
@@ -248,7 +212,7 @@ export function newChunk(
 export function positionKey(c: Pick<Chunk, "step" | "pages" | "errorCursor" | "progress">): string {
   const p = progressOf(c, c.step.phase);
   const cursor = p.cursor ? `${p.cursor.seconds}.${p.cursor.nanos}/${p.cursor.id}` : "-";
-  return [c.step.phase, c.step.step, c.pages, c.errorCursor ?? "-", cursor, p.examined, p.listed].join("|");
+  return [c.step.phase, c.step.step, c.pages, c.errorCursor ?? "-", cursor, p.examined].join("|");
 }
 
 // ───────────────────────────── deliveries ─────────────────────────────
@@ -297,24 +261,13 @@ export interface PageResult {
   examined: number;
   /** The scan's position after the page. */
   cursor: Cursor | null;
-  /** The list position after the page (list mode). */
-  listed: number;
   /** The errors pass's position after the page. */
   errorCursor: string | null;
-  /** Refunds and chargebacks a replay's purchases scan passed on this page, for its reversals scan. */
-  reversalsSeen: readonly string[];
-  /** Reversals a one-pass purchases scan applied on this page (charged to the reversals budget). */
-  early: number;
-  /** The remembered list ends before this page, at the position the page started from (the list is full). */
-  closeList: boolean;
   /** The step has nothing after this page. */
   stepDone: boolean;
   /** The scan stopped because its budget ran out, not at the end of the day. */
   stoppedAtBudget: boolean;
 }
-
-/** Most refunds and chargebacks a purchases scan remembers for its reversals scan (it queries the rest). */
-export const MAX_REMEMBERED_REVERSALS = 5000;
 
 export type CommitResult =
   | { kind: "conflict" }
@@ -326,7 +279,7 @@ export type CommitResult =
  * applied it: a page its holder finished after losing its lease or after the chunk was stopped still
  * counts, exactly once, so every entry a run writes is counted by that run.
  */
-export function commitPage(c: Chunk, page: PageResult, me: Holder, now: number, leaseMs: number, runType: RunType): Transition<CommitResult> {
+export function commitPage(c: Chunk, page: PageResult, me: Holder, now: number, leaseMs: number): Transition<CommitResult> {
   if (positionKey(c) !== page.from) return { result: { kind: "conflict" }, update: null };
   const phase = c.step.phase;
   const delta = pageDelta(c.step.step, page.outcomes);
@@ -334,7 +287,7 @@ export function commitPage(c: Chunk, page: PageResult, me: Holder, now: number, 
   const scanning = c.step.step === "scan";
   const progress: Chunk["progress"] = {
     ...c.progress,
-    [phase]: scanning ? { cursor: page.cursor, examined: before.examined + page.examined, listed: page.listed } : before,
+    [phase]: scanning ? { cursor: page.cursor, examined: before.examined + page.examined } : before,
   };
   const update: Partial<Chunk> = {
     ...addCounters(c, delta),
@@ -344,37 +297,10 @@ export function commitPage(c: Chunk, page: PageResult, me: Holder, now: number, 
   };
   if (c.lease?.owner === me.owner) update.lease = { ...me, expiresAt: now + leaseMs };
 
-  // The refunds and chargebacks the purchases scan passed (and did not apply), so its reversals scan need
-  // not query what the list covers; where the list ends early, the reversals scan queries after its end.
-  let remembered = c.reversalIds;
-  let listEnd = c.listEnd;
-  if (remembered !== null && listEnd === "open" && phase === "purchases" && scanning) {
-    const reversals = progressOf(c, "reversals");
-    const closeAt = (cursor: Cursor | null) => {
-      listEnd = "cursor";
-      progress.reversals = { ...reversals, cursor };
-    };
-    if (page.closeList) closeAt(before.cursor);
-    else {
-      if (page.reversalsSeen.length > 0) remembered = [...remembered, ...page.reversalsSeen];
-      if (page.stoppedAtBudget) closeAt(page.cursor); // it did not see the rest of the span
-      else if (page.stepDone) listEnd = "span";
-    }
-    if (page.early > 0) {
-      const current = progress.reversals ?? reversals;
-      progress.reversals = { ...current, examined: current.examined + page.early };
-    }
-    if (remembered !== c.reversalIds) update.reversalIds = remembered;
-    if (listEnd !== c.listEnd) update.listEnd = listEnd;
-  }
-
   let status = c.status;
   const stoppedAtBudget = c.stoppedAtBudget || page.stoppedAtBudget;
   if (page.stepDone) {
-    // A replay day whose whole purchases scan saw no open refund or chargeback has no reversals scan to run.
-    const skipReversals = runType === "webhook_replay" && phase === "purchases" && scanning && listEnd === "span" && remembered !== null && remembered.length === 0;
-    const upcoming = skipReversals ? c.upcoming.filter((s) => !(s.phase === "reversals" && s.step === "scan")) : c.upcoming;
-    const next = afterStep(c.step, upcoming);
+    const next = afterStep(c.step, c.upcoming);
     status = statusAfterStep(c.status, next.status);
     Object.assign(update, { stoppedAtBudget, step: next.current, upcoming: next.upcoming, errorCursor: null });
     if (status === "done" || status === "waiting") update.lease = null;

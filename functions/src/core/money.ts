@@ -6,14 +6,28 @@
 //
 // The rules (README, "The money rules"):
 // - a purchase (ON_ORDER_COMPLETED) writes one `purchase` entry per line, crediting the product's points ×
-//   quantity to the line's recipient; all of an event's lines or none; an order with its entries is skipped;
+//   quantity to the line's recipient; all of an event's lines or none; an order whose lines have their
+//   entries is skipped;
 // - a refund (ON_REFUND) reverses the whole order or one whole line, matched by `store_refund_amount`;
 // - a chargeback (ON_CHARGEBACK) reverses every line not yet reversed;
 // - a reversal entry exists at most once per line, whatever the events;
 // - a closing (ON_CHARGEBACK_CLOSED) `won` reinstates every line a chargeback reversed, once; `lost` is skipped.
-import type { Product } from "./events";
+import { z } from "zod";
 import { moneyFacts, type MoneyFacts, type WalletField } from "./paynow";
 import type { RunType } from "./types";
+
+/** A product as stored in `products/{id}`. */
+export interface Product {
+  name: string;
+  points: number;
+}
+
+export function checkProduct(data: unknown): Product | null {
+  const result = z
+    .object({ name: z.string().default(""), points: z.number().int().positive().max(Number.MAX_SAFE_INTEGER) })
+    .safeParse(data);
+  return result.success ? result.data : null;
+}
 
 export type EntryKind = "purchase" | "reversal" | "reinstatement";
 
@@ -46,6 +60,12 @@ export interface MoneyContext {
   mode: RunType | "live";
   dryRun: boolean;
   walletField: WalletField;
+  /**
+   * A canary's wallets (null: every wallet). The run selects only events whose wallets are all among them;
+   * should an event here move another wallet all the same (its order's entries changed since it was
+   * selected), it is skipped `OUTSIDE_CANARY` and writes nothing.
+   */
+  userIds?: readonly string[] | null;
 }
 
 /** One stored event as the decisions see it. */
@@ -75,7 +95,7 @@ export const MONEY_ERROR_CODES = [
 ] as const;
 export type MoneyErrorCode = (typeof MONEY_ERROR_CODES)[number];
 
-export type MoneySkipReason = "ALREADY_PROCESSED" | "PURCHASE_EXISTS" | "ALREADY_REVERSED" | "ALREADY_REINSTATED" | "CHARGEBACK_LOST";
+export type MoneySkipReason = "ALREADY_PROCESSED" | "PURCHASE_EXISTS" | "ALREADY_REVERSED" | "ALREADY_REINSTATED" | "CHARGEBACK_LOST" | "OUTSIDE_CANARY";
 
 /** What one entry an event wrote (or would write) does to a wallet. */
 export interface EntryMove {
@@ -119,6 +139,8 @@ export function decideMoney(ctx: MoneyContext, events: readonly StoredEvent[], s
   };
 
   const write = (event: StoredEvent, processed: boolean, entries: Array<[string, MoneyEntry]>): MoneyOutcome => {
+    const canary = ctx.userIds;
+    if (canary && entries.some(([, e]) => !canary.includes(e.userId))) return { eventId: event.id, result: "skipped", reason: "OUTSIDE_CANARY" };
     for (const [id, entry] of entries) {
       created.set(id, entry);
       intents.push({ kind: "createEntry", target: ctx.dryRun ? "shadow" : "ledger", id, entry });
@@ -145,7 +167,9 @@ export function decideMoney(ctx: MoneyContext, events: readonly StoredEvent[], s
   const marksSkips = ctx.mode !== "reversal_backfill";
 
   const purchase = (event: StoredEvent, processed: boolean, facts: Extract<MoneyFacts, { type: "ON_ORDER_COMPLETED" }>): MoneyOutcome => {
-    const existing = entriesOf(facts.orderId).filter(([, e]) => e.kind === "purchase");
+    // PayNow's line ids are the order's: a redelivery names the same lines.
+    const lineIds = new Set(facts.lines.map((l) => l.lineId));
+    const existing = entriesOf(facts.orderId).filter(([, e]) => e.kind === "purchase" && lineIds.has(e.lineId));
     if (existing.length > 0) return already(event, processed, existing, "PURCHASE_EXISTS", true);
     const entries: Array<[string, MoneyEntry]> = [];
     for (const [index, line] of facts.lines.entries()) {

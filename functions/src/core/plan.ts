@@ -118,12 +118,3 @@ export function budgetsFromCut(
   const cutAt = cut ? { phase: cut.phase, chunk: days[cut.cut.index] as string } : null;
   return { budgets, planned: Math.min(planned, selected), selected, capReached: selected > Math.min(planned, selected), cutAt };
 }
-
-/**
- * Whether a chunk's purchases scan may apply reversals in the same pass: only where the cap does not cut
- * the chunk's reversals short. There the reversals it examines are all of its reversals, whichever pass
- * applies them; in the chunk the cap cuts, which of them the budget reaches depends on the order.
- */
-export function onePassAllowed(cutAt: Allocation["cutAt"], chunkId: string): boolean {
-  return !(cutAt?.phase === "reversals" && cutAt.chunk === chunkId);
-}

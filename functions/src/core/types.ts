@@ -1,3 +1,5 @@
+import type { MoneyEventType } from "./paynow";
+
 /** The two kinds of repair a run can perform. */
 export const RUN_TYPES = ["webhook_replay", "reversal_backfill"] as const;
 export type RunType = (typeof RUN_TYPES)[number];
@@ -6,39 +8,30 @@ export type RunType = (typeof RUN_TYPES)[number];
 export const RUN_STATUSES = ["pending", "running", "paused", "completed", "failed", "cancelled"] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
-/** Life cycle of one day chunk. `waiting` means its purchases are done and it waits for every other day's. */
+/** Life cycle of one day chunk. `waiting` means it is done with a phase and waits for the run to reach its next. */
 export const CHUNK_STATUSES = ["pending", "running", "waiting", "paused", "done", "failed", "cancelled"] as const;
 export type ChunkStatus = (typeof CHUNK_STATUSES)[number];
 
 /**
- * A replay runs in two phases so that, across all days, every purchase is applied before any reversal:
- * `purchases` handles every event that is not a refund or chargeback, `reversals` handles those.
+ * A run works in phases, so that across its whole range every purchase is applied before any refund or
+ * chargeback, and every refund and chargeback before any chargeback's closing.
  */
-export const PHASES = ["purchases", "reversals"] as const;
+export const PHASES = ["purchases", "reversals", "closings"] as const;
 export type Phase = (typeof PHASES)[number];
 
-export const EVENT_TYPES = ["order.completed", "order.refunded", "order.chargeback"] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
-export const REVERSAL_EVENT_TYPES: readonly EventType[] = ["order.refunded", "order.chargeback"];
+/** The PayNow event types each phase examines; every other type is never examined. */
+export const PHASE_EVENT_TYPES: Readonly<Record<Phase, readonly MoneyEventType[]>> = {
+  purchases: ["ON_ORDER_COMPLETED"],
+  reversals: ["ON_REFUND", "ON_CHARGEBACK"],
+  closings: ["ON_CHARGEBACK_CLOSED"],
+};
 
-export type ReversalReason = "refund" | "chargeback";
-
-/** Per-event failure codes recorded on a run; the event stays unprocessed and a later run retries it. */
-export const EVENT_ERROR_CODES = {
-  INVALID_EVENT: "INVALID_EVENT",
-  PRODUCT_NOT_FOUND: "PRODUCT_NOT_FOUND",
-  PRODUCT_INVALID: "PRODUCT_INVALID",
-  ORIGINAL_PURCHASE_NOT_FOUND: "ORIGINAL_PURCHASE_NOT_FOUND",
-} as const;
-export type EventErrorCode = keyof typeof EVENT_ERROR_CODES;
-
-/** Why an examined event needed nothing. */
-export type SkipReason = "ALREADY_PROCESSED" | "PURCHASE_EXISTS" | "ALREADY_REVERSED";
-
-export type EventOutcome =
-  | { eventId: string; result: "processed"; entryId: string; userId: string; points: number }
-  | { eventId: string; result: "skipped"; reason: SkipReason; entryId?: string }
-  | { eventId: string; result: "error"; code: EventErrorCode; message: string };
+/**
+ * Phases whose chunks run one at a time, in time order: one order's refunds, chargebacks and closings may
+ * fall on different days, and their outcome depends on the order they are decided in. Purchases of
+ * different orders never depend on each other, so their chunks run side by side.
+ */
+export const SEQUENTIAL_PHASES: readonly Phase[] = ["reversals", "closings"];
 
 /** Counters every chunk and run carries; `total = processed + skipped + errors` always holds. */
 export interface Counters {
@@ -59,7 +52,7 @@ export function addCounters(a: Counters, b: Counters): Counters {
   };
 }
 
-export function countOutcomes(outcomes: readonly EventOutcome[]): Counters {
+export function countOutcomes(outcomes: readonly { result: "processed" | "skipped" | "error" }[]): Counters {
   const c = { total: outcomes.length, processed: 0, skipped: 0, errors: 0 };
   for (const o of outcomes) {
     if (o.result === "processed") c.processed++;
@@ -70,9 +63,5 @@ export function countOutcomes(outcomes: readonly EventOutcome[]): Counters {
 }
 
 export function phasesFor(type: RunType): Phase[] {
-  return type === "webhook_replay" ? ["purchases", "reversals"] : ["reversals"];
-}
-
-export function isReversalType(type: unknown): type is EventType {
-  return type === "order.refunded" || type === "order.chargeback";
+  return type === "webhook_replay" ? ["purchases", "reversals", "closings"] : ["reversals", "closings"];
 }

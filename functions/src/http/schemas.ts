@@ -160,7 +160,7 @@ const reportEvent = z.object({
   chunkId: z.string(),
   phase: z.string(),
   outcome: z.enum(["processed", "skipped", "error"]),
-  entryId: z.string().optional(),
+  entryIds: z.array(z.string()).optional(),
   reason: z.string().optional(),
   code: z.string().optional(),
   message: z.string().optional(),

@@ -1,13 +1,12 @@
 // Counts the events a new run would select, so that the event cap can be shared out deterministically
 // before any chunk starts (see core/plan.ts), and cuts the range into chunks (core/shards.ts). The cost is
 // bounded whatever the range: a handful of range counts, one count per split of a busy range, plus a
-// binary search for the chunk the cap runs out in when it binds (times the groups of ten users a canary's
-// counts take).
+// binary search for the chunk the cap runs out in when it binds.
 import { Timestamp, type Firestore, type Query } from "firebase-admin/firestore";
 import { budgetsFromCut, findCut, type Allocation, type Cut } from "../core/plan";
 import { daysInRange } from "../core/dates";
 import { cutRange, daySpan, type Span } from "../core/shards";
-import { phasesFor, REVERSAL_EVENT_TYPES, type Phase, type RunType } from "../core/types";
+import { PHASE_EVENT_TYPES, phasesFor, SEQUENTIAL_PHASES, type Phase, type RunType } from "../core/types";
 import { refs } from "../platform/collections";
 
 function inRange(db: Firestore, startMs: number, endMs: number): Query {
@@ -16,51 +15,50 @@ function inRange(db: Firestore, startMs: number, endMs: number): Query {
     .where("createdAt", "<", Timestamp.fromMillis(endMs));
 }
 
-/**
- * Users per count query of a canary: a query may hold 30 disjunctions, and a reversal count multiplies the
- * users by its two event types.
- */
-export const USERS_PER_QUERY = 10;
-
 /** Most chunks a run may have: a run, its chunks, its idempotency and admission records share one 500-write batch. */
 export const MAX_CHUNKS = 497;
 
 type Counter = (q: Query) => Promise<number>;
 
-/** A count over everyone's events, or, for a canary, the sum of counts over its users in groups. */
-function counterFor(count: Counter, userIds: readonly string[] | null): Counter {
-  if (!userIds) return count;
-  const groups: string[][] = [];
-  for (let i = 0; i < userIds.length; i += USERS_PER_QUERY) groups.push(userIds.slice(i, i + USERS_PER_QUERY));
-  return async (q) => (await Promise.all(groups.map((g) => count(q.where("userId", "in", g))))).reduce((a, b) => a + b, 0);
+/** The events of a phase's types in a query's range. */
+function ofPhase(q: Query, phase: Phase): Query {
+  const types = PHASE_EVENT_TYPES[phase];
+  return types.length === 1 ? q.where("event_type", "==", types[0]) : q.where("event_type", "in", types);
 }
 
 /**
  * Selected events per phase in [startMs, endMs), matching core/selection.ts for a run that has not
- * started: a replay selects what is not processed, a reversal backfill every refund and chargeback. For a
- * replay, `all` is every event of the span.
+ * started: a replay selects what is not processed, a reversal backfill every refund, chargeback and
+ * closing. A canary's wallets are not in the events' fields a count can filter on (a gift credits another
+ * customer, a refund moves the wallets of its order's purchase), so a canary's counts are everyone's: an
+ * upper bound of what it selects. The phases are counted side by side.
  */
-async function countPhases(
-  db: Firestore,
-  type: RunType,
-  startMs: number,
-  endMs: number,
-  count: Counter,
-): Promise<{ phases: Partial<Record<Phase, number>>; all?: number }> {
-  const all = inRange(db, startMs, endMs);
-  const reversals = all.where("type", "in", REVERSAL_EVENT_TYPES);
-  if (type === "reversal_backfill") return { phases: { reversals: await count(reversals) } };
-  const total = await count(all);
-  if (total === 0) return { phases: { purchases: 0, reversals: 0 }, all: 0 };
-  const [processed, reversalTotal, reversalProcessed] = await Promise.all([
-    count(all.where("processed", "==", true)),
-    count(reversals),
-    count(reversals.where("processed", "==", true)),
-  ]);
-  return {
-    phases: { purchases: total - reversalTotal - (processed - reversalProcessed), reversals: reversalTotal - reversalProcessed },
-    all: total,
-  };
+async function countPhases(db: Firestore, type: RunType, startMs: number, endMs: number, count: Counter): Promise<Partial<Record<Phase, number>>> {
+  const counted = await Promise.all(phasesFor(type).map(async (phase): Promise<[Phase, number]> => [phase, await countPhase(db, type, phase, startMs, endMs, count)]));
+  return Object.fromEntries(counted);
+}
+
+/** Selected events of one phase in [startMs, endMs): one count, two for a replay (less those processed). */
+async function countPhase(db: Firestore, type: RunType, phase: Phase, startMs: number, endMs: number, count: Counter): Promise<number> {
+  const q = ofPhase(inRange(db, startMs, endMs), phase);
+  if (type === "reversal_backfill") return count(q);
+  const [total, processed] = await Promise.all([count(q), count(q.where("processed", "==", true))]);
+  return total - processed;
+}
+
+/**
+ * Most refunds, chargebacks or closings in a range whose times one plan reads, to give the chunks without
+ * any no step in that phase (sequential phases run one chunk after another: an empty chunk still costs a
+ * turn). Past it, every chunk gets the step and scans.
+ */
+export const LOCATE_LIMIT = 10_000;
+
+/** The chunks whose span holds at least one event of `phase` (null: more events than LOCATE_LIMIT). */
+async function chunksWith(db: Firestore, phase: Phase, spans: readonly Span[], startMs: number, endMs: number): Promise<Set<string> | null> {
+  const snap = await ofPhase(inRange(db, startMs, endMs), phase).select("createdAt").limit(LOCATE_LIMIT + 1).get();
+  if (snap.size > LOCATE_LIMIT) return null;
+  const times = snap.docs.map((d) => (d.get("createdAt") as Timestamp).toMillis());
+  return new Set(spans.filter((s) => times.some((t) => t >= s.startMs && t < s.endMs)).map((s) => s.id));
 }
 
 /** What a plan adds to the cap's allocation: the run's chunks. */
@@ -80,28 +78,34 @@ export async function planRun(
     queries++;
     return (await q.count().get()).data().count;
   };
-  const count = counterFor(plain, request.userIds ?? null);
+  const count = plain;
   const phases = phasesFor(request.type);
   const days = daysInRange(request.startDate, request.endDate);
   const rangeStart = daySpan(days[0] as string).startMs;
   const rangeEnd = daySpan(days[days.length - 1] as string).endMs;
-  const totals = await countPhases(db, request.type, rangeStart, rangeEnd, count);
+  const [totals, all] = await Promise.all([countPhases(db, request.type, rangeStart, rangeEnd, count), plain(inRange(db, rangeStart, rangeEnd))]);
   // A canary's events are few: its chunks stay days. Otherwise busy days are cut into shards.
-  const spans = request.userIds
-    ? days.map(daySpan)
-    : (await cutRange(days, options.shardEvents, MAX_CHUNKS, (s, e) => plain(inRange(db, s, e)), totals.all)).spans;
+  const spans = request.userIds ? days.map(daySpan) : (await cutRange(days, options.shardEvents, MAX_CHUNKS, (s, e) => plain(inRange(db, s, e)), all)).spans;
   // Where the cap runs out: the first phase whose total exceeds what is left of it.
   let remaining = request.maxEvents;
   let cut: { phase: Phase; cut: Cut } | null = null;
   for (const phase of phases) {
-    const total = totals.phases[phase] ?? 0;
+    const total = totals[phase] ?? 0;
     if (total > remaining) {
-      const prefix = async (i: number) => (await countPhases(db, request.type, rangeStart, (spans[i] as Span).endMs, count)).phases[phase] ?? 0;
+      const prefix = (i: number) => countPhase(db, request.type, phase, rangeStart, (spans[i] as Span).endMs, count);
       cut = { phase, cut: await findCut(spans.length, remaining, prefix) };
       break;
     }
     remaining -= total;
   }
   const ids = spans.map((s) => s.id);
-  return { ...budgetsFromCut(ids, phases, totals.phases, request.maxEvents, cut), spans, queries };
+  const allocation = budgetsFromCut(ids, phases, totals, request.maxEvents, cut);
+  // A chunk with no event of a sequential phase gets no step in it (one read of the events' times).
+  for (const phase of phases.filter((p) => SEQUENTIAL_PHASES.includes(p) && (totals[p] ?? 0) > 0)) {
+    queries++;
+    const used = await chunksWith(db, phase, spans, rangeStart, rangeEnd);
+    if (!used) continue;
+    for (const [id, budget] of allocation.budgets) if (!used.has(id) && budget[phase] !== undefined) budget[phase] = 0;
+  }
+  return { ...allocation, spans, queries };
 }

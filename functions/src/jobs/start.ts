@@ -5,7 +5,6 @@
 import { createHash } from "node:crypto";
 import { FieldValue, Timestamp } from "firebase-admin/firestore";
 import { newChunk, type Chunk } from "../core/chunk";
-import { onePassAllowed } from "../core/plan";
 import { DEFAULT_DELIVERY_EVENTS_PER_SECOND, estimateSeconds, measuredDeliveryRate } from "../core/estimate";
 import { parseExecutePlan, parseStartJob, type StartJobRequest } from "../core/request";
 import type { Run } from "../core/run";
@@ -239,7 +238,7 @@ async function createRun(
   const phases = phasesFor(request.type);
   const now = deps.now().getTime();
   const chunks = plan.spans.map((span) =>
-    newChunk(span, plan.budgets.get(span.id) ?? {}, { type: request.type, phases, onePass: onePassAllowed(plan.cutAt ?? null, span.id) }, now),
+    newChunk(span, plan.budgets.get(span.id) ?? {}, { phases }, now),
   );
   const base: Omit<Run, "id"> = {
     type: request.type,

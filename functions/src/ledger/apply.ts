@@ -1,15 +1,18 @@
-// Applies events to the ledger. Two ways, one set of decisions (core/ledger.ts):
+// Applies PayNow money events to the ledger; core/money.ts decides. One Firestore transaction reads the
+// events, every ledger entry of the orders they are about (a dry run: its shadow entries too) and their
+// products, decides, and writes the entries, the wallet increments and the event marks together. Every
+// entry has a deterministic id and is `create`d, so a decision that raced another one fails to commit and
+// is decided again on fresh data (Firestore retries the transaction). Live webhook processing and every
+// run share this path: a replay of a live-failed event decides what live processing would have.
 //
-// - applyPage, the fast path: read a page's ledger entries once, decide, and commit each group's writes as
-//   one atomic batch whose preconditions stand in for a transaction's locks — every entry is `create`d
-//   (fails if it exists), every event mark is an update conditional on the event's version as read. If
-//   any precondition fails, or the outcome of the commit is unknown, the group goes through the slow path.
-// - applyGroup, the slow path (and live processing's): one Firestore transaction that re-reads the events
-//   and entries, decides, and writes; Firestore retries it on contention.
-//
-// Either way an entry, its wallet increment and its event's mark are written together or not at all, and
-// an existing entry is never written again. Ledger entries are immutable, so an entry seen to exist is
-// still there, unchanged, when the batch commits.
+// The transaction reads entries by id. An order event names its lines, so it reads their `purchase_`
+// entries (a redelivery carries the same line ids, PayNow's). For a refund, chargeback or closing, which
+// lines its order has is found by a query outside the transaction (a query inside one locks far more than
+// the documents it returns: the emulator times such transactions out under contention), and the
+// transaction reads every entry those lines can have (`purchase_`, `reversal_`, `reinstatement_`). An
+// order's purchase entries are written together and never change, so all the query can miss is an order
+// credited between the query and the transaction: its refund then fails ORIGINAL_PURCHASE_NOT_FOUND,
+// writing nothing, and a later run applies it.
 import {
   FieldValue,
   type DocumentData,
@@ -17,14 +20,12 @@ import {
   type DocumentSnapshot,
   type Firestore,
   type Precondition,
+  type Query,
   type SetOptions,
-  type Timestamp,
   type UpdateData,
 } from "firebase-admin/firestore";
-import { checkProduct, type Product } from "../core/events";
-import { decideGroup, entryIdsFor, productIdFor, type ApplyContext, type Intent, type LedgerEntry } from "../core/ledger";
-import type { MoneyIntent } from "../core/money";
-import type { EventOutcome } from "../core/types";
+import { checkProduct, decideMoney, moneyEntryId, type MoneyContext, type MoneyEntry, type MoneyIntent, type MoneyOutcome, type Product } from "../core/money";
+import { orderIdOf, usableId } from "../core/paynow";
 import type { FaultInjector } from "../deps";
 import { refs } from "../platform/collections";
 import { mapWithConcurrency, plainData } from "../platform/firestore";
@@ -58,123 +59,110 @@ export class ProductCatalog {
 }
 
 const TRANSACTION_ATTEMPTS = 10;
+/** Values one `in` filter may hold. */
+const IN_LIMIT = 30;
 
-/** What applying a group did: one outcome per event, in order, and how many documents it wrote. */
+/** What applying some events did: one outcome per event, in order, and how many documents it wrote. */
 export interface GroupResult {
-  outcomes: EventOutcome[];
+  outcomes: MoneyOutcome[];
   writes: number;
 }
 
-/** Applies `eventIds` for `ctx`. */
-export async function applyGroup(
-  db: Firestore,
-  ctx: ApplyContext,
-  eventIds: readonly string[],
-  catalog: ProductCatalog,
-  faults?: FaultInjector,
-): Promise<GroupResult> {
+/** The lines of an order event (none for other events). */
+function linesOf(data: unknown): Array<{ id?: unknown; product_id?: unknown }> {
+  const d = data as { event_type?: unknown; body?: { lines?: unknown } } | undefined;
+  if (d?.event_type !== "ON_ORDER_COMPLETED" || !Array.isArray(d.body?.lines)) return [];
+  return (d.body.lines as unknown[]).filter((l): l is { id?: unknown; product_id?: unknown } => typeof l === "object" && l !== null);
+}
+
+const productIdsOf = (data: unknown): string[] => linesOf(data).map((l) => l.product_id).filter(usableId);
+
+/**
+ * The entry ids the decisions need: for an order event its own lines' purchase entries (PayNow's line
+ * ids are the order's, and a redelivery carries the same ones); for a refund, chargeback or closing
+ * every entry its order's lines (found in `known`) can have.
+ */
+function entryIdsOf(events: ReadonlyArray<{ data: unknown }>, known: Iterable<MoneyEntry>): string[] {
+  const ids = new Set<string>();
+  const followed = new Set<string>();
+  for (const e of events) {
+    const orderId = orderIdOf(e.data);
+    if (orderId === null) continue;
+    const lines = linesOf(e.data);
+    if ((e.data as { event_type?: unknown }).event_type === "ON_ORDER_COMPLETED") {
+      for (const l of lines) if (usableId(l.id)) ids.add(moneyEntryId("purchase", orderId, l.id));
+    } else followed.add(orderId);
+  }
+  for (const e of known) {
+    if (!followed.has(e.orderId)) continue;
+    for (const kind of ["purchase", "reversal", "reinstatement"] as const) ids.add(moneyEntryId(kind, e.orderId, e.lineId));
+  }
+  return [...ids];
+}
+
+/** The orders of refunds, chargebacks and closings, whose lines only a query can find. */
+function followedOrders(events: ReadonlyArray<{ data: unknown }>): string[] {
+  const ids = events.filter((e) => (e.data as { event_type?: unknown } | undefined)?.event_type !== "ON_ORDER_COMPLETED").map((e) => orderIdOf(e.data));
+  return [...new Set(ids.filter((id): id is string => id !== null))];
+}
+
+/** Every entry of these orders in `collection`, by id, read with `get` (a transaction's, or a plain one). */
+export async function entriesOfOrders(get: (q: Query) => Promise<FirebaseFirestore.QuerySnapshot>, collection: Query, orderIds: readonly string[]): Promise<Map<string, MoneyEntry>> {
+  const found = new Map<string, MoneyEntry>();
+  const groups: string[][] = [];
+  for (let i = 0; i < orderIds.length; i += IN_LIMIT) groups.push(orderIds.slice(i, i + IN_LIMIT));
+  const answers = await Promise.all(groups.map((g) => get(collection.where("orderId", "in", g))));
+  for (const answer of answers) for (const doc of answer.docs) found.set(doc.id, doc.data() as MoneyEntry);
+  return found;
+}
+
+/**
+ * Applies `eventIds` for `ctx` in one transaction. One order's events must come in `(createdAt, event_id)`
+ * order; they are decided in the order given.
+ */
+export async function applyGroup(db: Firestore, ctx: MoneyContext, eventIds: readonly string[], catalog: ProductCatalog, faults?: FaultInjector): Promise<GroupResult> {
   const r = refs(db);
   const result = await db.runTransaction(
     async (tx) => {
-      const eventSnaps = await tx.getAll(...eventIds.map((id) => r.events.doc(id)));
-      const events = new Map<string, unknown>(eventSnaps.map((s) => [s.id, s.exists ? plainData(s.data()) : undefined]));
-      const entryIds = [...new Set([...events.values()].flatMap(entryIdsFor))];
-      const shadowIds = ctx.dryRun && ctx.runId ? entryIds : [];
-      const entrySnaps =
-        entryIds.length + shadowIds.length > 0
-          ? await tx.getAll(
-              ...entryIds.map((id) => r.ledger.doc(id)),
-              ...shadowIds.map((id) => r.shadow(ctx.runId as string).doc(id)),
-            )
-          : [];
-      const ledger = new Map<string, LedgerEntry | undefined>();
-      const shadow = new Map<string, LedgerEntry | undefined>();
-      entrySnaps.forEach((snap, i) => {
-        const target = i < entryIds.length ? ledger : shadow;
-        target.set(snap.id, snap.exists ? (snap.data() as LedgerEntry) : undefined);
-      });
-      const productIds = [...events.values()].map(productIdFor).filter((id): id is string => id !== null);
-      const products = await catalog.load(productIds);
-
-      const { outcomes, intents } = decideGroup(ctx, eventIds, { events, ledger, shadow, products });
+      const snaps = await tx.getAll(...eventIds.map((id) => r.events.doc(id)));
+      const events = snaps.map((s) => ({ id: s.id, data: s.exists ? plainData(s.data()) : undefined }));
+      const orderIds = followedOrders(events);
+      const dryRunId = ctx.dryRun ? ctx.runId : null;
+      // Outside the transaction: which lines the orders have (see the top of this file).
+      const plain = (q: Query) => q.get();
+      const [found, foundShadow, products] = await Promise.all([
+        entriesOfOrders(plain, r.ledger, orderIds),
+        dryRunId ? entriesOfOrders(plain, r.shadow(dryRunId), orderIds) : Promise.resolve(new Map<string, MoneyEntry>()),
+        catalog.load(events.flatMap((e) => productIdsOf(e.data))),
+      ]);
+      const ids = entryIdsOf(events, [...found.values(), ...foundShadow.values()]);
+      const read = async (collection: FirebaseFirestore.CollectionReference) => {
+        const entries = new Map<string, MoneyEntry>();
+        if (ids.length === 0) return entries;
+        for (const snap of await tx.getAll(...ids.map((id) => collection.doc(id)))) if (snap.exists) entries.set(snap.id, snap.data() as MoneyEntry);
+        return entries;
+      };
+      const [ledger, shadow] = await Promise.all([read(r.ledger), dryRunId ? read(r.shadow(dryRunId)) : Promise.resolve(new Map<string, MoneyEntry>())]);
+      const { outcomes, intents } = decideMoney(ctx, events, { ledger, shadow, products });
       await faults?.at("group-transaction", { runId: ctx.runId ?? undefined });
       writeIntents(tx, db, ctx, intents);
-      return { outcomes, writes: intents.length };
+      // Processed without writing: the entries were this run's already, from another delivery.
+      const foundWritten = outcomes.some((o) => o.result === "processed" && !intents.some((i) => i.kind === "createEntry" && i.entry.sourceEventId === o.eventId));
+      return { outcomes, writes: intents.length, foundWritten };
     },
     { maxAttempts: TRANSACTION_ATTEMPTS },
   );
   await faults?.at("group-committed", { runId: ctx.runId ?? undefined });
-  return result;
+  if (result.foundWritten) await faults?.at("group-found-written", { runId: ctx.runId ?? undefined });
+  return { outcomes: result.outcomes, writes: result.writes };
 }
 
-/**
- * Turns intents into writes on a transaction or a batch. With `versions`, event marks are conditional on
- * the event's update time as read (the batch path's stand-in for a transaction's read lock).
- */
-/** What a transaction and a batch have in common, for the writes below. */
-export interface Writer {
-  create(ref: DocumentReference, data: DocumentData): unknown;
-  set(ref: DocumentReference, data: DocumentData, options: SetOptions): unknown;
-  update(ref: DocumentReference, data: UpdateData<DocumentData>, precondition?: Precondition): unknown;
-}
-
-export function writeIntents(
-  writer: Writer,
-  db: Firestore,
-  ctx: { runId: string | null },
-  intents: readonly (Intent | MoneyIntent)[],
-  versions?: ReadonlyMap<string, Timestamp>,
-): void {
-  const r = refs(db);
-  const now = FieldValue.serverTimestamp();
-  const markEvent = (eventId: string, data: Record<string, unknown>) => {
-    const version = versions?.get(eventId);
-    if (version) writer.update(r.events.doc(eventId), data, { lastUpdateTime: version });
-    else writer.update(r.events.doc(eventId), data);
-  };
-  for (const intent of intents) {
-    switch (intent.kind) {
-      case "createEntry": {
-        const ref: DocumentReference =
-          intent.target === "ledger" ? r.ledger.doc(intent.id) : r.shadow(ctx.runId as string).doc(intent.id);
-        writer.create(ref, { ...intent.entry, createdAt: now });
-        break;
-      }
-      case "creditWallet":
-        writer.set(r.wallets.doc(intent.userId), { balance: FieldValue.increment(intent.points), updatedAt: now }, { merge: true });
-        break;
-      case "markProcessed":
-        markEvent(intent.eventId, { processed: true, processedAt: now, processedBy: ctx.runId });
-        break;
-      case "markDryRun":
-        markEvent(intent.eventId, { dryRunProcessed: true, dryRunMigrationId: ctx.runId, dryRunAt: now });
-        break;
-    }
-  }
-}
-
-const READ_BATCH = 500;
-
-async function readEntries(db: Firestore, ids: readonly string[], collection: FirebaseFirestore.CollectionReference) {
-  const found = new Map<string, LedgerEntry | undefined>();
-  for (let i = 0; i < ids.length; i += READ_BATCH) {
-    const snaps = await db.getAll(...ids.slice(i, i + READ_BATCH).map((id) => collection.doc(id)));
-    for (const snap of snaps) found.set(snap.id, snap.exists ? (snap.data() as LedgerEntry) : undefined);
-  }
-  return found;
-}
-
-/** The purchase entry a refund or chargeback would reverse. */
-function purchaseIdsReversed(raw: unknown): string[] {
-  return entryIdsFor(raw).length > 1 ? entryIdsFor(raw).slice(0, 1) : [];
-}
-
-/** Groups of whole orders, so that every event of one order is decided by the same group. */
+/** Groups of whole orders, at most `size` events each unless one order has more: one order's events are decided together. */
 function groupByOrder(events: readonly DocumentSnapshot[], size: number): DocumentSnapshot[][] {
   const byOrder = new Map<string, DocumentSnapshot[]>();
   for (const e of events) {
-    const orderId = e.get("orderId") as unknown;
-    const key = typeof orderId === "string" ? orderId : `\u0000${e.id}`;
+    const orderId = orderIdOf(e.data());
+    const key = orderId ?? `\u0000${e.id}`;
     byOrder.set(key, [...(byOrder.get(key) ?? []), e]);
   }
   const groups: DocumentSnapshot[][] = [];
@@ -190,82 +178,63 @@ function groupByOrder(events: readonly DocumentSnapshot[], size: number): Docume
   return groups;
 }
 
-/** Errors after which a batch's effect is known not to have happened, or unknown: decide again, carefully. */
-const RETRY_IN_TRANSACTION = new Set([2, 4, 6, 9, 10, 13, 14]); // UNKNOWN, DEADLINE_EXCEEDED, ALREADY_EXISTS, FAILED_PRECONDITION, ABORTED, INTERNAL, UNAVAILABLE
-
 export interface PageOptions {
   groupSize: number;
   parallelGroups: number;
-  /** Called before each group's batch commits; tests inject faults here. */
-  beforeCommit?: (groupIndex: number) => void | Promise<void>;
+  /** Called before each group's transaction; tests inject faults here. */
+  beforeGroup?: (groupIndex: number) => void | Promise<void>;
 }
 
 /**
- * Applies a page of events (documents as read, with their versions) for `ctx`, in order-preserving groups
- * committed as conditional batches, falling back to a transaction per group when a condition fails.
- * Returns one outcome per event, in the order given.
+ * Applies a page of events (in `(createdAt, event_id)` order) for `ctx`: groups of whole orders, each in
+ * its own transaction, several at once. Returns one outcome per event, in the order given.
  */
-export async function applyPage(
-  db: Firestore,
-  ctx: ApplyContext,
-  docs: readonly DocumentSnapshot[],
-  catalog: ProductCatalog,
-  options: PageOptions,
-  faults?: FaultInjector,
-): Promise<GroupResult> {
+export async function applyPage(db: Firestore, ctx: MoneyContext, docs: readonly DocumentSnapshot[], catalog: ProductCatalog, options: PageOptions, faults?: FaultInjector): Promise<GroupResult> {
   if (docs.length === 0) return { outcomes: [], writes: 0 };
-  const r = refs(db);
-  const events = new Map<string, unknown>(docs.map((d) => [d.id, d.exists ? plainData(d.data()) : undefined]));
-  const entryIds = [...new Set([...events.values()].flatMap(entryIdsFor))];
-  // A real run need not look an entry up before creating it: `create` fails if it exists, and the group
-  // is then decided again in a transaction that does look. It only reads what a decision takes from an
-  // existing entry: the purchase a reversal undoes. A dry run writes no real entries, so it reads them all.
-  const toRead = ctx.dryRun ? entryIds : [...new Set([...events.values()].flatMap(purchaseIdsReversed))];
-  const [ledger, shadow, products] = await Promise.all([
-    readEntries(db, toRead, r.ledger),
-    ctx.dryRun && ctx.runId ? readEntries(db, entryIds, r.shadow(ctx.runId)) : Promise.resolve(new Map<string, LedgerEntry | undefined>()),
-    catalog.load([...events.values()].map(productIdFor).filter((id): id is string => id !== null)),
-  ]);
-
   const groups = groupByOrder(docs, options.groupSize);
-  const results = await mapWithConcurrency(groups, options.parallelGroups, async (group, index): Promise<GroupResult> => {
-    const ids = group.map((d) => d.id);
-    let decided = decideGroup(ctx, ids, { events, ledger, shadow, products });
-    // A decision that rests on an entry nobody read, and that no write will check (an error, say, for a
-    // purchase whose product is gone), is made again once that entry is read: the fast path and the
-    // transaction path must always decide alike.
-    if (decided.unverified.length > 0) {
-      for (const [id, entry] of await readEntries(db, decided.unverified, r.ledger)) ledger.set(id, entry);
-      decided = decideGroup(ctx, ids, { events, ledger, shadow, products });
-    }
-    const { outcomes, intents } = decided;
-    if (intents.length === 0) return { outcomes, writes: 0 };
-    const versions = new Map(group.filter((d) => d.updateTime).map((d) => [d.id, d.updateTime as Timestamp]));
-    const batch = db.batch();
-    writeIntents(batch, db, ctx, intents, versions);
-    try {
-      await options.beforeCommit?.(index);
-      await faults?.at("group-transaction", { runId: ctx.runId ?? undefined });
-      await batch.commit();
-      await faults?.at("group-committed", { runId: ctx.runId ?? undefined });
-      return { outcomes, writes: intents.length };
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      if (typeof code !== "number" || !RETRY_IN_TRANSACTION.has(code)) throw error;
-      // Someone got there first, or the commit's fate is unknown: decide again on fresh data.
-      await faults?.at("group-retried", { runId: ctx.runId ?? undefined });
-      return applyGroup(db, ctx, ids, catalog, faults);
-    }
+  const results = await mapWithConcurrency(groups, options.parallelGroups, async (group, index) => {
+    await options.beforeGroup?.(index);
+    return applyGroup(db, ctx, group.map((d) => d.id), catalog, faults);
   });
   const byId = new Map(results.flatMap((g) => g.outcomes).map((o) => [o.eventId, o]));
-  return { outcomes: docs.map((d) => byId.get(d.id) as EventOutcome), writes: results.reduce((n, g) => n + g.writes, 0) };
+  return { outcomes: docs.map((d) => byId.get(d.id) as MoneyOutcome), writes: results.reduce((n, g) => n + g.writes, 0) };
 }
 
-/**
- * Applies one webhook event the way live processing does (no run, marks it processed). Live webhook
- * handling and every replay share this decision code.
- */
-export async function applyEvent(db: Firestore, eventId: string, catalog = new ProductCatalog(db)): Promise<EventOutcome> {
-  const { outcomes } = await applyGroup(db, { runId: null, mode: "live", dryRun: false }, [eventId], catalog);
-  return outcomes[0] as EventOutcome;
+/** What a transaction and a batch have in common, for the writes below. */
+export interface Writer {
+  create(ref: DocumentReference, data: DocumentData): unknown;
+  set(ref: DocumentReference, data: DocumentData, options: SetOptions): unknown;
+  update(ref: DocumentReference, data: UpdateData<DocumentData>, precondition?: Precondition): unknown;
+}
+
+/** Turns the decisions' intents into writes. */
+export function writeIntents(writer: Writer, db: Firestore, ctx: { runId: string | null }, intents: readonly MoneyIntent[]): void {
+  const r = refs(db);
+  const now = FieldValue.serverTimestamp();
+  for (const intent of intents) {
+    switch (intent.kind) {
+      case "createEntry": {
+        const ref: DocumentReference =
+          intent.target === "ledger" ? r.ledger.doc(intent.id) : r.shadow(ctx.runId as string).doc(intent.id);
+        writer.create(ref, { ...intent.entry, createdAt: now });
+        break;
+      }
+      case "creditWallet":
+        writer.set(r.wallets.doc(intent.userId), { balance: FieldValue.increment(intent.points), updatedAt: now }, { merge: true });
+        break;
+      case "markProcessed":
+        writer.update(r.events.doc(intent.eventId), { processed: true, processedAt: now, processedBy: ctx.runId });
+        break;
+      case "markDryRun":
+        writer.update(r.events.doc(intent.eventId), { dryRunProcessed: true, dryRunMigrationId: ctx.runId, dryRunAt: now });
+        break;
+    }
+  }
+}
+
+/** Applies one stored webhook event the way live processing does: no run, marked processed when it succeeds. */
+export async function applyEvent(db: Firestore, eventId: string, ctx: Pick<MoneyContext, "walletField">, catalog = new ProductCatalog(db), faults?: FaultInjector): Promise<MoneyOutcome> {
+  const live: MoneyContext = { runId: null, mode: "live", dryRun: false, walletField: ctx.walletField };
+  const { outcomes } = await applyGroup(db, live, [eventId], catalog, faults);
+  return outcomes[0] as MoneyOutcome;
 }

@@ -11,7 +11,7 @@
 import { markQueued, wake, type ChunkHead } from "../core/chunk";
 import { openPhases, pause, rollUp } from "../core/run";
 import type { AutoPause } from "../core/run";
-import type { Phase } from "../core/types";
+import { SEQUENTIAL_PHASES, type Phase } from "../core/types";
 import type { Deps } from "../deps";
 import { chunkStore } from "../chunks/store";
 import { mapWithConcurrency, type Versioned } from "../platform/firestore";
@@ -61,12 +61,26 @@ export async function advanceRun(deps: Deps, runId: string): Promise<void> {
   }
 }
 
-/** Wakes the chunks waiting for `phase` and queues a task for every due chunk that has none. */
+const UNFINISHED_IN_PHASE = new Set(["pending", "running", "paused", "waiting"]);
+
+/**
+ * The chunks that may work in `phase` now: all of them, or in a sequential phase only the earliest one
+ * with work left in it (the next is woken once it is done with the phase).
+ */
+export function mayWork(heads: Array<Versioned<ChunkHead>>, phase: Phase): Array<Versioned<ChunkHead>> {
+  if (!SEQUENTIAL_PHASES.includes(phase)) return heads;
+  const left = heads
+    .filter((h) => h.data.step.phase === phase && UNFINISHED_IN_PHASE.has(h.data.status))
+    .sort((a, b) => a.data.startMs - b.data.startMs || a.data.id.localeCompare(b.data.id));
+  return left.slice(0, 1);
+}
+
+/** Wakes the chunks waiting for `phase` that may work and queues a task for every due chunk that has none. */
 async function queueDue(deps: Deps, runId: string, heads: Array<Versioned<ChunkHead>>, phase: Phase): Promise<void> {
   const chunks = chunkStore(deps.db);
   const now = deps.now().getTime();
   const due: ChunkHead[] = [];
-  await mapWithConcurrency(heads, ENQUEUE_CONCURRENCY, async (head) => {
+  await mapWithConcurrency(mayWork(heads, phase), ENQUEUE_CONCURRENCY, async (head) => {
     const c = head.data;
     if (c.status === "waiting" && c.step.phase === phase) {
       const woken = wake(c, phase);

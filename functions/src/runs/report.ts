@@ -1,7 +1,7 @@
 // The run report: every event the run examined with its final outcome, totals that must equal the run's
 // counters, and a verification read back from Firestore — each processed event has its one ledger entry,
 // and each wallet the run touched equals the sum of its user's ledger entries.
-import type { LedgerEntry } from "../core/ledger";
+import type { MoneyEntry } from "../core/money";
 import { isFinishedRun, summarize, type Run } from "../core/run";
 import type { Counters } from "../core/types";
 import type { Deps } from "../deps";
@@ -20,8 +20,8 @@ export interface ReportEvent {
   chunkId: string;
   phase: string;
   outcome: "processed" | "skipped" | "error";
-  /** Ledger entry (processed), skip reason (skipped) or error code (error). */
-  entryId?: string;
+  /** Ledger entries it wrote (processed), skip reason (skipped) or error code (error). */
+  entryIds?: string[];
   reason?: string;
   code?: string;
   message?: string;
@@ -38,7 +38,7 @@ export async function readOutcomes(deps: Deps, id: string): Promise<Map<string, 
       byEvent.set(
         o.e,
         o.r === "p"
-          ? { ...base, outcome: "processed", entryId: o.x }
+          ? { ...base, outcome: "processed", entryIds: o.x ? o.x.split(",") : [] }
           : o.r === "s"
             ? { ...base, outcome: "skipped", reason: o.x }
             : { ...base, outcome: "error", code: o.x },
@@ -131,23 +131,26 @@ async function verify(deps: Deps, id: string, run: Run, events: readonly ReportE
   const r = refs(deps.db);
   const processed = events.filter((e) => e.outcome === "processed");
   const collection = run.dryRun ? r.shadow(id) : r.ledger;
-  const entries = new Map<string, LedgerEntry>();
-  const ids = [...new Set(processed.map((e) => e.entryId as string))];
+  const entries = new Map<string, MoneyEntry>();
+  const ids = [...new Set(processed.flatMap((e) => e.entryIds ?? []))];
   for (let i = 0; i < ids.length; i += READ_BATCH) {
     const snaps = await deps.db.getAll(...ids.slice(i, i + READ_BATCH).map((entryId) => collection.doc(entryId)));
-    for (const s of snaps) if (s.exists) entries.set(s.id, s.data() as LedgerEntry);
+    for (const s of snaps) if (s.exists) entries.set(s.id, s.data() as MoneyEntry);
   }
   const claimed = new Map<string, number>();
-  for (const e of processed) claimed.set(e.entryId as string, (claimed.get(e.entryId as string) ?? 0) + 1);
-  const entryProblems = processed.flatMap((e) => {
-    const entry = entries.get(e.entryId as string);
-    if (!entry) return [{ eventId: e.eventId, entryId: e.entryId, problem: "ledger entry missing" }];
-    if (entry.sourceEventId !== e.eventId || entry.migrationId !== id) {
-      return [{ eventId: e.eventId, entryId: e.entryId, problem: "ledger entry belongs to another event or run" }];
-    }
-    if ((claimed.get(e.entryId as string) ?? 0) > 1) return [{ eventId: e.eventId, entryId: e.entryId, problem: "entry claimed by several events" }];
-    return [];
-  });
+  for (const e of processed) for (const entryId of e.entryIds ?? []) claimed.set(entryId, (claimed.get(entryId) ?? 0) + 1);
+  const entryProblems = processed.flatMap((e) =>
+    (e.entryIds ?? []).flatMap((entryId) => {
+      const entry = entries.get(entryId);
+      if (!entry) return [{ eventId: e.eventId, entryId, problem: "ledger entry missing" }];
+      if (entry.sourceEventId !== e.eventId || entry.migrationId !== id) {
+        return [{ eventId: e.eventId, entryId, problem: "ledger entry belongs to another event or run" }];
+      }
+      if ((claimed.get(entryId) ?? 0) > 1) return [{ eventId: e.eventId, entryId, problem: "entry claimed by several events" }];
+      return [];
+    }),
+  );
+  const entriesClaimed = processed.reduce((n, e) => n + (e.entryIds?.length ?? 0), 0);
 
   let walletsChecked = 0;
   const walletMismatches: Array<{ userId: string; balance: number; ledgerSum: number }> = [];
@@ -164,7 +167,8 @@ async function verify(deps: Deps, id: string, run: Run, events: readonly ReportE
   return {
     ledger: run.dryRun ? "shadowLedger (dry run)" : "ledgerEntries",
     processedEvents: processed.length,
-    entriesFound: processed.length - entryProblems.filter((p) => p.problem === "ledger entry missing").length,
+    entriesClaimed,
+    entriesFound: entriesClaimed - entryProblems.filter((p) => p.problem === "ledger entry missing").length,
     entryProblems,
     walletsChecked,
     walletMismatches,

@@ -129,7 +129,7 @@ export async function getRun(deps: Deps, id: string): Promise<RunDetail> {
     throughput: throughputSeries(pages, run.startedAt, run.finishedAt ?? now),
     planComparison: await planComparison(deps, run),
     money: await runMoney(deps, run),
-    chunks: chunks.map((c) => chunkView({ ...c.data, reversalIds: null })),
+    chunks: chunks.map((c) => chunkView(c.data)),
     errorSample: errorSnap.docs.map((d) => {
       const e = d.data() as EventErrorDoc;
       return { eventId: e.eventId, code: e.code, message: e.message, chunkId: e.chunkId, phase: e.phase, attempts: e.attempts, at: iso(e.at) };

@@ -12,8 +12,7 @@ import type { MoneyOutcome } from "../core/money";
 import { checkEnvelope, isMoneyEventType } from "../core/paynow";
 import { verifySignature } from "../core/signature";
 import type { Deps } from "../deps";
-import { ProductCatalog } from "../ledger/apply";
-import { applyMoneyGroup } from "../ledger/money";
+import { applyEvent } from "../ledger/apply";
 import { describe } from "../log";
 import { refs } from "../platform/collections";
 
@@ -93,8 +92,7 @@ async function receive(deps: Deps, eventType: string, eventId: string, body: Rec
   let outcome: WebhookAnswer["outcome"] = null;
   if (stored === "created" && isMoneyEventType(eventType)) {
     try {
-      const ctx = { runId: null, mode: "live", dryRun: false, walletField: deps.config.walletField } as const;
-      outcome = (await applyMoneyGroup(deps.db, ctx, [eventId], new ProductCatalog(deps.db), deps.faults)).outcomes[0] ?? null;
+      outcome = await applyEvent(deps.db, eventId, deps.config, undefined, deps.faults);
     } catch (error) {
       // Stored, not applied: the next replay picks it up. PayNow is not asked to redeliver.
       outcome = { result: "error", code: "APPLY_FAILED", message: describe(error) };

@@ -4,7 +4,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { decideMoney, moneyEntryId, type MoneyContext, type MoneyEntry, type MoneyOutcome, type StoredEvent } from "../../../functions/src/core/money";
-import type { Product } from "../../../functions/src/core/events";
+import type { Product } from "../../../functions/src/core/money";
 import { chargeback, chargebackClosed, FlakeIds, minecraftCustomer, orderCompleted, orderOf, refund, type CatalogProduct, type Customer, type Envelope } from "../../../scripts/paynow-payloads";
 
 const seed = Number(process.env.MONEY_SEED ?? 20_261_201);
@@ -46,7 +46,8 @@ class Oracle {
     if (broken) return { result: "error", code: "INVALID_EVENT" };
     const b = e.body as Record<string, any>;
     if (e.event_type === "ON_ORDER_COMPLETED") {
-      if (this.orders.has(b.id)) return { result: "skipped" };
+      // A redelivery names the same lines (PayNow's line ids are the order's).
+      if (this.orders.get(b.id)?.lines.some((l) => (b.lines as Array<{ id: string }>).some((x) => x.id === l.id))) return { result: "skipped" };
       const lines: OLine[] = [];
       for (const l of b.lines) {
         const product = POINTS.get(l.product_id);
