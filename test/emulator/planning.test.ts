@@ -1,12 +1,12 @@
-// Planning a year-long range costs a bounded number of count queries, and still shares the cap out exactly:
-// the earliest selected events, purchases before reversals.
+// Planning a year-long range costs a bounded number of queries, and still shares the cap out exactly: the
+// earliest selected events, purchases before reversals, each chunk no more than it holds.
 import { describe, expect, it } from "vitest";
 import { planRun } from "../../functions/src/jobs/planner";
 import { db } from "../support/emulator";
 import { Store } from "../support/scenario";
 
 describe("planning a 366-day range", () => {
-  it("takes at most 44 count queries when the cap binds, and the budgets examine exactly the earliest events", async () => {
+  it("takes at most 12 queries, and the budgets examine exactly the earliest events, each day no more than it holds", async () => {
     const s = await Store.create("plan366");
     // Day 366 of a common year is 1 January of the next: take that year too, so no other test uses it.
     await Store.create("plan366next");
@@ -23,7 +23,9 @@ describe("planning a 366-day range", () => {
 
     for (const cap of [1, 57, 150, 299, 300, 330, 10_000]) {
       const plan = await planRun(db(), { type: "webhook_replay", ...s.range(1, 366), maxEvents: cap }, { shardEvents: 5000 });
-      expect(plan.queries, `cap ${cap}: count queries`).toBeLessThanOrEqual(44);
+      // Per phase its events, those processed and those marked unprocessed; the range's size (for shards);
+      // one read of the selected events' times per phase with any.
+      expect(plan.queries, `cap ${cap}: queries`).toBeLessThanOrEqual(3 * 3 + 1 + 2);
       // Replaying the budgets against the store's own days: what each day examines is a prefix in time.
       let examined = 0;
       let open = true;
@@ -31,6 +33,7 @@ describe("planning a 366-day range", () => {
         const has = perDay.get(day) ?? 0;
         const budget = plan.budgets.get(s.day(day))?.purchases ?? 0;
         const takes = Math.min(has, budget);
+        expect(budget, `cap ${cap}: day ${day}'s budget`).toBeLessThanOrEqual(has);
         if (!open) expect(takes, `cap ${cap}: day ${day} after the cut`).toBe(0);
         if (takes < has) open = false;
         examined += takes;
@@ -40,11 +43,43 @@ describe("planning a 366-day range", () => {
       if (cap <= 300) expect(reversals, `cap ${cap}: no reversals before every purchase`).toBe(0);
       expect(plan).toMatchObject({ planned: Math.min(cap, 343), selected: 343, capReached: cap < 343 });
     }
-    // Uncapped, it is the range totals alone: for each of the three phases its events and those processed,
-    // the range's size (for shards), and one read of the refunds' times (which days have any).
-    expect((await planRun(db(), { type: "webhook_replay", ...s.range(1, 366), maxEvents: 100_000 }, { shardEvents: 5000 })).queries).toBe(8);
-    expect((await planRun(db(), { type: "reversal_backfill", ...s.range(1, 366), maxEvents: 10 }, { shardEvents: 5000 })).queries).toBeLessThanOrEqual(3 + 10 + 1);
+    // No closings: two reads of times, purchases' and refunds'.
+    expect((await planRun(db(), { type: "webhook_replay", ...s.range(1, 366), maxEvents: 100_000 }, { shardEvents: 5000 })).queries).toBe(3 * 3 + 1 + 2);
+    // A reversal backfill selects every refund: two counts, the range's size, one read.
+    const backfill = await planRun(db(), { type: "reversal_backfill", ...s.range(1, 366), maxEvents: 10 }, { shardEvents: 5000 });
+    expect(backfill).toMatchObject({ queries: 2 + 1 + 1, planned: 10, selected: 43 });
   }, 300_000);
+});
+
+describe("planning a store whose receiver leaves `processed` out", () => {
+  it("counts each day's events instead of reading their times, with the same budgets", async () => {
+    const s = await Store.create("planunmarked");
+    const gems = s.product("gems", 1);
+    const perDay = new Map<number, number>();
+    for (let k = 0; k < 40; k++) {
+      const day = 1 + ((k * 11) % 30);
+      perDay.set(day, (perDay.get(day) ?? 0) + 1);
+      s.purchase({ user: `u${k % 3}`, product: gems, day, minute: k });
+    }
+    await s.write();
+    // Absent means false: every other event has no `processed` at all.
+    const { FieldValue } = await import("firebase-admin/firestore");
+    await Promise.all(s.events.filter((_, i) => i % 2 === 0).map((e) => db().collection("webhookEvents").doc(e.id).update({ processed: FieldValue.delete() })));
+    const days = [...perDay.keys()].length;
+    for (const cap of [1, 13, 40, 100]) {
+      const plan = await planRun(db(), { type: "webhook_replay", ...s.range(1, 30), maxEvents: cap }, { shardEvents: 5000 });
+      let left = cap;
+      for (let day = 1; day <= 30; day++) {
+        const has = perDay.get(day) ?? 0;
+        const budget = plan.budgets.get(s.day(day))?.purchases ?? 0;
+        expect(budget, `cap ${cap}: day ${day}`).toBe(Math.min(has, Math.max(left, 0)));
+        left -= has;
+      }
+      expect(plan).toMatchObject({ planned: Math.min(cap, 40), selected: 40 });
+      // Two counts (events, processed) per split of a part holding events; no read of times.
+      expect(plan.queries, `cap ${cap}: queries`).toBeLessThanOrEqual(3 * 3 + 1 + 2 * days * Math.ceil(Math.log2(30)));
+    }
+  });
 });
 
 describe("the report of a finished run", () => {
@@ -74,5 +109,55 @@ describe("the report of a finished run", () => {
     const retried = await buildReport(deps, id);
     expect(retried.verification).toMatchObject({ ok: true, walletsChecked: 2 });
     expect(retried.verification.computedAt).not.toBe(first.verification.computedAt);
+  });
+});
+
+describe("the event cap while events arrive", () => {
+  // The README: a run examines at most `maxEvents` events, the earliest first; events stored after it was
+  // planned, on any day of its range, are left for the next run.
+  const cases = [
+    ["while the run is paused", "paused"],
+    ["while the run is working on the day before", "working"],
+  ] as const;
+  it.each(cases)("holds with purchases added to a later day %s", async (_, when) => {
+    const { controlRun } = await import("../../functions/src/runs/control");
+    const { RecordingQueue, testDeps, TEST_CALLER } = await import("../support/emulator");
+    const { deliverAll, deliverWithRetries, startInProcess } = await import("../support/deliver");
+    const s = await Store.create(`caparrive${when}`);
+    const gems = s.product("gems", 10);
+    const first = s.purchase({ user: "u1", product: gems, day: 1, minute: 600 });
+    s.purchase({ user: "u2", product: gems, day: 2, minute: 600 });
+    await s.write();
+    const queue = new RecordingQueue();
+    const { deps } = testDeps({ queue });
+    const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 2), dryRun: false, maxEvents: 2 });
+    const arrive = async () => {
+      const from = s.events.length;
+      // Three more open purchases on day 2, one of them earlier than the one the plan counted.
+      for (const minute of [60, 700, 800]) s.purchase({ user: "u3", product: gems, day: 2, minute });
+      await s.writeArrivals(from);
+    };
+    if (when === "paused") {
+      await controlRun(deps, id, "pause", TEST_CALLER);
+      // The tasks queued at the start arrive while it is paused, and park their chunks.
+      for (const t of queue.drain()) await deliverWithRetries(deps, t.payload, t.taskId);
+      await arrive();
+      await controlRun(deps, id, "resume", TEST_CALLER);
+    } else {
+      // Day 1's chunk works first; the purchases land before day 2's chunk is delivered.
+      const tasks = queue.drain();
+      const day1 = tasks.find((t) => (t.payload as { chunkId: string }).chunkId === s.day(1));
+      expect(day1, JSON.stringify(tasks)).toBeDefined();
+      await arrive();
+      for (const t of [day1, ...tasks.filter((x) => x !== day1)]) if (t) await deliverWithRetries(deps, t.payload, t.taskId);
+    }
+    const run = await deliverAll(deps, queue, id);
+    expect(run.status).toBe("completed");
+    expect(run.total, JSON.stringify(run)).toBeLessThanOrEqual(2);
+    expect(run.capReached).toBe(false);
+    const purchases = [...(await s.ledger()).values()].filter((e) => e.kind === "purchase");
+    expect(purchases.length, purchases.map((e) => e.orderId).join(", ")).toBe(2);
+    // Day 1's purchase is among them: earliest first.
+    expect(purchases.map((e) => e.orderId)).toContain(first.orderId);
   });
 });

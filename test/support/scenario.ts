@@ -220,6 +220,13 @@ export class Store {
     }
   }
 
+  /** Stores the events made since the last write, as a receiver would: each created once, unprocessed. */
+  async writeArrivals(from: number): Promise<void> {
+    const batch = db().batch();
+    for (const e of this.events.slice(from)) batch.create(db().collection("webhookEvents").doc(e.id), e.data);
+    await batch.commit();
+  }
+
   /** Every ledger entry of this store's users, by id. */
   async ledger(): Promise<Map<string, MoneyEntry>> {
     const entries = new Map<string, MoneyEntry>();

@@ -1,5 +1,6 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { allocateBudgets } from "../../functions/src/core/plan";
+import { allocateBudgets, bucketTimes, countSpans } from "../../functions/src/core/plan";
 import { afterStep, initialSteps, pageDelta, positionFor, retrySteps } from "../../functions/src/core/chunk";
 import { finalStatus, summarize } from "../../functions/src/core/run";
 
@@ -108,67 +109,54 @@ describe("sharing the cap, whatever order the counts come in", () => {
   });
 });
 
-describe("planning with a bounded number of counts", async () => {
-  const { findCut, budgetsFromCut } = await import("../../functions/src/core/plan");
-  const days = ["d1", "d2", "d3", "d4", "d5"];
-  // Selected events per day (purchases), and the prefix sums a count query would return.
-  const perDay = [3, 0, 4, 2, 5];
-  const prefix = (i: number) => Promise.resolve(perDay.slice(0, i + 1).reduce((a, b) => a + b, 0));
+describe("counting each chunk's events", () => {
+  const seed = Number(process.env.PLAN_SEED ?? 20261201);
 
-  it.each([
-    [1, { index: 0, before: 0 }],
-    [3, { index: 0, before: 0 }],
-    [4, { index: 2, before: 3 }],
-    [7, { index: 2, before: 3 }],
-    [8, { index: 3, before: 7 }],
-    [9, { index: 3, before: 7 }],
-    [10, { index: 4, before: 9 }],
-    [14, { index: 4, before: 9 }],
-  ])("finds the day a cap of %i runs out on", async (cap, cut) => {
-    let calls = 0;
-    const counted = (i: number) => {
-      calls++;
-      return prefix(i);
-    };
-    expect(await findCut(days.length, cap, counted)).toEqual(cut);
-    expect(calls).toBeLessThanOrEqual(Math.ceil(Math.log2(days.length)) + 1);
+  it(`finds every chunk's count up to the cap, and counts only where events are (fast-check seed ${seed}, PLAN_SEED)`, async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.oneof(fc.constant(0), fc.constant(0), fc.nat(9)), { minLength: 1, maxLength: 400 }),
+        fc.nat(3000),
+        async (held, cap) => {
+          let calls = 0;
+          const sum = (from: number, to: number) => held.slice(from, to).reduce((a, b) => a + b, 0);
+          const total = sum(0, held.length);
+          const got = await countSpans(held.length, total, cap, (from, to) => {
+            calls++;
+            return Promise.resolve(sum(from, to));
+          });
+          // Exact for every chunk the cap reaches; the chunks after it read 0.
+          let before = 0;
+          held.forEach((n, i) => {
+            expect(got[i], `chunk ${i}`).toBe(before < cap ? n : 0);
+            before += n;
+          });
+          // One count per split of a part holding events: at most one per chunk holding events, per level.
+          const nonEmpty = held.filter((n) => n > 0).length;
+          expect(calls).toBeLessThanOrEqual(Math.max(0, Math.min(held.length - 1, nonEmpty * Math.ceil(Math.log2(held.length)))));
+        },
+      ),
+      { seed, numRuns: 300 },
+    );
   });
 
-  it("searches 366 days in at most 10 counts", async () => {
-    let calls = 0;
-    const cut = await findCut(366, 1000, (i) => {
-      calls++;
-      return Promise.resolve((i + 1) * 7);
-    });
-    expect(cut).toEqual({ index: 142, before: 994 });
-    expect(calls).toBeLessThanOrEqual(10);
+  it("takes no count for a range with nothing, or a cap of 0", async () => {
+    const never = () => Promise.reject(new Error("counted"));
+    expect(await countSpans(5, 0, 10, never)).toEqual([0, 0, 0, 0, 0]);
+    expect(await countSpans(5, 7, 0, never)).toEqual([0, 0, 0, 0, 0]);
+    expect(await countSpans(1, 7, 3, never)).toEqual([7]);
   });
 
-  it("gives the days before the cut everything, the cut's day the rest, and nothing after", () => {
-    const a = budgetsFromCut(days, ["purchases", "reversals"], { purchases: 14, reversals: 6 }, 8, { phase: "purchases", cut: { index: 3, before: 7 } });
-    expect(Object.fromEntries(a.budgets)).toEqual({
-      d1: { purchases: 14, reversals: 0 },
-      d2: { purchases: 14, reversals: 0 },
-      d3: { purchases: 14, reversals: 0 },
-      d4: { purchases: 1, reversals: 0 },
-      d5: { purchases: 0, reversals: 0 },
-    });
-    expect(a).toMatchObject({ planned: 8, selected: 20, capReached: true });
-  });
-
-  it("spends what purchases leave on reversals, cutting there", () => {
-    const a = budgetsFromCut(days, ["purchases", "reversals"], { purchases: 4, reversals: 9 }, 6, { phase: "reversals", cut: { index: 1, before: 1 } });
-    expect(a.budgets.get("d1")).toEqual({ purchases: 4, reversals: 9 });
-    expect(a.budgets.get("d2")).toEqual({ purchases: 4, reversals: 1 });
-    expect(a.budgets.get("d3")).toEqual({ purchases: 4, reversals: 0 });
-    expect(a).toMatchObject({ planned: 6, selected: 13, capReached: true });
-  });
-
-  it("without a cut, every day may examine its phase's range total, and a phase with nothing gets no budget", () => {
-    const a = budgetsFromCut(days, ["purchases", "reversals"], { purchases: 5, reversals: 0 }, 1000, null);
-    expect(a.budgets.get("d3")).toEqual({ purchases: 5 });
-    expect(a).toMatchObject({ planned: 5, selected: 5, capReached: false });
-    expect(budgetsFromCut(days, ["reversals"], {}, 10, null)).toMatchObject({ planned: 0, selected: 0, capReached: false });
-    expect(budgetsFromCut(days, ["reversals"], {}, 10, null).budgets.size).toBe(0);
+  it("puts each time in the span that holds it", () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 30 }), fc.array(fc.nat(2000)), (widths, times) => {
+        const spans: Array<{ startMs: number; endMs: number }> = [];
+        let at = 100;
+        for (const w of widths) spans.push({ startMs: at, endMs: (at += w) });
+        const expected = spans.map((s) => times.filter((t) => t >= s.startMs && t < s.endMs).length);
+        expect(bucketTimes(times, spans)).toEqual(expected);
+      }),
+      { seed, numRuns: 300 },
+    );
   });
 });

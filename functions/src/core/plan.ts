@@ -2,10 +2,10 @@
 // when the run starts, so a dry run and the real run that follows it examine the same events: the first
 // `maxEvents` selected events, purchases before reversals, earliest day first.
 //
-// Planning costs a bounded number of count queries whatever the range: one per phase over the whole range,
-// and, only for the phase where the cap runs out, a binary search for the day it runs out on (at most
-// ceil(log2(days)) + 1 counts of a range prefix). Days before that day may examine everything they hold,
-// that day what is left of the cap, the days after it nothing.
+// Every chunk's budget is what it held itself when the run was planned (never the range's total), so
+// events that arrive later, on any day, cannot take a run past `maxEvents`: a chunk stops at its budget
+// and leaves them for the next run. Per-chunk counts come from one read of the selected events' times
+// when they are few, else from `countSpans`, whose cost follows the chunks that hold events.
 import type { Phase } from "./types";
 
 /** How many events one phase of one day would examine, counted when the run was planned. */
@@ -24,14 +24,15 @@ export interface Allocation {
   selected: number;
   /** True when the cap leaves selected events for a later run. */
   capReached: boolean;
-  /** Count queries the plan took (each a range count: bounded by the number of phases and log2 of the days). */
+  /** Queries the plan took: range counts, and at most one read of event times per phase. */
   queries?: number;
-  /** The chunk where the cap runs out, and in which phase: the only chunk whose budget may stop it early. */
-  cutAt?: { phase: Phase; chunk: string } | null;
 }
 
-/** Shares `maxEvents` out in phase order, then day order, from a count per day and phase. */
-export function allocateBudgets(counts: readonly SelectedCount[], phases: readonly Phase[], maxEvents: number): Allocation {
+/**
+ * Shares `maxEvents` out in phase order, then day order, from a count per day and phase. `totals` (events
+ * selected per phase in the whole range) stands in for the sum of the counts when those stop at the cap.
+ */
+export function allocateBudgets(counts: readonly SelectedCount[], phases: readonly Phase[], maxEvents: number, totals?: Partial<Record<Phase, number>>): Allocation {
   const budgets = new Map<string, Partial<Record<Phase, number>>>();
   let remaining = maxEvents;
   let selected = 0;
@@ -47,74 +48,48 @@ export function allocateBudgets(counts: readonly SelectedCount[], phases: readon
     budgets.set(day, perDay);
   }
   const planned = maxEvents - remaining;
-  return { budgets, planned, selected, capReached: selected > planned };
-}
-
-/** Where the cap runs out in a phase: on `days[index]`, after `before` events of the days before it. */
-export interface Cut {
-  index: number;
-  before: number;
+  if (totals) selected = phases.reduce((n, p) => n + (totals[p] ?? 0), 0);
+  return { budgets, planned: Math.min(planned, selected), selected, capReached: selected > planned };
 }
 
 /**
- * The first day on which the running total of a phase's selected events reaches `cap`, by binary search over
- * `prefix(i)` = selected events from the first day to `days[i]` inclusive (one count query each). The caller
- * knows the whole range holds more than `cap`, so the last day always qualifies.
+ * Selected events per span, for spans `0..spans-1` in time order holding `total` in all, exact up to the
+ * first `cap` events: spans after the cap runs out read 0 (they get no budget whatever they hold).
+ * `count(from, to)` counts spans `from..to-1`. Halves the spans and counts only the first half of each
+ * split (the second is the parent's count minus it), never splitting a part that holds nothing or lies
+ * past the cap: the counts taken follow the spans that hold events, not the range's length.
  */
-export async function findCut(days: number, cap: number, prefix: (i: number) => Promise<number>): Promise<Cut> {
-  let lo = 0;
-  let hi = days - 1;
-  const known = new Map<number, number>();
-  const at = async (i: number) => {
-    if (i < 0) return 0;
-    const cached = known.get(i);
-    if (cached !== undefined) return cached;
-    const n = await prefix(i);
-    known.set(i, n);
-    return n;
-  };
-  while (lo < hi) {
-    const mid = Math.floor((lo + hi) / 2);
-    if ((await at(mid)) >= cap) hi = mid;
-    else lo = mid + 1;
-  }
-  return { index: lo, before: await at(lo - 1) };
-}
-
-/**
- * Budgets from the range totals and, where the cap runs out, its cut. A phase the cap covers gives every
- * day the phase's range total (no day can hold more); the phase it runs out in gives the days before the
- * cut their range total, the cut's day the rest of the cap, and later days nothing; later phases nothing.
- */
-export function budgetsFromCut(
-  days: readonly string[],
-  phases: readonly Phase[],
-  totals: Partial<Record<Phase, number>>,
-  maxEvents: number,
-  cut: { phase: Phase; cut: Cut } | null,
-): Allocation {
-  const budgets = new Map<string, Partial<Record<Phase, number>>>();
-  let remaining = maxEvents;
-  let selected = 0;
-  for (const phase of phases) {
-    const total = totals[phase] ?? 0;
-    selected += total;
-    if (total === 0) continue;
-    const give = (i: number, n: number) => {
-      const day = days[i] as string;
-      budgets.set(day, { ...budgets.get(day), [phase]: n });
-    };
-    if (remaining <= 0) {
-      days.forEach((_, i) => give(i, 0));
-    } else if (cut?.phase === phase) {
-      days.forEach((_, i) => give(i, i < cut.cut.index ? total : i === cut.cut.index ? remaining - cut.cut.before : 0));
-      remaining = 0;
-    } else {
-      days.forEach((_, i) => give(i, total));
-      remaining -= total;
+export async function countSpans(spans: number, total: number, cap: number, count: (from: number, to: number) => Promise<number>): Promise<number[]> {
+  const out = Array.from({ length: spans }, () => 0);
+  const walk = async (from: number, to: number, held: number, room: number): Promise<void> => {
+    if (held <= 0 || room <= 0 || from >= to) return;
+    if (to - from === 1) {
+      out[from] = held;
+      return;
     }
-  }
-  const planned = maxEvents - Math.max(remaining, 0);
-  const cutAt = cut ? { phase: cut.phase, chunk: days[cut.cut.index] as string } : null;
-  return { budgets, planned: Math.min(planned, selected), selected, capReached: selected > Math.min(planned, selected), cutAt };
+    const mid = Math.floor((from + to) / 2);
+    const left = await count(from, mid);
+    await Promise.all([walk(from, mid, left, room), walk(mid, to, held - left, room - left)]);
+  };
+  await walk(0, spans, total, cap);
+  return out;
 }
+
+/** How many of `times` (ms, any order) fall in each of `spans` ([startMs, endMs), in time order, contiguous). */
+export function bucketTimes(times: readonly number[], spans: ReadonlyArray<{ startMs: number; endMs: number }>): number[] {
+  const out = spans.map(() => 0);
+  for (const t of times) {
+    let lo = 0;
+    let hi = spans.length - 1;
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if ((spans[mid] as { startMs: number }).startMs <= t) lo = mid;
+      else hi = mid - 1;
+    }
+    const span = spans[lo];
+    if (span && t >= span.startMs && t < span.endMs) out[lo] = (out[lo] ?? 0) + 1;
+  }
+  return out;
+}
+
+

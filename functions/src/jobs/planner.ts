@@ -1,12 +1,12 @@
 // Counts the events a new run would select, so that the event cap can be shared out deterministically
-// before any chunk starts (see core/plan.ts), and cuts the range into chunks (core/shards.ts). The cost is
-// bounded whatever the range: a handful of range counts, one count per split of a busy range, plus a
-// binary search for the chunk the cap runs out in when it binds.
+// before any chunk starts (see core/plan.ts), and cuts the range into chunks (core/shards.ts). Each chunk's
+// budget is its own count: per phase, one read of the selected events' times when at most LOCATE_LIMIT of
+// them fall under the cap, else counts that halve the chunks holding events (`countSpans`).
 import { Timestamp, type Firestore, type Query } from "firebase-admin/firestore";
-import { budgetsFromCut, findCut, type Allocation, type Cut } from "../core/plan";
+import { allocateBudgets, bucketTimes, countSpans, type Allocation, type SelectedCount } from "../core/plan";
 import { daysInRange } from "../core/dates";
 import { cutRange, daySpan, type Span } from "../core/shards";
-import { PHASE_EVENT_TYPES, phasesFor, SEQUENTIAL_PHASES, type Phase, type RunType } from "../core/types";
+import { PHASE_EVENT_TYPES, phasesFor, type Phase, type RunType } from "../core/types";
 import { refs } from "../platform/collections";
 
 function inRange(db: Firestore, startMs: number, endMs: number): Query {
@@ -26,39 +26,50 @@ function ofPhase(q: Query, phase: Phase): Query {
   return types.length === 1 ? q.where("event_type", "==", types[0]) : q.where("event_type", "in", types);
 }
 
-/**
- * Selected events per phase in [startMs, endMs), matching core/selection.ts for a run that has not
- * started: a replay selects what is not processed, a reversal backfill every refund, chargeback and
- * closing. A canary's wallets are not in the events' fields a count can filter on (a gift credits another
- * customer, a refund moves the wallets of its order's purchase), so a canary's counts are everyone's: an
- * upper bound of what it selects. The phases are counted side by side.
- */
-async function countPhases(db: Firestore, type: RunType, startMs: number, endMs: number, count: Counter): Promise<Partial<Record<Phase, number>>> {
-  const counted = await Promise.all(phasesFor(type).map(async (phase): Promise<[Phase, number]> => [phase, await countPhase(db, type, phase, startMs, endMs, count)]));
-  return Object.fromEntries(counted);
+/** What a phase holds in a range, as a run that has not started would select it. */
+interface PhaseCount {
+  selected: number;
+  /**
+   * Events with `processed` neither true nor false (absent means false): a replay selects them, but no
+   * index query can find a missing field, so their times cannot be read by `processed == false`.
+   */
+  unmarked: number;
 }
 
-/** Selected events of one phase in [startMs, endMs): one count, two for a replay (less those processed). */
-async function countPhase(db: Firestore, type: RunType, phase: Phase, startMs: number, endMs: number, count: Counter): Promise<number> {
+/**
+ * Selected events of one phase in [startMs, endMs), matching core/selection.ts: a replay selects what is
+ * not processed, a reversal backfill every refund, chargeback and closing. A canary's wallets are not in
+ * the events' fields a count can filter on (a gift credits another customer, a refund moves the wallets of
+ * its order's purchase), so a canary's counts are everyone's: an upper bound of what it selects.
+ */
+async function countPhase(db: Firestore, type: RunType, phase: Phase, startMs: number, endMs: number, count: Counter, withUnmarked = false): Promise<PhaseCount> {
   const q = ofPhase(inRange(db, startMs, endMs), phase);
-  if (type === "reversal_backfill") return count(q);
-  const [total, processed] = await Promise.all([count(q), count(q.where("processed", "==", true))]);
-  return total - processed;
+  if (type === "reversal_backfill") return { selected: await count(q), unmarked: 0 };
+  const [total, processed, open] = await Promise.all([count(q), count(q.where("processed", "==", true)), withUnmarked ? count(q.where("processed", "==", false)) : null]);
+  return { selected: total - processed, unmarked: open === null ? 0 : total - processed - open };
 }
 
-/**
- * Most refunds, chargebacks or closings in a range whose times one plan reads, to give the chunks without
- * any no step in that phase (sequential phases run one chunk after another: an empty chunk still costs a
- * turn). Past it, every chunk gets the step and scans.
- */
+/** Most selected events whose times one plan reads for a phase; past it, the chunks are counted instead. */
 export const LOCATE_LIMIT = 10_000;
 
-/** The chunks whose span holds at least one event of `phase` (null: more events than LOCATE_LIMIT). */
-async function chunksWith(db: Firestore, phase: Phase, spans: readonly Span[], startMs: number, endMs: number): Promise<Set<string> | null> {
-  const snap = await ofPhase(inRange(db, startMs, endMs), phase).select("createdAt").limit(LOCATE_LIMIT + 1).get();
-  if (snap.size > LOCATE_LIMIT) return null;
-  const times = snap.docs.map((d) => (d.get("createdAt") as Timestamp).toMillis());
-  return new Set(spans.filter((s) => times.some((t) => t >= s.startMs && t < s.endMs)).map((s) => s.id));
+/** Count queries a plan has in flight at once. */
+const COUNT_CONCURRENCY = 16;
+
+/** Runs at most `n` of the calls it is given at a time. */
+function limiter(n: number): <T>(call: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  return async (call) => {
+    if (active >= n) await new Promise<void>((resolve) => waiting.push(resolve));
+    else active++;
+    try {
+      return await call();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else active--;
+    }
+  };
 }
 
 /** What a plan adds to the cap's allocation: the run's chunks. */
@@ -67,45 +78,53 @@ export interface RunPlan extends Allocation {
   spans: Span[];
 }
 
-/** Plans a run: its chunks, budgets per chunk and phase, and how many count queries that took. */
+/** Plans a run: its chunks, budgets per chunk and phase, and how many queries that took. */
 export async function planRun(
   db: Firestore,
   request: { type: RunType; startDate: string; endDate: string; maxEvents: number; userIds?: readonly string[] | null },
   options: { shardEvents: number },
 ): Promise<RunPlan> {
   let queries = 0;
-  const plain: Counter = async (q: Query) => {
-    queries++;
-    return (await q.count().get()).data().count;
-  };
-  const count = plain;
-  const phases = phasesFor(request.type);
+  const slot = limiter(COUNT_CONCURRENCY);
+  const count: Counter = (q: Query) =>
+    slot(async () => {
+      queries++;
+      return (await q.count().get()).data().count;
+    });
+  const { type } = request;
+  const phases = phasesFor(type);
   const days = daysInRange(request.startDate, request.endDate);
   const rangeStart = daySpan(days[0] as string).startMs;
   const rangeEnd = daySpan(days[days.length - 1] as string).endMs;
-  const [totals, all] = await Promise.all([countPhases(db, request.type, rangeStart, rangeEnd, count), plain(inRange(db, rangeStart, rangeEnd))]);
+  const [counted, all] = await Promise.all([
+    Promise.all(phases.map((phase) => countPhase(db, type, phase, rangeStart, rangeEnd, count, true))),
+    count(inRange(db, rangeStart, rangeEnd)),
+  ]);
+  const totals: Partial<Record<Phase, number>> = Object.fromEntries(phases.map((p, i) => [p, (counted[i] as PhaseCount).selected]));
   // A canary's events are few: its chunks stay days. Otherwise busy days are cut into shards.
-  const spans = request.userIds ? days.map(daySpan) : (await cutRange(days, options.shardEvents, MAX_CHUNKS, (s, e) => plain(inRange(db, s, e)), all)).spans;
-  // Where the cap runs out: the first phase whose total exceeds what is left of it.
+  const spans = request.userIds ? days.map(daySpan) : (await cutRange(days, options.shardEvents, MAX_CHUNKS, (s, e) => count(inRange(db, s, e)), all)).spans;
+
+  // Each phase's events per chunk, exact up to what is left of the cap after the phases before it.
+  const perChunk: SelectedCount[] = [];
   let remaining = request.maxEvents;
-  let cut: { phase: Phase; cut: Cut } | null = null;
-  for (const phase of phases) {
-    const total = totals[phase] ?? 0;
-    if (total > remaining) {
-      const prefix = (i: number) => countPhase(db, request.type, phase, rangeStart, (spans[i] as Span).endMs, count);
-      cut = { phase, cut: await findCut(spans.length, remaining, prefix) };
-      break;
+  for (const [i, phase] of phases.entries()) {
+    const { selected, unmarked } = counted[i] as PhaseCount;
+    const need = Math.min(selected, Math.max(remaining, 0));
+    remaining -= selected;
+    if (need === 0) continue;
+    let held: number[];
+    if (need <= LOCATE_LIMIT && unmarked === 0) {
+      // The earliest `need` selected events' times: which chunk holds how many, in one read.
+      let q = ofPhase(inRange(db, rangeStart, rangeEnd), phase);
+      if (type === "webhook_replay") q = q.where("processed", "==", false);
+      queries++;
+      const snap = await q.orderBy("createdAt").select("createdAt").limit(need).get();
+      held = bucketTimes(snap.docs.map((d) => (d.get("createdAt") as Timestamp).toMillis()), spans);
+    } else {
+      held = await countSpans(spans.length, selected, need, async (from, to) => (await countPhase(db, type, phase, (spans[from] as Span).startMs, (spans[to - 1] as Span).endMs, count)).selected);
     }
-    remaining -= total;
+    held.forEach((n, k) => perChunk.push({ day: (spans[k] as Span).id, phase, selected: n }));
   }
-  const ids = spans.map((s) => s.id);
-  const allocation = budgetsFromCut(ids, phases, totals, request.maxEvents, cut);
-  // A chunk with no event of a sequential phase gets no step in it (one read of the events' times).
-  for (const phase of phases.filter((p) => SEQUENTIAL_PHASES.includes(p) && (totals[p] ?? 0) > 0)) {
-    queries++;
-    const used = await chunksWith(db, phase, spans, rangeStart, rangeEnd);
-    if (!used) continue;
-    for (const [id, budget] of allocation.budgets) if (!used.has(id) && budget[phase] !== undefined) budget[phase] = 0;
-  }
+  const allocation = allocateBudgets(perChunk, phases, request.maxEvents, totals);
   return { ...allocation, spans, queries };
 }
