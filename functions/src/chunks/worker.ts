@@ -32,14 +32,14 @@ import {
 } from "../core/chunk";
 import { CHUNK_ID_PATTERN, daySpan } from "../core/shards";
 import { markStarted, type Run } from "../core/run";
-import type { MoneyContext, MoneyEntry, MoneyOutcome } from "../core/money";
+import type { MoneyContext, MoneyOutcome } from "../core/money";
 import { orderIdOf } from "../core/paynow";
 import { isSelected, type SelectingRun } from "../core/selection";
 import { errorRateOverWindow, AUTO_PAUSE_WINDOW } from "../core/window";
 import { pacedPageSize, paceRestMs } from "../core/estimate";
 import { countOutcomes, PHASE_EVENT_TYPES, SEQUENTIAL_PHASES } from "../core/types";
 import type { Deps } from "../deps";
-import { applyPage, entriesOfOrders, ProductCatalog } from "../ledger/apply";
+import { applyPage, linesOfOrders, ProductCatalog } from "../ledger/apply";
 import { describe } from "../log";
 import { encodeOutcomes, refs, type EventErrorDoc, type PageOutcome } from "../platform/collections";
 import type { Versioned } from "../platform/firestore";
@@ -371,17 +371,10 @@ const selectingRun = (deps: Deps, run: Run): SelectingRun => ({ runId: run.id, t
  */
 async function orderWalletsFor(deps: Deps, run: Run, docs: readonly DocumentSnapshot[]): Promise<(orderId: string) => readonly string[] | undefined> {
   const orderIds = [...new Set(docs.map((d) => orderIdOf(d.data())).filter((id): id is string => id !== null))];
-  const r = refs(deps.db);
-  const get = (q: FirebaseFirestore.Query) => q.get();
-  const [ledger, shadow] = await Promise.all([
-    entriesOfOrders(get, r.ledger.where("kind", "==", "purchase"), orderIds),
-    run.dryRun ? entriesOfOrders(get, r.shadow(run.id).where("kind", "==", "purchase"), orderIds) : Promise.resolve(new Map<string, MoneyEntry>()),
-  ]);
-  const wallets = new Map<string, Set<string>>();
-  for (const e of [...ledger.values(), ...shadow.values()]) wallets.set(e.orderId, (wallets.get(e.orderId) ?? new Set()).add(e.userId));
+  const lines = await linesOfOrders(deps.db, (...docs: FirebaseFirestore.DocumentReference[]) => deps.db.getAll(...docs), run.dryRun ? run.id : null, orderIds);
   return (orderId) => {
-    const found = wallets.get(orderId);
-    return found ? [...found] : undefined;
+    const found = lines.get(orderId);
+    return found && found.length > 0 ? [...new Set(found.map((l) => l.userId))] : undefined;
   };
 }
 

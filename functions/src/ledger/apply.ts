@@ -5,14 +5,15 @@
 // is decided again on fresh data (Firestore retries the transaction). Live webhook processing and every
 // run share this path: a replay of a live-failed event decides what live processing would have.
 //
-// The transaction reads entries by id. An order event names its lines, so it reads their `purchase_`
-// entries (a redelivery carries the same line ids, PayNow's). For a refund, chargeback or closing, which
-// lines its order has is found by a query outside the transaction (a query inside one locks far more than
-// the documents it returns: the emulator times such transactions out under contention), and the
-// transaction reads every entry those lines can have (`purchase_`, `reversal_`, `reinstatement_`). An
-// order's purchase entries are written together and never change, so all the query can miss is an order
-// credited between the query and the transaction: its refund then fails ORIGINAL_PURCHASE_NOT_FOUND,
-// writing nothing, and a later run applies it.
+// The transaction reads by id only (a query inside one locks far more than the documents it returns: the
+// emulator times such transactions out under contention). An order event names its lines, so it reads
+// their `purchase_` entries (a redelivery carries the same line ids, PayNow's). A refund, chargeback or
+// closing reads its order's `ledgerOrders/{orderId}`, written in the same commit as the order's purchase
+// entries, for the lines it has, then every entry those lines can have (`purchase_`, `reversal_`,
+// `reinstatement_`). An order credited before `ledgerOrders` existed has no such record: its lines are
+// found by a query outside the transaction, and purchase entries never change, so all that query can miss
+// is an order credited in between: its refund then fails ORIGINAL_PURCHASE_NOT_FOUND, writing nothing,
+// and a later run applies it.
 import {
   FieldValue,
   type DocumentData,
@@ -27,7 +28,7 @@ import {
 import { checkProduct, decideMoney, moneyEntryId, type MoneyContext, type MoneyEntry, type MoneyIntent, type MoneyOutcome, type Product } from "../core/money";
 import { orderIdOf, usableId } from "../core/paynow";
 import type { FaultInjector } from "../deps";
-import { refs } from "../platform/collections";
+import { refs, type OrderDoc } from "../platform/collections";
 import { mapWithConcurrency, plainData } from "../platform/firestore";
 
 /** Reads products once per delivery; the catalog is small and does not change during a run. */
@@ -82,7 +83,7 @@ const productIdsOf = (data: unknown): string[] => linesOf(data).map((l) => l.pro
  * ids are the order's, and a redelivery carries the same ones); for a refund, chargeback or closing
  * every entry its order's lines (found in `known`) can have.
  */
-function entryIdsOf(events: ReadonlyArray<{ data: unknown }>, known: Iterable<MoneyEntry>): string[] {
+function entryIdsOf(events: ReadonlyArray<{ data: unknown }>, known: Iterable<{ orderId: string; lineId: string }>): string[] {
   const ids = new Set<string>();
   const followed = new Set<string>();
   for (const e of events) {
@@ -116,6 +117,42 @@ export async function entriesOfOrders(get: (q: Query) => Promise<FirebaseFiresto
   return found;
 }
 
+type GetAll = (...refs: DocumentReference[]) => Promise<DocumentSnapshot[]>;
+
+/**
+ * The lines with purchase entries of each order, and their wallets: from `ledgerOrders` (and a dry run's
+ * `shadowOrders`), read with `getAll` (a transaction's, or a plain one); for an order with neither, from a
+ * query of its purchase entries outside any transaction. Orders with no purchase entry are absent.
+ */
+export async function linesOfOrders(db: Firestore, getAll: GetAll, dryRunId: string | null, orderIds: readonly string[]): Promise<Map<string, OrderDoc["lines"]>> {
+  const lines = new Map<string, OrderDoc["lines"]>();
+  if (orderIds.length === 0) return lines;
+  const r = refs(db);
+  const refsOf = orderIds.map((id) => r.orders.doc(id));
+  const shadowRefs = dryRunId ? orderIds.map((id) => r.shadowOrders(dryRunId).doc(id)) : [];
+  const snaps = await getAll(...refsOf, ...shadowRefs);
+  for (const snap of snaps) {
+    if (!snap.exists) continue;
+    const doc = snap.data() as OrderDoc;
+    const known = lines.get(doc.orderId) ?? [];
+    for (const line of doc.lines) if (!known.some((l) => l.lineId === line.lineId)) known.push(line);
+    lines.set(doc.orderId, known);
+  }
+  const unrecorded = orderIds.filter((id) => !lines.has(id));
+  if (unrecorded.length === 0) return lines;
+  const plain = (q: Query) => q.get();
+  const [found, foundShadow] = await Promise.all([
+    entriesOfOrders(plain, r.ledger.where("kind", "==", "purchase"), unrecorded),
+    dryRunId ? entriesOfOrders(plain, r.shadow(dryRunId).where("kind", "==", "purchase"), unrecorded) : Promise.resolve(new Map<string, MoneyEntry>()),
+  ]);
+  for (const e of [...found.values(), ...foundShadow.values()]) {
+    const known = lines.get(e.orderId) ?? [];
+    if (!known.some((l) => l.lineId === e.lineId)) known.push({ lineId: e.lineId, userId: e.userId });
+    lines.set(e.orderId, known);
+  }
+  return lines;
+}
+
 /**
  * Applies `eventIds` for `ctx` in one transaction. One order's events must come in `(createdAt, event_id)`
  * order; they are decided in the order given.
@@ -128,14 +165,11 @@ export async function applyGroup(db: Firestore, ctx: MoneyContext, eventIds: rea
       const events = snaps.map((s) => ({ id: s.id, data: s.exists ? plainData(s.data()) : undefined }));
       const orderIds = followedOrders(events);
       const dryRunId = ctx.dryRun ? ctx.runId : null;
-      // Outside the transaction: which lines the orders have (see the top of this file).
-      const plain = (q: Query) => q.get();
-      const [found, foundShadow, products] = await Promise.all([
-        entriesOfOrders(plain, r.ledger, orderIds),
-        dryRunId ? entriesOfOrders(plain, r.shadow(dryRunId), orderIds) : Promise.resolve(new Map<string, MoneyEntry>()),
+      const [orders, products] = await Promise.all([
+        linesOfOrders(db, (...docs) => tx.getAll(...docs), dryRunId, orderIds),
         catalog.load(events.flatMap((e) => productIdsOf(e.data))),
       ]);
-      const ids = entryIdsOf(events, [...found.values(), ...foundShadow.values()]);
+      const ids = entryIdsOf(events, [...orders].flatMap(([orderId, lines]) => lines.map((l) => ({ orderId, lineId: l.lineId }))));
       const read = async (collection: FirebaseFirestore.CollectionReference) => {
         const entries = new Map<string, MoneyEntry>();
         if (ids.length === 0) return entries;
@@ -145,10 +179,10 @@ export async function applyGroup(db: Firestore, ctx: MoneyContext, eventIds: rea
       const [ledger, shadow] = await Promise.all([read(r.ledger), dryRunId ? read(r.shadow(dryRunId)) : Promise.resolve(new Map<string, MoneyEntry>())]);
       const { outcomes, intents } = decideMoney(ctx, events, { ledger, shadow, products });
       await faults?.at("group-transaction", { runId: ctx.runId ?? undefined });
-      writeIntents(tx, db, ctx, intents);
+      const writes = writeIntents(tx, db, ctx, intents);
       // Processed without writing: the entries were this run's already, from another delivery.
       const foundWritten = outcomes.some((o) => o.result === "processed" && !intents.some((i) => i.kind === "createEntry" && i.entry.sourceEventId === o.eventId));
-      return { outcomes, writes: intents.length, foundWritten };
+      return { outcomes, writes, foundWritten };
     },
     { maxAttempts: TRANSACTION_ATTEMPTS },
   );
@@ -207,16 +241,27 @@ export interface Writer {
   update(ref: DocumentReference, data: UpdateData<DocumentData>, precondition?: Precondition): unknown;
 }
 
-/** Turns the decisions' intents into writes. */
-export function writeIntents(writer: Writer, db: Firestore, ctx: { runId: string | null }, intents: readonly MoneyIntent[]): void {
+/**
+ * Turns the decisions' intents into writes, and records the lines of every order given purchase entries in
+ * its `ledgerOrders` (or `shadowOrders`) document. Returns the number of documents written.
+ */
+export function writeIntents(writer: Writer, db: Firestore, ctx: { runId: string | null }, intents: readonly MoneyIntent[]): number {
   const r = refs(db);
   const now = FieldValue.serverTimestamp();
+  const orders = new Map<string, { ref: DocumentReference; orderId: string; lines: OrderDoc["lines"] }>();
   for (const intent of intents) {
     switch (intent.kind) {
       case "createEntry": {
-        const ref: DocumentReference =
-          intent.target === "ledger" ? r.ledger.doc(intent.id) : r.shadow(ctx.runId as string).doc(intent.id);
+        const shadow = intent.target === "shadow";
+        const ref: DocumentReference = shadow ? r.shadow(ctx.runId as string).doc(intent.id) : r.ledger.doc(intent.id);
         writer.create(ref, { ...intent.entry, createdAt: now });
+        const { kind, orderId, lineId, userId } = intent.entry;
+        if (kind === "purchase") {
+          const orderRef = shadow ? r.shadowOrders(ctx.runId as string).doc(orderId) : r.orders.doc(orderId);
+          const order = orders.get(orderRef.path) ?? { ref: orderRef, orderId, lines: [] };
+          order.lines.push({ lineId, userId });
+          orders.set(orderRef.path, order);
+        }
         break;
       }
       case "creditWallet":
@@ -230,6 +275,9 @@ export function writeIntents(writer: Writer, db: Firestore, ctx: { runId: string
         break;
     }
   }
+  // Merged, not created: an order resent with other line ids adds its lines to the record.
+  for (const { ref, orderId, lines } of orders.values()) writer.set(ref, { orderId, lines: FieldValue.arrayUnion(...lines) }, { merge: true });
+  return intents.length + orders.size;
 }
 
 /** Applies one stored webhook event the way live processing does: no run, marked processed when it succeeds. */
