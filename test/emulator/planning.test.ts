@@ -161,3 +161,39 @@ describe("the event cap while events arrive", () => {
     expect(purchases.map((e) => e.orderId)).toContain(first.orderId);
   });
 });
+
+describe("an order's record of its lines", () => {
+  it("is written with its purchase entries; an order credited without one is still found by its refund", async () => {
+    const { RecordingQueue, testDeps } = await import("../support/emulator");
+    const { deliverAll, startInProcess } = await import("../support/deliver");
+    const s = await Store.create("orderrecord");
+    const gems = s.product("gems", 10);
+    const coins = s.product("coins", 3);
+    const kept = s.purchase({ user: "u1", day: 1, lines: [{ product: gems, quantity: 2 }, { product: coins, giftTo: "u2" }] });
+    const legacy = s.purchase({ user: "u3", product: gems, day: 1 });
+    s.reversal(kept.orderId, { type: "chargeback", day: 2 });
+    s.reversal(legacy.orderId, { day: 2 });
+    await s.write();
+    const queue = new RecordingQueue();
+    const { deps } = testDeps({ queue });
+    const replay = async (from: number, to: number) => {
+      const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(from, to), dryRun: false });
+      expect((await deliverAll(deps, queue, id)).status).toBe("completed");
+    };
+    await replay(1, 1);
+    const record = await db().collection("ledgerOrders").doc(kept.orderId).get();
+    expect(record.data()).toEqual({
+      orderId: kept.orderId,
+      lines: [
+        { lineId: kept.lineIds[0], userId: s.user("u1") },
+        { lineId: kept.lineIds[1], userId: s.user("u2") },
+      ],
+    });
+    // As if credited by a version that kept no record: the refund finds the lines by a query instead.
+    await db().collection("ledgerOrders").doc(legacy.orderId).delete();
+    await replay(2, 2);
+    const reversed = [...(await s.ledger()).values()].filter((e) => e.kind === "reversal").map((e) => `${e.orderId}/${e.lineId}`).sort();
+    expect(reversed).toEqual([`${kept.orderId}/${kept.lineIds[0]}`, `${kept.orderId}/${kept.lineIds[1]}`, `${legacy.orderId}/${legacy.lineIds[0]}`].sort());
+    expect(await s.balances()).toEqual({ [s.user("u1")]: 0, [s.user("u2")]: 0, [s.user("u3")]: 0 });
+  });
+});
