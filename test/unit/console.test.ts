@@ -76,8 +76,11 @@ describe("time estimates", () => {
     expect(estimateSeconds(0, 30, queue, 1000)).toBe(2);
     // 30 chunks, 3 at once: 10 waves (1.5 s) + 30,000 / 3,000 (10 s) + 2 → 13.5 → 14.
     expect(estimateSeconds(30_000, 30, queue, 1000)).toBe(14);
-    // One hot day of 20,000 in 5 shards: 2 waves (0.3 s) + 20,000 / (650 × 3) + 2 → 12.56 → 13.
-    expect(estimateSeconds(20_000, 5, queue, DEFAULT_DELIVERY_EVENTS_PER_SECOND)).toBe(13);
+    // One hot day of 20,000 in 5 shards: 2 waves (0.3 s) + 20,000 / (140 × 3) + 2 → 49.9 → 50.
+    expect(estimateSeconds(20_000, 5, queue, DEFAULT_DELIVERY_EVENTS_PER_SECOND)).toBe(50);
+    // The benchmark's 20,000 over 30 days, 2,400 of them refunds and chargebacks one day after another:
+    // 10 waves (1.5 s) + 17,600 / 420 (41.9 s) + 2,400 / 140 (17.1 s) + 30 turns × 0.8 (24 s) + 2 → 86.5 → 87.
+    expect(estimateSeconds(20_000, 30, queue, 140, null, { events: 2400, turns: 30 })).toBe(87);
     // The same events in one chunk: one delivery does them all.
     expect(estimateSeconds(20_000, 1, queue, 1000)).toBe(23);
     // Dispatching binds when the queue runs many at once and chunks are small: 400 chunks at 20/s is 20 s.

@@ -4,12 +4,21 @@
 // its own recent runs; a default from the local benchmark before it has any). Pure: the caller reads the
 // runs.
 
-/** Events per second one chunk delivery works through when the deployment has measured none (2-core benchmark). */
-export const DEFAULT_DELIVERY_EVENTS_PER_SECOND = 650;
+/**
+ * Events per second one chunk delivery works through when the deployment has measured none: the 2-core
+ * benchmark on PayNow-sized events (2026-12-01: 17,600 purchases in 43 s, three deliveries at once).
+ */
+export const DEFAULT_DELIVERY_EVENTS_PER_SECOND = 140;
 /** Seconds every run spends before and after its events: planning, fan-out, phase moves, closing. */
 export const FIXED_SECONDS = 2;
 /** Seconds a chunk costs before its first event (dispatch, lease, run and flag reads, first query, roll-up). */
 export const CHUNK_SECONDS = 0.15;
+/**
+ * Seconds each turn of a sequential phase costs beyond its events: refunds, chargebacks and closings run
+ * one chunk at a time, and each turn claims, reads, commits and wakes the next (2-core benchmark: 30 days
+ * of about 80 refunds and chargebacks each took 41 s, 1.37 s a day).
+ */
+export const SEQUENTIAL_TURN_SECONDS = 0.8;
 /** Runs smaller than this say more about fixed costs (and cold starts) than throughput and are not measured. */
 export const MIN_SAMPLE_EVENTS = 2000;
 
@@ -59,10 +68,17 @@ export function measuredDeliveryRate(recent: readonly RunSample[], dryRun: boole
   return chosen.length % 2 === 1 ? (chosen[mid] as number) : ((chosen[mid - 1] as number) + (chosen[mid] as number)) / 2;
 }
 
+/** What of a plan runs in sequential phases: its events, and its turns (a chunk with budget in such a phase). */
+export interface SequentialWork {
+  events: number;
+  turns: number;
+}
+
 /**
  * Whole seconds a run of `plannedEvents` over `chunks` chunks that have work should take: the fixed cost,
  * then either the waves of chunks with their events shared among the deliveries working at once, or, if
- * slower, dispatching that many tasks at the queue's rate.
+ * slower, dispatching that many tasks at the queue's rate. The events of sequential phases (`sequential`)
+ * are worked by one delivery at a time, each turn costing SEQUENTIAL_TURN_SECONDS more.
  */
 export function estimateSeconds(
   plannedEvents: number,
@@ -70,10 +86,13 @@ export function estimateSeconds(
   queue: QueueCapacity,
   deliveryEventsPerSecond: number,
   maxEventsPerSecond: number | null = null,
+  sequential: SequentialWork = { events: 0, turns: 0 },
 ): number {
   if (plannedEvents <= 0 || chunks <= 0) return FIXED_SECONDS;
   const { parallel, waves } = shape(chunks, queue);
-  const work = waves * CHUNK_SECONDS + plannedEvents / (Math.max(deliveryEventsPerSecond, 1) * parallel);
+  const rate = Math.max(deliveryEventsPerSecond, 1);
+  const side = Math.min(Math.max(sequential.events, 0), plannedEvents);
+  const work = waves * CHUNK_SECONDS + (plannedEvents - side) / (rate * parallel) + side / rate + Math.max(sequential.turns, 0) * SEQUENTIAL_TURN_SECONDS;
   const dispatch = chunks / Math.max(queue.dispatchesPerSecond, 1);
   // A paced run goes no faster than its pace (and, with fewer chunks than the queue runs at once, slower).
   const paced = maxEventsPerSecond === null ? 0 : plannedEvents / ((maxEventsPerSecond * parallel) / paceShares(queue));

@@ -8,7 +8,7 @@ import { newChunk, type Chunk } from "../core/chunk";
 import { DEFAULT_DELIVERY_EVENTS_PER_SECOND, estimateSeconds, measuredDeliveryRate } from "../core/estimate";
 import { parseExecutePlan, parseStartJob, type StartJobRequest } from "../core/request";
 import type { Run } from "../core/run";
-import { phasesFor } from "../core/types";
+import { phasesFor, SEQUENTIAL_PHASES } from "../core/types";
 import type { Caller } from "../auth/oidc";
 import type { Deps } from "../deps";
 import { AppError, invalidRequest } from "../errors";
@@ -81,7 +81,15 @@ export async function startJob(deps: Deps, body: unknown, options: StartOptions)
   const plan = await planRun(deps.db, request, { shardEvents: deps.config.shardEvents });
   // Chunks with work: a chunk with no budget is done from the start and costs nothing.
   const working = plan.spans.filter((span) => Object.values(plan.budgets.get(span.id) ?? {}).some((n) => n > 0)).length;
-  const estimated = estimateSeconds(plan.planned, working, deps.config.queue, await recentDeliveryRate(deps, request.dryRun), request.maxEventsPerSecond);
+  // Refunds, chargebacks and closings run one chunk at a time: each chunk with budget there is a turn.
+  const sequential = { events: 0, turns: 0 };
+  for (const budget of plan.budgets.values()) {
+    for (const phase of SEQUENTIAL_PHASES) {
+      const n = budget[phase] ?? 0;
+      if (n > 0) Object.assign(sequential, { events: sequential.events + n, turns: sequential.turns + 1 });
+    }
+  }
+  const estimated = estimateSeconds(plan.planned, working, deps.config.queue, await recentDeliveryRate(deps, request.dryRun), request.maxEventsPerSecond, sequential);
   const created = await createRun(deps, request, plan, { planOf, estimatedSeconds: estimated }, options.caller, keyRef && { key: key as string, bodyHash, ref: keyRef });
   if ("replayed" in created) return { run: created.replayed, replayed: true };
   const { id, run, response } = created;
