@@ -156,6 +156,8 @@ async function runPipeline(
   events: number;
   seconds: number;
   writes: number;
+  reads: number;
+  planSeconds: number;
   peakRssMb: number;
   peakHeapMb: number;
   peakHeapAfterGcMb: number | null;
@@ -202,7 +204,9 @@ async function runPipeline(
   const elapsed = Date.now() - started;
   const cpu = cpuBetween(cpuBefore, cpuByProcess());
   const run = (await db.collection("dataMigrations").doc(migrationId).get()).data() as { total: number };
-  const sums = await db.collection("dataMigrations").doc(migrationId).collection("pages").aggregate({ writes: AggregateField.sum("writes") }).get();
+  const sums = await db.collection("dataMigrations").doc(migrationId).collection("pages").aggregate({ writes: AggregateField.sum("writes"), reads: AggregateField.sum("reads") }).get();
+  // The run's id carries the moment the API created it, after planning.
+  const planSeconds = Math.max(0, (Number(migrationId.split("_").pop()) - started) / 1000);
   let peakRssMb = 0;
   let peakHeapMb = 0;
   let peakLiveHeapMb = 0;
@@ -216,7 +220,7 @@ async function runPipeline(
     if (heap) peakHeapMb = Math.max(peakHeapMb, Number(heap));
   }
   const { shards, peakChunksWorking } = await chunkConcurrency(migrationId);
-  return { events: run.total, seconds: seconds(elapsed), writes: sums.data().writes, peakRssMb, peakHeapMb, peakHeapAfterGcMb: peakLiveHeapMb > 0 ? peakLiveHeapMb : null, id: migrationId, chunks, shards, peakChunksWorking, estimatedSeconds, cpu };
+  return { events: run.total, seconds: seconds(elapsed), writes: sums.data().writes, reads: sums.data().reads, planSeconds, peakRssMb, peakHeapMb, peakHeapAfterGcMb: peakLiveHeapMb > 0 ? peakLiveHeapMb : null, id: migrationId, chunks, shards, peakChunksWorking, estimatedSeconds, cpu };
 }
 
 /**
@@ -327,6 +331,8 @@ async function main(): Promise<void> {
     ["chunks at once", `${pipeline.peakChunksWorking} at most working side by side (the queue runs TASK_MAX_CONCURRENT deliveries)`],
     ["pipeline", `${fmt(pipelineEventsPerSec)} events/s`],
     ["writes per event", `${fmt(writesPerEvent, 2)} (ledger entry, event mark, wallet, amortised page bookkeeping)`],
+    ["reads per event", `${fmt(pipeline.reads / Math.max(1, pipeline.events), 2)} (${fmt(pipeline.reads)} documents read by the handlers' pages)`],
+    ["planning", `${fmt(pipeline.planSeconds, 1)} s of the ${fmt(pipeline.seconds, 1)} s (counts and reads of the events' times)`],
     ["raw write ceiling", `${fmt(rawDocsPerSec)} docs/s (BulkWriter create, throttling off)`],
     ["ceiling ratio", `${fmt(ceilingRatio, 2)} (target ≥ 0.5)`],
     ["naive script", `${fmt(naiveEventsPerSec, 1)} events/s (one transaction per event, sequential)`],
@@ -355,6 +361,10 @@ async function main(): Promise<void> {
       pipelineEventsPerSec: Math.round(pipelineEventsPerSec),
       rawDocsPerSec: Math.round(rawDocsPerSec),
       writesPerEvent: Number(writesPerEvent.toFixed(3)),
+      docsRead: pipeline.reads,
+      docsWritten: pipeline.writes,
+      readsPerSelectedEvent: Number((pipeline.reads / Math.max(1, pipeline.events)).toFixed(3)),
+      planSeconds: Number(pipeline.planSeconds.toFixed(1)),
       ceilingRatio: Number(ceilingRatio.toFixed(3)),
       naiveEventsPerSec: Number(naiveEventsPerSec.toFixed(1)),
       speedupVsNaive: Number(speedupVsNaive.toFixed(1)),

@@ -28,6 +28,7 @@ function run(over: Partial<Run> = {}): Run {
     endDate: "2025-01-03",
     dryRun: false,
     maxEvents: 1000,
+    unmarkedEvents: 0,
     status: "running",
     phase: "purchases",
     phases: ["purchases", "reversals"],

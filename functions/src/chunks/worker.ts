@@ -11,7 +11,7 @@
 // only retries an attempt it has given up on. The lease keeps deliveries from contending for the same
 // documents; correctness never depends on it.
 import { randomUUID } from "node:crypto";
-import { FieldPath, FieldValue, Timestamp, type DocumentSnapshot, type Query } from "firebase-admin/firestore";
+import { FieldPath, FieldValue, Filter, Timestamp, type DocumentSnapshot, type Query } from "firebase-admin/firestore";
 import { z } from "zod";
 import {
   cancel as cancelChunk,
@@ -142,6 +142,9 @@ export async function handleChunkTask(deps: Deps, payload: unknown, delivery: De
   }
   await advanceRun(deps, runId);
 }
+
+/** Documents read at every page boundary: the run, the chunk and the kill switch. */
+const PAGE_BOUNDARY_READS = 3;
 
 /** How many due chunks one look for help considers. */
 const HELP_CANDIDATES = 10;
@@ -339,6 +342,8 @@ async function reconcileStopped(deps: Deps, runId: string, chunkId: string): Pro
 interface PagePlan {
   /** The events to examine, as read. */
   docs: DocumentSnapshot[];
+  /** Documents this page's planning read (0 when a read ahead served it). */
+  reads: number;
   page: Omit<PageResult, "from" | "outcomes">;
 }
 
@@ -369,9 +374,9 @@ const selectingRun = (deps: Deps, run: Run): SelectingRun => ({ runId: run.id, t
  * of the real ledger, and for a dry run the purchases it would have written. Purchase entries never
  * change once written, so what this read finds is what the decision will find.
  */
-async function orderWalletsFor(deps: Deps, run: Run, docs: readonly DocumentSnapshot[]): Promise<(orderId: string) => readonly string[] | undefined> {
+async function orderWalletsFor(deps: Deps, run: Run, docs: readonly DocumentSnapshot[], reads: { n: number }): Promise<(orderId: string) => readonly string[] | undefined> {
   const orderIds = [...new Set(docs.map((d) => orderIdOf(d.data())).filter((id): id is string => id !== null))];
-  const lines = await linesOfOrders(deps.db, (...docs: FirebaseFirestore.DocumentReference[]) => deps.db.getAll(...docs), run.dryRun ? run.id : null, orderIds);
+  const lines = await linesOfOrders(deps.db, (...docs: FirebaseFirestore.DocumentReference[]) => deps.db.getAll(...docs), run.dryRun ? run.id : null, orderIds, reads);
   return (orderId) => {
     const found = lines.get(orderId);
     return found && found.length > 0 ? [...new Set(found.map((l) => l.userId))] : undefined;
@@ -383,17 +388,20 @@ async function planScanPage(deps: Deps, run: Run, chunk: Chunk, buffer: { curren
   const progress = chunk.progress[phase];
   const keep = { errorCursor: chunk.errorCursor };
   const left = room(chunk);
-  if (left <= 0) return { docs: [], page: { ...keep, examined: 0, cursor: progress?.cursor ?? null, stepDone: true, stoppedAtBudget: true } };
+  if (left <= 0) return { docs: [], reads: 0, page: { ...keep, examined: 0, cursor: progress?.cursor ?? null, stepDone: true, stoppedAtBudget: true } };
   const after = cursorKey(progress);
   const sequential = SEQUENTIAL_PHASES.includes(phase);
   const keys = [`${chunk.id}|${after}`, ...(sequential && !progress?.cursor ? [`from:${chunk.startMs}`] : [])];
   let raw: FirebaseFirestore.QueryDocumentSnapshot[];
   let reachedEnd: boolean;
+  const reads = { n: 0 };
   if (buffer.current && keys.includes(buffer.current.key) && buffer.current.phase === phase) {
     ({ docs: raw, reachedEnd } = buffer.current);
   } else {
     raw = (await scanQuery(deps, run, chunk).get()).docs;
     reachedEnd = raw.length < deps.config.readSize;
+    // A query is billed one read even when it returns nothing.
+    reads.n += Math.max(raw.length, 1);
     await deps.faults?.at("page-read", { runId: run.id, chunkId: chunk.id, cursor: progress?.cursor ? after : null, phase });
   }
   // What lies beyond the chunk's span (a sequential phase reads on) is the next chunk's.
@@ -411,7 +419,7 @@ async function planScanPage(deps: Deps, run: Run, chunk: Chunk, buffer: { curren
   const canary = run.userIds !== null;
   // A canary looks the wallets of refunds, chargebacks and closings up for a window of the read at a time.
   const window = canary && phase !== "purchases" ? Math.min(inSpan.length, deps.config.pageSize * 4) : inSpan.length;
-  const orderWallets = canary && phase !== "purchases" ? await orderWalletsFor(deps, run, inSpan.slice(0, window)) : undefined;
+  const orderWallets = canary && phase !== "purchases" ? await orderWalletsFor(deps, run, inSpan.slice(0, window), reads) : undefined;
   const limit = Math.min(deps.config.pageSize, left);
   const taken: FirebaseFirestore.QueryDocumentSnapshot[] = [];
   let charged = 0;
@@ -437,6 +445,7 @@ async function planScanPage(deps: Deps, run: Run, chunk: Chunk, buffer: { curren
   }
   return {
     docs: taken,
+    reads: reads.n,
     page: { ...keep, examined: charged, cursor, stepDone: endOfSpan || budgetSpent, stoppedAtBudget: budgetSpent && !endOfSpan },
   };
 }
@@ -450,6 +459,7 @@ async function planErrorsPage(deps: Deps, run: Run, chunk: Chunk): Promise<PageP
     .orderBy("eventId");
   if (chunk.errorCursor) query = query.startAfter(chunk.errorCursor);
   const docs = (await query.limit(ERRORS_PAGE_SIZE).get()).docs;
+  const reads = Math.max(docs.length, 1) + docs.length;
   await deps.faults?.at("page-read", { runId: run.id, chunkId: chunk.id, cursor: chunk.errorCursor });
   const ids = docs.map((d) => d.get("eventId") as string);
   const read = ids.length > 0 ? await deps.db.getAll(...ids.map((id) => refs(deps.db).events.doc(id))) : [];
@@ -459,6 +469,7 @@ async function planErrorsPage(deps: Deps, run: Run, chunk: Chunk): Promise<PageP
   const progress = chunk.progress[chunk.step.phase];
   return {
     docs: events,
+    reads,
     page: {
       cursor: progress?.cursor ?? null,
       examined: 0,
@@ -497,7 +508,10 @@ async function processPage(
 
   const counted = countOutcomes(outcomes);
   const page: PageResult = { ...plan.page, from, outcomes: counted };
-  const committed = await commitPageWithRecords(deps, run, chunk.id, me, page, outcomes, applied.writes);
+  // Documents the page read: its planning, its groups, the chunk its commit re-reads, and the run, chunk
+  // and kill switch read before it (PAGE_BOUNDARY_READS).
+  const reads = plan.reads + applied.reads + 1 + PAGE_BOUNDARY_READS;
+  const committed = await commitPageWithRecords(deps, run, chunk.id, me, page, outcomes, { writes: applied.writes, reads });
   if (committed.kind === "conflict") {
     buffer.current = null;
     return { ...committed, examined: 0 };
@@ -512,9 +526,11 @@ async function processPage(
 }
 
 /**
- * The chunk's events of its phase's types after its position, in `(createdAt, event_id)` order: to the
- * end of its span, or in a sequential phase to the end of the run's range (the rest serves the chunks
- * after it).
+ * The scan of a chunk's phase from its position, in `(createdAt, id)` order, to the end of its span, or in
+ * a sequential phase to the end of the run's range (the rest serves the chunks after it). A replay whose
+ * events all carry `processed` (the plan found none without it) reads by index only what it may select:
+ * events not processed, and those this run processed itself, so a page retried after a crash counts them
+ * again. Any other run reads every money event of the phase and selects in the handler (core/selection.ts).
  */
 function scanQuery(deps: Deps, run: Run, chunk: Chunk): Query {
   const phase = chunk.step.phase;
@@ -524,7 +540,11 @@ function scanQuery(deps: Deps, run: Run, chunk: Chunk): Query {
   let query: Query = refs(deps.db)
     .events.where("createdAt", ">=", Timestamp.fromMillis(startMs))
     .where("createdAt", "<", Timestamp.fromMillis(endMs));
-  query = types.length === 1 ? query.where("event_type", "==", types[0]) : query.where("event_type", "in", types);
+  const ofType = types.length === 1 ? Filter.where("event_type", "==", types[0]) : Filter.where("event_type", "in", types);
+  if (run.type === "webhook_replay" && run.unmarkedEvents === 0) {
+    const unprocessed = Filter.where("processed", "==", false);
+    query = query.where(Filter.and(ofType, run.dryRun ? unprocessed : Filter.or(unprocessed, Filter.where("processedBy", "==", run.id))));
+  } else query = query.where(ofType);
   query = query.orderBy("createdAt").orderBy(FieldPath.documentId());
   const cursor = toStoredCursor(chunk.progress[phase]?.cursor ?? null);
   if (cursor) query = query.startAfter(cursor.createdAt, cursor.id);
@@ -551,8 +571,9 @@ async function commitPageWithRecords(
   me: Holder,
   page: PageResult,
   outcomes: readonly MoneyOutcome[],
-  ledgerWrites: number,
+  money: { writes: number; reads: number },
 ): Promise<CommitResult> {
+  const ledgerWrites = money.writes;
   const chunks = chunkStore(deps.db);
   const r = refs(deps.db);
   // Decided on the chunk as it is now (another delivery may have renewed a lease or queued a task since
@@ -597,6 +618,8 @@ async function commitPageWithRecords(
       ...counted,
       // Documents this page wrote: entries, wallets and event marks, error records, the chunk and itself.
       writes: ledgerWrites + errorWrites + 2,
+      // Documents it read (see processPage).
+      reads: money.reads,
       bits: outcomes.map((o) => o.result[0]).join(""),
       outcomes: encodeOutcomes(outcomes.map(pageOutcome)),
     });

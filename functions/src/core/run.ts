@@ -26,6 +26,12 @@ export interface Run extends Counters {
   selectedEvents: number;
   /** True when maxEvents left selected events for a later run. */
   capReached: boolean;
+  /**
+   * A replay's money events in range with no `processed` field when it was planned (absent means false).
+   * 0: its scans read only what they may select, by index (`processed == false`, or processed by this run);
+   * more, or null (unknown, a run from before the field): they read every money event of the phase.
+   */
+  unmarkedEvents: number | null;
   /** Error rate over the last 200 examined events above which the run pauses itself (1 = never). */
   maxErrorRate: number;
   /** The pace the run keeps below, in events examined per second across its chunks (null: full speed). */

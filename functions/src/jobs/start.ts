@@ -267,6 +267,7 @@ async function createRun(
     plannedEvents: plan.planned,
     selectedEvents: plan.selected,
     capReached: plan.capReached,
+    unmarkedEvents: plan.unmarkedEvents,
     maxErrorRate: request.maxErrorRate,
     maxEventsPerSecond: request.maxEventsPerSecond,
     windowSince: null,

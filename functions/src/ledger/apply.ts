@@ -63,10 +63,12 @@ const TRANSACTION_ATTEMPTS = 10;
 /** Values one `in` filter may hold. */
 const IN_LIMIT = 30;
 
-/** What applying some events did: one outcome per event, in order, and how many documents it wrote. */
+/** What applying some events did: one outcome per event, in order, and how many documents it read and wrote. */
 export interface GroupResult {
   outcomes: MoneyOutcome[];
   writes: number;
+  /** Documents read, in the last attempt of its transaction and outside it. */
+  reads: number;
 }
 
 /** The lines of an order event (none for other events). */
@@ -124,13 +126,20 @@ type GetAll = (...refs: DocumentReference[]) => Promise<DocumentSnapshot[]>;
  * `shadowOrders`), read with `getAll` (a transaction's, or a plain one); for an order with neither, from a
  * query of its purchase entries outside any transaction. Orders with no purchase entry are absent.
  */
-export async function linesOfOrders(db: Firestore, getAll: GetAll, dryRunId: string | null, orderIds: readonly string[]): Promise<Map<string, OrderDoc["lines"]>> {
+export async function linesOfOrders(
+  db: Firestore,
+  getAll: GetAll,
+  dryRunId: string | null,
+  orderIds: readonly string[],
+  reads: { n: number } = { n: 0 },
+): Promise<Map<string, OrderDoc["lines"]>> {
   const lines = new Map<string, OrderDoc["lines"]>();
   if (orderIds.length === 0) return lines;
   const r = refs(db);
   const refsOf = orderIds.map((id) => r.orders.doc(id));
   const shadowRefs = dryRunId ? orderIds.map((id) => r.shadowOrders(dryRunId).doc(id)) : [];
   const snaps = await getAll(...refsOf, ...shadowRefs);
+  reads.n += snaps.length;
   for (const snap of snaps) {
     if (!snap.exists) continue;
     const doc = snap.data() as OrderDoc;
@@ -145,6 +154,7 @@ export async function linesOfOrders(db: Firestore, getAll: GetAll, dryRunId: str
     entriesOfOrders(plain, r.ledger.where("kind", "==", "purchase"), unrecorded),
     dryRunId ? entriesOfOrders(plain, r.shadow(dryRunId).where("kind", "==", "purchase"), unrecorded) : Promise.resolve(new Map<string, MoneyEntry>()),
   ]);
+  reads.n += found.size + foundShadow.size + 1;
   for (const e of [...found.values(), ...foundShadow.values()]) {
     const known = lines.get(e.orderId) ?? [];
     if (!known.some((l) => l.lineId === e.lineId)) known.push({ lineId: e.lineId, userId: e.userId });
@@ -161,18 +171,20 @@ export async function applyGroup(db: Firestore, ctx: MoneyContext, eventIds: rea
   const r = refs(db);
   const result = await db.runTransaction(
     async (tx) => {
+      const reads = { n: eventIds.length };
       const snaps = await tx.getAll(...eventIds.map((id) => r.events.doc(id)));
       const events = snaps.map((s) => ({ id: s.id, data: s.exists ? plainData(s.data()) : undefined }));
       const orderIds = followedOrders(events);
       const dryRunId = ctx.dryRun ? ctx.runId : null;
       const [orders, products] = await Promise.all([
-        linesOfOrders(db, (...docs) => tx.getAll(...docs), dryRunId, orderIds),
+        linesOfOrders(db, (...docs) => tx.getAll(...docs), dryRunId, orderIds, reads),
         catalog.load(events.flatMap((e) => productIdsOf(e.data))),
       ]);
       const ids = entryIdsOf(events, [...orders].flatMap(([orderId, lines]) => lines.map((l) => ({ orderId, lineId: l.lineId }))));
       const read = async (collection: FirebaseFirestore.CollectionReference) => {
         const entries = new Map<string, MoneyEntry>();
         if (ids.length === 0) return entries;
+        reads.n += ids.length;
         for (const snap of await tx.getAll(...ids.map((id) => collection.doc(id)))) if (snap.exists) entries.set(snap.id, snap.data() as MoneyEntry);
         return entries;
       };
@@ -182,13 +194,13 @@ export async function applyGroup(db: Firestore, ctx: MoneyContext, eventIds: rea
       const writes = writeIntents(tx, db, ctx, intents);
       // Processed without writing: the entries were this run's already, from another delivery.
       const foundWritten = outcomes.some((o) => o.result === "processed" && !intents.some((i) => i.kind === "createEntry" && i.entry.sourceEventId === o.eventId));
-      return { outcomes, writes, foundWritten };
+      return { outcomes, writes, reads: reads.n, foundWritten };
     },
     { maxAttempts: TRANSACTION_ATTEMPTS },
   );
   await faults?.at("group-committed", { runId: ctx.runId ?? undefined });
   if (result.foundWritten) await faults?.at("group-found-written", { runId: ctx.runId ?? undefined });
-  return { outcomes: result.outcomes, writes: result.writes };
+  return { outcomes: result.outcomes, writes: result.writes, reads: result.reads };
 }
 
 /** Groups of whole orders, at most `size` events each unless one order has more: one order's events are decided together. */
@@ -224,14 +236,18 @@ export interface PageOptions {
  * its own transaction, several at once. Returns one outcome per event, in the order given.
  */
 export async function applyPage(db: Firestore, ctx: MoneyContext, docs: readonly DocumentSnapshot[], catalog: ProductCatalog, options: PageOptions, faults?: FaultInjector): Promise<GroupResult> {
-  if (docs.length === 0) return { outcomes: [], writes: 0 };
+  if (docs.length === 0) return { outcomes: [], writes: 0, reads: 0 };
   const groups = groupByOrder(docs, options.groupSize);
   const results = await mapWithConcurrency(groups, options.parallelGroups, async (group, index) => {
     await options.beforeGroup?.(index);
     return applyGroup(db, ctx, group.map((d) => d.id), catalog, faults);
   });
   const byId = new Map(results.flatMap((g) => g.outcomes).map((o) => [o.eventId, o]));
-  return { outcomes: docs.map((d) => byId.get(d.id) as MoneyOutcome), writes: results.reduce((n, g) => n + g.writes, 0) };
+  return {
+    outcomes: docs.map((d) => byId.get(d.id) as MoneyOutcome),
+    writes: results.reduce((n, g) => n + g.writes, 0),
+    reads: results.reduce((n, g) => n + g.reads, 0),
+  };
 }
 
 /** What a transaction and a batch have in common, for the writes below. */

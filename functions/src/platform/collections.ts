@@ -83,6 +83,8 @@ export interface PageDoc extends Counters {
   bits: string;
   /** Documents the page wrote (ledger, wallets, event marks, error records, bookkeeping). */
   writes: number;
+  /** Documents the page read (its scan or errors read, its groups' transactions, its boundary and commit reads). */
+  reads?: number;
   /** Every examined event's outcome, encoded by `encodeOutcomes`. */
   outcomes: string;
 }

@@ -35,6 +35,7 @@ export interface RunDoc {
   plannedEvents: number;
   selectedEvents: number;
   capReached: boolean;
+  unmarkedEvents?: number | null;
   maxErrorRate: number;
   maxEventsPerSecond: number | null;
   windowSince: Timestamp | null;
@@ -92,6 +93,7 @@ export function runFromFields(id: string, d: DocumentData): Run {
     plannedEvents: (d.plannedEvents ?? 0) as number,
     selectedEvents: (d.selectedEvents ?? 0) as number,
     capReached: d.capReached === true,
+    unmarkedEvents: typeof d.unmarkedEvents === "number" ? d.unmarkedEvents : null,
     maxErrorRate: (d.maxErrorRate ?? 1) as number,
     maxEventsPerSecond: typeof d.maxEventsPerSecond === "number" ? d.maxEventsPerSecond : null,
     windowSince: ms(d.windowSince),
