@@ -70,9 +70,8 @@ interface SeedEvent {
  * N PayNow webhooks (every field PayNow's schema requires, ~5 KB each) over DAYS days and USERS customers:
  * orders of one line (a fifth of them two), ~8% refunded and ~4% charged back later.
  */
-function generate(count: number, year: number, days: number, prefix: string, withReversals: boolean): SeedEvent[] {
+function generate(count: number, year: number, days: number, prefix: string, withReversals: boolean, ids = new FlakeIds()): SeedEvent[] {
   const rand = random(count * 7919 + year);
-  const ids = new FlakeIds();
   const customers = new Map<number, Customer>();
   const customer = (n: number): Customer => {
     const known = customers.get(n);
@@ -305,8 +304,10 @@ const LONE_YEAR = 2404;
 async function sparseMain(open: number): Promise<void> {
   process.stderr.write(`Seeding ${fmt(HISTORY)} processed events and ${fmt(open)} open purchases over ${DAYS} days, and ${fmt(open)} open alone...
 `);
-  const history = generate(HISTORY, SPARSE_YEAR, DAYS, "h", true).map((e) => ({ ...e, data: { ...e.data, processed: true, processedBy: null } }));
-  const mixed = generate(open, SPARSE_YEAR + 1000, DAYS, "s", false).map((e) => ({ ...e, data: { ...e.data, createdAt: Timestamp.fromMillis((e.data.createdAt as Timestamp).toMillis() - Date.UTC(SPARSE_YEAR + 1000, 0, 1) + Date.UTC(SPARSE_YEAR, 0, 1)) } }));
+  // One id source for the year's history and its open purchases, so their ids never meet.
+  const ids = new FlakeIds();
+  const history = generate(HISTORY, SPARSE_YEAR, DAYS, "h", true, ids).map((e) => ({ ...e, data: { ...e.data, processed: true, processedBy: null } }));
+  const mixed = generate(open, SPARSE_YEAR, DAYS, "s", false, ids);
   const alone = generate(open, LONE_YEAR, DAYS, "l", false);
   const warmup = generate(3000, WARMUP_YEAR, 6, "w", true);
   await bulkWrite(db, [

@@ -58,6 +58,10 @@ export const backfillChunk = onTaskDispatched(
     rateLimits: { maxConcurrentDispatches: TASK_MAX_CONCURRENT, maxDispatchesPerSecond: TASK_MAX_PER_SECOND },
     timeoutSeconds: 1800,
     memory: "1GiB",
+    // One delivery per instance, with a core of its own: what docs/capacity.md assumes (Firebase's default
+    // would put 80 on one instance's vCPU, and every delivery's pace would fall with the crowd).
+    cpu: 1,
+    concurrency: 1,
   },
   (request) => handleChunkTask(buildDeps(), request.data, { retryCount: request.retryCount, taskName: request.id }),
 );
