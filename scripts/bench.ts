@@ -93,7 +93,9 @@ function generate(count: number, year: number, days: number, prefix: string, wit
     const roll = rand();
     if (withReversals && roll < 0.12 && events.length < count) {
       const { orderId, total } = orderOf(order);
-      const later = Math.min(Date.UTC(year, 0, 1) + days * 86_400_000 - 1, at + Math.floor(rand() * 3 * 86_400_000));
+      // Up to three days later, within the range (clamping to its last millisecond put thousands of events
+      // on one millisecond on a one-day range, more than a millisecond's ids).
+      const later = at + Math.floor(rand() * Math.min(3 * 86_400_000, Date.UTC(year, 0, 1) + days * 86_400_000 - at));
       stored(roll < 0.08 ? refund(ids, { atMs: later, orderId, customer: buyer, paymentAmount: total, refundAmount: total }) : chargeback(ids, { atMs: later, orderId, customer: buyer, amount: total }), later);
     }
   }
