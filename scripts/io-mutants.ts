@@ -47,6 +47,27 @@ export const MUTANTS: Mutant[] = [
     replace: 'const transition = commitPage(current.data, current.data.status === "cancelled" ? { ...page, from: positionKey(current.data) } : page, me,',
     test: { file: "test/emulator/concurrency.test.ts", name: "a cancel while a slow holder is mid-page" },
   },
+  {
+    name: "give every chunk its phase's range total as budget (events stored later then take a run past maxEvents)",
+    file: "functions/src/jobs/planner.ts",
+    find: "held.forEach((n, k) => perChunk.push({ day: (spans[k] as Span).id, phase, selected: n }));",
+    replace: "held.forEach((_, k) => perChunk.push({ day: (spans[k] as Span).id, phase, selected }));",
+    test: { file: "test/emulator/planning.test.ts", name: "the event cap while events arrive" },
+  },
+  {
+    name: "scan every money event of the range, not by index (a replay's reads then follow the history)",
+    file: "functions/src/chunks/worker.ts",
+    find: 'if (run.type === "webhook_replay" && run.unmarkedEvents === 0) {',
+    replace: 'if (run.type === "webhook_replay" && run.unmarkedEvents === -1) {',
+    test: { file: "test/emulator/cost.test.ts", name: "reads about 3 documents per open event" },
+  },
+  {
+    name: "trust ledgerOrders alone (an order credited before the record existed is then never refunded)",
+    file: "functions/src/ledger/apply.ts",
+    find: "  if (unrecorded.length === 0) return lines;",
+    replace: "  if (unrecorded.length >= 0) return lines;",
+    test: { file: "test/emulator/planning.test.ts", name: "an order credited without one is still found by its refund" },
+  },
 ];
 
 const only = process.argv.slice(2).filter((a) => a !== "--").map(Number);
