@@ -50,8 +50,8 @@ export const MUTANTS: Mutant[] = [
   {
     name: "give every chunk its phase's range total as budget (events stored later then take a run past maxEvents)",
     file: "functions/src/jobs/planner.ts",
-    find: "held.forEach((n, k) => perChunk.push({ day: (spans[k] as Span).id, phase, selected: n }));",
-    replace: "held.forEach((_, k) => perChunk.push({ day: (spans[k] as Span).id, phase, selected }));",
+    find: "held.forEach((n, k) => out.push({ day: (spans[k] as Span).id, phase, selected: n }));",
+    replace: "held.forEach((_, k) => out.push({ day: (spans[k] as Span).id, phase, selected }));",
     test: { file: "test/emulator/planning.test.ts", name: "the event cap while events arrive" },
   },
   {

@@ -31,11 +31,6 @@ interface PhaseCount {
   /** Every event of the phase's types. */
   total: number;
   selected: number;
-  /**
-   * Events with `processed` neither true nor false (absent means false): a replay selects them, but no
-   * index query can find a missing field, so their times cannot be read by `processed == false`.
-   */
-  unmarked: number;
 }
 
 /**
@@ -44,14 +39,14 @@ interface PhaseCount {
  * the events' fields a count can filter on (a gift credits another customer, a refund moves the wallets of
  * its order's purchase), so a canary's counts are everyone's: an upper bound of what it selects.
  */
-async function countPhase(db: Firestore, type: RunType, phase: Phase, startMs: number, endMs: number, count: Counter, withUnmarked = false): Promise<PhaseCount> {
+async function countPhase(db: Firestore, type: RunType, phase: Phase, startMs: number, endMs: number, count: Counter): Promise<PhaseCount> {
   const q = ofPhase(inRange(db, startMs, endMs), phase);
   if (type === "reversal_backfill") {
     const total = await count(q);
-    return { total, selected: total, unmarked: 0 };
+    return { total, selected: total };
   }
-  const [total, processed, open] = await Promise.all([count(q), count(q.where("processed", "==", true)), withUnmarked ? count(q.where("processed", "==", false)) : null]);
-  return { total, selected: total - processed, unmarked: open === null ? 0 : total - processed - open };
+  const [total, processed] = await Promise.all([count(q), count(q.where("processed", "==", true))]);
+  return { total, selected: total - processed };
 }
 
 /**
@@ -108,14 +103,20 @@ export async function planRun(
   const days = daysInRange(request.startDate, request.endDate);
   const rangeStart = daySpan(days[0] as string).startMs;
   const rangeEnd = daySpan(days[days.length - 1] as string).endMs;
-  const counted = await Promise.all(phases.map((phase) => countPhase(db, type, phase, rangeStart, rangeEnd, count, true)));
+  const types = phases.flatMap((p) => PHASE_EVENT_TYPES[p]);
+  // Per phase its events and those processed; for a replay, once for all its phases, those marked
+  // unprocessed: the rest of the unprocessed have no `processed` field at all.
+  const [counted, open] = await Promise.all([
+    Promise.all(phases.map((phase) => countPhase(db, type, phase, rangeStart, rangeEnd, count))),
+    type === "webhook_replay" ? count(inRange(db, rangeStart, rangeEnd).where("event_type", "in", types).where("processed", "==", false)) : Promise.resolve(null),
+  ]);
   const totals: Partial<Record<Phase, number>> = Object.fromEntries(phases.map((p, i) => [p, (counted[i] as PhaseCount).selected]));
-  const unmarkedEvents = counted.reduce((n, c) => n + c.unmarked, 0);
+  const selectedAll = counted.reduce((n, c) => n + c.selected, 0);
+  const unmarkedEvents = open === null ? 0 : Math.max(0, selectedAll - open);
   // Chunks are sized by what their scans will read: a replay whose events all carry `processed` reads only
   // the unprocessed ones (by index); otherwise every money event of the run's phases.
   const byIndex = type === "webhook_replay" && unmarkedEvents === 0;
   const scanned = counted.reduce((n, c) => n + (byIndex ? c.selected : c.total), 0);
-  const types = phases.flatMap((p) => PHASE_EVENT_TYPES[p]);
   const read = (s: number, e: number) => {
     const q = inRange(db, s, e).where("event_type", "in", types);
     return count(byIndex ? q.where("processed", "==", false) : q);
@@ -123,16 +124,21 @@ export async function planRun(
   // A canary's events are few: its chunks stay days. Otherwise busy days are cut into shards.
   const spans = request.userIds ? days.map(daySpan) : (await cutRange(days, options.shardEvents, MAX_CHUNKS, read, scanned)).spans;
 
-  // Each phase's events per chunk, exact up to what is left of the cap after the phases before it.
+  // Each phase's events per chunk, exact up to what is left of the cap after the phases before it; the
+  // phases side by side.
   const perChunk: SelectedCount[] = [];
   let remaining = request.maxEvents;
-  for (const [i, phase] of phases.entries()) {
-    const { selected, unmarked } = counted[i] as PhaseCount;
+  const needs = phases.map((phase, i) => {
+    const { selected } = counted[i] as PhaseCount;
     const need = Math.min(selected, Math.max(remaining, 0));
     remaining -= selected;
-    if (need === 0) continue;
+    return { phase, selected, need };
+  });
+  const unmarked = unmarkedEvents;
+  const located = await Promise.all(needs.map(async ({ phase, selected, need }) => {
+    if (need === 0) return [];
     let held: number[];
-    if (need <= LOCATE_LIMIT && unmarked === 0) {
+    if (need <= LOCATE_LIMIT && (type === "reversal_backfill" || unmarked === 0)) {
       // The earliest `need` selected events' times: which chunk holds how many, in one read.
       let q = ofPhase(inRange(db, rangeStart, rangeEnd), phase);
       if (type === "webhook_replay") q = q.where("processed", "==", false);
@@ -149,8 +155,11 @@ export async function planRun(
       };
       held = await countSpans(spans.length, selected, need, countOf);
     }
-    held.forEach((n, k) => perChunk.push({ day: (spans[k] as Span).id, phase, selected: n }));
-  }
+    const out: SelectedCount[] = [];
+    held.forEach((n, k) => out.push({ day: (spans[k] as Span).id, phase, selected: n }));
+    return out;
+  }));
+  for (const counts of located) perChunk.push(...counts);
   const allocation = allocateBudgets(perChunk, phases, request.maxEvents, totals);
   return { ...allocation, spans, queries, unmarkedEvents };
 }
