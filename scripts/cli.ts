@@ -5,12 +5,12 @@
 // `gcloud auth application-default login` with impersonation). Exit codes: 0 success, 1 the API or the
 // network said no, 2 usage error, 3 the watched run failed or was cancelled (or a report did not verify).
 import { describeLargest, describeMoney, type MoneyMoved } from "../functions/src/core/moves";
-import { writeFileSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
 import { GoogleAuth } from "google-auth-library";
 import { ApiError, BackfillClient, formatDuration, type RunDetail, type RunView, type StartedRun, type StartJobBody } from "../functions/src/http/client";
-import type { KillSwitchView } from "../functions/src/http/schemas";
+import type { KillSwitchView, Report } from "../functions/src/http/schemas";
 import { checkAnswer } from "../functions/src/http/validate";
 import { mintLocalToken } from "./localToken";
 
@@ -24,7 +24,7 @@ Commands
   status <id> [--watch]
   list [--limit N]
   pause <id> | resume <id> | cancel <id> | retry <id>
-  report <id> [--out file.json]
+  report <id> [--out file.json]  the run's report; --out writes it with every event, fetched slice by slice
   killswitch on|off|status    the runtime kill switch, through the API (operators; recorded with who)
 
 Options
@@ -96,6 +96,8 @@ async function call<T>(opts: Options, request: (c: BackfillClient) => Promise<T>
 }
 
 const FINISHED = new Set(["completed", "failed", "cancelled"]);
+/** How many times less often `--watch` looks at a paused run. */
+const PAUSED_SLOWDOWN = 5;
 
 function startedLines(run: StartedRun, watching: boolean | undefined): string[] {
   const canary = run.userIds ? ` over ${run.userIds.length} user${run.userIds.length === 1 ? "" : "s"} only (canary)` : "";
@@ -203,7 +205,8 @@ async function watch(opts: Options, id: string, io: Output, intervalMs: number):
       io.err(`Run ${id} is paused (${m.pausedReason ?? "no reason given"}); continue it with: npm run backfill -- resume ${id}`);
     }
     pauseNoted = m.status === "paused";
-    await new Promise((r) => setTimeout(r, intervalMs));
+    // A paused run changes only when someone resumes or cancels it: look at it five times less often.
+    await new Promise((r) => setTimeout(r, m.status === "paused" ? intervalMs * PAUSED_SLOWDOWN : intervalMs));
   }
 }
 
@@ -331,9 +334,30 @@ export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv
         const report = await call(opts, (c) => c.report(runId));
         const line = `total ${report.totals.total} = processed ${report.totals.processed} + skipped ${report.totals.skipped} + errors ${report.totals.errors}; reconciled with the run: ${report.reconciled ? "yes" : "NO"}; verification: ${report.verification.ok ? "ok" : "PROBLEMS FOUND"}`;
         const money = moneyLines(report.money, report.migration.dryRun);
+        const slices = (c: BackfillClient) => c.allReportEvents(report);
         if (v.out) {
-          writeFileSync(v.out, `${JSON.stringify(report, null, 2)}\n`);
-          io.out([`Wrote ${v.out}: ${line}`, ...money].join("\n"));
+          // Streamed: the summary, then the per-event list slice after slice, so no side holds all of it.
+          const { events: _first, nextPageToken: _next, ...summary } = report;
+          const file = await open(v.out, "w");
+          let listed = 0;
+          try {
+            await file.write(`${JSON.stringify(summary, null, 2).replace(/\n}$/, "")},\n  "events": [`);
+            await call(opts, async (c) => {
+              for await (const events of slices(c)) {
+                for (const e of events) await file.write(`${listed++ === 0 ? "" : ","}\n    ${JSON.stringify(e)}`);
+              }
+            });
+            await file.write(`${listed === 0 ? "" : "\n  "}]\n}\n`);
+          } finally {
+            await file.close();
+          }
+          io.out([`Wrote ${v.out}: ${line}`, ...(listed === report.totals.total ? [] : [`The file lists ${listed} events.`]), ...money].join("\n"));
+        } else if (opts.json) {
+          const events: Report["events"] = [];
+          await call(opts, async (c) => {
+            for await (const slice of slices(c)) events.push(...slice);
+          });
+          print({ ...report, events, nextPageToken: null }, "");
         } else {
           print(report, [line, ...money].join("\n"));
         }

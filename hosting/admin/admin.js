@@ -422,8 +422,13 @@ async function showRun(id) {
     el("h2", {}, `Errors (${errorCount})`),
     errors,
   );
-  if (!FINISHED.has(m.status)) schedule(() => showRun(id), 2000);
+  // A moving run refreshes every 2 s; a paused one, which changes only when someone resumes or cancels it,
+  // every 10 s; a finished one not at all.
+  if (!FINISHED.has(m.status)) schedule(() => showRun(id), m.status === "paused" ? PAUSED_REFRESH_MS : REFRESH_MS);
 }
+
+const REFRESH_MS = 2000;
+const PAUSED_REFRESH_MS = 10000;
 
 /** The New run form: always a dry run; the API's own per-field messages appear beside the fields. */
 async function showNew() {

@@ -59,6 +59,7 @@ function chunk(over: Partial<Chunk> = {}): Chunk {
     errors: 0,
     startedAt: null,
     finishedAt: null,
+    throughput: null,
     ...over,
   };
 }
@@ -135,6 +136,8 @@ describe("commitPage", () => {
       progress: { purchases: { cursor: { seconds: 10, nanos: 5, id: "e3" }, examined: 7 } },
       errorCursor: null,
       lease: { ...me, expiresAt: NOW + LEASE },
+      // The page's three events, drawn in the second it was committed in.
+      throughput: { seconds: 1, since: NOW, events: [3] },
     });
   });
 

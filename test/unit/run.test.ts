@@ -89,6 +89,7 @@ function head(id: string, status: ChunkStatus, phase: Phase = "purchases", over:
     errors: 0,
     startedAt: null,
     finishedAt: null,
+    throughput: null,
     ...over,
   };
 }

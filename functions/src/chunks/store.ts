@@ -11,6 +11,7 @@ import {
   type QueryDocumentSnapshot,
   type WriteBatch,
 } from "firebase-admin/firestore";
+import type { ThroughputBuckets } from "../core/estimate";
 import type { Chunk, ChunkHead, Cursor, Lease, PhaseProgress, Step } from "../core/chunk";
 import { daySpan } from "../core/shards";
 import type { ChunkStatus, Phase } from "../core/types";
@@ -54,6 +55,7 @@ export interface ChunkDoc {
   errors: number;
   startedAt: Timestamp | null;
   finishedAt: Timestamp | null;
+  throughput: ThroughputBuckets | null;
   updatedAt: Timestamp;
 }
 
@@ -137,6 +139,7 @@ function fromFields(id: string, d: DocumentData): Chunk {
     errors: (d.errors ?? 0) as number,
     startedAt: ms(d.startedAt),
     finishedAt: ms(d.finishedAt),
+    throughput: (d.throughput ?? null) as ThroughputBuckets | null,
   };
 }
 
@@ -148,7 +151,7 @@ export const chunkConverter: FirestoreDataConverter<Chunk, DocumentData> = {
 /** Every stored field bookkeeping reads. */
 const HEAD_FIELDS = [
   "day", "startMs", "endMs", "status", "phase", "step", "upcoming", "budgets", "progress", "errorCursor", "pages", "generation", "crashes", "queued", "queuedAt",
-  "attempts", "lease", "stoppedAtBudget", "pausedReason", "lastError", "total", "processed", "skipped", "errors", "startedAt", "finishedAt",
+  "attempts", "lease", "stoppedAtBudget", "pausedReason", "lastError", "total", "processed", "skipped", "errors", "startedAt", "finishedAt", "throughput",
 ] as const;
 
 const headOf = (snap: QueryDocumentSnapshot): Versioned<ChunkHead> => {

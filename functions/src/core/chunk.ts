@@ -10,6 +10,7 @@
 //   paused ◀── settle ── (pending|running)        failed ──retry──▶ waiting ──phase opened──▶ pending
 //   waiting ──phase opened──▶ pending            done (open errors) ──retry──▶ waiting
 //   any unfinished ──cancel──▶ cancelled   (a chunk whose holder may be mid-page is drained first)
+import { addThroughput, type ThroughputBuckets } from "./estimate";
 import type { Span } from "./shards";
 import { addCounters, type ChunkStatus, type Counters, type Phase } from "./types";
 
@@ -96,6 +97,8 @@ export interface Chunk extends Counters {
   lastError: string | null;
   startedAt: number | null;
   finishedAt: number | null;
+  /** Events examined over time, for the run page's chart and ETA (core/estimate.ts). */
+  throughput: ThroughputBuckets | null;
 }
 
 /** What bookkeeping reads when it looks at every chunk of a run. */
@@ -202,6 +205,7 @@ export function newChunk(span: Span, budgets: Partial<Record<Phase, number>>, ru
     errors: 0,
     startedAt: null,
     finishedAt: position.status === "done" ? now : null,
+    throughput: null,
   };
 }
 
@@ -293,6 +297,7 @@ export function commitPage(c: Chunk, page: PageResult, me: Holder, now: number, 
     ...addCounters(c, delta),
     pages: c.pages + 1,
     progress,
+    ...(page.outcomes.total > 0 ? { throughput: addThroughput(c.throughput, now, page.outcomes.total) } : {}),
     errorCursor: scanning ? c.errorCursor : page.errorCursor,
   };
   if (c.lease?.owner === me.owner) update.lease = { ...me, expiresAt: now + leaseMs };

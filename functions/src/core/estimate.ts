@@ -147,6 +147,60 @@ export function etaSeconds(
   return Math.ceil(left / pace);
 }
 
+/**
+ * What one chunk has examined over time, kept in its own document (written with each page it commits, so
+ * it costs no write of its own): events per interval of `seconds`, from `since` (epoch ms, a multiple of
+ * the interval). A run's page sums its chunks' buckets for its chart and ETA instead of reading every page
+ * record. At most THROUGHPUT_BUCKETS intervals: when a chunk works longer, its intervals widen (each width
+ * divides the next, so merging is exact).
+ */
+export interface ThroughputBuckets {
+  seconds: number;
+  since: number;
+  events: number[];
+}
+
+export const THROUGHPUT_BUCKETS = 120;
+const BUCKET_WIDTHS = [1, 10, 60, 600, 3600] as const;
+
+/** `buckets` with `events` examined at `at` added (pure). */
+export function addThroughput(buckets: ThroughputBuckets | null, at: number, events: number): ThroughputBuckets {
+  let b: ThroughputBuckets = buckets ?? { seconds: 1, since: Math.floor(at / 1000) * 1000, events: [] };
+  const when = Math.max(at, b.since);
+  for (;;) {
+    const size = b.seconds * 1000;
+    const i = Math.floor((when - b.since) / size);
+    const wider = BUCKET_WIDTHS.find((w) => w > b.seconds);
+    if (i < THROUGHPUT_BUCKETS || wider === undefined) {
+      const slot = Math.min(i, THROUGHPUT_BUCKETS - 1);
+      const counts = b.events.slice();
+      while (counts.length <= slot) counts.push(0);
+      counts[slot] = (counts[slot] ?? 0) + events;
+      return { ...b, events: counts };
+    }
+    b = widen(b, wider);
+  }
+}
+
+function widen(b: ThroughputBuckets, seconds: number): ThroughputBuckets {
+  const size = seconds * 1000;
+  const since = Math.floor(b.since / size) * size;
+  const counts: number[] = [];
+  b.events.forEach((n, i) => {
+    const j = Math.floor((b.since + i * b.seconds * 1000 - since) / size);
+    while (counts.length <= j) counts.push(0);
+    counts[j] = (counts[j] ?? 0) + n;
+  });
+  return { seconds, since, events: counts };
+}
+
+/** Chunks' buckets as the points the chart and the ETA take: each non-empty interval at its start. */
+export function throughputPoints(chunks: ReadonlyArray<{ throughput: ThroughputBuckets | null }>): Array<{ at: number; total: number }> {
+  return chunks.flatMap((c) =>
+    c.throughput ? c.throughput.events.flatMap((n, i) => (n > 0 ? [{ at: (c.throughput as ThroughputBuckets).since + i * (c.throughput as ThroughputBuckets).seconds * 1000, total: n }] : [])) : [],
+  );
+}
+
 /** One bar of a run's throughput chart. */
 export interface ThroughputPoint {
   /** Start of the interval, ISO 8601. */

@@ -10,7 +10,7 @@ import { AppError, invalidRequest } from "../errors";
 import { startJob } from "../jobs/start";
 import { CONTROL_ACTIONS, type ControlAction } from "../core/run";
 import { controlRun } from "../runs/control";
-import { buildReport } from "../runs/report";
+import { buildReport, MAX_REPORT_EVENTS_LIMIT, REPORT_EVENTS_LIMIT, reportEvents } from "../runs/report";
 import { getRun, killSwitchView, listRuns, MAX_LIST_LIMIT, setKillSwitch } from "../runs/views";
 import { z } from "zod";
 import { killSwitchBodySchema, type Me } from "./schemas";
@@ -39,6 +39,18 @@ const listQuery = z.object({
     .max(MAX_LIST_LIMIT, { error: `limit must be an integer from 1 to ${MAX_LIST_LIMIT}` })
     .default(20),
 });
+
+const eventsLimit = z.coerce
+  .number({ error: `limit must be an integer from 1 to ${MAX_REPORT_EVENTS_LIMIT}` })
+  .int({ error: `limit must be an integer from 1 to ${MAX_REPORT_EVENTS_LIMIT}` })
+  .min(1, { error: `limit must be an integer from 1 to ${MAX_REPORT_EVENTS_LIMIT}` })
+  .max(MAX_REPORT_EVENTS_LIMIT, { error: `limit must be an integer from 1 to ${MAX_REPORT_EVENTS_LIMIT}` })
+  .default(REPORT_EVENTS_LIMIT);
+const reportQuery = z.strictObject({ limit: eventsLimit }, { error: "the report takes only limit" });
+const reportEventsQuery = z.strictObject(
+  { limit: eventsLimit, pageToken: z.string({ error: "pageToken is required: the nextPageToken of the report or of the previous slice" }).min(1, { error: "pageToken is required: the nextPageToken of the report or of the previous slice" }).max(2000, { error: "pageToken is not one this API gave" }) },
+  { error: "the event list takes limit and pageToken" },
+);
 
 const RUN_ID = "([A-Za-z0-9_-]{1,200})";
 /** Document ids Firestore reserves: no run has one, and asking Firestore for one is an error, not a miss. */
@@ -76,7 +88,21 @@ const ROUTES: Route[] = [
     method: "GET",
     pattern: new RegExp(`^/api/admin/dataMigrations/${RUN_ID}/report$`),
     needs: "read",
-    handle: async (deps, _req, _caller, [id]) => ({ status: 200, body: await buildReport(deps, id as string) }),
+    handle: async (deps, req, _caller, [id]) => {
+      const query = reportQuery.safeParse(req.query);
+      if (!query.success) throw invalidRequest(problemsFromZod(query.error));
+      return { status: 200, body: await buildReport(deps, id as string, { limit: query.data.limit }) };
+    },
+  },
+  {
+    method: "GET",
+    pattern: new RegExp(`^/api/admin/dataMigrations/${RUN_ID}/report/events$`),
+    needs: "read",
+    handle: async (deps, req, _caller, [id]) => {
+      const query = reportEventsQuery.safeParse(req.query);
+      if (!query.success) throw invalidRequest(problemsFromZod(query.error));
+      return { status: 200, body: await reportEvents(deps, id as string, query.data.pageToken, query.data.limit) };
+    },
   },
   {
     method: "POST",
@@ -168,7 +194,7 @@ export async function handleApi(deps: Deps, req: Request, res: Response): Promis
         "not_found",
         known
           ? `No run or action at ${path}.`
-          : `No endpoint at ${path}. The API serves POST /api/jobs/backfill, GET /api/admin/dataMigrations[/{id}[/report]], POST /api/admin/dataMigrations/{id}/{pause|resume|cancel|retry}, GET and POST /api/admin/killSwitch and GET /api/admin/me.`,
+          : `No endpoint at ${path}. The API serves POST /api/jobs/backfill, GET /api/admin/dataMigrations[/{id}[/report[/events]]], POST /api/admin/dataMigrations/{id}/{pause|resume|cancel|retry}, GET and POST /api/admin/killSwitch and GET /api/admin/me.`,
       );
     }
     if (hit.match.slice(1).some((p) => RESERVED_ID.test(p ?? ""))) throw new AppError(404, "not_found", `No run or action at ${path}.`);

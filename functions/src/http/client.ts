@@ -3,7 +3,7 @@
 // its request and response types are the server's own schemas (http/schemas.ts). Runs in Node and in the
 // browser: it needs only fetch.
 import type { ControlAction } from "../core/run";
-import type { ControlResult, KillSwitchView, Me, Report, RunDetail, RunList, StartedRun, StartJobBody } from "./schemas";
+import type { ControlResult, KillSwitchView, Me, Report, ReportEvents, RunDetail, RunList, StartedRun, StartJobBody } from "./schemas";
 
 export type * from "./schemas";
 
@@ -49,7 +49,7 @@ export interface RawResponse {
 }
 
 /** Which answer a call expects; http/validate.ts maps each to its schema. */
-export type AnswerName = "startedRun" | "runList" | "runDetail" | "report" | "controlResult" | "killSwitch" | "me";
+export type AnswerName = "startedRun" | "runList" | "runDetail" | "report" | "reportEvents" | "controlResult" | "killSwitch" | "me";
 
 export class BackfillClient {
   constructor(private readonly options: ClientOptions) {}
@@ -119,8 +119,27 @@ export class BackfillClient {
     return this.call<RunDetail>("runDetail", "GET", `/api/admin/dataMigrations/${encodeURIComponent(id)}`);
   }
 
-  report(id: string): Promise<Report> {
-    return this.call<Report>("report", "GET", `/api/admin/dataMigrations/${encodeURIComponent(id)}/report`);
+  /** The report with the first `limit` events of its per-event list. */
+  report(id: string, limit?: number): Promise<Report> {
+    const query = limit === undefined ? "" : `?limit=${limit}`;
+    return this.call<Report>("report", "GET", `/api/admin/dataMigrations/${encodeURIComponent(id)}/report${query}`);
+  }
+
+  /** The next slice of a report's per-event list, from the `nextPageToken` of the report or of the slice before. */
+  reportEvents(id: string, pageToken: string, limit?: number): Promise<ReportEvents> {
+    const query = new URLSearchParams({ pageToken, ...(limit === undefined ? {} : { limit: String(limit) }) });
+    return this.call<ReportEvents>("reportEvents", "GET", `/api/admin/dataMigrations/${encodeURIComponent(id)}/report/events?${query.toString()}`);
+  }
+
+  /** Every event of a report, slice after slice, as they come. */
+  async *allReportEvents(report: Report, limit?: number): AsyncGenerator<Report["events"]> {
+    yield report.events;
+    let token = report.nextPageToken;
+    while (token !== null) {
+      const slice = await this.reportEvents(report.migration.id, token, limit);
+      yield slice.events;
+      token = slice.nextPageToken;
+    }
   }
 
   control(id: string, action: ControlAction): Promise<ControlResult> {

@@ -148,6 +148,8 @@ export const runDetailSchema = z.object({
     z.object({ eventId: z.string(), code: z.string(), message: z.string(), chunkId: z.string(), phase: z.string(), attempts: z.number(), at: iso }),
   ),
   errorCount: z.number(),
+  /** Documents this view read from Firestore: constant plus one per chunk, except the first view after the run ends. */
+  docsRead: z.number(),
 });
 export type RunDetail = z.infer<typeof runDetailSchema>;
 
@@ -188,9 +190,17 @@ export const reportSchema = z.object({
   verification: z.object({ ok: z.boolean(), ledger: z.string(), processedEvents: z.number(), entriesFound: z.number(), walletsChecked: z.number(), computedAt: z.string() }).loose(),
   /** What the run did (a dry run: would do) to wallets; null until it has finished. */
   money: moneyMovedSchema.nullable(),
+  /** The first `limit` events of the per-event list, in chunk order then event id. */
   events: z.array(reportEvent),
+  /** Where the list goes on: GET …/report/events?pageToken=; null when `events` is all of it. */
+  nextPageToken: z.string().nullable(),
+  docsRead: z.number(),
 });
 export type Report = z.infer<typeof reportSchema>;
+
+/** `GET /api/admin/dataMigrations/{id}/report/events?pageToken=`: the next slice of a report's per-event list. */
+export const reportEventsSchema = z.object({ migrationId: z.string(), events: z.array(reportEvent), nextPageToken: z.string().nullable(), docsRead: z.number() });
+export type ReportEvents = z.infer<typeof reportEventsSchema>;
 
 /** `GET` and `POST /api/admin/killSwitch`. */
 export const killSwitchSchema = z.object({

@@ -1,13 +1,14 @@
 // Checks the API's answers against the server's schemas, for clients that can afford zod (the CLI, the
 // tests, the bench): `new BackfillClient({ ..., validate: checkAnswer })`.
 import type { AnswerName } from "./client";
-import { controlResultSchema, killSwitchSchema, meSchema, reportSchema, runDetailSchema, runListSchema, startedRunSchema } from "./schemas";
+import { controlResultSchema, killSwitchSchema, meSchema, reportEventsSchema, reportSchema, runDetailSchema, runListSchema, startedRunSchema } from "./schemas";
 
 const SCHEMAS = {
   startedRun: startedRunSchema,
   runList: runListSchema,
   runDetail: runDetailSchema,
   report: reportSchema,
+  reportEvents: reportEventsSchema,
   controlResult: controlResultSchema,
   killSwitch: killSwitchSchema,
   me: meSchema,

@@ -69,3 +69,20 @@ export async function optimistically<D, T>(
     }
   }
 }
+
+/**
+ * The documents a request read, as Firestore bills them: one per document returned (at least one per
+ * query, even an empty one) and one per up to 1,000 index entries an aggregation counts. A view reports it
+ * (`docsRead`) so its cost can be checked from outside.
+ */
+export class ReadTally {
+  count = 0;
+  /** A query's or getAll's result. */
+  docs(n: number): void {
+    this.count += Math.max(1, n);
+  }
+  /** An aggregation over `entries` index entries. */
+  aggregation(entries: number): void {
+    this.count += Math.max(1, Math.ceil(entries / 1000));
+  }
+}

@@ -6,6 +6,7 @@ import { isFinishedRun, type Run } from "../core/run";
 import type { Deps } from "../deps";
 import type { PlanComparison } from "../http/schemas";
 import { refs } from "../platform/collections";
+import type { ReadTally } from "../platform/firestore";
 import type { MoneyMoved } from "../core/moves";
 import { runMoney } from "./moves";
 import { keptWhileSame, readOutcomes, type ReportEvent } from "./report";
@@ -19,20 +20,21 @@ const counters = (run: Run): ComparedCounters => Object.fromEntries(COMPARED_COU
 const asOutcome = (e: ReportEvent): Outcome =>
   e.outcome === "processed" ? { outcome: "processed" } : e.outcome === "skipped" ? { outcome: "skipped", reason: e.reason ?? "" } : { outcome: "error", code: e.code ?? "" };
 
-export async function planComparison(deps: Deps, real: Run): Promise<PlanComparison | null> {
+export async function planComparison(deps: Deps, real: Run, tally?: ReadTally): Promise<PlanComparison | null> {
   if (!real.planOf || !isFinishedRun(real.status)) return null;
   const outcome = ["v2", real.status, real.retries, real.finishedAt, real.total, real.processed, real.skipped, real.errors];
-  return keptWhileSame(deps, real.id, "comparison", outcome, () => compare(deps, real));
+  return keptWhileSame(deps, real.id, "comparison", outcome, tally, () => compare(deps, real, tally));
 }
 
-async function compare(deps: Deps, real: Run): Promise<PlanComparison> {
+async function compare(deps: Deps, real: Run, tally: ReadTally | undefined): Promise<PlanComparison> {
   const dryId = real.planOf as string;
   const [dryRead, dryEvents, realEvents, realMoney] = await Promise.all([
     runStore(deps.db).get(dryId),
-    readOutcomes(deps, dryId),
-    readOutcomes(deps, real.id),
-    runMoney(deps, real) as Promise<MoneyMoved>,
+    readOutcomes(deps, dryId, tally),
+    readOutcomes(deps, real.id, tally),
+    runMoney(deps, real, tally) as Promise<MoneyMoved>,
   ]);
+  tally?.docs(1);
   if (!dryRead) {
     return {
       dryRunId: dryId,
@@ -47,12 +49,13 @@ async function compare(deps: Deps, real: Run): Promise<PlanComparison> {
     };
   }
   const dry = dryRead.data;
-  const dryMoney = await runMoney(deps, dry);
+  const dryMoney = await runMoney(deps, dry, tally);
   const dryOutcomes = new Map([...dryEvents].map(([id, e]) => [id, asOutcome(e)]));
   const realOutcomes = new Map([...realEvents].map(([id, e]) => [id, asOutcome(e)]));
   const differing = differingEvents(dryOutcomes, realOutcomes);
   const listed = differing.slice(0, MAX_DIFFERENCES_LISTED);
   const snaps = listed.length > 0 ? await deps.db.getAll(...listed.map((id) => refs(deps.db).events.doc(id))) : [];
+  tally?.docs(snaps.length);
   const now = new Map<string, EventNow>(
     snaps.map((s) => [
       s.id,

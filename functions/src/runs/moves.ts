@@ -5,15 +5,17 @@ import { moneyMoved, type EntryMovement, type MoneyMoved } from "../core/moves";
 import { isFinishedRun, type Run } from "../core/run";
 import type { Deps } from "../deps";
 import { refs } from "../platform/collections";
+import type { ReadTally } from "../platform/firestore";
 import { keptWhileSame } from "./report";
 
-export async function runMoney(deps: Deps, run: Run): Promise<MoneyMoved | null> {
+export async function runMoney(deps: Deps, run: Run, tally?: ReadTally): Promise<MoneyMoved | null> {
   if (!isFinishedRun(run.status)) return null;
   const outcome = ["money-v1", run.status, run.retries, run.finishedAt, run.total, run.processed];
-  return keptWhileSame(deps, run.id, "money", outcome, async () => {
+  return keptWhileSame(deps, run.id, "money", outcome, tally, async () => {
     const r = refs(deps.db);
     const query = run.dryRun ? r.shadow(run.id) : r.ledger.where("migrationId", "==", run.id);
     const snap = await query.select("kind", "userId", "points").get();
+    tally?.docs(snap.size);
     return moneyMoved(snap.docs.map((d) => d.data() as EntryMovement));
   });
 }

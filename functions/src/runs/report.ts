@@ -1,14 +1,15 @@
 // The run report: every event the run examined with its final outcome, totals that must equal the run's
 // counters, and a verification read back from Firestore — each processed event has its one ledger entry,
 // and each wallet the run touched equals the sum of its user's ledger entries.
-import type { MoneyEntry } from "../core/money";
+import { AggregateField, Timestamp } from "firebase-admin/firestore";
 import { isFinishedRun, summarize, type Run } from "../core/run";
+import { WALLET_SAMPLE, walletSample } from "../core/sample";
 import type { Counters } from "../core/types";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
 import { chunkStore } from "../chunks/store";
-import { decodeOutcomes, refs, type EventErrorDoc, type PageDoc } from "../platform/collections";
-import { mapWithConcurrency } from "../platform/firestore";
+import { decodeOutcomes, refs, type EventErrorDoc, type PageDoc, type PageOutcome } from "../platform/collections";
+import { mapWithConcurrency, ReadTally } from "../platform/firestore";
 import { runMoney } from "./moves";
 import { runStore } from "./store";
 
@@ -28,47 +29,142 @@ export interface ReportEvent {
 }
 
 /** Every event a run examined with its final outcome: pages in commit order, a retry's pass overriding an earlier error. */
-export async function readOutcomes(deps: Deps, id: string): Promise<Map<string, ReportEvent>> {
+export async function readOutcomes(deps: Deps, id: string, tally?: ReadTally): Promise<Map<string, ReportEvent>> {
   const pageSnap = await refs(deps.db).pages(id).orderBy("at").get();
+  tally?.docs(pageSnap.size);
+  return outcomesOf(pageSnap.docs.map((d) => d.data() as PageDoc));
+}
+
+/** Each event's last outcome over pages in commit order. */
+function outcomesOf(pages: readonly PageDoc[]): Map<string, ReportEvent> {
   const byEvent = new Map<string, ReportEvent>();
-  for (const doc of pageSnap.docs) {
-    const page = doc.data() as PageDoc;
-    for (const o of decodeOutcomes(page.outcomes)) {
-      const base = { eventId: o.e, chunkId: page.chunkId, phase: page.phase };
-      byEvent.set(
-        o.e,
-        o.r === "p"
-          ? { ...base, outcome: "processed", entryIds: o.x ? o.x.split(",") : [] }
-          : o.r === "s"
-            ? { ...base, outcome: "skipped", reason: o.x }
-            : { ...base, outcome: "error", code: o.x },
-      );
-    }
-  }
+  for (const page of pages) for (const o of decodeOutcomes(page.outcomes)) byEvent.set(o.e, eventOf(o, page));
   return byEvent;
 }
 
-export async function buildReport(deps: Deps, id: string) {
+/** Events a report answer lists at most, unless the caller asks for fewer (`limit`). */
+export const REPORT_EVENTS_LIMIT = 1000;
+export const MAX_REPORT_EVENTS_LIMIT = 10_000;
+
+const pageTime = (p: PageDoc) => (p.at instanceof Timestamp ? p.at.toMillis() : 0);
+
+/** The events one chunk's pages examined, each with its last outcome there, by event id. */
+function chunkEvents(pages: readonly PageDoc[]): ReportEvent[] {
+  const byEvent = new Map<string, ReportEvent>();
+  for (const page of [...pages].sort((a, b) => pageTime(a) - pageTime(b))) {
+    for (const o of decodeOutcomes(page.outcomes)) byEvent.set(o.e, eventOf(o, page));
+  }
+  return [...byEvent.values()].sort((a, b) => (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0));
+}
+
+function eventOf(o: PageOutcome, page: PageDoc): ReportEvent {
+  const base = { eventId: o.e, chunkId: page.chunkId, phase: page.phase };
+  return o.r === "p"
+    ? { ...base, outcome: "processed", entryIds: o.x ? o.x.split(",") : [] }
+    : o.r === "s"
+      ? { ...base, outcome: "skipped", reason: o.x }
+      : { ...base, outcome: "error", code: o.x };
+}
+
+/** Where the next answer of a report's event list starts: after this event of this chunk. */
+interface EventCursor {
+  chunkId: string;
+  eventId: string;
+}
+
+const encodeCursor = (c: EventCursor) => Buffer.from(JSON.stringify([c.chunkId, c.eventId])).toString("base64url");
+
+export function decodeCursor(token: string, runId: string): EventCursor {
+  try {
+    const value = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as unknown;
+    if (Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === "string")) return { chunkId: value[0] as string, eventId: value[1] as string };
+  } catch {
+    // answered below
+  }
+  throw new AppError(400, "invalid_page_token", `pageToken ${JSON.stringify(token.slice(0, 80))} is not one this API gave; start again from GET /api/admin/dataMigrations/${runId}/report and follow its nextPageToken.`);
+}
+
+/**
+ * A slice of a run's per-event list, in chunk order then event id: the events after `after`, at most
+ * `limit`, and where the next slice starts (null when nothing is left). Only the chunks it lists are read.
+ */
+async function eventSlice(
+  deps: Deps,
+  runId: string,
+  chunkIds: readonly string[],
+  pagesOf: (chunkId: string) => Promise<PageDoc[]>,
+  after: EventCursor | null,
+  limit: number,
+  tally: ReadTally,
+): Promise<{ events: ReportEvent[]; nextPageToken: string | null }> {
+  const events: ReportEvent[] = [];
+  let nextPageToken: string | null = null;
+  const ordered = [...chunkIds].sort().filter((chunkId) => !after || chunkId >= after.chunkId);
+  for (const [i, chunkId] of ordered.entries()) {
+    let listed = chunkEvents(await pagesOf(chunkId));
+    if (after && chunkId === after.chunkId) listed = listed.filter((e) => e.eventId > after.eventId);
+    const room = limit - events.length;
+    events.push(...listed.slice(0, room));
+    if (listed.length > room) {
+      const last = events[events.length - 1] as ReportEvent;
+      nextPageToken = encodeCursor({ chunkId: last.chunkId, eventId: last.eventId });
+      break;
+    }
+    // Full at the end of a chunk: the next slice starts with the next chunk (event ids are never empty).
+    const next = ordered[i + 1];
+    if (events.length === limit && next !== undefined) {
+      nextPageToken = encodeCursor({ chunkId: next, eventId: "" });
+      break;
+    }
+  }
+  // The messages of the errors listed, by id: at most one read per event listed.
+  const failed = events.filter((e) => e.outcome === "error");
+  if (failed.length > 0) {
+    const snaps = await deps.db.getAll(...failed.map((e) => refs(deps.db).errors(runId).doc(e.eventId)));
+    tally.docs(snaps.length);
+    const messages = new Map(snaps.map((d) => [d.id, d.exists ? (d.data() as EventErrorDoc).message : undefined]));
+    for (const e of failed) e.message = messages.get(e.eventId);
+  }
+  return { events, nextPageToken };
+}
+
+const groupByChunk = (pages: readonly PageDoc[]) => {
+  const byChunk = new Map<string, PageDoc[]>();
+  for (const p of pages) byChunk.set(p.chunkId, [...(byChunk.get(p.chunkId) ?? []), p]);
+  return byChunk;
+};
+
+/**
+ * The run's report: totals over every event it examined (from its page records, one read per page of
+ * events), the counters they must equal, the verification, the money, and the first `limit` events of its
+ * per-event list with the token of the next slice (`GET …/report/events?pageToken=`).
+ */
+export async function buildReport(deps: Deps, id: string, options: { limit?: number } = {}) {
   const r = refs(deps.db);
-  const [read, byEvent, chunks, errorSnap] = await Promise.all([
-    runStore(deps.db).get(id),
-    readOutcomes(deps, id),
-    chunkStore(deps.db).heads(id),
-    r.errors(id).get(),
-  ]);
+  const tally = new ReadTally();
+  const [read, pageSnap, chunks] = await Promise.all([runStore(deps.db).get(id), r.pages(id).orderBy("at").get(), chunkStore(deps.db).heads(id)]);
+  tally.docs(1);
+  tally.docs(pageSnap.size);
+  tally.docs(chunks.length);
   if (!read) throw new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
   const run = read.data;
-  const messages = new Map(errorSnap.docs.map((d) => [d.id, (d.data() as EventErrorDoc).message]));
-  const events = [...byEvent.values()].sort((a, b) => a.chunkId.localeCompare(b.chunkId) || a.eventId.localeCompare(b.eventId));
-  for (const e of events) if (e.outcome === "error") e.message = messages.get(e.eventId);
+  const pages = pageSnap.docs.map((d) => d.data() as PageDoc);
+  const byEvent = outcomesOf(pages);
 
-  const totals: Counters = { total: events.length, processed: 0, skipped: 0, errors: 0 };
-  for (const e of events) totals[e.outcome === "error" ? "errors" : e.outcome]++;
+  const totals: Counters = { total: byEvent.size, processed: 0, skipped: 0, errors: 0 };
+  for (const e of byEvent.values()) totals[e.outcome === "error" ? "errors" : e.outcome]++;
   const live = summarize(chunks.map((c) => c.data));
   const counters: Counters = { total: live.total, processed: live.processed, skipped: live.skipped, errors: live.errors };
   const reconciled =
     totals.total === totals.processed + totals.skipped + totals.errors &&
     (["total", "processed", "skipped", "errors"] as const).every((k) => totals[k] === counters[k]);
+
+  const byChunk = groupByChunk(pages);
+  const [verification, money, slice] = await Promise.all([
+    storedVerification(deps, id, run, totals, tally, () => verify(deps, id, run, [...byEvent.values()], tally)),
+    runMoney(deps, run, tally),
+    eventSlice(deps, id, [...byChunk.keys()], (chunkId) => Promise.resolve(byChunk.get(chunkId) ?? []), null, options.limit ?? REPORT_EVENTS_LIMIT, tally),
+  ]);
 
   return {
     migration: {
@@ -91,24 +187,43 @@ export async function buildReport(deps: Deps, id: string) {
     totals,
     counters,
     reconciled,
-    verification: await storedVerification(deps, id, run, totals, () => verify(deps, id, run, events)),
+    verification,
     // What the run did (a dry run: would do) to wallets, once it has finished.
-    money: await runMoney(deps, run),
-    events,
+    money,
+    events: slice.events,
+    nextPageToken: slice.nextPageToken,
+    docsRead: tally.count,
   };
+}
+
+/** The next slice of a report's per-event list: reads the run's chunks and the pages of the chunks it lists. */
+export async function reportEvents(deps: Deps, id: string, pageToken: string, limit = REPORT_EVENTS_LIMIT) {
+  const after = decodeCursor(pageToken, id);
+  const tally = new ReadTally();
+  const [read, chunks] = await Promise.all([runStore(deps.db).get(id), chunkStore(deps.db).heads(id)]);
+  tally.docs(1);
+  tally.docs(chunks.length);
+  if (!read) throw new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
+  const pagesOf = async (chunkId: string) => {
+    const snap = await refs(deps.db).pages(id).where("chunkId", "==", chunkId).get();
+    tally.docs(snap.size);
+    return snap.docs.map((d) => d.data() as PageDoc);
+  };
+  const slice = await eventSlice(deps, id, chunks.map((c) => c.data.id), pagesOf, after, limit, tally);
+  return { migrationId: id, ...slice, docsRead: tally.count };
 }
 
 type Verification = Awaited<ReturnType<typeof verify>>;
 
 /**
- * The verification reads every entry the run wrote and every wallet it touched. A finished run's is
+ * The verification reads every entry the run wrote and checks the wallets it touched. A finished run's is
  * computed once and kept (`dataMigrations/{id}/report/verification`), and served again while the run's
  * outcome is the same: same status, retries, finish time and totals (a retry or a late page recomputes it).
  */
-async function storedVerification(deps: Deps, id: string, run: Run, totals: Counters, compute: () => Promise<Verification>): Promise<Verification & { computedAt: string }> {
+async function storedVerification(deps: Deps, id: string, run: Run, totals: Counters, tally: ReadTally, compute: () => Promise<Verification>): Promise<Verification & { computedAt: string }> {
   const stamped = async () => ({ ...(await compute()), computedAt: new Date(deps.now().getTime()).toISOString() });
   if (!isFinishedRun(run.status)) return stamped();
-  return keptWhileSame(deps, id, "verification", [run.status, run.retries, run.finishedAt, totals], stamped);
+  return keptWhileSame(deps, id, "verification", ["v2", run.status, run.retries, run.finishedAt, totals], tally, stamped);
 }
 
 /**
@@ -116,63 +231,91 @@ async function storedVerification(deps: Deps, id: string, run: Run, totals: Coun
  * `dataMigrations/{id}/report/{name}` with the run outcome it was computed for (`key`), and served again
  * while that outcome is the same (a retry or a late page recomputes it).
  */
-export async function keptWhileSame<T>(deps: Deps, runId: string, name: string, outcome: unknown, compute: () => Promise<T>): Promise<T> {
+export async function keptWhileSame<T>(deps: Deps, runId: string, name: string, outcome: unknown, tally: ReadTally | undefined, compute: () => Promise<T>): Promise<T> {
   const ref = refs(deps.db).report(runId).doc(name);
   const key = JSON.stringify(outcome);
   const stored = await ref.get();
+  tally?.docs(1);
   if (stored.exists && stored.get("key") === key) return stored.get(name) as T;
   const value = await compute();
   await ref.set({ key, [name]: value });
   return value;
 }
 
-/** Re-checks the run's effects from Firestore. */
-async function verify(deps: Deps, id: string, run: Run, events: readonly ReportEvent[]) {
+/** Problems a verification lists at most; `problemCount` counts them all. */
+export const MAX_PROBLEMS_LISTED = 100;
+
+/**
+ * Re-checks the run's effects from Firestore: every entry its events claim exists and is theirs, every
+ * entry carrying the run's id is claimed by one of its events (one query over the entries the run wrote),
+ * and each touched wallet equals the sum of its user's entries (an aggregation, not a read of the ledger),
+ * all of them up to WALLET_SAMPLE and a seeded sample past that.
+ */
+async function verify(deps: Deps, id: string, run: Run, events: readonly ReportEvent[], tally: ReadTally) {
   const r = refs(deps.db);
   const processed = events.filter((e) => e.outcome === "processed");
   const collection = run.dryRun ? r.shadow(id) : r.ledger;
-  const entries = new Map<string, MoneyEntry>();
-  const ids = [...new Set(processed.flatMap((e) => e.entryIds ?? []))];
-  for (let i = 0; i < ids.length; i += READ_BATCH) {
-    const snaps = await deps.db.getAll(...ids.slice(i, i + READ_BATCH).map((entryId) => collection.doc(entryId)));
-    for (const s of snaps) if (s.exists) entries.set(s.id, s.data() as MoneyEntry);
-  }
+  const writtenSnap = await (run.dryRun ? r.shadow(id) : r.ledger.where("migrationId", "==", id)).select("sourceEventId", "userId").get();
+  tally.docs(writtenSnap.size);
+  const written = new Map(writtenSnap.docs.map((d) => [d.id, { sourceEventId: d.get("sourceEventId") as string, userId: d.get("userId") as string }]));
+
   const claimed = new Map<string, number>();
   for (const e of processed) for (const entryId of e.entryIds ?? []) claimed.set(entryId, (claimed.get(entryId) ?? 0) + 1);
-  const entryProblems = processed.flatMap((e) =>
+  // A claimed entry the run's query did not return is missing, or carries another run's id: read those.
+  const absent = [...claimed.keys()].filter((entryId) => !written.has(entryId));
+  const elsewhere = new Set<string>();
+  for (let i = 0; i < absent.length; i += READ_BATCH) {
+    const snaps = await deps.db.getAll(...absent.slice(i, i + READ_BATCH).map((entryId) => collection.doc(entryId)));
+    tally.docs(snaps.length);
+    for (const s of snaps) if (s.exists) elsewhere.add(s.id);
+  }
+  const entryProblems: Array<{ eventId: string; entryId: string; problem: string }> = processed.flatMap((e) =>
     (e.entryIds ?? []).flatMap((entryId) => {
-      const entry = entries.get(entryId);
-      if (!entry) return [{ eventId: e.eventId, entryId, problem: "ledger entry missing" }];
-      if (entry.sourceEventId !== e.eventId || entry.migrationId !== id) {
-        return [{ eventId: e.eventId, entryId, problem: "ledger entry belongs to another event or run" }];
-      }
+      const entry = written.get(entryId);
+      if (!entry) return [{ eventId: e.eventId, entryId, problem: elsewhere.has(entryId) ? "ledger entry belongs to another event or run" : "ledger entry missing" }];
+      if (entry.sourceEventId !== e.eventId) return [{ eventId: e.eventId, entryId, problem: "ledger entry belongs to another event or run" }];
       if ((claimed.get(entryId) ?? 0) > 1) return [{ eventId: e.eventId, entryId, problem: "entry claimed by several events" }];
       return [];
     }),
   );
+  for (const [entryId, entry] of written) {
+    if (!claimed.has(entryId)) entryProblems.push({ eventId: entry.sourceEventId, entryId, problem: "entry carries the run's id but no event the run examined claims it" });
+  }
   const entriesClaimed = processed.reduce((n, e) => n + (e.entryIds?.length ?? 0), 0);
 
-  let walletsChecked = 0;
+  const touched = [...new Set([...written.values()].map((e) => e.userId))];
+  const checked = run.dryRun ? [] : walletSample(touched, id);
   const walletMismatches: Array<{ userId: string; balance: number; ledgerSum: number }> = [];
-  if (!run.dryRun) {
-    const users = [...new Set([...entries.values()].map((e) => e.userId))];
-    await mapWithConcurrency(users, WALLET_CONCURRENCY, async (userId) => {
-      const [wallet, ledger] = await Promise.all([r.wallets.doc(userId).get(), r.ledger.where("userId", "==", userId).select("points").get()]);
-      const ledgerSum = ledger.docs.reduce((sum, d) => sum + (d.get("points") as number), 0);
-      const balance = (wallet.get("balance") as number | undefined) ?? 0;
-      walletsChecked++;
-      if (balance !== ledgerSum) walletMismatches.push({ userId, balance, ledgerSum });
-    });
-  }
+  await mapWithConcurrency(checked, WALLET_CONCURRENCY, async (userId) => {
+    const [wallet, sum] = await Promise.all([
+      r.wallets.doc(userId).get(),
+      r.ledger.where("userId", "==", userId).aggregate({ points: AggregateField.sum("points"), entries: AggregateField.count() }).get(),
+    ]);
+    tally.docs(1);
+    tally.aggregation(sum.data().entries);
+    const ledgerSum = sum.data().points;
+    const balance = (wallet.get("balance") as number | undefined) ?? 0;
+    if (balance !== ledgerSum) walletMismatches.push({ userId, balance, ledgerSum });
+  });
+  walletMismatches.sort((a, b) => (a.userId < b.userId ? -1 : 1));
+  const sampled = !run.dryRun && checked.length < touched.length;
   return {
     ledger: run.dryRun ? "shadowLedger (dry run)" : "ledgerEntries",
     processedEvents: processed.length,
     entriesClaimed,
+    entriesWritten: written.size,
     entriesFound: entriesClaimed - entryProblems.filter((p) => p.problem === "ledger entry missing").length,
-    entryProblems,
-    walletsChecked,
+    problemCount: entryProblems.length,
+    entryProblems: entryProblems.slice(0, MAX_PROBLEMS_LISTED),
+    walletsTouched: run.dryRun ? 0 : touched.length,
+    walletsChecked: checked.length,
+    walletSample: sampled ? { size: WALLET_SAMPLE, seed: id, rule: `the ${WALLET_SAMPLE} wallets whose sha256("${id}/" + userId) is smallest` } : null,
     walletMismatches,
-    wallets: run.dryRun ? "not applicable: a dry run writes no wallets" : "each wallet the run touched, against the sum of its user's ledger entries",
+    wallets: run.dryRun
+      ? "not applicable: a dry run writes no wallets"
+      : sampled
+        ? `a seeded random sample of ${checked.length} of the ${touched.length} wallets the run touched, each against the sum of its user's ledger entries`
+        : "each wallet the run touched, against the sum of its user's ledger entries",
     ok: entryProblems.length === 0 && walletMismatches.length === 0,
   };
 }

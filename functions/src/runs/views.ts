@@ -4,13 +4,14 @@ import { FieldValue, Timestamp } from "firebase-admin/firestore";
 import type { Caller } from "../auth/oidc";
 import { dayOfChunk } from "../core/shards";
 import type { Chunk } from "../core/chunk";
-import { etaSeconds, throughputSeries } from "../core/estimate";
+import { etaSeconds, throughputPoints, throughputSeries } from "../core/estimate";
 import { isFinishedRun, summarize, type Run } from "../core/run";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
 import { chunkStore } from "../chunks/store";
 import { refs, type EventErrorDoc } from "../platform/collections";
 import { killSwitch } from "../platform/flags";
+import { ReadTally } from "../platform/firestore";
 import type { ChunkView, KillSwitchView, RunDetail, RunList, RunView } from "../http/schemas";
 import { planComparison } from "./compare";
 import { runMoney } from "./moves";
@@ -89,15 +90,25 @@ export async function listRuns(deps: Deps, limit: number): Promise<RunList> {
   return { migrations: snap.docs.map((d) => runView(d.id, d.data())) };
 }
 
+/**
+ * A run's page. What it reads does not grow with the run's history: the run, its chunks (their counters
+ * and their throughput buckets give the live totals, the chart and the ETA), a sample of open errors and
+ * their count, and what a finished run keeps of its money and comparison (computed once, on the first
+ * view after it ends). `docsRead` says how many documents this view read.
+ */
 export async function getRun(deps: Deps, id: string): Promise<RunDetail> {
   const r = refs(deps.db);
-  const [read, chunks, errorSnap, errorCount, pageSnap] = await Promise.all([
+  const tally = new ReadTally();
+  const [read, chunks, errorSnap, errorCount] = await Promise.all([
     runStore(deps.db).get(id),
     chunkStore(deps.db).heads(id),
     r.errors(id).where("status", "==", "open").orderBy("eventId").limit(ERROR_SAMPLE_SIZE).get(),
     r.errors(id).where("status", "==", "open").count().get(),
-    r.pages(id).select("at", "total").get(),
   ]);
+  tally.docs(1);
+  tally.docs(chunks.length);
+  tally.docs(errorSnap.size);
+  tally.aggregation(errorCount.data().count);
   if (!read) {
     throw new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
   }
@@ -116,25 +127,24 @@ export async function getRun(deps: Deps, id: string): Promise<RunDetail> {
     });
   }
   const now = deps.now().getTime();
-  const pages = pageSnap.docs.flatMap((d) => {
-    const at = d.get("at") as unknown;
-    return at instanceof Timestamp ? [{ at: at.toMillis(), total: (d.get("total") ?? 0) as number }] : [];
-  });
+  const points = throughputPoints(chunks.map((c) => c.data));
+  const [comparison, money] = await Promise.all([planComparison(deps, run, tally), runMoney(deps, run, tally)]);
   return {
     migration: {
       ...view,
-      etaSeconds: etaSeconds({ ...run, total: view.total }, now, pages),
+      etaSeconds: etaSeconds({ ...run, total: view.total }, now, points),
       elapsedSeconds: run.startedAt === null ? 0 : Math.round(((run.finishedAt ?? now) - run.startedAt) / 1000),
     },
-    throughput: throughputSeries(pages, run.startedAt, run.finishedAt ?? now),
-    planComparison: await planComparison(deps, run),
-    money: await runMoney(deps, run),
+    throughput: throughputSeries(points, run.startedAt, run.finishedAt ?? now),
+    planComparison: comparison,
+    money,
     chunks: chunks.map((c) => chunkView(c.data)),
     errorSample: errorSnap.docs.map((d) => {
       const e = d.data() as EventErrorDoc;
       return { eventId: e.eventId, code: e.code, message: e.message, chunkId: e.chunkId, phase: e.phase, attempts: e.attempts, at: iso(e.at) };
     }),
     errorCount: errorCount.data().count,
+    docsRead: tally.count,
   };
 }
 
