@@ -23,6 +23,8 @@ const { values } = parseArgs({
     // The sparse case: `--open N --history M` puts N open purchases among M processed events.
     open: { type: "string" },
     history: { type: "string", default: "100000" },
+    // The heavy-user case: `--heavy N` gives one wallet N of the --events events.
+    heavy: { type: "string" },
     // Set by `npm run bench:memory`: every handler process collects garbage before it reports its heap.
     memory: { type: "boolean", default: false },
   },
@@ -33,8 +35,9 @@ const DAYS = Number(values.days);
 const NAIVE = Number(values.naive);
 const OPEN = values.open === undefined ? null : Number(values.open);
 const HISTORY = Number(values.history);
-if (![N, USERS, DAYS, NAIVE, OPEN ?? 1, HISTORY].every((n) => Number.isInteger(n) && n > 0) || N > 100_000 || DAYS > 366 || (OPEN ?? 0) > 100_000 || HISTORY > 200_000) {
-  console.error("usage: npm run bench[:memory] [-- --events N (≤100000)] [--users N] [--days N (≤366)] [--naive N] | [-- --open N --history M (≤200000) --days N]");
+const HEAVY = values.heavy === undefined ? null : Number(values.heavy);
+if (![N, USERS, DAYS, NAIVE, OPEN ?? 1, HISTORY, HEAVY ?? 1].every((n) => Number.isInteger(n) && n > 0) || N > 100_000 || DAYS > 366 || (OPEN ?? 0) > 100_000 || HISTORY > 200_000 || (HEAVY ?? 0) > N) {
+  console.error("usage: npm run bench[:memory] [-- --events N (≤100000)] [--users N] [--days N (≤366)] [--naive N] | [-- --open N --history M (≤200000) --days N] | [-- --heavy N --events M]");
   process.exit(2);
 }
 
@@ -70,7 +73,7 @@ interface SeedEvent {
  * N PayNow webhooks (every field PayNow's schema requires, ~5 KB each) over DAYS days and USERS customers:
  * orders of one line (a fifth of them two), ~8% refunded and ~4% charged back later.
  */
-function generate(count: number, year: number, days: number, prefix: string, withReversals: boolean, ids = new FlakeIds()): SeedEvent[] {
+function generate(count: number, year: number, days: number, prefix: string, withReversals: boolean, ids = new FlakeIds(), heavyShare = 0): SeedEvent[] {
   const rand = random(count * 7919 + year);
   const customers = new Map<number, Customer>();
   const customer = (n: number): Customer => {
@@ -86,7 +89,8 @@ function generate(count: number, year: number, days: number, prefix: string, wit
   while (events.length < count) {
     const day = Math.floor(rand() * days);
     const at = Date.UTC(year, 0, 1) + day * 86_400_000 + Math.floor(rand() * 86_000_000);
-    const buyer = customer(Math.floor(rand() * USERS));
+    // With a heavy share, customer 0 places that share of the orders.
+    const buyer = heavyShare > 0 && rand() < heavyShare ? customer(0) : customer(heavyShare > 0 ? 1 + Math.floor(rand() * (USERS - 1)) : Math.floor(rand() * USERS));
     const lines = Array.from({ length: rand() < 0.2 ? 2 : 1 }, () => ({ product: product(), quantity: 1 }));
     const order = orderCompleted(ids, { atMs: at, customer: buyer, lines });
     stored(order, at);
@@ -341,8 +345,67 @@ async function sparseMain(open: number): Promise<void> {
   console.log(JSON.stringify(result));
 }
 
+/** The year of the heavy-user case. */
+const HEAVY_YEAR = 2405;
+
+/**
+ * The heavy-user case: one wallet with HEAVY of N events over DAYS days, replayed. Its wallet writes per
+ * event come from the page records (`busiestWallet`: the wallet a page's events moved most often, and how
+ * many times its commits wrote it); target ≤ 0.05, a write per twenty events at most.
+ */
+async function heavyMain(heavy: number): Promise<void> {
+  process.stderr.write(`Seeding ${fmt(N)} events over ${DAYS} days, ${fmt(heavy)} of them one customer's...\n`);
+  const events = generate(N, HEAVY_YEAR, DAYS, "hv", true, new FlakeIds(), heavy / N);
+  const warmup = generate(3000, WARMUP_YEAR, 6, "w", true);
+  await bulkWrite(db, [
+    ...PRODUCTS.map((p) => ({ path: `products/${p.id}`, data: { name: p.id, points: p.points } })),
+    ...[...events, ...warmup].map((e) => ({ path: `webhookEvents/${e.id}`, data: e.data })),
+  ]);
+  // The heavy customer's events: its orders, and the refunds and chargebacks of its orders.
+  const heavyId = (() => {
+    const counts = new Map<string, number>();
+    for (const e of events) {
+      const id = (e.data.body as { customer?: { id?: string } }).customer?.id;
+      if (id) counts.set(id, (counts.get(id) ?? 0) + 1);
+    }
+    return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] as string;
+  })();
+  const heavyEvents = events.filter((e) => (e.data.body as { customer?: { id?: string } }).customer?.id === heavyId).length;
+  process.stderr.write("Warm-up: a 3,000-event replay over 6 days...\n");
+  await runPipeline(WARMUP_YEAR, 6, 1000);
+  process.stderr.write(`Heavy user: a replay of ${fmt(N)} events, ${fmt(heavyEvents)} of them customer ${heavyId}'s...\n`);
+  const run = await runPipeline(HEAVY_YEAR, DAYS, 100_000);
+  const pages = await db.collection("dataMigrations").doc(run.id).collection("pages").select("busiestWallet").get();
+  let writes = 0;
+  let seen = 0;
+  let pagesWithIt = 0;
+  for (const p of pages.docs) {
+    const b = p.get("busiestWallet") as { userId: string; events: number; writes: number } | null | undefined;
+    if (b?.userId !== heavyId) continue;
+    writes += b.writes;
+    seen += b.events;
+    pagesWithIt++;
+  }
+  const result = {
+    case: "heavy",
+    events: run.events,
+    heavyEvents,
+    pagesWithIt,
+    eventsCounted: seen,
+    walletWrites: writes,
+    seconds: Number(run.seconds.toFixed(1)),
+    pipelineEventsPerSec: Math.round(run.events / run.seconds),
+    walletWritesPerEvent: Number((writes / Math.max(1, seen)).toFixed(3)),
+  };
+  console.log("");
+  console.log(`heavy user      ${fmt(heavyEvents)} of ${fmt(run.events)} events; its wallet written ${fmt(writes)} times for the ${fmt(seen)} events of its ${pagesWithIt} pages where it was the busiest wallet`);
+  console.log(`wallet writes   ${fmt(result.walletWritesPerEvent, 3)} per event of that wallet (target ≤ 0.05); ${fmt(run.seconds, 1)} s, ${fmt(result.pipelineEventsPerSec)} events/s`);
+  console.log(JSON.stringify(result));
+}
+
 async function main(): Promise<void> {
   if (OPEN !== null) return sparseMain(OPEN);
+  if (HEAVY !== null) return heavyMain(HEAVY);
   process.stderr.write(`Seeding ${fmt(N)} events over ${DAYS} days for ${fmt(USERS)} users, and ${fmt(NAIVE)} for the naive script...\n`);
   const events = generate(N, YEAR, DAYS, "b", true);
   const naiveEvents = generate(NAIVE, NAIVE_YEAR, 1, "n", false);

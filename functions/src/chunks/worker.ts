@@ -32,7 +32,7 @@ import {
 } from "../core/chunk";
 import { CHUNK_ID_PATTERN, daySpan } from "../core/shards";
 import { markStarted, type Run } from "../core/run";
-import type { MoneyContext, MoneyOutcome } from "../core/money";
+import { busiestWallet, type BusiestWallet, type MoneyContext, type MoneyOutcome } from "../core/money";
 import { orderIdOf } from "../core/paynow";
 import { isSelected, type SelectingRun } from "../core/selection";
 import { errorRateOverWindow, AUTO_PAUSE_WINDOW } from "../core/window";
@@ -511,7 +511,7 @@ async function processPage(
   // Documents the page read: its planning, its groups, the chunk its commit re-reads, and the run, chunk
   // and kill switch read before it (PAGE_BOUNDARY_READS).
   const reads = plan.reads + applied.reads + 1 + PAGE_BOUNDARY_READS;
-  const committed = await commitPageWithRecords(deps, run, chunk.id, me, page, outcomes, { writes: applied.writes, reads });
+  const committed = await commitPageWithRecords(deps, run, chunk.id, me, page, outcomes, { writes: applied.writes, reads, busiestWallet: busiestWallet(outcomes, applied.walletWrites) });
   if (committed.kind === "conflict") {
     buffer.current = null;
     return { ...committed, examined: 0 };
@@ -571,7 +571,7 @@ async function commitPageWithRecords(
   me: Holder,
   page: PageResult,
   outcomes: readonly MoneyOutcome[],
-  money: { writes: number; reads: number },
+  money: { writes: number; reads: number; busiestWallet: BusiestWallet | null },
 ): Promise<CommitResult> {
   const ledgerWrites = money.writes;
   const chunks = chunkStore(deps.db);
@@ -620,6 +620,7 @@ async function commitPageWithRecords(
       writes: ledgerWrites + errorWrites + 2,
       // Documents it read (see processPage).
       reads: money.reads,
+      busiestWallet: money.busiestWallet,
       bits: outcomes.map((o) => o.result[0]).join(""),
       outcomes: encodeOutcomes(outcomes.map(pageOutcome)),
     });

@@ -283,3 +283,20 @@ export function decideMoney(ctx: MoneyContext, events: readonly StoredEvent[], s
   for (const [userId, points] of credits) intents.push({ kind: "creditWallet", userId, points });
   return { outcomes, intents };
 }
+
+/** The wallet a page's processed events moved most often, and how many times its commits wrote it. */
+export interface BusiestWallet {
+  userId: string;
+  events: number;
+  writes: number;
+}
+
+export function busiestWallet(outcomes: readonly MoneyOutcome[], walletWrites: readonly string[]): BusiestWallet | null {
+  const events = new Map<string, number>();
+  for (const o of outcomes) if (o.result === "processed") for (const userId of new Set(o.entries.map((e) => e.userId))) events.set(userId, (events.get(userId) ?? 0) + 1);
+  let best: [string, number] | null = null;
+  for (const [userId, n] of events) if (!best || n > best[1] || (n === best[1] && userId < best[0])) best = [userId, n];
+  if (!best) return null;
+  const [userId, n] = best;
+  return { userId, events: n, writes: walletWrites.filter((w) => w === userId).length };
+}

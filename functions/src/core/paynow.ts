@@ -62,6 +62,17 @@ function walletOf(customer: unknown, field: WalletField, where: string): { ok: t
   return { ok: true, wallet: value };
 }
 
+/**
+ * The wallet of an event's `body.customer` (the buyer), when it names one: for a refund or chargeback, whose
+ * money moves the wallets of its order's purchase entries, only a hint of where it lands (a gift's
+ * recipient differs). Grouping uses it; no decision does.
+ */
+export function buyerWallet(data: unknown, field: WalletField): string | undefined {
+  const body = isObject(data) ? data.body : undefined;
+  const found = isObject(body) ? walletOf(body.customer, field, "body.customer") : null;
+  return found?.ok ? found.wallet : undefined;
+}
+
 function orderFacts(body: Json, walletField: WalletField): FactsCheck {
   if (!usableId(body.id)) return { ok: false, message: "body.id (the order id) is missing or not a usable id" };
   if (!isObject(body.customer)) return { ok: false, message: "body.customer is missing" };

@@ -26,7 +26,7 @@ import {
   type UpdateData,
 } from "firebase-admin/firestore";
 import { checkProduct, decideMoney, moneyEntryId, type MoneyContext, type MoneyEntry, type MoneyIntent, type MoneyOutcome, type Product } from "../core/money";
-import { DEFAULT_WALLET_FIELD, orderIdOf, usableId, type WalletField } from "../core/paynow";
+import { buyerWallet, DEFAULT_WALLET_FIELD, orderIdOf, usableId, type WalletField } from "../core/paynow";
 import { walletsOf } from "../core/selection";
 import type { FaultInjector } from "../deps";
 import { refs, type OrderDoc } from "../platform/collections";
@@ -68,6 +68,8 @@ const IN_LIMIT = 30;
 export interface GroupResult {
   outcomes: MoneyOutcome[];
   writes: number;
+  /** The wallets its commit wrote, one id per write. */
+  walletWrites: string[];
   /** Documents read, in the last attempt of its transaction and outside it. */
   reads: number;
 }
@@ -195,21 +197,38 @@ export async function applyGroup(db: Firestore, ctx: MoneyContext, eventIds: rea
       const writes = writeIntents(tx, db, ctx, intents);
       // Processed without writing: the entries were this run's already, from another delivery.
       const foundWritten = outcomes.some((o) => o.result === "processed" && !intents.some((i) => i.kind === "createEntry" && i.entry.sourceEventId === o.eventId));
-      return { outcomes, writes, reads: reads.n, foundWritten };
+      const walletWrites = intents.flatMap((i) => (i.kind === "creditWallet" ? [i.userId] : []));
+      return { outcomes, writes, walletWrites, reads: reads.n, foundWritten };
     },
     { maxAttempts: TRANSACTION_ATTEMPTS },
   );
   await faults?.at("group-committed", { runId: ctx.runId ?? undefined });
   if (result.foundWritten) await faults?.at("group-found-written", { runId: ctx.runId ?? undefined });
-  return { outcomes: result.outcomes, writes: result.writes, reads: result.reads };
+  return { outcomes: result.outcomes, writes: result.writes, walletWrites: result.walletWrites, reads: result.reads };
 }
 
 /**
- * Groups of whole orders, at most `size` events each unless one order has more: one order's events are
- * decided together. Orders of the same wallet go next to each other (by the wallet an order event
- * credits first), so a customer with many orders in a page has their wallet written once per group that
- * holds them rather than once per order: a wallet document sustains about one write a second. Orders are
- * independent of each other, so their grouping changes no decision.
+ * What one commit may take of one wallet's orders, past the group size: at most this many events and an
+ * estimate of at most this many writes (an order event writes an entry per line, its mark and its order
+ * record; a refund or chargeback an entry per line of its order, guessed at two, and its mark), within
+ * Firestore's 500 writes a commit.
+ */
+export const WALLET_GROUP_EVENTS = 150;
+export const WALLET_GROUP_WRITES = 450;
+
+const writesOf = (e: DocumentSnapshot) => {
+  const lines = linesOf(e.data()).length;
+  return lines > 0 ? lines + 2 : 3;
+};
+
+/**
+ * Groups of whole orders: one order's events are decided together. Orders of the same wallet (the wallet
+ * an order's events credit first) go together, in one group when one commit takes them
+ * (WALLET_GROUP_EVENTS, WALLET_GROUP_WRITES), so a customer with many orders in a page has their wallet
+ * written once rather than once per order (a wallet document sustains about one write a second). An order
+ * with no purchase in the page is placed by the buyer its refund or chargeback names. A group of several
+ * wallets' orders holds at most `size` events; orders of no known wallet are grouped by size alone.
+ * Orders are independent of each other, so their grouping changes no decision.
  */
 export function groupByOrder(events: readonly DocumentSnapshot[], size: number, walletField: WalletField = DEFAULT_WALLET_FIELD): DocumentSnapshot[][] {
   const byOrder = new Map<string, DocumentSnapshot[]>();
@@ -218,20 +237,56 @@ export function groupByOrder(events: readonly DocumentSnapshot[], size: number, 
     const key = orderId ?? `\u0000${e.id}`;
     byOrder.set(key, [...(byOrder.get(key) ?? []), e]);
   }
-  const walletOf = (order: DocumentSnapshot[]) => order.map((e) => walletsOf(e.data(), walletField)?.[0]).find((w) => w !== undefined) ?? "";
-  const orders = [...byOrder.values()].map((order) => ({ order, wallet: walletOf(order) }));
-  // A stable sort: orders of one wallet keep their page order (those of no known wallet come first).
-  orders.sort((a, b) => (a.wallet < b.wallet ? -1 : a.wallet > b.wallet ? 1 : 0));
+  // The wallet an order's purchase credits first, else the buyer its refunds or chargebacks name.
+  const walletOf = (order: DocumentSnapshot[]) =>
+    order.map((e) => walletsOf(e.data(), walletField)?.[0]).find((w) => w !== undefined) ?? order.map((e) => buyerWallet(e.data(), walletField)).find((w) => w !== undefined) ?? "";
+  // Each wallet's orders in page order (a Map keeps first-seen order); wallets in id order.
+  const byWallet = new Map<string, DocumentSnapshot[][]>();
+  for (const order of byOrder.values()) {
+    const wallet = walletOf(order);
+    byWallet.set(wallet, [...(byWallet.get(wallet) ?? []), order]);
+  }
   const groups: DocumentSnapshot[][] = [];
   let current: DocumentSnapshot[] = [];
-  for (const { order } of orders) {
-    if (current.length > 0 && current.length + order.length > size) {
-      groups.push(current);
-      current = [];
-    }
+  let writes = 0;
+  const close = () => {
+    if (current.length > 0) groups.push(current);
+    current = [];
+    writes = 0;
+  };
+  const add = (order: readonly DocumentSnapshot[]) => {
     current.push(...order);
+    writes += order.reduce((n, e) => n + writesOf(e), 0);
+  };
+  const commitTakes = (events: number, w: number) => events <= WALLET_GROUP_EVENTS && w <= WALLET_GROUP_WRITES;
+  for (const wallet of [...byWallet.keys()].sort()) {
+    const orders = byWallet.get(wallet) as DocumentSnapshot[][];
+    const events = orders.reduce((n, o) => n + o.length, 0);
+    const blockWrites = orders.reduce((n, o) => n + o.reduce((m, e) => m + writesOf(e), 0), 0);
+    if (wallet === "") {
+      // No known wallet: by size.
+      for (const order of orders) {
+        if (current.length > 0 && current.length + order.length > size) close();
+        add(order);
+      }
+    } else if (!commitTakes(events, blockWrites)) {
+      // More than one commit takes: groups of its own, each as full as one commit takes.
+      close();
+      for (const order of orders) {
+        if (current.length > 0 && !commitTakes(current.length + order.length, writes + order.reduce((m, e) => m + writesOf(e), 0))) close();
+        add(order);
+      }
+      close();
+    } else if (events > size) {
+      close();
+      for (const order of orders) add(order);
+      close();
+    } else {
+      if (current.length + events > size) close();
+      for (const order of orders) add(order);
+    }
   }
-  if (current.length > 0) groups.push(current);
+  close();
   return groups;
 }
 
@@ -247,7 +302,7 @@ export interface PageOptions {
  * its own transaction, several at once. Returns one outcome per event, in the order given.
  */
 export async function applyPage(db: Firestore, ctx: MoneyContext, docs: readonly DocumentSnapshot[], catalog: ProductCatalog, options: PageOptions, faults?: FaultInjector): Promise<GroupResult> {
-  if (docs.length === 0) return { outcomes: [], writes: 0, reads: 0 };
+  if (docs.length === 0) return { outcomes: [], writes: 0, walletWrites: [], reads: 0 };
   const groups = groupByOrder(docs, options.groupSize, ctx.walletField);
   const results = await mapWithConcurrency(groups, options.parallelGroups, async (group, index) => {
     await options.beforeGroup?.(index);
@@ -257,6 +312,7 @@ export async function applyPage(db: Firestore, ctx: MoneyContext, docs: readonly
   return {
     outcomes: docs.map((d) => byId.get(d.id) as MoneyOutcome),
     writes: results.reduce((n, g) => n + g.writes, 0),
+    walletWrites: results.flatMap((g) => g.walletWrites),
     reads: results.reduce((n, g) => n + g.reads, 0),
   };
 }

@@ -87,6 +87,8 @@ export interface PageDoc extends Counters {
   reads?: number;
   /** Every examined event's outcome, encoded by `encodeOutcomes`. */
   outcomes: string;
+  /** The wallet the page's processed events moved most often, and how many times its commits wrote it (a hot wallet shows here). */
+  busiestWallet?: { userId: string; events: number; writes: number } | null;
 }
 
 /**
