@@ -157,6 +157,50 @@ describe("cancel", () => {
     expect(chunk).toMatchObject({ status: "cancelled", total: 6, processed: 6, pages: 1 });
   });
 
+  it("after a delivery crashed mid-page and its retry parked the chunk paused (issue 18 item 1): the cancel drains that page, so the run counts every entry it wrote", async () => {
+    const s = await Store.create("cancelparked");
+    const gems = s.product("gems", 3);
+    for (let i = 0; i < 12; i++) s.purchase({ user: `u${i % 4}`, product: gems, day: 1, minute: i });
+    await s.write();
+    let crashes = 0;
+    const config: Partial<Config> = { pageSize: 6, groupSize: 2, parallelGroups: 1 };
+    const plain = testDeps({ config });
+    const { deps, queue } = testDeps({
+      config,
+      faults: {
+        at(point) {
+          // The first page's first group has committed; the process dies before the rest of the page.
+          if (point !== "page-half-applied" || crashes > 0) return Promise.resolve();
+          crashes++;
+          return Promise.reject(new Error("the delivery's process died mid-page"));
+        },
+      },
+    });
+    const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false });
+    const [task] = (queue as RecordingQueue).drain();
+    const taskName = task?.taskId ?? "";
+    await expect(deliverOnce(deps, task?.payload, taskName, 0)).rejects.toThrow(/died mid-page/);
+    expect(crashes, "the crash happened mid-page").toBe(1);
+    const halfWritten = await entriesOf(id);
+    expect(halfWritten, "part of the page was committed").toBeGreaterThan(0);
+    expect(halfWritten).toBeLessThan(6);
+
+    // The operator pauses; Cloud Tasks retries the task, whose delivery parks the chunk; the operator cancels.
+    await controlRun(plain.deps, id, "pause", BY);
+    await deliverOnce(plain.deps, task?.payload, taskName, 1);
+    const parked = (await db().collection("dataMigrations").doc(id).collection("chunks").doc(s.day(1)).get()).data();
+    expect(parked).toMatchObject({ status: "paused", lease: null });
+    await controlRun(plain.deps, id, "cancel", BY);
+    await deliverAll(plain.deps, plain.queue as RecordingQueue, id);
+
+    const run = await runDoc(id);
+    expect(run.status).toBe("cancelled");
+    expect(await entriesOf(id), "the page in doubt was finished, nothing past it").toBe(6);
+    await expectRecount(id, "cancelled after a parked crash");
+    const report = await buildReport(plain.deps, id);
+    expect(report.verification, "every entry the run wrote is claimed by an event it counted").toMatchObject({ ok: true, entriesWritten: 6, entriesClaimed: 6 });
+  });
+
   it("through the API, the run and its report agree with the ledger", async () => {
     const s = await Store.create("cancelapi");
     const gems = s.product("gems", 3);

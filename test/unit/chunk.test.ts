@@ -60,6 +60,7 @@ function chunk(over: Partial<Chunk> = {}): Chunk {
     startedAt: null,
     finishedAt: null,
     throughput: null,
+    pageInDoubt: false,
     ...over,
   };
 }
@@ -101,6 +102,8 @@ describe("claim", () => {
         attempts: 3,
         startedAt: status === "running" ? 5 : NOW,
         pausedReason: null,
+        // Whatever an earlier holder left, this delivery's lease now answers for the chunk.
+        pageInDoubt: false,
       });
       expect(t.result).toEqual({ kind: "claimed", inherited: lease !== "none" && lease !== "mine" });
     } else {
@@ -225,22 +228,25 @@ describe("settle", () => {
   // paused: from pending or running; cancelled: from any unfinished status.
   const canPause: ChunkStatus[] = ["pending", "running"];
   const canCancel: ChunkStatus[] = ["pending", "running", "waiting", "paused"];
-  const byLease = (to: "paused" | "cancelled", lease: LeaseName, withMe: boolean): string => {
-    if (lease === "none") return "settled";
-    if (withMe && (lease === "mine" || lease === "sameTaskEarlierLive")) return "settled";
-    if (lease === "otherTaskExpired") return to === "cancelled" ? "drain" : "settled";
-    if (!withMe && lease === "mine") return "held";
-    return "held";
+  // A lease other than the stopping delivery's own may have been left mid-page by a delivery that vanished
+  // (issue 18 item 1): a pause keeps that doubt on the chunk, a cancel drains the page first.
+  const inDoubt = (lease: LeaseName, withMe: boolean, doubted: boolean) => doubted || (lease !== "none" && !(withMe && lease === "mine"));
+  const byLease = (to: "paused" | "cancelled", lease: LeaseName, withMe: boolean, doubted: boolean): string => {
+    const stoppable = lease === "none" || lease === "otherTaskExpired" || (withMe && (lease === "mine" || lease === "sameTaskEarlierLive"));
+    if (!stoppable) return "held";
+    return to === "cancelled" && inDoubt(lease, withMe, doubted) ? "drain" : "settled";
   };
   const table = (["paused", "cancelled"] as const).flatMap((to) =>
     CHUNK_STATUSES.flatMap((status) =>
       LEASE_NAMES.flatMap((lease) =>
-        [true, false].map((withMe) => [to, status, lease, withMe, (to === "paused" ? canPause : canCancel).includes(status) ? byLease(to, lease, withMe) : "unchanged"] as const),
+        [true, false].flatMap((withMe) =>
+          [false, true].map((doubted) => [to, status, lease, withMe, doubted, (to === "paused" ? canPause : canCancel).includes(status) ? byLease(to, lease, withMe, doubted) : "unchanged"] as const),
+        ),
       ),
     ),
   );
-  it.each(table)("to %s from %s with lease %s (by its holder: %s): %s", (to, status, lease, withMe, expected) => {
-    const c = chunk({ status, lease: leases[lease], pausedReason: "earlier", queued: 3 });
+  it.each(table)("to %s from %s with lease %s (by its holder: %s, page in doubt: %s): %s", (to, status, lease, withMe, doubted, expected) => {
+    const c = chunk({ status, lease: leases[lease], pausedReason: "earlier", queued: 3, pageInDoubt: doubted });
     const t = settle(c, to, "why", withMe ? me : null, NOW);
     expect(t.result).toBe(expected);
     if (expected !== "settled") {
@@ -252,24 +258,25 @@ describe("settle", () => {
       lease: null,
       queued: null,
       pausedReason: to === "paused" ? "why" : "earlier",
-      ...(to === "cancelled" ? { finishedAt: NOW } : {}),
+      ...(to === "cancelled" ? { finishedAt: NOW } : { pageInDoubt: inDoubt(lease, withMe, doubted) }),
     });
   });
 });
 
 describe("cancel", () => {
-  it.each(CHUNK_STATUSES.flatMap((status) => LEASE_NAMES.map((lease) => [status, lease] as const)))("a %s chunk with lease %s", (status, lease) => {
-    const c = chunk({ status, lease: leases[lease], generation: 4, queued: 4 });
+  it.each(CHUNK_STATUSES.flatMap((status) => LEASE_NAMES.flatMap((lease) => [false, true].map((doubted) => [status, lease, doubted] as const))))("a %s chunk with lease %s (page in doubt: %s)", (status, lease, doubted) => {
+    const c = chunk({ status, lease: leases[lease], generation: 4, queued: 4, pageInDoubt: doubted });
     const t = cancel(c, NOW);
     const unfinished = !isFinishedChunk(status);
     if (!unfinished) return expect(t).toEqual({ result: "unchanged", update: null });
-    if (lease === "none") return expect(t).toEqual({ result: "cancelled", update: { status: "cancelled", lease: null, queued: null, pausedReason: null, finishedAt: NOW } });
-    if (lease === "otherTaskExpired" || (lease !== "mine" && leases[lease].expiresAt <= NOW)) {
-      // A holder vanished mid-page: a fresh task finishes that page, then cancels the chunk.
-      if (status === "waiting" || status === "paused") return expect(t).toEqual({ result: "drain", update: null });
-      return expect(t).toEqual({ result: "drain", update: { generation: 5, queued: null, queuedAt: null } });
-    }
-    expect(t).toEqual({ result: "held", update: null });
+    const stoppable = lease === "none" || leases[lease].expiresAt <= NOW;
+    if (!stoppable) return expect(t).toEqual({ result: "held", update: null });
+    if (lease === "none" && !doubted) return expect(t).toEqual({ result: "cancelled", update: { status: "cancelled", lease: null, queued: null, pausedReason: null, finishedAt: NOW } });
+    // A holder vanished mid-page: a fresh task finishes that page, then cancels the chunk. A paused chunk
+    // becomes due again for it, under a new generation.
+    if (status === "paused") return expect(t).toEqual({ result: "drain", update: { status: "pending", pausedReason: null, generation: 5, queued: null, queuedAt: null } });
+    if (status === "waiting") return expect(t).toEqual({ result: "drain", update: null });
+    return expect(t).toEqual({ result: "drain", update: { generation: 5, queued: null, queuedAt: null } });
   });
 });
 

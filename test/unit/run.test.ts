@@ -90,6 +90,7 @@ function head(id: string, status: ChunkStatus, phase: Phase = "purchases", over:
     startedAt: null,
     finishedAt: null,
     throughput: null,
+    pageInDoubt: false,
     ...over,
   };
 }

@@ -56,6 +56,7 @@ export interface ChunkDoc {
   startedAt: Timestamp | null;
   finishedAt: Timestamp | null;
   throughput: ThroughputBuckets | null;
+  pageInDoubt: boolean;
   updatedAt: Timestamp;
 }
 
@@ -140,6 +141,7 @@ function fromFields(id: string, d: DocumentData): Chunk {
     startedAt: ms(d.startedAt),
     finishedAt: ms(d.finishedAt),
     throughput: (d.throughput ?? null) as ThroughputBuckets | null,
+    pageInDoubt: d.pageInDoubt === true,
   };
 }
 
@@ -151,7 +153,7 @@ export const chunkConverter: FirestoreDataConverter<Chunk, DocumentData> = {
 /** Every stored field bookkeeping reads. */
 const HEAD_FIELDS = [
   "day", "startMs", "endMs", "status", "phase", "step", "upcoming", "budgets", "progress", "errorCursor", "pages", "generation", "crashes", "queued", "queuedAt",
-  "attempts", "lease", "stoppedAtBudget", "pausedReason", "lastError", "total", "processed", "skipped", "errors", "startedAt", "finishedAt", "throughput",
+  "attempts", "lease", "stoppedAtBudget", "pausedReason", "lastError", "total", "processed", "skipped", "errors", "startedAt", "finishedAt", "throughput", "pageInDoubt",
 ] as const;
 
 const headOf = (snap: QueryDocumentSnapshot): Versioned<ChunkHead> => {

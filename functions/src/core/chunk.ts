@@ -99,6 +99,12 @@ export interface Chunk extends Counters {
   finishedAt: number | null;
   /** Events examined over time, for the run page's chart and ETA (core/estimate.ts). */
   throughput: ThroughputBuckets | null;
+  /**
+   * The chunk was stopped while a delivery other than the one stopping it held it: that delivery may have
+   * committed part of a page and vanished. A resume repeats the page (and counts it); a cancel drains it
+   * first. Cleared when a delivery claims the chunk.
+   */
+  pageInDoubt: boolean;
 }
 
 /** What bookkeeping reads when it looks at every chunk of a run. */
@@ -206,6 +212,7 @@ export function newChunk(span: Span, budgets: Partial<Record<Phase, number>>, ru
     startedAt: null,
     finishedAt: position.status === "done" ? now : null,
     throughput: null,
+    pageInDoubt: false,
   };
 }
 
@@ -251,6 +258,7 @@ export function claim(c: ChunkHead, me: Holder, now: number, leaseMs: number): T
       attempts: c.attempts + 1,
       startedAt: c.startedAt ?? now,
       pausedReason: null,
+      pageInDoubt: false,
     },
   };
 }
@@ -351,10 +359,14 @@ export type SettleResult =
 export function settle(c: ChunkHead, to: "paused" | "cancelled", reason: string | null, me: Holder | null, now: number): Transition<SettleResult> {
   const from: readonly ChunkStatus[] = to === "paused" ? ["pending", "running"] : ["pending", "running", "waiting", "paused"];
   if (!from.includes(c.status)) return { result: "unchanged", update: null };
-  // This delivery's own lease, or one an earlier attempt of its task left (Cloud Tasks gave up on that one).
-  const mine = me !== null && c.lease !== null && (c.lease.owner === me.owner || (c.lease.task === me.task && c.lease.attempt < me.attempt));
-  if (!mine && leaseLive(c.lease, now)) return { result: "held", update: null };
-  if (!mine && to === "cancelled" && c.lease !== null) return { result: "drain", update: null };
+  // This delivery's own lease (it stops between pages), or one an earlier attempt of its task left (Cloud
+  // Tasks gave up on that one, which may have stopped mid-page).
+  const own = me !== null && c.lease !== null && c.lease.owner === me.owner;
+  const inherited = me !== null && c.lease !== null && !own && c.lease.task === me.task && c.lease.attempt < me.attempt;
+  if (!own && !inherited && leaseLive(c.lease, now)) return { result: "held", update: null };
+  // Any lease but this delivery's own may have been left mid-page by a delivery that vanished.
+  const inDoubt = c.pageInDoubt || (c.lease !== null && !own);
+  if (to === "cancelled" && inDoubt) return { result: "drain", update: null };
   return {
     result: "settled",
     update: {
@@ -362,7 +374,7 @@ export function settle(c: ChunkHead, to: "paused" | "cancelled", reason: string 
       lease: null,
       queued: null,
       pausedReason: to === "paused" ? reason : c.pausedReason,
-      ...(to === "cancelled" ? { finishedAt: now } : {}),
+      ...(to === "cancelled" ? { finishedAt: now } : { pageInDoubt: inDoubt }),
     },
   };
 }
@@ -461,7 +473,8 @@ export type CancelResult = "cancelled" | "held" | "drain" | "unchanged";
 export function cancel(c: ChunkHead, now: number): Transition<CancelResult> {
   const settled = settle(c, "cancelled", null, null, now);
   if (settled.result === "drain") {
-    const fresh = requeue(c);
+    // A paused chunk in doubt becomes due again, under a new task generation, only to be drained.
+    const fresh = c.status === "paused" ? { update: { status: "pending" as const, pausedReason: null, generation: c.generation + 1, queued: null, queuedAt: null } } : requeue(c);
     return { result: "drain", update: fresh.update };
   }
   if (settled.result === "settled") return { result: "cancelled", update: settled.update };
