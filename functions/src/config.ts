@@ -74,6 +74,8 @@ const envSchema = z.object({
   CHUNK_READ_SIZE: int(5000, 10, 10_000),
   // A group's batch writes up to three documents per event; a batch allows 500.
   CHUNK_GROUP_SIZE: int(50, 1, 150),
+  // One customer's orders in a page share one transaction (their wallet written once) up to this many events.
+  CHUNK_WALLET_GROUP_SIZE: int(150, 1, 150),
   CHUNK_PARALLEL_GROUPS: int(8, 1, 64),
   CHUNK_SLICE_SECONDS: int(240, 5, 1500),
   // A day with more events than this is cut into shards of about this many, each its own chunk and task.
@@ -134,6 +136,8 @@ export interface Config {
   readSize: number;
   /** Events applied per Firestore transaction. */
   groupSize: number;
+  /** Events of one customer's orders one transaction may take (ledger/apply.ts groupByOrder). */
+  walletGroupSize: number;
   /** Transactions in flight at once inside a chunk. */
   parallelGroups: number;
   /** Events above which a day is cut into time slices (shards) of about this many, each its own chunk. */
@@ -197,6 +201,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     pageSize: e.CHUNK_PAGE_SIZE,
     readSize: e.CHUNK_READ_SIZE,
     groupSize: e.CHUNK_GROUP_SIZE,
+    walletGroupSize: e.CHUNK_WALLET_GROUP_SIZE,
     parallelGroups: e.CHUNK_PARALLEL_GROUPS,
     sliceSeconds: e.CHUNK_SLICE_SECONDS,
     shardEvents: e.SHARD_EVENTS,

@@ -50,7 +50,8 @@ async function expectOnce(s: Store, id: string) {
   expect((await buildReport(testDeps().deps, id)).reconciled).toBe(true);
 }
 
-const config = { pageSize: 8, groupSize: 2, parallelGroups: 1 };
+// Groups of two events, whoever's they are, so that a page holds several transactions to contend in.
+const config = { pageSize: 8, groupSize: 2, walletGroupSize: 2, parallelGroups: 1 };
 
 describe("two deliveries of one chunk at the same time", () => {
   it("a retry of the task takes over while the first attempt is still applying a page: written once, counted once", async () => {

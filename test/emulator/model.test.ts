@@ -459,7 +459,10 @@ async function sequence(seed: number): Promise<void> {
   const ops = fc.sample(fc.noBias(opsArbitrary(spec.days)), { seed: seed + 1, numRuns: 1 })[0] as Op[];
   const next = seededStream(seed * 7 + 3);
   const pageSize = 2 + Math.floor(next() * 5);
-  const config = { pageSize, readSize: pageSize * 2, groupSize: 1 + Math.floor(next() * 3), parallelGroups: 1 + Math.floor(next() * 2) };
+  const groupSize = 1 + Math.floor(next() * 3);
+  // A customer's orders share one transaction (the default), or are cut like everyone's.
+  const walletGroupSize = next() < 0.5 ? groupSize : 150;
+  const config = { pageSize, readSize: pageSize * 2, groupSize, walletGroupSize, parallelGroups: 1 + Math.floor(next() * 2) };
   // Half the sequences cut any day with more than a few events into shards.
   const shardEvents = next() < 0.5 ? 1000 : 2 + Math.floor(next() * 6);
   const d: Driver = { seed, next, config: { ...config, shardEvents, walletField: spec.walletField }, log: [] };

@@ -495,12 +495,12 @@ async function processPage(
   const plan = chunk.step.step === "errors" ? await planErrorsPage(deps, run, chunk) : await planScanPage(deps, run, chunk, buffer);
 
   const ctx: MoneyContext = { runId: run.id, mode: run.type, dryRun: run.dryRun, walletField: config.walletField, userIds: run.userIds };
-  const half = Math.floor(plan.docs.length / config.groupSize / 2);
   const applied = await applyPage(db, ctx, plan.docs, catalog, {
     groupSize: config.groupSize,
+    walletGroupSize: config.walletGroupSize,
     parallelGroups: config.parallelGroups,
-    beforeGroup: async (index) => {
-      if (index === half && index > 0) await deps.faults?.at("page-half-applied", probe);
+    beforeGroup: async (index, groups) => {
+      if (index === Math.floor(groups / 2) && index > 0) await deps.faults?.at("page-half-applied", probe);
     },
   }, deps.faults);
   const outcomes = applied.outcomes;

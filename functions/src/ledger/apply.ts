@@ -208,12 +208,11 @@ export async function applyGroup(db: Firestore, ctx: MoneyContext, eventIds: rea
 }
 
 /**
- * What one commit may take of one wallet's orders, past the group size: at most this many events and an
- * estimate of at most this many writes (an order event writes an entry per line, its mark and its order
- * record; a refund or chargeback an entry per line of its order, guessed at two, and its mark), within
- * Firestore's 500 writes a commit.
+ * What one commit may take of one wallet's orders, past the group size: at most `walletSize` events
+ * (CHUNK_WALLET_GROUP_SIZE, 150 by default) and an estimate of at most this many writes (an order event
+ * writes an entry per line, its mark and its order record; a refund or chargeback an entry per line of its
+ * order, guessed at two, and its mark), within Firestore's 500 writes a commit.
  */
-export const WALLET_GROUP_EVENTS = 150;
 export const WALLET_GROUP_WRITES = 450;
 
 const writesOf = (e: DocumentSnapshot) => {
@@ -224,13 +223,13 @@ const writesOf = (e: DocumentSnapshot) => {
 /**
  * Groups of whole orders: one order's events are decided together. Orders of the same wallet (the wallet
  * an order's events credit first) go together, in one group when one commit takes them
- * (WALLET_GROUP_EVENTS, WALLET_GROUP_WRITES), so a customer with many orders in a page has their wallet
+ * (`walletSize`, WALLET_GROUP_WRITES), so a customer with many orders in a page has their wallet
  * written once rather than once per order (a wallet document sustains about one write a second). An order
  * with no purchase in the page is placed by the buyer its refund or chargeback names. A group of several
  * wallets' orders holds at most `size` events; orders of no known wallet are grouped by size alone.
  * Orders are independent of each other, so their grouping changes no decision.
  */
-export function groupByOrder(events: readonly DocumentSnapshot[], size: number, walletField: WalletField = DEFAULT_WALLET_FIELD): DocumentSnapshot[][] {
+export function groupByOrder(events: readonly DocumentSnapshot[], size: number, walletField: WalletField = DEFAULT_WALLET_FIELD, walletSize = 150): DocumentSnapshot[][] {
   const byOrder = new Map<string, DocumentSnapshot[]>();
   for (const e of events) {
     const orderId = orderIdOf(e.data());
@@ -258,7 +257,7 @@ export function groupByOrder(events: readonly DocumentSnapshot[], size: number, 
     current.push(...order);
     writes += order.reduce((n, e) => n + writesOf(e), 0);
   };
-  const commitTakes = (events: number, w: number) => events <= WALLET_GROUP_EVENTS && w <= WALLET_GROUP_WRITES;
+  const commitTakes = (events: number, w: number) => events <= walletSize && w <= WALLET_GROUP_WRITES;
   for (const wallet of [...byWallet.keys()].sort()) {
     const orders = byWallet.get(wallet) as DocumentSnapshot[][];
     const events = orders.reduce((n, o) => n + o.length, 0);
@@ -292,9 +291,10 @@ export function groupByOrder(events: readonly DocumentSnapshot[], size: number, 
 
 export interface PageOptions {
   groupSize: number;
+  walletGroupSize: number;
   parallelGroups: number;
   /** Called before each group's transaction; tests inject faults here. */
-  beforeGroup?: (groupIndex: number) => void | Promise<void>;
+  beforeGroup?: (groupIndex: number, groups: number) => void | Promise<void>;
 }
 
 /**
@@ -303,9 +303,9 @@ export interface PageOptions {
  */
 export async function applyPage(db: Firestore, ctx: MoneyContext, docs: readonly DocumentSnapshot[], catalog: ProductCatalog, options: PageOptions, faults?: FaultInjector): Promise<GroupResult> {
   if (docs.length === 0) return { outcomes: [], writes: 0, walletWrites: [], reads: 0 };
-  const groups = groupByOrder(docs, options.groupSize, ctx.walletField);
+  const groups = groupByOrder(docs, options.groupSize, ctx.walletField, options.walletGroupSize);
   const results = await mapWithConcurrency(groups, options.parallelGroups, async (group, index) => {
-    await options.beforeGroup?.(index);
+    await options.beforeGroup?.(index, groups.length);
     return applyGroup(db, ctx, group.map((d) => d.id), catalog, faults);
   });
   const byId = new Map(results.flatMap((g) => g.outcomes).map((o) => [o.eventId, o]));
