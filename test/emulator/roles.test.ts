@@ -45,7 +45,9 @@ const ENDPOINTS: Endpoint[] = [
     }),
   ),
   { name: "flip the kill switch", method: "POST", path: () => "/api/admin/killSwitch", body: { enabled: true }, writes: true, expect: { nobody: 401, viewer: 403, scheduler: 403, operator: 200, unlisted: 403 } },
-  { name: "start a run", method: "POST", path: () => "/api/jobs/backfill", body: start, writes: true, expect: { nobody: 401, viewer: 403, scheduler: 202, operator: 202, unlisted: 403 } },
+  // A scheduler may start only the recurring replay it is configured for (issue 18 item 10); this is an
+  // operator's dry run over given days.
+  { name: "start a run", method: "POST", path: () => "/api/jobs/backfill", body: start, writes: true, expect: { nobody: 401, viewer: 403, scheduler: 403, operator: 202, unlisted: 403 } },
 ];
 
 /** Everything a call could write. */
@@ -77,9 +79,47 @@ describe("the role matrix", () => {
     if (status === 401 || status === 403) {
       expect(res.body.error.code).toBe(status === 401 ? "unauthenticated" : "forbidden");
       // The sentence names the list that would grant the call.
-      if (status === 403) expect(res.body.error.message).toMatch(/add it to (OPERATOR_EMAILS|VIEWER_EMAILS)/);
+      if (status === 403) expect(res.body.error.message).toMatch(/add it to (OPERATOR_EMAILS|VIEWER_EMAILS)|Operators start other runs/);
       if (writes) expect(await footprint(), "a refused call writes nothing").toBe(before);
     }
+  });
+});
+
+describe("what a scheduler may start (issue 18 item 10)", () => {
+  // The local stack's recurring replay (functions/.env.local): REPLAY_LOOKBACK_DAYS=2, REPLAY_DRY_RUN=false,
+  // REPLAY_MAX_EVENTS=10000.
+  const replay = { type: "webhook_replay", lookbackDays: 2, dryRun: false, maxEvents: 10000 };
+
+  it("only the recurring replay: any other type, window, mode, cap, range, canary, pace or plan is 403 and writes nothing", async () => {
+    const bearer = await token({ email: EMAIL.scheduler });
+    for (const body of [
+      { ...replay, type: "reversal_backfill" },
+      { ...replay, lookbackDays: 30 },
+      { ...replay, dryRun: true },
+      { type: "webhook_replay", lookbackDays: 2, maxEvents: 10000 },
+      { ...replay, maxEvents: 10001 },
+      { type: "webhook_replay", startDate: "2392-01-01", endDate: "2392-01-02", dryRun: false },
+      { ...replay, userIds: ["u1"] },
+      { ...replay, maxEventsPerSecond: 5 },
+      { ...replay, maxErrorRate: 1 },
+      { planOf: runId },
+    ]) {
+      const before = await footprint();
+      const res = await api("POST", "/api/jobs/backfill", { body, token: bearer });
+      expect(res.status, JSON.stringify(body)).toBe(403);
+      expect(res.body.error.code).toBe("forbidden");
+      expect(res.body.error.message).toContain('may start only the recurring replay {"type": "webhook_replay", "lookbackDays": 2, "dryRun": false, "maxEvents": at most 10000}');
+      expect(await footprint(), `${JSON.stringify(body)} writes nothing`).toBe(before);
+    }
+  });
+
+  it("the recurring replay itself, with its cap or a lower one, is started and recorded as the scheduler's", async () => {
+    const bearer = await token({ email: EMAIL.scheduler });
+    const res = await api("POST", "/api/jobs/backfill", { body: { ...replay, maxEvents: 500 }, token: bearer });
+    expect(res.status, res.text).toBe(202);
+    const id = res.body.migrationId as string;
+    await waitForRun(id);
+    expect((await api("GET", `/api/admin/dataMigrations/${id}`)).body.migration).toMatchObject({ requestedBy: EMAIL.scheduler, lookbackDays: 2, dryRun: false, maxEvents: 500 });
   });
 });
 

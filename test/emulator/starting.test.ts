@@ -2,7 +2,9 @@
 import { describe, expect, it } from "vitest";
 import { runScheduledReplay } from "../../functions/src/jobs/scheduled";
 import { formatDay } from "../../functions/src/core/dates";
-import { api, countDocs, db, setKillSwitch, testDeps, token, type RecordingQueue } from "../support/emulator";
+import { startJob } from "../../functions/src/jobs/start";
+import { controlRun } from "../../functions/src/runs/control";
+import { api, clearFirestore, countDocs, db, setKillSwitch, testDeps, TEST_CALLER, token, type RecordingQueue } from "../support/emulator";
 import { deliverAll } from "../support/deliver";
 import { Store } from "../support/scenario";
 
@@ -59,6 +61,24 @@ describe("the scheduled replay (invoked directly)", () => {
   });
 });
 
+describe("the scheduled replay with every admission place taken (issue 18 item 10)", () => {
+  it("logs that it skipped and starts nothing, then starts at its next tick once a place is free", async () => {
+    await clearFirestore(); // admission counts every active run
+    const s = await Store.create("schedfull");
+    s.purchase({ user: "u1", product: s.product("gems", 2), day: 6 });
+    await s.write();
+    const { deps, memory } = testDeps({ config: { maxActiveRuns: 1, replay: { lookbackDays: 1, dryRun: false, maxEvents: 100 } } });
+    // An operator's run holds the only place (its tasks are queued in-process and never delivered).
+    const holder = (await startJob(deps, { type: "webhook_replay", ...s.range(6, 6), dryRun: true }, { caller: TEST_CALLER })).run.migrationId;
+    const before = await countDocs("dataMigrations");
+    expect(await runScheduledReplay(deps, new Date(Date.UTC(s.year, 0, 6, 3)))).toBeNull();
+    expect(await countDocs("dataMigrations")).toBe(before);
+    expect(memory.lines.find((l) => l.event === "scheduled_replay_skipped")).toMatchObject({ severity: "WARNING", reason: expect.stringMatching(/MAX_ACTIVE_RUNS/) });
+    await controlRun(deps, holder, "cancel", TEST_CALLER);
+    expect(await runScheduledReplay(deps, new Date(Date.UTC(s.year, 0, 7, 3)))).toMatchObject({ replayed: false, run: { startDate: s.day(7), endDate: s.day(7) } });
+  });
+});
+
 describe("lookbackDays", () => {
   it("starts a run over the trailing window ending today (UTC), for plain Cloud Scheduler HTTP jobs", async () => {
     const res = await api("POST", "/api/jobs/backfill", { body: { type: "webhook_replay", lookbackDays: 2 } });
@@ -72,21 +92,24 @@ describe("lookbackDays", () => {
   it("a Cloud Scheduler HTTP job's retry of one firing returns that firing's run, whose window ends on the scheduled day", async () => {
     const scheduler = await token({ email: "scheduler@backfill.local" });
     const headers = { "x-cloudscheduler": "true", "x-cloudscheduler-jobname": "backfill-replay-daily", "x-cloudscheduler-scheduletime": "2318-06-10T03:00:00Z" };
-    const body = { type: "webhook_replay", lookbackDays: 2, dryRun: true };
+    // The recurring replay the local stack configures (a scheduler may start nothing else).
+    const body = { type: "webhook_replay", lookbackDays: 2, dryRun: false, maxEvents: 100 };
     const first = await api("POST", "/api/jobs/backfill", { body, headers, token: scheduler });
     expect(first.status).toBe(202);
     expect(first.body).toMatchObject({ startDate: "2318-06-09", endDate: "2318-06-10" });
     const retry = await api("POST", "/api/jobs/backfill", { body, headers, token: scheduler });
     expect(retry.body.migrationId).toBe(first.body.migrationId);
     expect(retry.headers.get("idempotency-replayed")).toBe("true");
-    const nextDay = await api("POST", "/api/jobs/backfill", { body, headers: { ...headers, "x-cloudscheduler-scheduletime": "2318-06-11T03:00:00Z" }, token: scheduler });
-    expect(nextDay.body.migrationId).not.toBe(first.body.migrationId);
+    const later = await api("POST", "/api/jobs/backfill", { body, headers: { ...headers, "x-cloudscheduler-scheduletime": "2318-06-20T03:00:00Z" }, token: scheduler });
+    expect(later.status, later.text).toBe(202);
+    expect(later.body.migrationId).not.toBe(first.body.migrationId);
   });
 
   it("honours Cloud Scheduler headers only from SCHEDULER_EMAILS: an operator sending them starts its own run, over today's window", async () => {
     const headers = { "x-cloudscheduler": "true", "x-cloudscheduler-jobname": "backfill-replay-daily", "x-cloudscheduler-scheduletime": "2319-06-10T03:00:00Z" };
-    const body = { type: "webhook_replay", lookbackDays: 2, dryRun: true };
+    const body = { type: "webhook_replay", lookbackDays: 2, dryRun: false, maxEvents: 100 };
     const scheduled = await api("POST", "/api/jobs/backfill", { body, headers, token: await token({ email: "scheduler@backfill.local" }) });
+    expect(scheduled.status, scheduled.text).toBe(202);
     const spoofed = await api("POST", "/api/jobs/backfill", { body, headers });
     expect(spoofed.status).toBe(202);
     expect(spoofed.body.migrationId).not.toBe(scheduled.body.migrationId);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { admit, overlaps } from "../../functions/src/core/admission";
-import { honoursSchedulerHeaders, permissionsOf, refusal, type Permission } from "../../functions/src/core/access";
+import { honoursSchedulerHeaders, permissionsOf, refusal, schedulerRefusal, type Permission } from "../../functions/src/core/access";
 
 const roles = { viewers: ["v@x", "vs@x"], operators: ["o@x"], schedulers: ["s@x", "vs@x"] };
 
@@ -59,5 +59,36 @@ describe("admission", () => {
     expect(admit(run("n", "2031-01-01", "2031-01-01"), active, 4)).toEqual({ ok: true });
     // An overlap is the reason given before the count.
     expect(admit(run("n", "2030-01-02", "2030-01-02"), active, 3)).toMatchObject({ code: "run_overlaps", activeRunId: "r1" });
+  });
+});
+
+describe("what a scheduler may start (issue 18 item 10)", () => {
+  const replay = { lookbackDays: 2, dryRun: false, maxEvents: 10000 };
+  const body = { type: "webhook_replay", lookbackDays: 2, dryRun: false, maxEvents: 10000 };
+  const both = { ...roles, operators: ["o@x", "so@x"], schedulers: ["s@x", "so@x"] };
+  it.each([
+    ["the recurring replay", body, true],
+    ["with a lower cap", { ...body, maxEvents: 10 }, true],
+    ["without a cap (the default applies)", { type: "webhook_replay", lookbackDays: 2, dryRun: false }, true],
+    ["a higher cap", { ...body, maxEvents: 10001 }, false],
+    ["another window", { ...body, lookbackDays: 3 }, false],
+    ["dates instead of a window", { type: "webhook_replay", startDate: "2025-01-01", endDate: "2025-01-02", dryRun: false }, false],
+    ["a dry run when the replay is real", { ...body, dryRun: true }, false],
+    ["no dryRun (a dry run) when the replay is real", { type: "webhook_replay", lookbackDays: 2, maxEvents: 5 }, false],
+    ["another type", { ...body, type: "reversal_backfill" }, false],
+    ["a canary", { ...body, userIds: ["u1"] }, false],
+    ["a pace", { ...body, maxEventsPerSecond: 3 }, false],
+    ["a plan execution", { planOf: "webhook_replay_1" }, false],
+  ])("a scheduler's %s: allowed %s", (_what, b, allowed) => {
+    expect(schedulerRefusal("s@x", both, b, replay) === null).toBe(allowed);
+    // An operator (on both lists or not), and callers who are not schedulers at all, are not limited here.
+    expect(schedulerRefusal("so@x", both, b, replay)).toBeNull();
+    expect(schedulerRefusal("o@x", both, b, replay)).toBeNull();
+    expect(schedulerRefusal("v@x", both, b, replay)).toBeNull();
+  });
+  it("says what the scheduler may start and what the body asked for", () => {
+    expect(schedulerRefusal("s@x", both, { ...body, lookbackDays: 30 }, replay)).toBe(
+      's@x is a scheduler (SCHEDULER_EMAILS): it may start only the recurring replay {"type": "webhook_replay", "lookbackDays": 2, "dryRun": false, "maxEvents": at most 10000}; this body asks for lookbackDays 30. Operators start other runs.',
+    );
   });
 });

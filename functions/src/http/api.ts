@@ -3,7 +3,7 @@
 import type { Request } from "firebase-functions/v2/https";
 import type { Response } from "express";
 import { requirePermission, type Caller } from "../auth/oidc";
-import { honoursSchedulerHeaders, permissionsOf, type Permission } from "../core/access";
+import { honoursSchedulerHeaders, permissionsOf, schedulerRefusal, type Permission } from "../core/access";
 import { problemsFromZod } from "../core/request";
 import type { Deps } from "../deps";
 import { AppError, invalidRequest } from "../errors";
@@ -63,7 +63,10 @@ const ROUTES: Route[] = [
     pattern: /^\/api\/jobs\/backfill$/,
     needs: "start",
     handle: async (deps, req, caller) => {
-      const { run, replayed } = await startJob(deps, jsonBody(req), { caller, ...startOptions(req, caller, deps) });
+      const body = jsonBody(req);
+      const refused = schedulerRefusal(caller.email, deps.config.roles, body, deps.config.replay);
+      if (refused) throw new AppError(403, "forbidden", refused);
+      const { run, replayed } = await startJob(deps, body, { caller, ...startOptions(req, caller, deps) });
       const headers: Record<string, string> = replayed ? { "Idempotency-Replayed": "true" } : {};
       return { status: 202, body: run, headers };
     },

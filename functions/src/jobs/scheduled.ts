@@ -34,7 +34,8 @@ export async function runScheduledReplay(deps: Deps, scheduleTime: Date): Promis
     // With the kill switch off there is nothing to retry; the next scheduled run tries again.
     // Nor while the previous window's real replay is still active over these days (paused on errors, say):
     // a second one would race it. The next firing covers the window again.
-    if (error instanceof AppError && (error.code === "backfill_disabled" || error.code === "run_overlaps")) {
+    // Nor while MAX_ACTIVE_RUNS runs are active: the next firing tries again.
+    if (error instanceof AppError && (error.code === "backfill_disabled" || error.code === "run_overlaps" || error.code === "too_many_runs")) {
       deps.log.scheduledReplaySkipped({ startDate, endDate, reason: error.message });
       return null;
     }
