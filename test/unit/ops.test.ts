@@ -40,6 +40,21 @@ describe("queue hard stop", () => {
     expect(out[0]).toBe("projects/store-prod/locations/us-central1/queues/backfillChunk: PAUSED");
     expect(await queueCommand(["pause"], admin, (l) => out.push(l))).toBe(2);
   });
+
+  it("fails, saying why, when the queue is not in the state asked for (a deploy set it RUNNING in between)", async () => {
+    const admin = new RecordingAdmin();
+    admin.pauseQueue = ({ name }) => {
+      admin.calls.push(`pause ${name}`);
+      return Promise.resolve([{}]); // a deploy's update lands right after: the queue stays RUNNING
+    };
+    const out: string[] = [];
+    expect(await queueCommand(["pause", "--project", "store-prod"], admin, (l) => out.push(l))).toBe(1);
+    expect(out).toEqual([
+      "projects/store-prod/locations/us-central1/queues/backfillChunk: RUNNING",
+      "The queue is RUNNING, not PAUSED: run the command again, and check that no deploy is under way (a functions deploy sets the queue RUNNING).",
+    ]);
+    expect(await queueCommand(["status", "--project", "store-prod"], admin, () => undefined)).toBe(0);
+  });
 });
 
 describe("log-based metrics", () => {
