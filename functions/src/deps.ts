@@ -18,6 +18,8 @@ export type FaultPoint =
   | "group-committed"
   /** A control call has decided on the run as it read it, and has not yet changed anything. */
   | "control-decided"
+  /** A retry has been admitted and has not yet reopened its run. */
+  | "retry-admitted"
   /** A group's transaction found entries this run had written for its events already (another delivery got there first). */
   | "group-found-written";
 

@@ -50,6 +50,31 @@ describe("overlapping runs", () => {
   });
 });
 
+describe("a retry and a start at the same moment (issue 18 item 7)", () => {
+  it("a start landing after a retry was admitted and before it reopened its run is refused as an overlap", async () => {
+    const s = await Store.create("retryrace");
+    s.purchase({ user: "u1", product: s.id("ghost"), day: 1 });
+    await s.write();
+    const plain = testDeps();
+    const old = (await startJob(plain.deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false, maxErrorRate: 1 }, { caller: TEST_CALLER })).run.migrationId;
+    expect(await deliverAll(plain.deps, plain.queue as RecordingQueue, old)).toMatchObject({ status: "completed", errors: 1 });
+    let between: unknown = null;
+    const { deps } = testDeps({
+      faults: {
+        async at(point) {
+          if (point !== "retry-admitted" || between !== null) return;
+          // The retry is admitted; its run still reads completed. An operator starts the same days now.
+          between = await startJob(plain.deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false }, { caller: TEST_CALLER }).catch((e: unknown) => e);
+        },
+      },
+    });
+    expect((await controlRun(deps, old, "retry", TEST_CALLER)).changed).toBe(true);
+    expect(between, "the start landed between admission and reopening").not.toBeNull();
+    expect(between).toMatchObject({ status: 409, code: "run_overlaps", details: { activeRunId: old } });
+    expect((await db().collection("dataMigrations").doc(old).get()).data()).toMatchObject({ status: "running", retries: 1, retryAdmittedAt: null });
+  });
+});
+
 describe("active runs", () => {
   it("eleven starts against a limit of ten: the eleventh gets 429 too_many_runs with Retry-After", async () => {
     await clearFirestore();
@@ -65,5 +90,23 @@ describe("active runs", () => {
     expect((eleventh as Error).message).toMatch(/10 runs are active and at most 10 may be \(MAX_ACTIVE_RUNS\)/);
     // The limit is checked before a run is recorded: even one with nothing to do waits for a place.
     await expect(startJob(deps, { type: "webhook_replay", startDate: "2499-01-01", endDate: "2499-01-01", dryRun: true }, { caller: TEST_CALLER })).rejects.toMatchObject({ status: 429 });
+  });
+
+  it("the local stack admits what production does (issue 18 item 8): ten active runs, and the eleventh start through Hosting gets 429", async () => {
+    await clearFirestore();
+    const { deps } = testDeps();
+    const s = await Store.create("localimit");
+    s.purchase({ user: "u1", product: s.product("gems", 1), day: 1 });
+    await s.write();
+    const body = { type: "webhook_replay", ...s.range(1, 1), dryRun: true };
+    // In-process starts whose tasks are never delivered stay active.
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) ids.push((await startJob(deps, body, { caller: TEST_CALLER })).run.migrationId);
+    const eleventh = await api("POST", "/api/jobs/backfill", { body });
+    expect(eleventh.status, eleventh.text).toBe(429);
+    expect(eleventh.body.error).toMatchObject({ code: "too_many_runs" });
+    expect(eleventh.body.error.message).toMatch(/10 runs are active and at most 10 may be/);
+    for (const id of ids) await controlRun(deps, id, "cancel", TEST_CALLER);
+    expect((await api("POST", "/api/jobs/backfill", { body })).status).toBe(202);
   });
 });

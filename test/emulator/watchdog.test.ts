@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { LEASE_SECONDS } from "../../functions/src/chunks/worker";
 import { controlRun } from "../../functions/src/runs/control";
 import { repairRun, watchRuns } from "../../functions/src/runs/watchdog";
-import { db, manualClock, RecordingQueue, testDeps, TEST_CALLER } from "../support/emulator";
+import { db, manualClock, RecordingQueue, setKillSwitch, testDeps, TEST_CALLER } from "../support/emulator";
 import { deliverAll, deliverOnce, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
 
@@ -13,6 +13,11 @@ const LEASE_MS = LEASE_SECONDS * 1000;
 
 async function runDoc(id: string) {
   return (await db().collection("dataMigrations").doc(id).get()).data() as Record<string, unknown> & { status: string };
+}
+
+/** Ledger entries a run wrote (its own: `migrationId` is the run). */
+async function entriesOf(runId: string): Promise<number> {
+  return (await db().collection("ledgerEntries").where("migrationId", "==", runId).count().get()).data().count;
 }
 
 async function chunkDoc(id: string, day: string) {
@@ -207,5 +212,46 @@ describe("the watchdog", () => {
     const run = await deliverAll(deps, queue as RecordingQueue, id);
     expect(run).toMatchObject({ status: "completed", total: 4, processed: 4 });
     expect(await chunkDoc(id, s.day(1))).toMatchObject({ crashes: 0 });
+  });
+
+  it("drains a cancelled run's page in doubt after the kill switch stayed off for more than a day (issue 18 item 5)", async () => {
+    const s = await store("wddrain", 1, 12);
+    let crashed = false;
+    const config = { pageSize: 6, groupSize: 2, walletGroupSize: 2, parallelGroups: 1 };
+    const { deps, queue } = testDeps({
+      config,
+      faults: {
+        at(point) {
+          if (point !== "page-half-applied" || crashed) return;
+          crashed = true;
+          throw new Error("injected: the process died mid-page");
+        },
+      },
+    });
+    const clock = manualClock(deps);
+    const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false });
+    const [task] = (queue as RecordingQueue).drain();
+    await expect(deliverOnce(deps, task?.payload, task?.taskId ?? "")).rejects.toThrow(/died mid-page/);
+    const written = await entriesOf(id);
+    expect(written, "part of the page was committed").toBeGreaterThan(0);
+    // The operator turns the kill switch off and cancels; the drain's task finds the switch off and waits.
+    await setKillSwitch(false);
+    try {
+      clock.advance(LEASE_MS);
+      await controlRun(deps, id, "cancel", BY);
+      await deliverAll(deps, queue as RecordingQueue, id);
+      expect(await entriesOf(id)).toBe(written);
+      expect(await runDoc(id)).toMatchObject({ status: "cancelled", draining: true });
+      clock.advance(25 * 3600 * 1000);
+    } finally {
+      await setKillSwitch(null);
+    }
+    // A day and more later the switch is on again: the watchdog still looks at the run, and drains it.
+    expect((await watchRuns(deps)).repairs).toBeGreaterThan(0);
+    await deliverAll(deps, queue as RecordingQueue, id);
+    const run = await runDoc(id);
+    expect(run).toMatchObject({ status: "cancelled", draining: false });
+    expect(await entriesOf(id), "the page in doubt was finished").toBe(6);
+    expect(run.processed, "and counted").toBe(6);
   });
 });

@@ -123,7 +123,8 @@ describe("run transitions in every status", () => {
     // Resume restarts the auto-pause window; a run that never started goes back to pending.
     expect(resume(run({ status: "paused", pausedReason: "x" }), NOW).update).toEqual({ status: "running", pausedReason: null, autoPause: null, windowSince: NOW });
     expect(resume(run({ status: "paused", startedAt: null }), NOW).update?.status).toBe("pending");
-    expect(cancel(run({ status: "paused" }), NOW).update).toEqual({ status: "cancelled", finishedAt: NOW });
+    // Draining until the roll-up sees every chunk stopped (issue 18 item 5: the watchdog keeps looking till then).
+    expect(cancel(run({ status: "paused" }), NOW).update).toEqual({ status: "cancelled", finishedAt: NOW, draining: true });
     expect(retry(run({ status: "failed", phase: "reversals", retries: 2, finishedAt: 7, failureReason: "x" }), NOW).update).toEqual({
       status: "running",
       phase: "purchases",
@@ -131,6 +132,8 @@ describe("run transitions in every status", () => {
       finishedAt: null,
       failureReason: null,
       windowSince: NOW,
+      // Reopened: the admission's mark that a retry is on its way has done its work.
+      retryAdmittedAt: null,
     });
     expect(retry(run({ status: "completed", type: "reversal_backfill", phases: ["reversals"], phase: "reversals" }), NOW).update?.phase).toBe("reversals");
   });
@@ -199,6 +202,13 @@ describe("roll-up", () => {
   it("keeps following late pages of an ended run, without reopening it", () => {
     const t = rollUp(run({ status: "failed", total: 1, chunksFailed: 1 }), [counted("a", "failed", [5, 5, 0, 0])], NOW);
     expect(t.update).toEqual({ total: 5, processed: 5 });
+  });
+
+  it("keeps a cancelled run draining while a chunk has not stopped, and says when all have", () => {
+    const cancelled = run({ status: "cancelled", draining: true, total: 1, processed: 1, chunksDone: 1 });
+    expect(rollUp(cancelled, [counted("a", "done", [1, 1, 0, 0]), counted("b", "pending", [0, 0, 0, 0])], NOW).update).toBeNull();
+    expect(rollUp(cancelled, [counted("a", "done", [1, 1, 0, 0]), counted("b", "cancelled", [0, 0, 0, 0])], NOW).update).toEqual({ draining: false });
+    expect(rollUp(run({ status: "cancelled", draining: false }), [counted("b", "running", [0, 0, 0, 0])], NOW).update).toEqual({ draining: true });
   });
 
   it("counts chunks by status", () => {

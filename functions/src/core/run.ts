@@ -32,6 +32,13 @@ export interface Run extends Counters {
    * more, or null (unknown, a run from before the field): they read every money event of the phase.
    */
   unmarkedEvents: number | null;
+  /**
+   * When a retry of this ended run was admitted (epoch ms), until the retry reopens it: admission counts the
+   * run as active in between, so no overlapping start gets in (issue 18 item 7).
+   */
+  retryAdmittedAt?: number | null;
+  /** A cancelled run some of whose chunks are still to be drained (a page in doubt): the watchdog keeps looking at it. */
+  draining?: boolean;
   /** Error rate over the last 200 examined events above which the run pauses itself (1 = never). */
   maxErrorRate: number;
   /** The pace the run keeps below, in events examined per second across its chunks (null: full speed). */
@@ -149,7 +156,7 @@ export function resume(run: Run, now: number): Transition<boolean> {
 /** Stops a run for good. */
 export function cancel(run: Run, now: number): Transition<boolean> {
   if (!active(run.status) && run.status !== "paused") return { result: false, update: null };
-  return { result: true, update: { status: "cancelled", finishedAt: now } };
+  return { result: true, update: { status: "cancelled", finishedAt: now, draining: true } };
 }
 
 /**
@@ -167,6 +174,7 @@ export function retry(run: Run, now: number): Transition<boolean> {
       finishedAt: null,
       failureReason: null,
       windowSince: now,
+      retryAdmittedAt: null,
     },
   };
 }
@@ -234,6 +242,8 @@ export function rollUp(run: Run, chunks: readonly ChunkSummary[], now: number): 
   for (const k of ["total", "processed", "skipped", "errors", "chunksDone", "chunksFailed"] as const) {
     if (run[k] !== progress[k]) update[k] = progress[k];
   }
+  // A cancelled run is draining until every chunk has stopped (a page in doubt finished, then cancelled).
+  if (run.status === "cancelled" && (run.draining ?? false) !== !finished) update.draining = !finished;
   let closed: RunStatus | null = null;
   if (finished && (active(run.status) || run.status === "paused")) {
     closed = finalStatus(progress);

@@ -16,6 +16,8 @@ import { runStore } from "../runs/store";
 export const RETRY_AFTER_SECONDS = 60;
 const ATTEMPTS = 200;
 const ACTIVE = ["pending", "running", "paused"];
+/** How long an admitted retry counts as active before it reopens its run (a retry that crashed in between stops counting then). */
+export const RETRY_ADMISSION_HOLD_MS = 10 * 60_000;
 
 /** The refusal a caller reads when admission says no. */
 function refused(decision: Exclude<ReturnType<typeof admit>, { ok: true }>): AppError {
@@ -42,7 +44,14 @@ export async function admitAndWrite<T>(
     const snap = await ref.get();
     const listed = ((snap.get("runs") as ActiveRun[] | undefined) ?? []).filter((r) => r.id !== candidate.id);
     const states = listed.length > 0 ? await db.getAll(...listed.map((r) => runs.doc(r.id))) : [];
-    const active = listed.filter((_, i) => ACTIVE.includes(states[i]?.get("status") as string));
+    const now = deps.now().getTime();
+    // A run is active while pending, running or paused, and while a retry admitted for it has not reopened it yet.
+    const active = listed.filter((_, i) => {
+      const state = states[i];
+      if (ACTIVE.includes(state?.get("status") as string)) return true;
+      const admittedAt = state?.get("retryAdmittedAt") as unknown;
+      return typeof admittedAt === "number" && now - admittedAt < RETRY_ADMISSION_HOLD_MS;
+    });
     const decision = admit(candidate, active, deps.config.maxActiveRuns);
     if (!decision.ok) throw refused(decision);
     const batch = db.batch();

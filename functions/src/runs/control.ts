@@ -120,7 +120,11 @@ async function retry(deps: Deps, id: string): Promise<boolean> {
   // A retry makes an ended run active again: it is admitted like a new run (it may not race a real run
   // started over its days since it ended, nor exceed MAX_ACTIVE_RUNS).
   const { type, startDate, endDate, dryRun } = read.data;
-  await admitAndWrite(deps, { id, type, startDate, endDate, dryRun }, () => undefined, () => Promise.resolve("retry" as const));
+  // Admitted together with a mark on the run, so that a start landing before the retry reopens it still
+  // counts it as active (it would otherwise see an ended run, drop it from the list and be admitted over
+  // the same days).
+  await admitAndWrite(deps, { id, type, startDate, endDate, dryRun }, (batch) => runStore(deps.db).markRetryAdmitted(batch, id, deps.now().getTime()), () => Promise.resolve("retry" as const));
+  await deps.faults?.at("retry-admitted", { runId: id });
   const errorDocs = await r.errors(id).where("status", "==", "open").select("chunkId", "phase").get();
   const errorPhases = new Map<string, Set<Phase>>();
   for (const doc of errorDocs.docs) {

@@ -36,6 +36,8 @@ export interface RunDoc {
   selectedEvents: number;
   capReached: boolean;
   unmarkedEvents?: number | null;
+  retryAdmittedAt?: number | null;
+  draining?: boolean;
   maxErrorRate: number;
   maxEventsPerSecond: number | null;
   windowSince: Timestamp | null;
@@ -94,6 +96,8 @@ export function runFromFields(id: string, d: DocumentData): Run {
     selectedEvents: (d.selectedEvents ?? 0) as number,
     capReached: d.capReached === true,
     unmarkedEvents: typeof d.unmarkedEvents === "number" ? d.unmarkedEvents : null,
+    retryAdmittedAt: typeof d.retryAdmittedAt === "number" ? d.retryAdmittedAt : null,
+    draining: d.draining === true,
     maxErrorRate: (d.maxErrorRate ?? 1) as number,
     maxEventsPerSecond: typeof d.maxEventsPerSecond === "number" ? d.maxEventsPerSecond : null,
     windowSince: ms(d.windowSince),
@@ -151,6 +155,10 @@ export function runStore(db: Firestore) {
     },
     create(batch: WriteBatch, run: Run): void {
       batch.create(ref(run.id), run);
+    },
+    /** Adds to the admission's batch the mark that a retry of the ended run was admitted at `at`. */
+    markRetryAdmitted(batch: WriteBatch, runId: string, at: number): void {
+      batch.update(db.collection(COLLECTIONS.runs).doc(runId), { retryAdmittedAt: at, updatedAt: FieldValue.serverTimestamp() });
     },
     /** Records an operator's control call on the run (`dataMigrations/{id}/actions/{auto}`): who, what, and what came of it. */
     async recordAction(runId: string, action: { action: string; outcome: string; statusBefore: string; email: string; sub: string }): Promise<void> {

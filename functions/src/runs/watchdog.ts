@@ -14,7 +14,7 @@ import { advanceRun, enqueueChunk, pauseRun } from "./advance";
 import { runFields } from "./runFields";
 import { runStore } from "./store";
 
-/** Cancelled runs are looked at for this long after they were cancelled (a vanished holder's page is drained). */
+/** Cancelled runs are looked at for this long after they were cancelled, and longer while one is still draining. */
 const CANCELLED_LOOKBACK_MS = 24 * 3600 * 1000;
 const RUN_CONCURRENCY = 4;
 
@@ -68,15 +68,19 @@ export async function repairRun(deps: Deps, runId: string): Promise<Repair[]> {
   return done;
 }
 
-/** One watchdog pass over every run that is not over (and runs cancelled in the last day). */
+/**
+ * One watchdog pass over every run that is not over, every cancelled run still draining (however long the
+ * kill switch kept its drain waiting), and runs cancelled in the last day.
+ */
 export async function watchRuns(deps: Deps): Promise<{ runs: number; repairs: number }> {
   const runs = runStore(deps.db).collection();
   const since = deps.now().getTime() - CANCELLED_LOOKBACK_MS;
-  const [going, cancelled] = await Promise.all([
+  const [going, cancelled, draining] = await Promise.all([
     runs.where("status", "in", ["pending", "running", "paused"]).select().get(),
     runs.where("status", "==", "cancelled").where("finishedAt", ">=", new Date(since)).select().get(),
+    runs.where("status", "==", "cancelled").where("draining", "==", true).select().get(),
   ]);
-  const ids = [...new Set([...going.docs, ...cancelled.docs].map((d) => d.id))];
+  const ids = [...new Set([...going.docs, ...cancelled.docs, ...draining.docs].map((d) => d.id))];
   let repairs = 0;
   for (let i = 0; i < ids.length; i += RUN_CONCURRENCY) {
     const results = await Promise.allSettled(ids.slice(i, i + RUN_CONCURRENCY).map((id) => repairRun(deps, id)));
