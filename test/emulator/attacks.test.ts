@@ -229,6 +229,20 @@ describe("property-based bad input (fast-check)", () => {
     expect(res.body.error.code).toBe("payload_too_large");
   });
 
+  it("an oversized body is refused before its token is looked at (issue 18 item 14): 413 with no token or a forged one, nothing written", async () => {
+    const raw = JSON.stringify({ ...valid, padding: "x".repeat(200 * 1024) });
+    const before = await countDocs("dataMigrations");
+    for (const token of [null, "not-a-token"]) {
+      for (const path of ["/api/jobs/backfill", "/api/admin/killSwitch", "/api/admin/dataMigrations/webhook_replay_1/pause"]) {
+        const res = await api("POST", path, { raw, token, headers: { "content-type": "application/json" } });
+        tally.bodies++;
+        expect(res.status, `${path} with ${token === null ? "no token" : "a forged token"}`).toBe(413);
+        expect(res.body.error.code).toBe("payload_too_large");
+      }
+    }
+    expect(await countDocs("dataMigrations")).toBe(before);
+  });
+
   it("a valid body under any other content type is refused", async () => {
     const types = fc.oneof(
       fc.constantFrom("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml", "text/html", "application/octet-stream", "application/jsonp"),

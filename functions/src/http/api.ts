@@ -166,6 +166,12 @@ function startOptions(req: Request, caller: Caller, deps: Deps): { idempotencyKe
 }
 
 /** The body of a JSON request, after the checks the runtime's parser leaves to us. */
+function refuseOversized(req: Request): void {
+  const declared = Number(req.get("content-length") ?? 0);
+  const size = Math.max(Number.isFinite(declared) ? declared : 0, req.rawBody?.length ?? 0);
+  if (size > MAX_BODY_BYTES) throw new AppError(413, "payload_too_large", `The body is ${size} bytes; the limit is ${MAX_BODY_BYTES}.`);
+}
+
 function jsonBody(req: Request): unknown {
   const type = (req.get("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
   if (type !== "application/json") {
@@ -201,6 +207,9 @@ export async function handleApi(deps: Deps, req: Request, res: Response): Promis
       );
     }
     if (hit.match.slice(1).some((p) => RESERVED_ID.test(p ?? ""))) throw new AppError(404, "not_found", `No run or action at ${path}.`);
+    // Oversized bodies are refused before the token is checked (the runtime has parsed them already: it
+    // takes up to 32 MB before any code of ours runs; docs/deploy.md says what can stand in front).
+    refuseOversized(req);
     caller = await deps.verifier.verify(req.get("authorization"));
     requirePermission(caller, hit.route.needs, deps.config.roles);
     const { status, body, headers } = await hit.route.handle(deps, req, caller, hit.match.slice(1));
