@@ -20,9 +20,9 @@ import type { Run } from "../../functions/src/core/run";
 import { chunkStore } from "../../functions/src/chunks/store";
 import { encodeOutcomes, type PageOutcome } from "../../functions/src/platform/collections";
 import { runStore } from "../../functions/src/runs/store";
-import { main, type Output } from "../../scripts/cli";
+import { cli } from "../support/cli";
 import { FlakeIds } from "../../scripts/paynow-payloads";
-import { api, db, requireStack, uniqueYear } from "../support/emulator";
+import { api, db, uniqueYear } from "../support/emulator";
 
 const EVENTS = 100_000;
 const DAYS = 20;
@@ -193,13 +193,6 @@ function statedSample(runId: string, users: Iterable<string>): string[] {
   return [...users].sort((a, b) => (key(a) < key(b) ? -1 : 1)).slice(0, 200);
 }
 
-async function cli(...args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Output = { out: (l) => out.push(l), err: (l) => err.push(l), isTTY: false };
-  const code = await main(["--api", requireStack().api, ...args], io);
-  return { code, out, err };
-}
 
 describe("a 100,000-event run's page and report", () => {
   let w: Written;

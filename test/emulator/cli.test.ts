@@ -6,19 +6,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { main, type Output } from "../../scripts/cli";
+import { cli } from "../support/cli";
 import { controlRun } from "../../functions/src/runs/control";
 import { api, requireStack, testDeps, type RecordingQueue, TEST_CALLER } from "../support/emulator";
 import { deliverAll, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
 
-async function cli(...args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Output = { out: (l) => out.push(l), err: (l) => err.push(l), isTTY: false };
-  const code = await main(["--api", requireStack().api, ...args], io);
-  return { code, out, err };
-}
 
 describe("the backfill CLI against the local stack", () => {
   it("starts a run, watches it to the end, lists it and writes its report", async () => {

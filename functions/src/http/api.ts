@@ -179,10 +179,7 @@ function jsonBody(req: Request): unknown {
       contentType: type || null,
     });
   }
-  const size = req.rawBody?.length ?? 0;
-  if (size > MAX_BODY_BYTES) {
-    throw new AppError(413, "payload_too_large", `The body is ${size} bytes; the limit is ${MAX_BODY_BYTES}.`);
-  }
+  // Its size was checked before the caller's token (refuseOversized).
   return req.body;
 }
 

@@ -50,10 +50,7 @@ const pageTime = (p: PageDoc) => (p.at instanceof Timestamp ? p.at.toMillis() : 
 
 /** The events one chunk's pages examined, each with its last outcome there, by event id. */
 function chunkEvents(pages: readonly PageDoc[]): ReportEvent[] {
-  const byEvent = new Map<string, ReportEvent>();
-  for (const page of [...pages].sort((a, b) => pageTime(a) - pageTime(b))) {
-    for (const o of decodeOutcomes(page.outcomes)) byEvent.set(o.e, eventOf(o, page));
-  }
+  const byEvent = outcomesOf([...pages].sort((a, b) => pageTime(a) - pageTime(b)));
   return [...byEvent.values()].sort((a, b) => (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0));
 }
 
@@ -74,7 +71,7 @@ interface EventCursor {
 
 const encodeCursor = (c: EventCursor) => Buffer.from(JSON.stringify([c.chunkId, c.eventId])).toString("base64url");
 
-export function decodeCursor(token: string, runId: string): EventCursor {
+function decodeCursor(token: string, runId: string): EventCursor {
   try {
     const value = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as unknown;
     if (Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === "string")) return { chunkId: value[0] as string, eventId: value[1] as string };
@@ -130,7 +127,11 @@ async function eventSlice(
 
 const groupByChunk = (pages: readonly PageDoc[]) => {
   const byChunk = new Map<string, PageDoc[]>();
-  for (const p of pages) byChunk.set(p.chunkId, [...(byChunk.get(p.chunkId) ?? []), p]);
+  for (const p of pages) {
+    const list = byChunk.get(p.chunkId);
+    if (list) list.push(p);
+    else byChunk.set(p.chunkId, [p]);
+  }
   return byChunk;
 };
 
