@@ -24,7 +24,8 @@ export type FaultPoint =
   | "group-found-written";
 
 export interface FaultInjector {
-  at(point: FaultPoint, info: { runId?: string; chunkId?: string; cursor?: string | null; phase?: string }): void | Promise<void>;
+  /** `writes`: at `group-committed`, the documents the commit wrote. */
+  at(point: FaultPoint, info: { runId?: string; chunkId?: string; cursor?: string | null; phase?: string; writes?: number }): void | Promise<void>;
 }
 
 /** Everything a handler needs, built once per instance (or by a test). */

@@ -454,7 +454,7 @@ async function showNew() {
     field("maxEvents", "Max events", input("maxEvents", { type: "number", min: "1", value: "1000" })),
     field("userIds", "Only these wallets (optional canary)", el("textarea", { id: "f-userIds", name: "userIds", rows: "2", disabled: !mayStart, "aria-describedby": "e-userIds" }), "Wallet ids (PayNow customer ids, or the field WALLET_FIELD names) separated by commas or new lines, up to 100: only events moving those wallets alone. Repair one customer first, check the report, then the whole range."),
     el("div", { class: "actions" }, el("button", { type: "submit", class: "primary", "data-testid": "start-dry-run", disabled: !mayStart, title: mayStart ? undefined : READ_ONLY }, "Start dry run")),
-    mayStart ? el("p", { class: "note" }, "A new run is always a dry run: it writes no ledger entry and no wallet, only its own records and, on each event it examines, the marks dryRunProcessed, dryRunMigrationId and dryRunAt. When it has completed, its page offers Execute this plan.") : el("p", { class: "note", "data-testid": "read-only" }, READ_ONLY),
+    mayStart ? el("p", { class: "note" }, "A new run is always a dry run: it writes no ledger entry and no wallet, only its own records and, on each event it examines, the marks dryRunProcessed, dryRunMigrationId, dryRunAt and countedIn.{run id}. When it has completed, its page offers Execute this plan.") : el("p", { class: "note", "data-testid": "read-only" }, READ_ONLY),
   );
   // One Idempotency-Key per form and body: a second click, or a resubmission after a start that timed out
   // (Hosting gives up after 60 s while the run is still created), returns the same run instead of a second.

@@ -37,8 +37,8 @@ describe("a dry run", () => {
       const now = after.get(eventId) ?? {};
       const changed = Object.keys({ ...was, ...now }).filter((k) => JSON.stringify(was[k]) !== JSON.stringify(now[k])).sort();
       // The live-processed purchase is not examined; the other two get exactly the marks.
-      expect(changed, eventId).toEqual(eventId === live.eventId ? [] : ["dryRunAt", "dryRunMigrationId", "dryRunProcessed"]);
-      if (eventId !== live.eventId) expect(now).toMatchObject({ dryRunProcessed: true, dryRunMigrationId: id, processed: false });
+      expect(changed, eventId).toEqual(eventId === live.eventId ? [] : ["countedIn", "dryRunAt", "dryRunMigrationId", "dryRunProcessed"]);
+      if (eventId !== live.eventId) expect(now).toMatchObject({ dryRunProcessed: true, dryRunMigrationId: id, processed: false, countedIn: { [id]: expect.stringMatching(/-\d+$/) } });
     }
     // Its would-be entries live under the run itself.
     expect((await db().collection("dataMigrations").doc(id).collection("shadowLedger").get()).size).toBe(2);

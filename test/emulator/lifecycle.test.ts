@@ -2,6 +2,7 @@
 // Each case was found by reading the code (issue "Runs that never lose an event…"); each failed before the
 // chunk and run state machines (core/chunk.ts, core/run.ts) replaced the code it describes. Deliveries are
 // made in-process, the way Cloud Tasks makes them, so every interleaving here is the one the test names.
+import { Timestamp } from "firebase-admin/firestore";
 import { describe, expect, it } from "vitest";
 import type { Config } from "../../functions/src/config";
 import type { FaultInjector } from "../../functions/src/deps";
@@ -216,6 +217,90 @@ describe("cancel", () => {
       .toBe(true);
     await expect.poll(async () => (await runDoc(id)).processed === (await entriesOf(id)), { timeout: 20_000 }).toBe(true);
     await expectRecount(id, "cancelled through the API");
+  });
+});
+
+describe("an event edited after it was counted", () => {
+  // Issue 18 item 2: an event counted on one page whose `createdAt` is then moved past the chunk's position
+  // is met again by the same scan. The "processed by this run" rule selects it (a retried page must count
+  // its events again), so it was counted a second time: `processed` above the entries the run wrote.
+  const variants = [
+    { name: "a replay", type: "webhook_replay", dryRun: false },
+    { name: "a dry replay", type: "webhook_replay", dryRun: true },
+    { name: "a reversal backfill", type: "reversal_backfill", dryRun: false },
+  ] as const;
+  for (const v of variants) {
+    it(`by ${v.name}, moved past the position, is counted once`, async () => {
+      const s = await Store.create(`moved${v.type.slice(0, 3)}${v.dryRun ? "d" : "r"}`);
+      const gems = s.product("gems", 10);
+      const examined: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const { orderId, eventId } = s.purchase({ user: `u${i % 3}`, product: gems, day: 1, minute: 1 + i, live: v.type === "reversal_backfill" });
+        examined.push(v.type === "reversal_backfill" ? s.reversal(orderId, { user: `u${i % 3}`, day: 1, minute: 100 + i }) : eventId);
+      }
+      await s.write();
+      const first = examined[0] as string;
+      let moved = 0;
+      const faults: FaultInjector = {
+        async at(point, info) {
+          // The second page has been read: the first page's first event, counted already, is edited to a time
+          // the third page reads, between the fourth and fifth events.
+          if (point !== "page-read" || !info.cursor || moved > 0) return;
+          moved++;
+          const later = v.type === "reversal_backfill" ? 103 : 4;
+          await db().collection("webhookEvents").doc(first).update({ createdAt: Timestamp.fromMillis(s.at(1, later).toMillis() + 30_000) });
+        },
+      };
+      const { deps, queue } = testDeps({ config: { pageSize: 2, readSize: 2, groupSize: 2 }, faults });
+      const id = await startInProcess(deps, { type: v.type, ...s.range(1, 1), dryRun: v.dryRun, maxErrorRate: 1 });
+      const run = await deliverAll(deps, queue as RecordingQueue, id);
+      expect(moved, "the event was edited while the chunk was being scanned").toBe(1);
+      const written = v.dryRun
+        ? (await db().collection("dataMigrations").doc(id).collection("shadowLedger").count().get()).data().count
+        : await entriesOf(id);
+      expect(written).toBe(6);
+      // Before the fix: the moved event was counted again, and spent the budget the sixth event needed.
+      expect(run, "six events, each counted once").toMatchObject({ status: "completed", total: 6, processed: 6, skipped: 0, errors: 0 });
+      const report = await buildReport(deps, id);
+      expect(report.totals).toEqual({ total: 6, processed: 6, skipped: 0, errors: 0 });
+      expect(report.reconciled).toBe(true);
+      if (!v.dryRun) await s.expectWalletsMatchLedger();
+    });
+  }
+});
+
+describe("a page's commits", () => {
+  // Issue 18 item 6: one commit takes at most 500 writes (Firestore's limit; the emulator does not enforce
+  // it). A refund's group is cut by an estimate that cannot know how many lines its order has when the
+  // purchase is not in the page: forty refunds of 20-line orders went into one commit of 880 writes.
+  it("stay within 500 writes when refunds of many-line orders are applied together", async () => {
+    const s = await Store.create("bigrefunds");
+    const gems = s.product("gems", 10);
+    const orders: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const lines = Array.from({ length: 20 }, (_, k) => ({ product: gems, quantity: 1, ...(k % 2 === 1 ? { giftTo: `friend${(i + k) % 9}` } : {}) }));
+      orders.push(s.purchase({ user: `buyer${i}`, day: 1, minute: i, lines, live: true }).orderId);
+    }
+    for (const [i, orderId] of orders.entries()) s.reversal(orderId, { user: `buyer${i}`, day: 1, minute: 100 + i });
+    await s.write();
+    const commits: number[] = [];
+    const faults: FaultInjector = {
+      at(point, info) {
+        if (point === "group-committed" && info.writes !== undefined && info.runId) commits.push(info.writes);
+      },
+    };
+    const { deps, queue } = testDeps({ config: { groupSize: 50, walletGroupSize: 150 }, faults });
+    const id = await startInProcess(deps, { type: "reversal_backfill", ...s.range(1, 1), dryRun: false });
+    const run = await deliverAll(deps, queue as RecordingQueue, id);
+    expect(run).toMatchObject({ status: "completed", total: 40, processed: 40, errors: 0 });
+    expect(await entriesOf(id), "a reversal entry per line").toBe(800);
+    expect(commits.length, "the group was split").toBeGreaterThan(1);
+    expect(Math.max(...commits), `writes per commit: ${commits.join(", ")}`).toBeLessThanOrEqual(500);
+    const report = await buildReport(deps, id);
+    expect(report.totals).toEqual({ total: 40, processed: 40, skipped: 0, errors: 0 });
+    expect(report.reconciled).toBe(true);
+    expect(report.verification).toMatchObject({ ok: true, entriesWritten: 800, entriesClaimed: 800 });
+    await s.expectWalletsMatchLedger();
   });
 });
 

@@ -30,6 +30,7 @@ const SEQUENTIAL_WRITES: Array<[collection: string, field: string, queried: bool
 /** Fields no query reads and whose values are large: indexing them costs writes for nothing. */
 const UNQUERIED_LARGE: Array<[string, string]> = [
   ["pages", "outcomes"],
+  ["webhookEvents", "countedIn"], // a map of run ids: every run would add a field index per event
   ["ledgerOrders", "lines"],
   ["shadowOrders", "lines"],
 ];

@@ -32,7 +32,7 @@ import {
 } from "../core/chunk";
 import { CHUNK_ID_PATTERN, daySpan } from "../core/shards";
 import { markStarted, type Run } from "../core/run";
-import { busiestWallet, type BusiestWallet, type MoneyContext, type MoneyOutcome } from "../core/money";
+import { busiestWallet, countedIn, type BusiestWallet, type MoneyContext, type MoneyOutcome } from "../core/money";
 import { orderIdOf } from "../core/paynow";
 import { isSelected, type SelectingRun } from "../core/selection";
 import { errorRateOverWindow, AUTO_PAUSE_WINDOW } from "../core/window";
@@ -41,7 +41,7 @@ import { countOutcomes, PHASE_EVENT_TYPES, SEQUENTIAL_PHASES } from "../core/typ
 import type { Deps } from "../deps";
 import { applyPage, linesOfOrders, ProductCatalog } from "../ledger/apply";
 import { describe } from "../log";
-import { encodeOutcomes, refs, type EventErrorDoc, type PageOutcome } from "../platform/collections";
+import { decodeOutcomes, encodeOutcomes, refs, type EventErrorDoc, type PageOutcome } from "../platform/collections";
 import type { Versioned } from "../platform/firestore";
 import { killSwitch } from "../platform/flags";
 import { chunkTaskId, type ChunkTaskPayload } from "../platform/tasks";
@@ -420,13 +420,14 @@ async function planScanPage(deps: Deps, run: Run, chunk: Chunk, buffer: { curren
   // A canary looks the wallets of refunds, chargebacks and closings up for a window of the read at a time.
   const window = canary && phase !== "purchases" ? Math.min(inSpan.length, deps.config.pageSize * 4) : inSpan.length;
   const orderWallets = canary && phase !== "purchases" ? await orderWalletsFor(deps, run, inSpan.slice(0, window), reads) : undefined;
+  const counted = await countedElsewhere(deps, run, chunk, inSpan.slice(0, window), reads);
   const limit = Math.min(deps.config.pageSize, left);
   const taken: FirebaseFirestore.QueryDocumentSnapshot[] = [];
   let charged = 0;
   let end = 0;
   for (; end < window; end++) {
     const doc = inSpan[end] as FirebaseFirestore.QueryDocumentSnapshot;
-    if (!isSelected(doc.data(), everyone, phase)) continue;
+    if (!isSelected(doc.data(), everyone, phase) || counted.has(doc.id)) continue;
     if (charged >= limit) break;
     charged++;
     if (!canary || isSelected(doc.data(), selection, phase, orderWallets)) taken.push(doc);
@@ -448,6 +449,34 @@ async function planScanPage(deps: Deps, run: Run, chunk: Chunk, buffer: { curren
     reads: reads.n,
     page: { ...keep, examined: charged, cursor, stepDone: endOfSpan || budgetSpent, stoppedAtBudget: budgetSpent && !endOfSpan },
   };
+}
+
+/** The page record id the next page of a chunk commits (commitPage numbers pages from 1). */
+const nextPageId = (chunk: Chunk) => `${chunk.id}-${chunk.pages + 1}`;
+
+/**
+ * Events of a read that this run counted on a page already committed, met again because their `createdAt`
+ * moved past the chunk's position (issue 18 item 2): their `countedIn` mark names another page of the run,
+ * and that page's record lists them. A mark whose page did not commit, or committed without the event (a
+ * crashed page retried after the event moved), counts the event here. Rare: one read per such page.
+ */
+async function countedElsewhere(deps: Deps, run: Run, chunk: Chunk, docs: readonly DocumentSnapshot[], reads: { n: number }): Promise<Set<string>> {
+  const here = nextPageId(chunk);
+  const byPage = new Map<string, string[]>();
+  for (const doc of docs) {
+    const page = countedIn(doc.data(), run.id);
+    if (page !== undefined && page !== here) byPage.set(page, [...(byPage.get(page) ?? []), doc.id]);
+  }
+  const found = new Set<string>();
+  if (byPage.size === 0) return found;
+  const records = await deps.db.getAll(...[...byPage.keys()].map((id) => refs(deps.db).pages(run.id).doc(id)));
+  reads.n += records.length;
+  for (const record of records) {
+    if (!record.exists) continue;
+    const listed = new Set(decodeOutcomes(record.get("outcomes") as string).map((o) => o.e));
+    for (const id of byPage.get(record.id) ?? []) if (listed.has(id)) found.add(id);
+  }
+  return found;
 }
 
 async function planErrorsPage(deps: Deps, run: Run, chunk: Chunk): Promise<PagePlan> {
@@ -494,7 +523,7 @@ async function processPage(
   const from = positionKey(chunk);
   const plan = chunk.step.step === "errors" ? await planErrorsPage(deps, run, chunk) : await planScanPage(deps, run, chunk, buffer);
 
-  const ctx: MoneyContext = { runId: run.id, mode: run.type, dryRun: run.dryRun, walletField: config.walletField, userIds: run.userIds };
+  const ctx: MoneyContext = { runId: run.id, mode: run.type, dryRun: run.dryRun, walletField: config.walletField, userIds: run.userIds, page: nextPageId(chunk) };
   const applied = await applyPage(db, ctx, plan.docs, catalog, {
     groupSize: config.groupSize,
     walletGroupSize: config.walletGroupSize,

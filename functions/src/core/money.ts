@@ -66,6 +66,19 @@ export interface MoneyContext {
    * selected), it is skipped `OUTSIDE_CANARY` and writes nothing.
    */
   userIds?: readonly string[] | null;
+  /**
+   * The page record (`{chunkId}-{n}`) whose commit counts these decisions; absent for live processing. An
+   * event a run counts is marked `countedIn.{runId}` with it, so that the scan, meeting the event again
+   * after its `createdAt` moved past the chunk's position, knows it was counted (issue 18 item 2).
+   */
+  page?: string;
+}
+
+/** Where a run counted an event: the page record named in its `countedIn` mark (undefined: not counted by the run). */
+export function countedIn(data: unknown, runId: string): string | undefined {
+  const marks = (data as { countedIn?: unknown } | undefined)?.countedIn;
+  const page = marks !== null && typeof marks === "object" ? (marks as Record<string, unknown>)[runId] : undefined;
+  return typeof page === "string" ? page : undefined;
 }
 
 /** One stored event as the decisions see it. */
@@ -114,7 +127,9 @@ export type MoneyIntent =
   | { kind: "createEntry"; target: "ledger" | "shadow"; id: string; entry: MoneyEntry }
   | { kind: "creditWallet"; userId: string; points: number }
   | { kind: "markProcessed"; eventId: string }
-  | { kind: "markDryRun"; eventId: string };
+  | { kind: "markDryRun"; eventId: string }
+  /** `countedIn.{runId}`: the page whose commit counts the event (MoneyContext.page). */
+  | { kind: "markCounted"; eventId: string; page: string };
 
 const moveOf = (id: string, e: MoneyEntry): EntryMove => ({ id, kind: e.kind, userId: e.userId, points: e.points });
 
@@ -265,7 +280,7 @@ export function decideMoney(ctx: MoneyContext, events: readonly StoredEvent[], s
     return write(event, processed, todo.map((l) => follow(event, "reinstatement", l.purchase, "chargeback")));
   };
 
-  const outcomes = events.map((event): MoneyOutcome => {
+  const decide = (event: StoredEvent): MoneyOutcome => {
     const check = moneyFacts(event.data, ctx.walletField);
     if (!check.ok) return error(event, "INVALID_EVENT", `Invalid event: ${check.message}`);
     const data = event.data as { processed?: unknown; processedBy?: unknown };
@@ -278,6 +293,21 @@ export function decideMoney(ctx: MoneyContext, events: readonly StoredEvent[], s
     if (facts.type === "ON_ORDER_COMPLETED") return purchase(event, processed, facts);
     if (facts.type === "ON_CHARGEBACK_CLOSED") return close(event, processed, facts);
     return reverse(event, processed, facts);
+  };
+  const outcomes = events.map((event): MoneyOutcome => {
+    const marked = intents.length;
+    const outcome = decide(event);
+    // The page counting the event marks it: wherever the decision writes the event anyway (a replay's
+    // marks), wherever it counts entries (written now, or by this run on another page), and wherever an
+    // earlier page of this run marked it. A page decided again (a retried delivery) finds its own mark and
+    // writes nothing.
+    const { page, runId } = ctx;
+    if (page === undefined || runId === null || outcome.result === "error") return outcome;
+    const before = countedIn(event.data, runId);
+    if (before === page) return outcome;
+    const writesEvent = intents.slice(marked).some((i) => (i.kind === "markProcessed" || i.kind === "markDryRun") && i.eventId === event.id);
+    if (writesEvent || outcome.result === "processed" || before !== undefined) intents.push({ kind: "markCounted", eventId: event.id, page });
+    return outcome;
   });
 
   for (const [userId, points] of credits) intents.push({ kind: "creditWallet", userId, points });

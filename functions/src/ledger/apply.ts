@@ -170,7 +170,15 @@ export async function linesOfOrders(
  * Applies `eventIds` for `ctx` in one transaction. One order's events must come in `(createdAt, event_id)`
  * order; they are decided in the order given.
  */
-export async function applyGroup(db: Firestore, ctx: MoneyContext, eventIds: readonly string[], catalog: ProductCatalog, faults?: FaultInjector): Promise<GroupResult> {
+/** A group's decisions would write more than one commit takes; nothing was written. */
+class GroupTooLarge extends Error {
+  override name = "GroupTooLarge";
+  constructor(readonly writes: number) {
+    super(`a group would write ${writes} documents, more than the ${COMMIT_WRITES} one commit takes`);
+  }
+}
+
+export async function applyGroup(db: Firestore, ctx: MoneyContext, eventIds: readonly string[], catalog: ProductCatalog, faults?: FaultInjector, splittable = false): Promise<GroupResult> {
   const r = refs(db);
   const result = await db.runTransaction(
     async (tx) => {
@@ -194,6 +202,13 @@ export async function applyGroup(db: Firestore, ctx: MoneyContext, eventIds: rea
       const [ledger, shadow] = await Promise.all([read(r.ledger), dryRunId ? read(r.shadow(dryRunId)) : Promise.resolve(new Map<string, MoneyEntry>())]);
       const { outcomes, intents } = decideMoney(ctx, events, { ledger, shadow, products });
       await faults?.at("group-transaction", { runId: ctx.runId ?? undefined });
+      if (splittable) {
+        // Counted on a writer that writes nothing: a group past one commit's writes is split (applyPage).
+        let planned = 0;
+        const count = () => void planned++;
+        writeIntents({ create: count, set: count, update: count }, db, ctx, intents);
+        if (planned > COMMIT_WRITES) throw new GroupTooLarge(planned);
+      }
       const writes = writeIntents(tx, db, ctx, intents);
       // Processed without writing: the entries were this run's already, from another delivery.
       const foundWritten = outcomes.some((o) => o.result === "processed" && !intents.some((i) => i.kind === "createEntry" && i.entry.sourceEventId === o.eventId));
@@ -202,23 +217,52 @@ export async function applyGroup(db: Firestore, ctx: MoneyContext, eventIds: rea
     },
     { maxAttempts: TRANSACTION_ATTEMPTS },
   );
-  await faults?.at("group-committed", { runId: ctx.runId ?? undefined });
+  await faults?.at("group-committed", { runId: ctx.runId ?? undefined, writes: result.writes });
   if (result.foundWritten) await faults?.at("group-found-written", { runId: ctx.runId ?? undefined });
   return { outcomes: result.outcomes, writes: result.writes, walletWrites: result.walletWrites, reads: result.reads };
 }
 
-/**
- * What one commit may take of one wallet's orders, past the group size: at most `walletSize` events
- * (CHUNK_WALLET_GROUP_SIZE, 150 by default) and an estimate of at most this many writes (an order event
- * writes an entry per line, its mark and its order record; a refund or chargeback an entry per line of its
- * order, guessed at two, and its mark), within Firestore's 500 writes a commit.
- */
-export const WALLET_GROUP_WRITES = 450;
+/** The most writes Firestore takes in one commit ([quotas](https://firebase.google.com/docs/firestore/quotas#writes_and_transactions)). */
+export const COMMIT_WRITES = 500;
 
+/**
+ * What one group is cut to, by estimate: at most this many writes (an order event writes an entry per
+ * line, its mark and its order record; a refund or chargeback an entry per line of its order, guessed at
+ * two, and its mark; each wallet the group credits, once), within COMMIT_WRITES. A group whose decisions
+ * write more all the same (a refund of an order of many lines) is split before it commits (applyPage).
+ */
+export const WALLET_GROUP_WRITES = 460;
+
+/** An event's writes, wallets apart: entries, its mark, its order record. */
 const writesOf = (e: DocumentSnapshot) => {
   const lines = linesOf(e.data()).length;
   return lines > 0 ? lines + 2 : 3;
 };
+
+/**
+ * A group's estimated writes: its events' (writesOf; a refund, chargeback or closing of an order whose
+ * purchase is among them, an entry per line of it and its mark), and each wallet its orders credit or take from,
+ * once: an order's lines' recipients when its purchase is among the events, else the buyer its refunds or
+ * chargebacks name, else one wallet.
+ */
+export function estimatedWrites(events: readonly DocumentSnapshot[], walletField: WalletField): number {
+  const byOrder = new Map<string, DocumentSnapshot[]>();
+  for (const e of events) {
+    const key = orderIdOf(e.data()) ?? `\u0000${e.id}`;
+    byOrder.set(key, [...(byOrder.get(key) ?? []), e]);
+  }
+  const wallets = new Set<string>();
+  let writes = 0;
+  for (const [key, order] of byOrder) {
+    // A refund, chargeback or closing writes at most an entry per line of its order, when the order is here.
+    const lines = Math.max(0, ...order.map((e) => linesOf(e.data()).length));
+    for (const e of order) writes += linesOf(e.data()).length > 0 || lines === 0 ? writesOf(e) : lines + 1;
+    const recipients = order.flatMap((e) => walletsOf(e.data(), walletField) ?? []);
+    const named = recipients.length > 0 ? recipients : order.map((e) => buyerWallet(e.data(), walletField)).filter((w): w is string => w !== undefined).slice(0, 1);
+    for (const w of named.length > 0 ? named : [`\u0000${key}`]) wallets.add(w);
+  }
+  return writes + wallets.size;
+}
 
 /**
  * Groups of whole orders: one order's events are decided together. Orders of the same wallet (the wallet
@@ -226,8 +270,8 @@ const writesOf = (e: DocumentSnapshot) => {
  * (`walletSize`, WALLET_GROUP_WRITES), so a customer with many orders in a page has their wallet
  * written once rather than once per order (a wallet document sustains about one write a second). An order
  * with no purchase in the page is placed by the buyer its refund or chargeback names. A group of several
- * wallets' orders holds at most `size` events; orders of no known wallet are grouped by size alone.
- * Orders are independent of each other, so their grouping changes no decision.
+ * wallets' orders holds at most `size` events and WALLET_GROUP_WRITES estimated writes; orders of no known
+ * wallet are grouped the same way. Orders are independent of each other, so their grouping changes no decision.
  */
 export function groupByOrder(events: readonly DocumentSnapshot[], size: number, walletField: WalletField = DEFAULT_WALLET_FIELD, walletSize = 150): DocumentSnapshot[][] {
   const byOrder = new Map<string, DocumentSnapshot[]>();
@@ -247,41 +291,38 @@ export function groupByOrder(events: readonly DocumentSnapshot[], size: number, 
   }
   const groups: DocumentSnapshot[][] = [];
   let current: DocumentSnapshot[] = [];
-  let writes = 0;
   const close = () => {
     if (current.length > 0) groups.push(current);
     current = [];
-    writes = 0;
   };
-  const add = (order: readonly DocumentSnapshot[]) => {
-    current.push(...order);
-    writes += order.reduce((n, e) => n + writesOf(e), 0);
+  const add = (order: readonly DocumentSnapshot[]) => current.push(...order);
+  /** Starts a new group unless the current one takes these events within `limit` events and the writes bound. */
+  const makeRoom = (more: readonly DocumentSnapshot[], limit: number) => {
+    if (current.length > 0 && (current.length + more.length > limit || estimatedWrites([...current, ...more], walletField) > WALLET_GROUP_WRITES)) close();
   };
-  const commitTakes = (events: number, w: number) => events <= walletSize && w <= WALLET_GROUP_WRITES;
   for (const wallet of [...byWallet.keys()].sort()) {
     const orders = byWallet.get(wallet) as DocumentSnapshot[][];
-    const events = orders.reduce((n, o) => n + o.length, 0);
-    const blockWrites = orders.reduce((n, o) => n + o.reduce((m, e) => m + writesOf(e), 0), 0);
+    const all = orders.flat();
     if (wallet === "") {
-      // No known wallet: by size.
+      // No known wallet: by size and writes.
       for (const order of orders) {
-        if (current.length > 0 && current.length + order.length > size) close();
+        makeRoom(order, size);
         add(order);
       }
-    } else if (!commitTakes(events, blockWrites)) {
+    } else if (all.length > walletSize || estimatedWrites(all, walletField) > WALLET_GROUP_WRITES) {
       // More than one commit takes: groups of its own, each as full as one commit takes.
       close();
       for (const order of orders) {
-        if (current.length > 0 && !commitTakes(current.length + order.length, writes + order.reduce((m, e) => m + writesOf(e), 0))) close();
+        makeRoom(order, walletSize);
         add(order);
       }
       close();
-    } else if (events > size) {
+    } else if (all.length > size) {
       close();
       for (const order of orders) add(order);
       close();
     } else {
-      if (current.length + events > size) close();
+      makeRoom(all, size);
       for (const order of orders) add(order);
     }
   }
@@ -306,7 +347,7 @@ export async function applyPage(db: Firestore, ctx: MoneyContext, docs: readonly
   const groups = groupByOrder(docs, options.groupSize, ctx.walletField, options.walletGroupSize);
   const results = await mapWithConcurrency(groups, options.parallelGroups, async (group, index) => {
     await options.beforeGroup?.(index, groups.length);
-    return applyGroup(db, ctx, group.map((d) => d.id), catalog, faults);
+    return applySplitting(db, ctx, group, catalog, faults);
   });
   const byId = new Map(results.flatMap((g) => g.outcomes).map((o) => [o.eventId, o]));
   return {
@@ -315,6 +356,31 @@ export async function applyPage(db: Firestore, ctx: MoneyContext, docs: readonly
     walletWrites: results.flatMap((g) => g.walletWrites),
     reads: results.reduce((n, g) => n + g.reads, 0),
   };
+}
+
+/**
+ * Applies a group in one commit, or, when its decisions would write more than one commit takes (the
+ * estimate guessed a refunded order's lines too few), in two halves of whole orders, each decided again on
+ * what it reads. One order is never split: an order whose events alone write more fails at its commit.
+ */
+async function applySplitting(db: Firestore, ctx: MoneyContext, group: readonly DocumentSnapshot[], catalog: ProductCatalog, faults?: FaultInjector): Promise<GroupResult> {
+  const orders = [...new Set(group.map((d) => orderIdOf(d.data()) ?? `\u0000${d.id}`))];
+  try {
+    return await applyGroup(db, ctx, group.map((d) => d.id), catalog, faults, orders.length > 1);
+  } catch (error) {
+    if (!(error instanceof GroupTooLarge)) throw error;
+    const first = new Set(orders.slice(0, Math.ceil(orders.length / 2)));
+    const inFirst = (d: DocumentSnapshot) => first.has(orderIdOf(d.data()) ?? `\u0000${d.id}`);
+    const a = await applySplitting(db, ctx, group.filter(inFirst), catalog, faults);
+    const b = await applySplitting(db, ctx, group.filter((d) => !inFirst(d)), catalog, faults);
+    const byId = new Map([...a.outcomes, ...b.outcomes].map((o) => [o.eventId, o]));
+    return {
+      outcomes: group.map((d) => byId.get(d.id) as MoneyOutcome),
+      writes: a.writes + b.writes,
+      walletWrites: [...a.walletWrites, ...b.walletWrites],
+      reads: a.reads + b.reads,
+    };
+  }
 }
 
 /** What a transaction and a batch have in common, for the writes below. */
@@ -332,12 +398,17 @@ export function writeIntents(writer: Writer, db: Firestore, ctx: { runId: string
   const r = refs(db);
   const now = FieldValue.serverTimestamp();
   const orders = new Map<string, { ref: DocumentReference; orderId: string; lines: OrderDoc["lines"] }>();
+  // An event's marks are one write: a commit updates a document once.
+  const marks = new Map<string, Record<string, unknown>>();
+  const mark = (eventId: string, fields: Record<string, unknown>) => marks.set(eventId, { ...marks.get(eventId), ...fields });
+  let written = 0;
   for (const intent of intents) {
     switch (intent.kind) {
       case "createEntry": {
         const shadow = intent.target === "shadow";
         const ref: DocumentReference = shadow ? r.shadow(ctx.runId as string).doc(intent.id) : r.ledger.doc(intent.id);
         writer.create(ref, { ...intent.entry, createdAt: now });
+        written++;
         const { kind, orderId, lineId, userId } = intent.entry;
         if (kind === "purchase") {
           const orderRef = shadow ? r.shadowOrders(ctx.runId as string).doc(orderId) : r.orders.doc(orderId);
@@ -349,18 +420,24 @@ export function writeIntents(writer: Writer, db: Firestore, ctx: { runId: string
       }
       case "creditWallet":
         writer.set(r.wallets.doc(intent.userId), { balance: FieldValue.increment(intent.points), updatedAt: now }, { merge: true });
+        written++;
         break;
       case "markProcessed":
-        writer.update(r.events.doc(intent.eventId), { processed: true, processedAt: now, processedBy: ctx.runId });
+        mark(intent.eventId, { processed: true, processedAt: now, processedBy: ctx.runId });
         break;
       case "markDryRun":
-        writer.update(r.events.doc(intent.eventId), { dryRunProcessed: true, dryRunMigrationId: ctx.runId, dryRunAt: now });
+        mark(intent.eventId, { dryRunProcessed: true, dryRunMigrationId: ctx.runId, dryRunAt: now });
+        break;
+      case "markCounted":
+        // A field path: run ids are letters, digits, `_` and `-`.
+        mark(intent.eventId, { [`countedIn.${ctx.runId as string}`]: intent.page });
         break;
     }
   }
+  for (const [eventId, fields] of marks) writer.update(r.events.doc(eventId), fields);
   // Merged, not created: an order resent with other line ids adds its lines to the record.
   for (const { ref, orderId, lines } of orders.values()) writer.set(ref, { orderId, lines: FieldValue.arrayUnion(...lines) }, { merge: true });
-  return intents.length + orders.size;
+  return written + marks.size + orders.size;
 }
 
 /** Applies one stored webhook event the way live processing does: no run, marked processed when it succeeds. */
