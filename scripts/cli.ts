@@ -46,7 +46,7 @@ export class CliError extends Error {
   }
 }
 
-interface Options {
+export interface Options {
   api: string;
   token?: string;
   email?: string;
@@ -61,7 +61,7 @@ export interface Output {
 
 const isLocal = (api: string) => /^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(\/|$)/.test(api);
 
-async function authorization(opts: Options): Promise<string> {
+export async function authorization(opts: Options): Promise<string> {
   const token = opts.token ?? process.env.BACKFILL_TOKEN;
   if (token) return `Bearer ${token}`;
   if (isLocal(opts.api)) return `Bearer ${await mintLocalToken({ email: opts.email })}`;
