@@ -59,9 +59,9 @@ describe("the CLI with impersonated application default credentials", () => {
     // Alice's own login (the source credentials) and IAM's answer, stubbed where the library makes its calls.
     vi.spyOn(OAuth2Client.prototype, "getAccessToken").mockResolvedValue({ token: "alice-access-token", res: null } as never);
     const asked: Array<{ url: string; data: unknown }> = [];
-    vi.spyOn(OAuth2Client.prototype, "request").mockImplementation((async (opts: { url: string; data: unknown }) => {
+    vi.spyOn(OAuth2Client.prototype, "request").mockImplementation(((opts: { url: string; data: unknown }) => {
       asked.push({ url: opts.url, data: opts.data });
-      return { data: { token: "id-token-of-op-alice" } };
+      return Promise.resolve({ data: { token: "id-token-of-op-alice" } });
     }) as never);
 
     expect(await authorization({ api, json: false })).toBe("Bearer id-token-of-op-alice");
