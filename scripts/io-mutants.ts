@@ -28,7 +28,7 @@ export const MUTANTS: Mutant[] = [
   },
   {
     name: "drop the page commit's compare-and-set (commit from wherever the chunk is now)",
-    file: "functions/src/chunks/worker.ts",
+    file: "functions/src/chunks/page.ts",
     find: "const transition = commitPage(current.data, page, me,",
     replace: "const transition = commitPage(current.data, { ...page, from: positionKey(current.data) }, me,",
     test: { file: "test/emulator/concurrency.test.ts", name: "a retry of the task takes over while the first attempt" },
@@ -42,7 +42,7 @@ export const MUTANTS: Mutant[] = [
   },
   {
     name: "count a cancelled holder's page twice (a stopped chunk takes a late page from any position)",
-    file: "functions/src/chunks/worker.ts",
+    file: "functions/src/chunks/page.ts",
     find: "const transition = commitPage(current.data, page, me,",
     replace: 'const transition = commitPage(current.data, current.data.status === "cancelled" ? { ...page, from: positionKey(current.data) } : page, me,',
     test: { file: "test/emulator/concurrency.test.ts", name: "a cancel while a slow holder is mid-page" },
@@ -56,7 +56,7 @@ export const MUTANTS: Mutant[] = [
   },
   {
     name: "scan every money event of the range, not by index (a replay's reads then follow the history)",
-    file: "functions/src/chunks/worker.ts",
+    file: "functions/src/chunks/pagePlan.ts",
     find: 'if (run.type === "webhook_replay" && run.unmarkedEvents === 0) {',
     replace: 'if (run.type === "webhook_replay" && run.unmarkedEvents === -1) {',
     test: { file: "test/emulator/cost.test.ts", name: "reads about 3 documents per open event" },
