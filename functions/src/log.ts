@@ -22,7 +22,7 @@ export function stdoutWriter(projectId: string): LogWriter {
   return (severity, payload) => log.write(log.entry({ severity }, payload));
 }
 
-const runFields = (run: RunFields) => ({
+const runLogFields = (run: RunFields) => ({
   component: "backfill",
   migration_id: run.id,
   type: run.type,
@@ -57,7 +57,7 @@ export class BackfillLog {
 
   runCreated(run: RunFields, fields: { chunks: number; planned: number; selected: number; maxEvents: number; requestedBy: string; requestedBySub?: string; planQueries?: number; estimatedSeconds?: number; userIds?: number; planOf?: string | null }) {
     this.write("NOTICE", {
-      ...runFields(run),
+      ...runLogFields(run),
       event: "run_created",
       chunks: fields.chunks,
       planned_events: fields.planned,
@@ -73,12 +73,12 @@ export class BackfillLog {
   }
 
   chunkStarted(run: RunFields, chunk: { id: string; phase: Phase; attempt: number }) {
-    this.write("INFO", { ...runFields(run), event: "chunk_started", chunk_id: chunk.id, phase: chunk.phase, attempt: chunk.attempt });
+    this.write("INFO", { ...runLogFields(run), event: "chunk_started", chunk_id: chunk.id, phase: chunk.phase, attempt: chunk.attempt });
   }
 
   pageCommitted(run: RunFields, chunk: { id: string; phase: Phase; page: number; step: string }, page: Counters, durationMs: number) {
     this.write("DEBUG", {
-      ...runFields(run),
+      ...runLogFields(run),
       ...counterFields(page),
       event: "page_committed",
       chunk_id: chunk.id,
@@ -93,7 +93,7 @@ export class BackfillLog {
 
   eventFailed(run: RunFields, chunkId: string, failure: { eventId: string; code: string; message: string }) {
     this.write("ERROR", {
-      ...runFields(run),
+      ...runLogFields(run),
       event: "event_failed",
       chunk_id: chunkId,
       event_id: failure.eventId,
@@ -105,7 +105,7 @@ export class BackfillLog {
   chunkStopped(run: RunFields, chunk: { id: string; phase: Phase; status: string; reason: string }, counters: Counters, durationMs: number) {
     const events: Record<string, string> = { failed: "chunk_failed", paused: "chunk_paused", cancelled: "chunk_cancelled", done: "chunk_finished" };
     this.write(chunk.status === "failed" ? "ERROR" : "INFO", {
-      ...runFields(run),
+      ...runLogFields(run),
       ...counterFields(counters),
       event: events[chunk.status] ?? "chunk_step_finished",
       chunk_id: chunk.id,
@@ -118,7 +118,7 @@ export class BackfillLog {
 
   chunkRetrying(run: RunFields, chunk: { id: string; attempt: number }, error: unknown) {
     this.write("WARNING", {
-      ...runFields(run),
+      ...runLogFields(run),
       event: "chunk_retrying",
       chunk_id: chunk.id,
       attempt: chunk.attempt,
@@ -127,16 +127,16 @@ export class BackfillLog {
   }
 
   phaseStarted(run: RunFields, phase: Phase, chunks: number) {
-    this.write("INFO", { ...runFields(run), event: "phase_started", phase, chunks });
+    this.write("INFO", { ...runLogFields(run), event: "phase_started", phase, chunks });
   }
 
   runPaused(run: RunFields, reason: string, details: Record<string, unknown> = {}) {
-    this.write("WARNING", { ...runFields(run), event: "run_paused", reason, ...details });
+    this.write("WARNING", { ...runLogFields(run), event: "run_paused", reason, ...details });
   }
 
   runRepaired(run: RunFields, repair: { kind: string; chunkId?: string; why?: string; reason?: string; to?: string }) {
     this.write("WARNING", {
-      ...runFields(run),
+      ...runLogFields(run),
       event: "run_repaired",
       repair: repair.kind,
       chunk_id: repair.chunkId ?? null,
@@ -146,7 +146,7 @@ export class BackfillLog {
   }
 
   runControlled(run: RunFields, action: string, outcome: "changed" | "noop", by: { email: string; sub: string }, status: string) {
-    this.write("NOTICE", { ...runFields(run), event: "run_control", action, outcome, requested_by: by.email, requested_by_sub: by.sub, status });
+    this.write("NOTICE", { ...runLogFields(run), event: "run_control", action, outcome, requested_by: by.email, requested_by_sub: by.sub, status });
   }
 
   killSwitchSet(enabled: boolean, by: { email: string; sub: string }) {
@@ -155,7 +155,7 @@ export class BackfillLog {
 
   runFinished(run: RunFields, status: string, counters: Counters, fields: { durationMs: number; chunksFailed: number; capReached: boolean }) {
     this.write(status === "completed" ? "NOTICE" : "ERROR", {
-      ...runFields(run),
+      ...runLogFields(run),
       ...counterFields(counters),
       event: status === "completed" ? "run_completed" : "run_failed",
       status,
@@ -206,7 +206,7 @@ export class BackfillLog {
   }
 
   internalError(where: string, error: unknown, run?: RunFields) {
-    this.write("ERROR", { ...(run ? runFields(run) : { component: "backfill" }), event: "internal_error", where, error: describe(error) });
+    this.write("ERROR", { ...(run ? runLogFields(run) : { component: "backfill" }), event: "internal_error", where, error: describe(error) });
   }
 }
 

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import {
   afterStep,
-  cancel,
+  cancelChunk,
   claim,
   commitPage,
   fail,
@@ -16,8 +16,8 @@ import {
   positionKey,
   release,
   requeue,
-  resume,
-  retry,
+  resumeChunk,
+  retryChunk,
   settle,
   wake,
   type Chunk,
@@ -266,7 +266,7 @@ describe("settle", () => {
 describe("cancel", () => {
   it.each(CHUNK_STATUSES.flatMap((status) => LEASE_NAMES.flatMap((lease) => [false, true].map((doubted) => [status, lease, doubted] as const))))("a %s chunk with lease %s (page in doubt: %s)", (status, lease, doubted) => {
     const c = chunk({ status, lease: leases[lease], generation: 4, queued: 4, pageInDoubt: doubted });
-    const t = cancel(c, NOW);
+    const t = cancelChunk(c, NOW);
     const unfinished = !isFinishedChunk(status);
     if (!unfinished) return expect(t).toEqual({ result: "unchanged", update: null });
     const stoppable = lease === "none" || leases[lease].expiresAt <= NOW;
@@ -285,9 +285,9 @@ describe("the other transitions, in every status", () => {
 
   it.each(statuses)("resume of a %s chunk", (status) => {
     const c = chunk({ status, generation: 2, queued: 2, queuedAt: 9, pausedReason: "operator" });
-    if (status !== "paused") return expect(resume(c, "purchases")).toEqual({ result: false, update: null });
-    expect(resume(c, "purchases")).toEqual({ result: true, update: { status: "pending", pausedReason: null, generation: 3, queued: null, queuedAt: null } });
-    expect(resume(c, "reversals").update?.status).toBe("waiting");
+    if (status !== "paused") return expect(resumeChunk(c, "purchases")).toEqual({ result: false, update: null });
+    expect(resumeChunk(c, "purchases")).toEqual({ result: true, update: { status: "pending", pausedReason: null, generation: 3, queued: null, queuedAt: null } });
+    expect(resumeChunk(c, "reversals").update?.status).toBe("waiting");
   });
 
   it.each(statuses)("wake of a %s chunk", (status) => {
@@ -347,7 +347,7 @@ describe("the other transitions, in every status", () => {
   it.each(statuses)("retry of a %s chunk", (status) => {
     const phases = ["purchases", "reversals"] as const;
     const c = chunk({ status, step: { phase: "reversals", step: "scan" }, upcoming: [], errorCursor: "e5", generation: 1, crashes: 3, lease: leases.mine, lastError: "x", finishedAt: 4 });
-    const t = retry(c, ["purchases"], phases);
+    const t = retryChunk(c, ["purchases"], phases);
     if (status === "failed") {
       // What it had left (the reversals scan, resumed where it stopped) after the purchases errors pass.
       expect(t).toEqual({
@@ -367,11 +367,11 @@ describe("the other transitions, in every status", () => {
         },
       });
       // Failed in the step it resumes: its errors position is kept.
-      expect(retry(c, [], phases).update).toMatchObject({ step: { phase: "reversals", step: "scan" }, errorCursor: "e5" });
+      expect(retryChunk(c, [], phases).update).toMatchObject({ step: { phase: "reversals", step: "scan" }, errorCursor: "e5" });
     } else if (status === "done") {
       expect(t.update).toMatchObject({ status: "waiting", step: { phase: "purchases", step: "errors" }, upcoming: [] });
       // A done chunk without errors has nothing to retry.
-      expect(retry(c, [], phases)).toEqual({ result: false, update: null });
+      expect(retryChunk(c, [], phases)).toEqual({ result: false, update: null });
     } else {
       expect(t).toEqual({ result: false, update: null });
     }
@@ -482,18 +482,18 @@ describe("edges of the rules", () => {
   it("an errors pass is added once per phase, even when a failed chunk already had one left", () => {
     const phases = ["purchases", "reversals"] as const;
     const c = chunk({ status: "failed", step: { phase: "purchases", step: "errors" }, upcoming: [{ phase: "reversals", step: "scan" }], errorCursor: "e3" });
-    expect(retry(c, ["purchases", "reversals"], phases).update).toMatchObject({
+    expect(retryChunk(c, ["purchases", "reversals"], phases).update).toMatchObject({
       step: { phase: "purchases", step: "errors" },
       upcoming: [{ phase: "reversals", step: "scan" }, { phase: "reversals", step: "errors" }],
       errorCursor: "e3",
     });
     // A done chunk starts its errors pass from the beginning; so does a failed one resuming another step.
-    expect(retry({ ...c, status: "done" }, ["purchases"], phases).update).toMatchObject({ step: { phase: "purchases", step: "errors" }, errorCursor: null });
+    expect(retryChunk({ ...c, status: "done" }, ["purchases"], phases).update).toMatchObject({ step: { phase: "purchases", step: "errors" }, errorCursor: null });
     const inScan = chunk({ status: "failed", step: { phase: "purchases", step: "scan" }, upcoming: [], errorCursor: "e3" });
-    expect(retry(inScan, ["purchases"], phases).update).toMatchObject({ step: { phase: "purchases", step: "scan" }, upcoming: [{ phase: "purchases", step: "errors" }], errorCursor: "e3" });
+    expect(retryChunk(inScan, ["purchases"], phases).update).toMatchObject({ step: { phase: "purchases", step: "scan" }, upcoming: [{ phase: "purchases", step: "errors" }], errorCursor: "e3" });
     const inReversals = chunk({ status: "failed", step: { phase: "reversals", step: "errors" }, upcoming: [], errorCursor: "e3" });
-    expect(retry(inReversals, ["purchases"], phases).update).toMatchObject({ step: { phase: "purchases", step: "errors" }, errorCursor: null });
-    expect(retry({ ...inReversals, step: { phase: "reversals", step: "scan" } }, [], phases).update).toMatchObject({ step: { phase: "reversals", step: "scan" }, errorCursor: "e3" });
+    expect(retryChunk(inReversals, ["purchases"], phases).update).toMatchObject({ step: { phase: "purchases", step: "errors" }, errorCursor: null });
+    expect(retryChunk({ ...inReversals, step: { phase: "reversals", step: "scan" } }, [], phases).update).toMatchObject({ step: { phase: "reversals", step: "scan" }, errorCursor: "e3" });
   });
 
   it("a step's end moves to the next step as planned: no step is dropped", () => {

@@ -3,15 +3,15 @@
 import { describe, expect, it } from "vitest";
 import type { ChunkHead } from "../../functions/src/core/chunk";
 import {
-  cancel,
+  cancelRun,
   isFinishedRun,
   markStarted,
   openPhases,
   pause,
   phaseBlocked,
   planRepairs,
-  resume,
-  retry,
+  resumeRun,
+  retryRun,
   rollUp,
   type Run,
   type WatchSettings,
@@ -107,7 +107,7 @@ describe("run transitions in every status", () => {
   it.each(cases)("%s of a %s run changes it: %s", (name, status, changes) => {
     const r = run({ status, startedAt: status === "pending" ? null : 2, retries: 1 });
     const t =
-      name === "markStarted" ? markStarted(r, NOW) : name === "pause" ? pause(r, "why") : name === "resume" ? resume(r, NOW) : name === "cancel" ? cancel(r, NOW) : retry(r, NOW);
+      name === "markStarted" ? markStarted(r, NOW) : name === "pause" ? pause(r, "why") : name === "resume" ? resumeRun(r, NOW) : name === "cancel" ? cancelRun(r, NOW) : retryRun(r, NOW);
     expect(t.result).toBe(changes);
     expect(t.update === null).toBe(!changes);
   });
@@ -121,11 +121,11 @@ describe("run transitions in every status", () => {
     });
     expect(pause(run(), "x").update).toEqual({ status: "paused", pausedReason: "x", autoPause: null });
     // Resume restarts the auto-pause window; a run that never started goes back to pending.
-    expect(resume(run({ status: "paused", pausedReason: "x" }), NOW).update).toEqual({ status: "running", pausedReason: null, autoPause: null, windowSince: NOW });
-    expect(resume(run({ status: "paused", startedAt: null }), NOW).update?.status).toBe("pending");
+    expect(resumeRun(run({ status: "paused", pausedReason: "x" }), NOW).update).toEqual({ status: "running", pausedReason: null, autoPause: null, windowSince: NOW });
+    expect(resumeRun(run({ status: "paused", startedAt: null }), NOW).update?.status).toBe("pending");
     // Draining until the roll-up sees every chunk stopped (issue 18 item 5: the watchdog keeps looking till then).
-    expect(cancel(run({ status: "paused" }), NOW).update).toEqual({ status: "cancelled", finishedAt: NOW, draining: true });
-    expect(retry(run({ status: "failed", phase: "reversals", retries: 2, finishedAt: 7, failureReason: "x" }), NOW).update).toEqual({
+    expect(cancelRun(run({ status: "paused" }), NOW).update).toEqual({ status: "cancelled", finishedAt: NOW, draining: true });
+    expect(retryRun(run({ status: "failed", phase: "reversals", retries: 2, finishedAt: 7, failureReason: "x" }), NOW).update).toEqual({
       status: "running",
       phase: "purchases",
       retries: 3,
@@ -135,7 +135,7 @@ describe("run transitions in every status", () => {
       // Reopened: the admission's mark that a retry is on its way has done its work.
       retryAdmittedAt: null,
     });
-    expect(retry(run({ status: "completed", type: "reversal_backfill", phases: ["reversals"], phase: "reversals" }), NOW).update?.phase).toBe("reversals");
+    expect(retryRun(run({ status: "completed", type: "reversal_backfill", phases: ["reversals"], phase: "reversals" }), NOW).update?.phase).toBe("reversals");
   });
 
   it("knows which statuses are final", () => {

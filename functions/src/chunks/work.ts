@@ -6,7 +6,7 @@
 // delivery that repeats a page, runs alongside another delivery, loses its lease mid-page or restarts
 // after a crash never counts an event twice, and every entry it wrote is counted once.
 import { randomUUID } from "node:crypto";
-import { cancel as cancelChunk, claim, nextMove, release, resume, settle, type Chunk, type Holder } from "../core/chunk";
+import { cancelChunk, claim, nextMove, release, resumeChunk, settle, type Chunk, type Holder } from "../core/chunk";
 import { markStarted, type Run } from "../core/run";
 import { pacedPageSize, paceRestMs } from "../core/estimate";
 import type { Deps } from "../deps";
@@ -181,7 +181,7 @@ async function reconcileStopped(deps: Deps, runId: string, chunkId: string): Pro
   const chunks = chunkStore(deps.db);
   const { status, phase } = run.data;
   if (status === "pending" || status === "running") {
-    const { written, chunk } = await chunks.apply(runId, chunkId, (c) => (c ? resume(c, phase) : { result: false, update: null }));
+    const { written, chunk } = await chunks.apply(runId, chunkId, (c) => (c ? resumeChunk(c, phase) : { result: false, update: null }));
     if (written && chunk?.status === "pending") await enqueueChunk(deps, runId, chunk, deps.now().getTime());
   } else if (status === "cancelled") {
     await chunks.apply(runId, chunkId, (c) => (c ? cancelChunk(c, deps.now().getTime()) : { result: "unchanged" as const, update: null }));

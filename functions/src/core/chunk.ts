@@ -111,7 +111,7 @@ export interface Chunk extends Counters {
 export type ChunkHead = Chunk;
 
 /** What a transition decided, and what to write (null: nothing). */
-export interface Transition<R> {
+export interface ChunkTransition<R> {
   result: R;
   update: Partial<Chunk> | null;
 }
@@ -243,7 +243,7 @@ export type ClaimResult =
  * "taken" (another task), unless it belongs to an earlier attempt of the same task: Cloud Tasks retries
  * only an attempt it has given up on, so the retry takes over at once.
  */
-export function claim(c: ChunkHead, me: Holder, now: number, leaseMs: number): Transition<ClaimResult> {
+export function claim(c: ChunkHead, me: Holder, now: number, leaseMs: number): ChunkTransition<ClaimResult> {
   if (c.status !== "pending" && c.status !== "running") return { result: { kind: "inactive" }, update: null };
   const lease = c.lease;
   if (leaseLive(lease, now) && lease.owner !== me.owner) {
@@ -291,7 +291,7 @@ export type CommitResult =
  * applied it: a page its holder finished after losing its lease or after the chunk was stopped still
  * counts, exactly once, so every entry a run writes is counted by that run.
  */
-export function commitPage(c: Chunk, page: PageResult, me: Holder, now: number, leaseMs: number): Transition<CommitResult> {
+export function commitPage(c: Chunk, page: PageResult, me: Holder, now: number, leaseMs: number): ChunkTransition<CommitResult> {
   if (positionKey(c) !== page.from) return { result: { kind: "conflict" }, update: null };
   const phase = c.step.phase;
   const delta = pageDelta(c.step.step, page.outcomes);
@@ -335,7 +335,7 @@ function statusAfterStep(current: ChunkStatus, next: ChunkPosition["status"]): C
 }
 
 /** Lets go of the chunk so a continuation task can take it; true when this delivery held it. */
-export function release(c: ChunkHead, me: Holder, now: number): Transition<boolean> {
+export function release(c: ChunkHead, me: Holder, now: number): ChunkTransition<boolean> {
   if (c.lease?.owner !== me.owner) return { result: false, update: null };
   return { result: true, update: { lease: null, queued: c.generation, queuedAt: now } };
 }
@@ -356,7 +356,7 @@ export type SettleResult =
  * final, so one whose last holder vanished mid-page is drained first (its page finished and counted); a
  * paused one is not, because resume repeats that page and counts it then.
  */
-export function settle(c: ChunkHead, to: "paused" | "cancelled", reason: string | null, me: Holder | null, now: number): Transition<SettleResult> {
+export function settle(c: ChunkHead, to: "paused" | "cancelled", reason: string | null, me: Holder | null, now: number): ChunkTransition<SettleResult> {
   const from: readonly ChunkStatus[] = to === "paused" ? ["pending", "running"] : ["pending", "running", "waiting", "paused"];
   if (!from.includes(c.status)) return { result: "unchanged", update: null };
   // This delivery's own lease (it stops between pages), or one an earlier attempt of its task left (Cloud
@@ -380,7 +380,7 @@ export function settle(c: ChunkHead, to: "paused" | "cancelled", reason: string 
 }
 
 /** A paused chunk continues from its checkpoints under a new task generation: due now, or when its phase opens. */
-export function resume(c: ChunkHead, runPhase: Phase): Transition<boolean> {
+export function resumeChunk(c: ChunkHead, runPhase: Phase): ChunkTransition<boolean> {
   if (c.status !== "paused") return { result: false, update: null };
   return {
     result: true,
@@ -395,13 +395,13 @@ export function resume(c: ChunkHead, runPhase: Phase): Transition<boolean> {
 }
 
 /** A chunk that finished an earlier phase becomes due when the run reaches its phase. */
-export function wake(c: ChunkHead, runPhase: Phase): Transition<boolean> {
+export function wake(c: ChunkHead, runPhase: Phase): ChunkTransition<boolean> {
   if (c.status !== "waiting" || c.step.phase !== runPhase) return { result: false, update: null };
   return { result: true, update: { status: "pending", queued: null, queuedAt: null } };
 }
 
 /** Records that the task of `generation` is queued; a chunk that moved on to a newer generation keeps its own. */
-export function markQueued(c: Pick<ChunkHead, "generation" | "queued" | "status">, generation: number, now: number): Transition<boolean> {
+export function markQueued(c: Pick<ChunkHead, "generation" | "queued" | "status">, generation: number, now: number): ChunkTransition<boolean> {
   if (c.generation !== generation || c.queued === generation || isFinishedChunk(c.status)) return { result: false, update: null };
   return { result: true, update: { queued: generation, queuedAt: now } };
 }
@@ -411,13 +411,13 @@ export function markQueued(c: Pick<ChunkHead, "generation" | "queued" | "status"
  * task never started). Its status and lease stay: the new task's delivery claims the expired lease and
  * carries on from the checkpoint. Deliveries of older generations then leave the chunk alone.
  */
-export function requeue(c: ChunkHead, crashed = false): Transition<boolean> {
+export function requeue(c: ChunkHead, crashed = false): ChunkTransition<boolean> {
   if (isFinishedChunk(c.status) || c.status === "waiting" || c.status === "paused") return { result: false, update: null };
   return { result: true, update: { generation: c.generation + 1, queued: null, queuedAt: null, ...(crashed ? { crashes: c.crashes + 1 } : {}) } };
 }
 
 /** Keeps a delivery's failure on an unfinished chunk, for operators; the delivery is retried anyway. */
-export function noteError(c: ChunkHead, error: string): Transition<boolean> {
+export function noteError(c: ChunkHead, error: string): ChunkTransition<boolean> {
   if (isFinishedChunk(c.status) || c.lastError === error) return { result: false, update: null };
   return { result: true, update: { lastError: error } };
 }
@@ -427,7 +427,7 @@ export function noteError(c: ChunkHead, error: string): Transition<boolean> {
  * for an older generation (the watchdog has queued a newer task since), or another task's delivery holds a
  * live lease on the chunk. Either way a live delivery is working on the chunk, and answers for it.
  */
-export function fail(c: ChunkHead, error: string, now: number, by: { task: string; generation: number | null }): Transition<boolean> {
+export function fail(c: ChunkHead, error: string, now: number, by: { task: string; generation: number | null }): ChunkTransition<boolean> {
   if (c.status !== "pending" && c.status !== "running") return { result: false, update: null };
   if (by.generation !== null && by.generation < c.generation) return { result: false, update: null };
   if (leaseLive(c.lease, now) && c.lease.task !== by.task) return { result: false, update: null };
@@ -439,7 +439,7 @@ export function fail(c: ChunkHead, error: string, now: number, by: { task: strin
  * every chunk with open errors gets an errors pass per phase. The chunk waits until the run's phase
  * reaches its first step.
  */
-export function retry(c: ChunkHead, errorPhases: readonly Phase[], phases: readonly Phase[]): Transition<boolean> {
+export function retryChunk(c: ChunkHead, errorPhases: readonly Phase[], phases: readonly Phase[]): ChunkTransition<boolean> {
   if (c.status !== "failed" && c.status !== "done") return { result: false, update: null };
   const remaining: Step[] = c.status === "failed" ? [c.step, ...c.upcoming] : [];
   const [first, ...upcoming] = retrySteps(remaining, errorPhases, phases);
@@ -470,7 +470,7 @@ export type CancelResult = "cancelled" | "held" | "drain" | "unchanged";
  * next page boundary; one whose holder vanished gets a new task generation that finishes the page in
  * flight and then cancels it (see `settle`).
  */
-export function cancel(c: ChunkHead, now: number): Transition<CancelResult> {
+export function cancelChunk(c: ChunkHead, now: number): ChunkTransition<CancelResult> {
   const settled = settle(c, "cancelled", null, null, now);
   if (settled.result === "drain") {
     // A paused chunk in doubt becomes due again, under a new task generation, only to be drained.

@@ -24,7 +24,7 @@ export interface EventNow {
   arrivedAt: number | null;
 }
 
-export interface RunFacts {
+export interface ComparedRun {
   id: string;
   /** When the run was planned (created), epoch ms. */
   createdAt: number | null;
@@ -44,7 +44,7 @@ const PRODUCT_CODES = new Set(["PRODUCT_NOT_FOUND", "PRODUCT_INVALID"]);
 const ALREADY = new Set(["ALREADY_PROCESSED", "PURCHASE_EXISTS", "ALREADY_REVERSED"]);
 
 /** Why one event's outcome differed between the dry run and the real run. */
-export function explain(d: Outcome | undefined, r: Outcome | undefined, now: EventNow | undefined, dryRun: RunFacts, realRun: RunFacts): string {
+export function explain(d: Outcome | undefined, r: Outcome | undefined, now: EventNow | undefined, dryRun: ComparedRun, realRun: ComparedRun): string {
   const byOther = now?.processed === true && now.processedBy !== realRun.id;
   if (d && !r) {
     if (now && !now.exists) return "the event was deleted after the dry run";

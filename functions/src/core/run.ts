@@ -74,7 +74,7 @@ export interface AutoPause {
   at: number;
 }
 
-export interface Transition<R> {
+export interface RunTransition<R> {
   result: R;
   update: Partial<Run> | null;
 }
@@ -133,19 +133,19 @@ export function decideControl(action: ControlAction, run: RunFacts, id: string):
 // ───────────────────────────── transitions ─────────────────────────────
 
 /** The first delivery started work. */
-export function markStarted(run: Run, now: number): Transition<boolean> {
+export function markStarted(run: Run, now: number): RunTransition<boolean> {
   if (run.status !== "pending") return { result: false, update: null };
   return { result: true, update: { status: "running", startedAt: run.startedAt ?? now } };
 }
 
 /** Pauses a pending or running run (an operator, the kill switch, or its own error rate). */
-export function pause(run: Run, reason: string, autoPause: AutoPause | null = null): Transition<boolean> {
+export function pause(run: Run, reason: string, autoPause: AutoPause | null = null): RunTransition<boolean> {
   if (!active(run.status)) return { result: false, update: null };
   return { result: true, update: { status: "paused", pausedReason: reason, autoPause } };
 }
 
 /** Resumes a paused run; its auto-pause window starts afresh. */
-export function resume(run: Run, now: number): Transition<boolean> {
+export function resumeRun(run: Run, now: number): RunTransition<boolean> {
   if (run.status !== "paused") return { result: false, update: null };
   return {
     result: true,
@@ -154,7 +154,7 @@ export function resume(run: Run, now: number): Transition<boolean> {
 }
 
 /** Stops a run for good. */
-export function cancel(run: Run, now: number): Transition<boolean> {
+export function cancelRun(run: Run, now: number): RunTransition<boolean> {
   if (!active(run.status) && run.status !== "paused") return { result: false, update: null };
   return { result: true, update: { status: "cancelled", finishedAt: now, draining: true } };
 }
@@ -163,7 +163,7 @@ export function cancel(run: Run, now: number): Transition<boolean> {
  * Reopens a run that ended, for a retry: back to its first phase. The caller has already given the
  * chunks their retry steps (they wait), so nothing can close the run or skip a phase in between.
  */
-export function retry(run: Run, now: number): Transition<boolean> {
+export function retryRun(run: Run, now: number): RunTransition<boolean> {
   if (run.status !== "failed" && run.status !== "completed") return { result: false, update: null };
   return {
     result: true,
@@ -193,7 +193,7 @@ export function phaseBlocked(chunks: readonly ChunkSummary[], phase: Phase): boo
  * Moves the run past every phase no chunk has work left in (a replay whose days have no open purchases
  * goes straight to its reversals). Only a pending or running run moves.
  */
-export function openPhases(run: Run, chunks: readonly ChunkSummary[]): Transition<Phase> {
+export function openPhases(run: Run, chunks: readonly ChunkSummary[]): RunTransition<Phase> {
   if (!active(run.status)) return { result: run.phase, update: null };
   let phase = run.phase;
   for (let following = nextPhase(phase, run.phases); following && !phaseBlocked(chunks, phase); following = nextPhase(phase, run.phases)) {
@@ -235,7 +235,7 @@ export function finalStatus(progress: RunProgress): Extract<RunStatus, "complete
  * still follow a page its chunks commit late. The caller read the run before the chunks and writes only
  * if the run is unchanged, so a slower roll-up's older sum never overwrites a newer one.
  */
-export function rollUp(run: Run, chunks: readonly ChunkSummary[], now: number): Transition<{ progress: RunProgress; closed: RunStatus | null }> {
+export function rollUp(run: Run, chunks: readonly ChunkSummary[], now: number): RunTransition<{ progress: RunProgress; closed: RunStatus | null }> {
   const progress = summarize(chunks);
   const finished = chunks.every((c) => isFinishedChunk(c.status));
   const update: Partial<Run> = {};

@@ -2,8 +2,8 @@
 // makes no sense is refused with 409 and a message saying what to do instead. Every change is a
 // transition of core/run.ts and core/chunk.ts; after each call the watchdog looks the run over, so a
 // call never leaves it unable to make progress.
-import { cancel as cancelChunk, resume as resumeChunk, retry as retryChunk } from "../core/chunk";
-import { cancel as cancelRun, decideControl, pause, resume as resumeRun, retry as retryRun, type ControlAction, type Run, type Transition } from "../core/run";
+import { cancelChunk, resumeChunk, retryChunk } from "../core/chunk";
+import { cancelRun, decideControl, pause, resumeRun, retryRun, type ControlAction, type Run, type RunTransition } from "../core/run";
 import type { Phase } from "../core/types";
 import type { Caller } from "../auth/oidc";
 import type { Deps } from "../deps";
@@ -57,7 +57,7 @@ export async function controlRun(deps: Deps, id: string, action: ControlAction, 
 }
 
 /** Applies a run transition; true when it changed the run. */
-async function changeRun(deps: Deps, id: string, transition: (run: Run) => Transition<boolean>): Promise<boolean> {
+async function changeRun(deps: Deps, id: string, transition: (run: Run) => RunTransition<boolean>): Promise<boolean> {
   return (await runStore(deps.db).apply(id, (r) => (r ? transition(r) : { result: false, update: null }))).written;
 }
 

@@ -4,7 +4,7 @@
 // new generation; a paused chunk in a running run is resumed; unfinished chunks of a stopped run that
 // nobody will stop are stopped. Then the run is advanced, which opens phases, queues due chunks and closes
 // a run whose chunks have all finished. Every repair is logged as `run_repaired`.
-import { fail, requeue, resume, settle } from "../core/chunk";
+import { fail, requeue, resumeChunk, settle } from "../core/chunk";
 import { planRepairs, type Repair } from "../core/run";
 import type { Deps } from "../deps";
 import { chunkStore } from "../chunks/store";
@@ -56,7 +56,7 @@ export async function repairRun(deps: Deps, runId: string): Promise<Repair[]> {
       await enqueueChunk(deps, runId, head.data, now);
       applied = true;
     } else if (repair.kind === "resume_chunk") {
-      applied = await chunks.applyTo(runId, head, resume(head.data, read.data.phase));
+      applied = await chunks.applyTo(runId, head, resumeChunk(head.data, read.data.phase));
     } else {
       applied = await chunks.applyTo(runId, head, settle(head.data, repair.to, repair.why, null, now));
     }
