@@ -8,13 +8,13 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Config } from "../../functions/src/config";
 import type { FaultInjector, FaultPoint } from "../../functions/src/deps";
 import type { ChunkDoc } from "../../functions/src/chunks/store";
-import type { RunDoc } from "../../functions/src/runs/store";
 import { applyEvent, ProductCatalog } from "../../functions/src/ledger/apply";
 import { controlRun } from "../../functions/src/runs/control";
 import { buildReport } from "../../functions/src/runs/report";
 import { bankFromSeed, expectBankInvariants, expectedBalances, recount, seededStream, writeBank, type BankStore } from "../support/bank";
 import { db, RecordingQueue, setKillSwitch, testDeps, TEST_CALLER } from "../support/emulator";
 import { currentDelivery, deliverAll, deliverWithRetries, startInProcess } from "../support/deliver";
+import { runDoc } from "../support/runs";
 
 const SEEDS = Number(process.env.CRASH_SEEDS ?? 100);
 const FIRST_SEED = Number(process.env.CRASH_SEED ?? 4_000_001);
@@ -99,9 +99,6 @@ async function deliverInOrder(deps: Parameters<typeof deliverWithRetries>[0], qu
   throw new Error("the run kept enqueueing tasks for 200 rounds");
 }
 
-async function runDoc(id: string): Promise<RunDoc> {
-  return (await db().collection("dataMigrations").doc(id).get()).data() as RunDoc;
-}
 
 /** Entry ids of orders whose purchase live processing already handled. */
 function liveLedger(bank: BankStore): Record<string, number> {

@@ -11,26 +11,12 @@ import { buildReport } from "../../functions/src/runs/report";
 import { api, db, testDeps, type RecordingQueue, TEST_CALLER } from "../support/emulator";
 import { deliverAll, deliverOnce, deliverWithRetries, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
+import { entriesOf, expectRecount, runDoc } from "../support/runs";
 
 const BY = TEST_CALLER;
 
-async function runDoc(id: string) {
-  return (await db().collection("dataMigrations").doc(id).get()).data() as { status: string; total: number; processed: number; skipped: number; errors: number; plannedEvents: number };
-}
 
-/** Ledger entries a run wrote (its own: `migrationId` is the run). */
-async function entriesOf(runId: string): Promise<number> {
-  return (await db().collection("ledgerEntries").where("migrationId", "==", runId).count().get()).data().count;
-}
 
-/** Every counter of a finished run must equal a recount: its entries, and its page records. */
-async function expectRecount(runId: string, note: string): Promise<void> {
-  const run = await runDoc(runId);
-  expect(run.processed, `${note}: processed equals the ledger entries the run wrote`).toBe(await entriesOf(runId));
-  const report = await buildReport(testDeps().deps, runId);
-  expect(report.totals, `${note}: counters equal a recount of the page records`).toEqual({ total: run.total, processed: run.processed, skipped: run.skipped, errors: run.errors });
-  expect(report.reconciled, `${note}: reconciled`).toBe(true);
-}
 
 describe("retry", () => {
   it("of a chunk that failed in its reversals scan, with open purchase errors, examines each reversal once", async () => {

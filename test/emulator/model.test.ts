@@ -22,7 +22,6 @@ import { Timestamp } from "firebase-admin/firestore";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Config } from "../../functions/src/config";
 import { controlRun } from "../../functions/src/runs/control";
-import { buildReport } from "../../functions/src/runs/report";
 import { repairRun } from "../../functions/src/runs/watchdog";
 import { applyEvent, ProductCatalog } from "../../functions/src/ledger/apply";
 import {
@@ -42,6 +41,7 @@ import { seededStream } from "../support/bank";
 import { currentDelivery, deliverWithRetries, startInProcess } from "../support/deliver";
 import { db, RecordingQueue, setKillSwitch, testDeps, uniqueYear } from "../support/emulator";
 import { Oracle, type OracleEvent, type Result, type RunSpec } from "../support/oracle";
+import { expectRecount, runDoc } from "../support/runs";
 
 const SEQUENCES = Number(process.env.MODEL_SEQUENCES ?? 30);
 const FIRST_SEED = Number(process.env.MODEL_SEED ?? 11_000_001);
@@ -343,9 +343,6 @@ async function drain(d: Driver, deps: ReturnType<typeof testDeps>["deps"], queue
   throw new Error("the queue kept filling for 200 rounds");
 }
 
-async function runDoc(id: string) {
-  return (await db().collection("dataMigrations").doc(id).get()).data() as { status: string; pausedReason: string | null; total: number; processed: number; skipped: number; errors: number; dryRun: boolean };
-}
 
 /**
  * Starts a run and drives it to its end: deliveries in random order, the operator's interrupts at random
@@ -424,20 +421,6 @@ async function expectStoreEqualsOracle(w: World, note: string): Promise<void> {
   for (const snap of events) expect(snap.get("processed") === true, `${note}: processed mark of ${snap.id}`).toBe(w.oracle.events.get(snap.id)?.data.processed === true);
 }
 
-/** A finished run's counters equal a recount: the entries it wrote (or would have), and its page records. */
-async function expectRecount(id: string, note: string) {
-  const run = await runDoc(id);
-  const entries = run.dryRun
-    ? await db().collection("dataMigrations").doc(id).collection("shadowLedger").select("sourceEventId").get()
-    : await db().collection("ledgerEntries").where("migrationId", "==", id).select("sourceEventId").get();
-  const writers = new Set(entries.docs.map((d) => d.get("sourceEventId") as string));
-  expect(run.processed, `${note}: processed equals the events the run's entries name`).toBe(writers.size);
-  const report = await buildReport(testDeps().deps, id);
-  expect(report.totals, `${note}: counters equal a recount of the page records`).toEqual({ total: run.total, processed: run.processed, skipped: run.skipped, errors: run.errors });
-  expect(report.reconciled, `${note}: reconciled`).toBe(true);
-  expect(report.verification.ok, `${note}: verification ${JSON.stringify(report.verification)}`).toBe(true);
-  return { run, report };
-}
 
 /** What the run's shape exercised: shards. */
 async function tallyShape(id: string): Promise<void> {

@@ -7,18 +7,12 @@ import { repairRun, watchRuns } from "../../functions/src/runs/watchdog";
 import { db, manualClock, RecordingQueue, setKillSwitch, testDeps, TEST_CALLER } from "../support/emulator";
 import { deliverAll, deliverOnce, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
+import { entriesOf, runDoc } from "../support/runs";
 
 const BY = TEST_CALLER;
 const LEASE_MS = LEASE_SECONDS * 1000;
 
-async function runDoc(id: string) {
-  return (await db().collection("dataMigrations").doc(id).get()).data() as Record<string, unknown> & { status: string };
-}
 
-/** Ledger entries a run wrote (its own: `migrationId` is the run). */
-async function entriesOf(runId: string): Promise<number> {
-  return (await db().collection("ledgerEntries").where("migrationId", "==", runId).count().get()).data().count;
-}
 
 async function chunkDoc(id: string, day: string) {
   return (await db().collection("dataMigrations").doc(id).collection("chunks").doc(day).get()).data() as Record<string, unknown>;
