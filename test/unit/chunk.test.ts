@@ -1,30 +1,9 @@
 // The chunk state machine (core/chunk.ts): every transition in every status, from a table written from the
 // rules in the module's header, not from its code.
 import { describe, expect, it } from "vitest";
-import {
-  afterStep,
-  cancelChunk,
-  claim,
-  commitPage,
-  fail,
-  isFinishedChunk,
-  markQueued,
-  newChunk,
-  nextMove,
-  nextPhase,
-  noteError,
-  positionKey,
-  release,
-  requeue,
-  resumeChunk,
-  retryChunk,
-  settle,
-  wake,
-  type Chunk,
-  type DeliveryView,
-  type Holder,
-  type PageResult,
-} from "../../functions/src/core/chunk";
+import { afterStep, isFinishedChunk, newChunk, nextPhase, positionKey, type Chunk, type Holder } from "../../functions/src/core/chunk";
+import { cancelChunk, claim, commitPage, fail, markQueued, noteError, release, requeue, resumeChunk, retryChunk, settle, wake, type PageResult } from "../../functions/src/core/chunkTransitions";
+import { nextMove, type DeliveryView } from "../../functions/src/core/nextMove";
 import { CHUNK_STATUSES, type ChunkStatus } from "../../functions/src/core/types";
 
 const NOW = 1_000_000;

@@ -1,7 +1,7 @@
 // The chunks a delivery takes on once its own chunk needs nothing more: those an earlier attempt of its
 // task left, else the next due, untouched one in the run's phase (in a sequential phase, the next chunk in
 // order, woken by this delivery).
-import { wake } from "../core/chunk";
+import { wake } from "../core/chunkTransitions";
 import { SEQUENTIAL_PHASES } from "../core/types";
 import type { Deps } from "../deps";
 import { advanceRun, mayWork } from "../runs/advance";

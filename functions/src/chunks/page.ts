@@ -2,7 +2,8 @@
 // batch with the chunk's transition, its error records and its page record; and the auto-pause check on
 // the error rate that follows.
 import { FieldValue, Timestamp } from "firebase-admin/firestore";
-import { commitPage, positionKey, type Chunk, type CommitResult, type Holder, type PageResult } from "../core/chunk";
+import { positionKey, type Chunk, type Holder } from "../core/chunk";
+import { commitPage, type CommitResult, type PageResult } from "../core/chunkTransitions";
 import type { Run } from "../core/run";
 import { busiestWallet, type BusiestWallet, type MoneyContext, type MoneyOutcome } from "../core/money";
 import { errorRateOverWindow, AUTO_PAUSE_WINDOW } from "../core/window";

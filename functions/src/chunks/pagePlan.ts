@@ -1,7 +1,8 @@
 // Planning a page: which events the current step of a chunk examines next, from a read of the chunk's
 // scan (or its open error records), and where the step stands after them. Nothing here writes.
 import { FieldPath, Filter, Timestamp, type DocumentSnapshot, type Query } from "firebase-admin/firestore";
-import type { Chunk, PageResult } from "../core/chunk";
+import type { Chunk } from "../core/chunk";
+import type { PageResult } from "../core/chunkTransitions";
 import { daySpan } from "../core/shards";
 import type { Run } from "../core/run";
 import { countedIn } from "../core/money";

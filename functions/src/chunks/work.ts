@@ -6,7 +6,9 @@
 // delivery that repeats a page, runs alongside another delivery, loses its lease mid-page or restarts
 // after a crash never counts an event twice, and every entry it wrote is counted once.
 import { randomUUID } from "node:crypto";
-import { cancelChunk, claim, nextMove, release, resumeChunk, settle, type Chunk, type Holder } from "../core/chunk";
+import { type Chunk, type Holder } from "../core/chunk";
+import { cancelChunk, claim, release, resumeChunk, settle } from "../core/chunkTransitions";
+import { nextMove } from "../core/nextMove";
 import { markStarted, type Run } from "../core/run";
 import { pacedPageSize, paceRestMs } from "../core/estimate";
 import type { Deps } from "../deps";

@@ -8,7 +8,7 @@
 // only retries an attempt it has given up on. The lease keeps deliveries from contending for the same
 // documents; correctness never depends on it.
 import { z } from "zod";
-import { fail, noteError } from "../core/chunk";
+import { fail, noteError } from "../core/chunkTransitions";
 import { CHUNK_ID_PATTERN } from "../core/shards";
 import type { Deps } from "../deps";
 import { ProductCatalog } from "../ledger/apply";

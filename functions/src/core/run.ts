@@ -2,7 +2,8 @@
 // phase, how its chunks' progress rolls up onto it and when it ends, and what the watchdog repairs when a
 // run could make no progress. Like the chunk's (core/chunk.ts), every transition takes the run as read and
 // returns what to write; the store applies it only to that same version.
-import { isFinishedChunk, nextPhase, requeue, settle, type ChunkHead } from "./chunk";
+import { isFinishedChunk, nextPhase, type ChunkHead } from "./chunk";
+import { requeue, settle } from "./chunkTransitions";
 import { addCounters, ZERO_COUNTERS, type ChunkStatus, type Counters, type Phase, type RunStatus, type RunType } from "./types";
 
 /** A run as the rules see it (`dataMigrations/{id}`). Times are epoch milliseconds. */

@@ -8,7 +8,8 @@
 // writes was decided from a view of the chunks at least as new as the run it replaces, so an older
 // roll-up can never overwrite a newer one, and a retry that reopens the run cannot be closed again by a
 // roll-up that saw its chunks before the retry.
-import { markQueued, wake, type ChunkHead } from "../core/chunk";
+import { type ChunkHead } from "../core/chunk";
+import { markQueued, wake } from "../core/chunkTransitions";
 import { openPhases, pause, rollUp } from "../core/run";
 import type { AutoPause } from "../core/run";
 import { SEQUENTIAL_PHASES, type Phase } from "../core/types";

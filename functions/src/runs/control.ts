@@ -2,7 +2,7 @@
 // makes no sense is refused with 409 and a message saying what to do instead. Every change is a
 // transition of core/run.ts and core/chunk.ts; after each call the watchdog looks the run over, so a
 // call never leaves it unable to make progress.
-import { cancelChunk, resumeChunk, retryChunk } from "../core/chunk";
+import { cancelChunk, resumeChunk, retryChunk } from "../core/chunkTransitions";
 import { cancelRun, decideControl, pause, resumeRun, retryRun, type ControlAction, type Run, type RunTransition } from "../core/run";
 import type { Phase } from "../core/types";
 import type { Caller } from "../auth/oidc";

@@ -4,7 +4,7 @@
 // new generation; a paused chunk in a running run is resumed; unfinished chunks of a stopped run that
 // nobody will stop are stopped. Then the run is advanced, which opens phases, queues due chunks and closes
 // a run whose chunks have all finished. Every repair is logged as `run_repaired`.
-import { fail, requeue, resumeChunk, settle } from "../core/chunk";
+import { fail, requeue, resumeChunk, settle } from "../core/chunkTransitions";
 import { planRepairs, type Repair } from "../core/run";
 import type { Deps } from "../deps";
 import { chunkStore } from "../chunks/store";
