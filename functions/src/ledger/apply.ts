@@ -239,29 +239,31 @@ const writesOf = (e: DocumentSnapshot) => {
   return lines > 0 ? lines + 2 : 3;
 };
 
+/** A page's events by order (events of no order each on their own), in first-seen order. */
+function ordersOf(events: readonly DocumentSnapshot[]): Map<string, DocumentSnapshot[]> {
+  const byOrder = new Map<string, DocumentSnapshot[]>();
+  for (const e of events) {
+    const orderId = orderIdOf(e.data());
+    const key = orderId ?? `\u0000${e.id}`;
+    byOrder.set(key, [...(byOrder.get(key) ?? []), e]);
+  }
+  return byOrder;
+}
+
 /**
- * A group's estimated writes: its events' (writesOf; a refund, chargeback or closing of an order whose
+ * One order's part of a group's estimated writes: its events' (writesOf; a refund, chargeback or closing of an order whose
  * purchase is among them, an entry per line of it and its mark), and each wallet its orders credit or take from,
  * once: an order's lines' recipients when its purchase is among the events, else the buyer its refunds or
  * chargebacks name, else one wallet.
  */
-export function estimatedWrites(events: readonly DocumentSnapshot[], walletField: WalletField): number {
-  const byOrder = new Map<string, DocumentSnapshot[]>();
-  for (const e of events) {
-    const key = orderIdOf(e.data()) ?? `\u0000${e.id}`;
-    byOrder.set(key, [...(byOrder.get(key) ?? []), e]);
-  }
-  const wallets = new Set<string>();
+function orderCost(key: string, order: readonly DocumentSnapshot[], walletField: WalletField): { writes: number; wallets: readonly string[] } {
+  // A refund, chargeback or closing writes at most an entry per line of its order, when the order is here.
+  const lines = Math.max(0, ...order.map((e) => linesOf(e.data()).length));
   let writes = 0;
-  for (const [key, order] of byOrder) {
-    // A refund, chargeback or closing writes at most an entry per line of its order, when the order is here.
-    const lines = Math.max(0, ...order.map((e) => linesOf(e.data()).length));
-    for (const e of order) writes += linesOf(e.data()).length > 0 || lines === 0 ? writesOf(e) : lines + 1;
-    const recipients = order.flatMap((e) => walletsOf(e.data(), walletField) ?? []);
-    const named = recipients.length > 0 ? recipients : order.map((e) => buyerWallet(e.data(), walletField)).filter((w): w is string => w !== undefined).slice(0, 1);
-    for (const w of named.length > 0 ? named : [`\u0000${key}`]) wallets.add(w);
-  }
-  return writes + wallets.size;
+  for (const e of order) writes += linesOf(e.data()).length > 0 || lines === 0 ? writesOf(e) : lines + 1;
+  const recipients = order.flatMap((e) => walletsOf(e.data(), walletField) ?? []);
+  const named = recipients.length > 0 ? recipients : order.map((e) => buyerWallet(e.data(), walletField)).filter((w): w is string => w !== undefined).slice(0, 1);
+  return { writes, wallets: named.length > 0 ? named : [`\u0000${key}`] };
 }
 
 /**
@@ -274,12 +276,20 @@ export function estimatedWrites(events: readonly DocumentSnapshot[], walletField
  * wallet are grouped the same way. Orders are independent of each other, so their grouping changes no decision.
  */
 export function groupByOrder(events: readonly DocumentSnapshot[], size: number, walletField: WalletField = DEFAULT_WALLET_FIELD, walletSize = 150): DocumentSnapshot[][] {
-  const byOrder = new Map<string, DocumentSnapshot[]>();
-  for (const e of events) {
-    const orderId = orderIdOf(e.data());
-    const key = orderId ?? `\u0000${e.id}`;
-    byOrder.set(key, [...(byOrder.get(key) ?? []), e]);
-  }
+  const byOrder = ordersOf(events);
+  // Each order's cost once: a group's estimate is its orders' writes plus the wallets they name, each once.
+  const costs = new Map<readonly DocumentSnapshot[], { writes: number; wallets: readonly string[] }>();
+  for (const [key, order] of byOrder) costs.set(order, orderCost(key, order, walletField));
+  const costOf = (order: readonly DocumentSnapshot[]) => costs.get(order) as { writes: number; wallets: readonly string[] };
+  const estimate = (orders: ReadonlyArray<readonly DocumentSnapshot[]>, wallets: ReadonlySet<string> = new Set(), writes = 0) => {
+    const named = new Set(wallets);
+    let n = writes;
+    for (const order of orders) {
+      n += costOf(order).writes;
+      for (const w of costOf(order).wallets) named.add(w);
+    }
+    return n + named.size;
+  };
   // The wallet an order's purchase credits first, else the buyer its refunds or chargebacks name.
   const walletOf = (order: DocumentSnapshot[]) =>
     order.map((e) => walletsOf(e.data(), walletField)?.[0]).find((w) => w !== undefined) ?? order.map((e) => buyerWallet(e.data(), walletField)).find((w) => w !== undefined) ?? "";
@@ -291,38 +301,47 @@ export function groupByOrder(events: readonly DocumentSnapshot[], size: number, 
   }
   const groups: DocumentSnapshot[][] = [];
   let current: DocumentSnapshot[] = [];
+  let currentWrites = 0;
+  let currentWallets = new Set<string>();
   const close = () => {
     if (current.length > 0) groups.push(current);
     current = [];
+    currentWrites = 0;
+    currentWallets = new Set();
   };
-  const add = (order: readonly DocumentSnapshot[]) => current.push(...order);
-  /** Starts a new group unless the current one takes these events within `limit` events and the writes bound. */
-  const makeRoom = (more: readonly DocumentSnapshot[], limit: number) => {
-    if (current.length > 0 && (current.length + more.length > limit || estimatedWrites([...current, ...more], walletField) > WALLET_GROUP_WRITES)) close();
+  const add = (order: readonly DocumentSnapshot[]) => {
+    current.push(...order);
+    currentWrites += costOf(order).writes;
+    for (const w of costOf(order).wallets) currentWallets.add(w);
+  };
+  /** Starts a new group unless the current one takes these orders within `limit` events and the writes bound. */
+  const makeRoom = (more: ReadonlyArray<readonly DocumentSnapshot[]>, limit: number) => {
+    const events = more.reduce((n, o) => n + o.length, 0);
+    if (current.length > 0 && (current.length + events > limit || estimate(more, currentWallets, currentWrites) > WALLET_GROUP_WRITES)) close();
   };
   for (const wallet of [...byWallet.keys()].sort()) {
     const orders = byWallet.get(wallet) as DocumentSnapshot[][];
-    const all = orders.flat();
+    const events = orders.reduce((n, o) => n + o.length, 0);
     if (wallet === "") {
       // No known wallet: by size and writes.
       for (const order of orders) {
-        makeRoom(order, size);
+        makeRoom([order], size);
         add(order);
       }
-    } else if (all.length > walletSize || estimatedWrites(all, walletField) > WALLET_GROUP_WRITES) {
+    } else if (events > walletSize || estimate(orders) > WALLET_GROUP_WRITES) {
       // More than one commit takes: groups of its own, each as full as one commit takes.
       close();
       for (const order of orders) {
-        makeRoom(order, walletSize);
+        makeRoom([order], walletSize);
         add(order);
       }
       close();
-    } else if (all.length > size) {
+    } else if (events > size) {
       close();
       for (const order of orders) add(order);
       close();
     } else {
-      makeRoom(all, size);
+      makeRoom(orders, size);
       for (const order of orders) add(order);
     }
   }
