@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decideControl, type ControlAction } from "../../functions/src/core/run";
+import { decideControl, type ControlAction } from "../../functions/src/core/control";
 import type { RunStatus } from "../../functions/src/core/types";
 import { errorRateOverWindow } from "../../functions/src/core/window";
 

@@ -2,20 +2,8 @@
 // repair plan, from tables written from the rules, not from the code.
 import { describe, expect, it } from "vitest";
 import type { ChunkHead } from "../../functions/src/core/chunk";
-import {
-  cancelRun,
-  isFinishedRun,
-  markStarted,
-  openPhases,
-  pause,
-  phaseBlocked,
-  planRepairs,
-  resumeRun,
-  retryRun,
-  rollUp,
-  type Run,
-  type WatchSettings,
-} from "../../functions/src/core/run";
+import { cancelRun, isFinishedRun, markStarted, openPhases, pause, phaseBlocked, resumeRun, retryRun, rollUp, type Run } from "../../functions/src/core/run";
+import { planRepairs, type WatchSettings } from "../../functions/src/core/watchdog";
 import { CHUNK_STATUSES, RUN_STATUSES, type ChunkStatus, type Phase, type RunStatus } from "../../functions/src/core/types";
 
 const NOW = 5_000_000;
@@ -299,12 +287,12 @@ describe("control decisions say what they change to and why not", () => {
     ["retry", "paused", { kind: "conflict", message: "Run r is still paused; retry applies once it has ended (pause and resume control a run in progress)." }],
     ["retry", "pending", { kind: "conflict", message: "Run r is still pending; retry applies once it has ended (pause and resume control a run in progress)." }],
   ] as const)("%s on a %s run", async (action, status, decision) => {
-    const { decideControl } = await import("../../functions/src/core/run");
+    const { decideControl } = await import("../../functions/src/core/control");
     expect(decideControl(action, { status, openErrors: 0, retries: 0 }, "r")).toEqual(decision);
   });
 
   it("a retry with a retry under way is a no-op that says so; a completed run with open errors can be retried", async () => {
-    const { decideControl } = await import("../../functions/src/core/run");
+    const { decideControl } = await import("../../functions/src/core/control");
     expect(decideControl("retry", { status: "running", openErrors: 0, retries: 2 }, "r")).toEqual({ kind: "noop", reason: "a retry of this run is already under way" });
     expect(decideControl("retry", { status: "pending", openErrors: 0, retries: 1 }, "r")).toEqual({ kind: "noop", reason: "a retry of this run is already under way" });
     expect(decideControl("retry", { status: "completed", openErrors: 1, retries: 0 }, "r")).toEqual({ kind: "change", to: "running" });

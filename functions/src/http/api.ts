@@ -8,7 +8,7 @@ import { problemsFromZod } from "../core/request";
 import type { Deps } from "../deps";
 import { AppError, invalidRequest } from "../errors";
 import { startJob } from "../jobs/start";
-import { CONTROL_ACTIONS, type ControlAction } from "../core/run";
+import { CONTROL_ACTIONS, type ControlAction } from "../core/control";
 import { controlRun } from "../runs/control";
 import { buildReport, MAX_REPORT_EVENTS_LIMIT, REPORT_EVENTS_LIMIT, reportEvents } from "../runs/report";
 import { getRun, killSwitchView, listRuns, MAX_LIST_LIMIT, setKillSwitch } from "../runs/views";

@@ -2,7 +2,7 @@
 // hosting/admin/client.js by scripts/build-client.ts), the tests and the bench all call the API through it;
 // its request and response types are the server's own schemas (http/schemas.ts). Runs in Node and in the
 // browser: it needs only fetch.
-import type { ControlAction } from "../core/run";
+import type { ControlAction } from "../core/control";
 import type { ControlResult, KillSwitchView, Me, Report, ReportEvents, RunDetail, RunList, StartedRun, StartJobBody } from "./schemas";
 
 export type * from "./schemas";

@@ -3,7 +3,7 @@
 // one client (http/client.ts) that the CLI, the dashboard, the tests and the bench use takes its types from
 // the same place, so a field cannot change on one side only.
 import { z } from "zod";
-import { CONTROL_ACTIONS } from "../core/run";
+import { CONTROL_ACTIONS } from "../core/control";
 import { PHASES, RUN_STATUSES, RUN_TYPES, CHUNK_STATUSES } from "../core/types";
 
 export { type ExecutePlanBody, type StartJobBody } from "../core/request";

@@ -3,7 +3,8 @@
 // transition of core/run.ts and core/chunk.ts; after each call the watchdog looks the run over, so a
 // call never leaves it unable to make progress.
 import { cancelChunk, resumeChunk, retryChunk } from "../core/chunkTransitions";
-import { cancelRun, decideControl, pause, resumeRun, retryRun, type ControlAction, type Run, type RunTransition } from "../core/run";
+import { cancelRun, pause, resumeRun, retryRun, type Run, type RunTransition } from "../core/run";
+import { decideControl, type ControlAction } from "../core/control";
 import type { Phase } from "../core/types";
 import type { Caller } from "../auth/oidc";
 import type { Deps } from "../deps";

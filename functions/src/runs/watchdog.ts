@@ -5,7 +5,7 @@
 // nobody will stop are stopped. Then the run is advanced, which opens phases, queues due chunks and closes
 // a run whose chunks have all finished. Every repair is logged as `run_repaired`.
 import { fail, requeue, resumeChunk, settle } from "../core/chunkTransitions";
-import { planRepairs, type Repair } from "../core/run";
+import { planRepairs, type Repair } from "../core/watchdog";
 import type { Deps } from "../deps";
 import { chunkStore } from "../chunks/store";
 import { refs } from "../platform/collections";
