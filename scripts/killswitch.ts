@@ -8,7 +8,8 @@
 // the incident channel. Without --project it targets the local stack.
 import { parseArgs } from "node:util";
 import { initializeApp } from "firebase-admin/app";
-import { FieldValue, getFirestore } from "firebase-admin/firestore";
+import { getFirestore } from "firebase-admin/firestore";
+import { writeKillSwitch } from "../functions/src/platform/killSwitch";
 import { main } from "./cli";
 import { HOSTS } from "./hosts";
 import { PROJECT_ID } from "./setup";
@@ -26,8 +27,7 @@ async function breakGlass(argv: string[]): Promise<number> {
   }
   if (!values.project) process.env.FIRESTORE_EMULATOR_HOST ??= HOSTS.firestore;
   initializeApp({ projectId: values.project ?? PROJECT_ID });
-  const ref = getFirestore().collection("featureFlags").doc("backfill");
-  await ref.set({ enabled: action === "on", updatedBy: values.by, updatedBySub: null, updatedVia: "break-glass", updatedAt: FieldValue.serverTimestamp() });
+  await writeKillSwitch(getFirestore(), action === "on", { email: values.by, sub: null, via: "break-glass" });
   console.log(`backfill ${action === "on" ? "enabled" : "DISABLED"} by break glass (featureFlags/backfill written directly, recorded as ${values.by}) in ${values.project ?? `${PROJECT_ID} (local stack)`}`);
   return 0;
 }

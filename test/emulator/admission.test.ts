@@ -1,6 +1,6 @@
 // Admission control: two operators cannot race the same repair, and only so many runs are active at once.
 import { beforeAll, describe, expect, it } from "vitest";
-import { startJob } from "../../functions/src/jobs/start";
+import { startRun } from "../../functions/src/jobs/start";
 import { controlRun } from "../../functions/src/runs/control";
 import { api, clearFirestore, db, testDeps, TEST_CALLER, type RecordingQueue } from "../support/emulator";
 import { deliverAll } from "../support/deliver";
@@ -17,7 +17,7 @@ describe("overlapping runs", () => {
     s.purchase({ user: "u1", product: s.product("gems", 5), day: 2 });
     await s.write();
     const { deps } = testDeps(); // in-process: its tasks stay queued, so the run stays active
-    const first = (await startJob(deps, { type: "webhook_replay", ...s.range(1, 3), dryRun: false }, { caller: TEST_CALLER })).run.migrationId;
+    const first = (await startRun(deps, { type: "webhook_replay", ...s.range(1, 3), dryRun: false }, { caller: TEST_CALLER })).run.migrationId;
 
     const second = await api("POST", "/api/jobs/backfill", { body: { type: "webhook_replay", ...s.range(3, 5), dryRun: false } });
     expect(second.status).toBe(409);
@@ -40,9 +40,9 @@ describe("overlapping runs", () => {
     s.purchase({ user: "u1", product: s.id("ghost"), day: 1 });
     await s.write();
     const { deps, queue } = testDeps();
-    const old = (await startJob(deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false, maxErrorRate: 1 }, { caller: TEST_CALLER })).run.migrationId;
+    const old = (await startRun(deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false, maxErrorRate: 1 }, { caller: TEST_CALLER })).run.migrationId;
     expect(await deliverAll(deps, queue as RecordingQueue, old)).toMatchObject({ status: "completed", errors: 1 });
-    const newer = (await startJob(deps, { type: "webhook_replay", ...s.range(1, 2), dryRun: false }, { caller: TEST_CALLER })).run.migrationId;
+    const newer = (await startRun(deps, { type: "webhook_replay", ...s.range(1, 2), dryRun: false }, { caller: TEST_CALLER })).run.migrationId;
     const retry = await api("POST", `/api/admin/dataMigrations/${old}/retry`);
     expect(retry.status).toBe(409);
     expect(retry.body.error).toMatchObject({ code: "run_overlaps", details: { activeRunId: newer } });
@@ -56,7 +56,7 @@ describe("a retry and a start at the same moment (issue 18 item 7)", () => {
     s.purchase({ user: "u1", product: s.id("ghost"), day: 1 });
     await s.write();
     const plain = testDeps();
-    const old = (await startJob(plain.deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false, maxErrorRate: 1 }, { caller: TEST_CALLER })).run.migrationId;
+    const old = (await startRun(plain.deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false, maxErrorRate: 1 }, { caller: TEST_CALLER })).run.migrationId;
     expect(await deliverAll(plain.deps, plain.queue as RecordingQueue, old)).toMatchObject({ status: "completed", errors: 1 });
     let between: unknown = null;
     const { deps } = testDeps({
@@ -64,7 +64,7 @@ describe("a retry and a start at the same moment (issue 18 item 7)", () => {
         async at(point) {
           if (point !== "retry-admitted" || between !== null) return;
           // The retry is admitted; its run still reads completed. An operator starts the same days now.
-          between = await startJob(plain.deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false }, { caller: TEST_CALLER }).catch((e: unknown) => e);
+          between = await startRun(plain.deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false }, { caller: TEST_CALLER }).catch((e: unknown) => e);
         },
       },
     });
@@ -84,12 +84,12 @@ describe("active runs", () => {
     s.purchase({ user: "u1", product: s.product("gems", 1), day: 1 });
     await s.write();
     // Runs that have something to do stay active: their tasks are queued in-process and not delivered.
-    for (let i = 0; i < 10; i++) await startJob(deps, body, { caller: TEST_CALLER });
-    const eleventh = await startJob(deps, body, { caller: TEST_CALLER }).catch((e: unknown) => e);
+    for (let i = 0; i < 10; i++) await startRun(deps, body, { caller: TEST_CALLER });
+    const eleventh = await startRun(deps, body, { caller: TEST_CALLER }).catch((e: unknown) => e);
     expect(eleventh).toMatchObject({ status: 429, code: "too_many_runs", headers: { "Retry-After": "60" } });
     expect((eleventh as Error).message).toMatch(/10 runs are active and at most 10 may be \(MAX_ACTIVE_RUNS\)/);
     // The limit is checked before a run is recorded: even one with nothing to do waits for a place.
-    await expect(startJob(deps, { type: "webhook_replay", startDate: "2499-01-01", endDate: "2499-01-01", dryRun: true }, { caller: TEST_CALLER })).rejects.toMatchObject({ status: 429 });
+    await expect(startRun(deps, { type: "webhook_replay", startDate: "2499-01-01", endDate: "2499-01-01", dryRun: true }, { caller: TEST_CALLER })).rejects.toMatchObject({ status: 429 });
   });
 
   it("the local stack admits what production does (issue 18 item 8): ten active runs, and the eleventh start through Hosting gets 429", async () => {
@@ -101,7 +101,7 @@ describe("active runs", () => {
     const body = { type: "webhook_replay", ...s.range(1, 1), dryRun: true };
     // In-process starts whose tasks are never delivered stay active.
     const ids: string[] = [];
-    for (let i = 0; i < 10; i++) ids.push((await startJob(deps, body, { caller: TEST_CALLER })).run.migrationId);
+    for (let i = 0; i < 10; i++) ids.push((await startRun(deps, body, { caller: TEST_CALLER })).run.migrationId);
     const eleventh = await api("POST", "/api/jobs/backfill", { body });
     expect(eleventh.status, eleventh.text).toBe(429);
     expect(eleventh.body.error).toMatchObject({ code: "too_many_runs" });

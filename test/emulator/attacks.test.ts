@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LOCAL_ISSUER } from "../../functions/src/config";
 import { localAudience } from "../../scripts/localToken";
 import { ensureLocalOidcKeys } from "../../scripts/setup";
-import { api, countDocs, db, startRun, waitForRun } from "../support/emulator";
+import { api, countDocs, db, postRun, waitForRun } from "../support/emulator";
 
 const valid = { type: "webhook_replay", startDate: "1997-01-01", endDate: "1997-01-02", dryRun: false };
 const now = () => Math.floor(Date.now() / 1000);
@@ -26,7 +26,7 @@ let before: string;
 let target: string;
 beforeAll(async () => {
   // A finished run for the control endpoints to be attacked on.
-  target = await startRun({ ...valid, dryRun: true });
+  target = await postRun({ ...valid, dryRun: true });
   await waitForRun(target);
   before = await footprint();
 });

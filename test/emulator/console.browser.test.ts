@@ -7,7 +7,7 @@
 // checked on Firestore itself (wallets, processed marks), not on what the page says alone.
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, db, requireStack, setKillSwitch, startRun, token, waitForRun } from "../support/emulator";
+import { api, db, requireStack, setKillSwitch, postRun, token, waitForRun } from "../support/emulator";
 import { ARTIFACTS, launch, openDashboard } from "../support/browser";
 import { Store } from "../support/scenario";
 
@@ -133,7 +133,7 @@ describe("the operator's console in Chromium", () => {
 
   it("a viewer can open the form, a dry run and the header, but no button works, and each says why", async () => {
     const s = await store("viewerui");
-    const dryId = await startRun({ type: "webhook_replay", ...s.range(1, 3), dryRun: true });
+    const dryId = await postRun({ type: "webhook_replay", ...s.range(1, 3), dryRun: true });
     await waitForRun(dryId);
     const viewer = await token({ email: "viewer@backfill.local" });
     const page = await openDashboard(browser, `/runs/${dryId}`, viewer);

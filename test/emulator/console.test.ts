@@ -4,8 +4,8 @@
 // what the dry run said; where the data moved in between, the comparison names the events and why.
 import { beforeAll, describe, expect, it } from "vitest";
 import { applyEvent, ProductCatalog } from "../../functions/src/ledger/apply";
-import { startJob } from "../../functions/src/jobs/start";
-import { api, db, startRun, TEST_CALLER, testDeps, waitForRun, type RecordingQueue } from "../support/emulator";
+import { startRun } from "../../functions/src/jobs/start";
+import { api, db, postRun, TEST_CALLER, testDeps, waitForRun, type RecordingQueue } from "../support/emulator";
 import { deliverAll, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
 
@@ -73,7 +73,7 @@ describe("a canary over two users, then its plan executed", () => {
   });
 
   it("the rest of the range afterwards finds only the other users' events", async () => {
-    const id = await startRun({ type: "webhook_replay", ...s.range(1, 3), dryRun: false });
+    const id = await postRun({ type: "webhook_replay", ...s.range(1, 3), dryRun: false });
     expect(await waitForRun(id)).toMatchObject({ status: "completed", total: 3, processed: 3 });
     expect(await s.processedIds()).toEqual([...events.mine, ...events.others].sort());
     await s.expectWalletsMatchLedger();
@@ -86,7 +86,7 @@ describe("the comparison explains what moved between the dry run and the real ru
     const gems = s.product("gems", 100);
     s.purchase({ user: "u1", product: gems, day: 1, quantity: 2 });
     await s.write();
-    const dryId = await startRun({ type: "webhook_replay", ...s.range(1, 1), dryRun: true });
+    const dryId = await postRun({ type: "webhook_replay", ...s.range(1, 1), dryRun: true });
     expect(await waitForRun(dryId)).toMatchObject({ status: "completed", processed: 1 });
     // The catalog changes between the dry run and its execution.
     await db().collection("products").doc(gems).set({ name: "gems", points: 150 });
@@ -106,14 +106,14 @@ describe("the comparison explains what moved between the dry run and the real ru
     const legacy = s.purchase({ user: "u3", product: s.id("legacy"), day: 2 });
     await s.write();
 
-    const dryId = await startRun({ type: "webhook_replay", ...s.range(1, 2), dryRun: true });
+    const dryId = await postRun({ type: "webhook_replay", ...s.range(1, 2), dryRun: true });
     expect(await waitForRun(dryId)).toMatchObject({ status: "completed", total: 3, processed: 2, errors: 1 });
 
     // In between: live processing handles one purchase, and the missing product is added to the catalog.
     await applyEvent(db(), taken.eventId, { walletField: "id" }, new ProductCatalog(db()));
     await db().collection("products").doc(s.id("legacy")).set({ name: "legacy", points: 7 });
 
-    const realId = await startRun({ planOf: dryId });
+    const realId = await postRun({ planOf: dryId });
     expect(await waitForRun(realId)).toMatchObject({ status: "completed", total: 2, processed: 2, errors: 0 });
     const { planComparison: c } = await getRun(realId);
     expect(c.matches).toBe(false);
@@ -151,7 +151,7 @@ describe("executing a plan is refused unless the plan is a fresh, completed dry 
     expect(badId.body.error.details.fields[0].field).toBe("planOf");
     expect((await db().collection("dataMigrations").count().get()).data().count).toBe(before);
 
-    const realId = await startRun({ type: "webhook_replay", ...s.range(1, 1), dryRun: false });
+    const realId = await postRun({ type: "webhook_replay", ...s.range(1, 1), dryRun: false });
     await waitForRun(realId);
     const real = await api("POST", "/api/jobs/backfill", { body: { planOf: realId } });
     expect(real.status).toBe(409);
@@ -167,18 +167,18 @@ describe("executing a plan is refused unless the plan is a fresh, completed dry 
   });
 
   it("refuses a plan older than PLAN_MAX_AGE_MINUTES", async () => {
-    const dryId = await startRun({ type: "webhook_replay", ...s.range(5, 5), dryRun: true });
+    const dryId = await postRun({ type: "webhook_replay", ...s.range(5, 5), dryRun: true });
     await waitForRun(dryId);
     const { deps } = testDeps({ config: { planMaxAgeMinutes: 60 } });
     const later = Date.now() + 61 * 60_000;
     deps.now = () => new Date(later);
-    await expect(startJob(deps, { planOf: dryId }, { caller: TEST_CALLER })).rejects.toMatchObject({
+    await expect(startRun(deps, { planOf: dryId }, { caller: TEST_CALLER })).rejects.toMatchObject({
       status: 409,
       code: "plan_expired",
       message: expect.stringMatching(/may be executed for 60 minutes \(PLAN_MAX_AGE_MINUTES\)/),
     });
     deps.now = () => new Date(later - 2 * 60_000);
-    const { run } = await startJob(deps, { planOf: dryId }, { caller: TEST_CALLER });
+    const { run } = await startRun(deps, { planOf: dryId }, { caller: TEST_CALLER });
     expect(run).toMatchObject({ planOf: dryId, dryRun: false });
   });
 });

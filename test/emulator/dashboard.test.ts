@@ -4,7 +4,7 @@
 // served by the Hosting emulator at /admin. Leaves screenshots in test-results/.
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, requireStack, startRun, testDeps, token, type RecordingQueue } from "../support/emulator";
+import { api, requireStack, postRun, testDeps, token, type RecordingQueue } from "../support/emulator";
 import { ARTIFACTS, launch, openDashboard as open } from "../support/browser";
 import { deliverAll, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
@@ -28,7 +28,7 @@ describe("the runs dashboard", () => {
     for (let day = 1; day <= 5; day++) for (let i = 0; i < 6; i++) s.purchase({ user: `u${i}`, product: gems, day, minute: i });
     s.purchase({ user: "u1", product: s.id("retired"), day: 3 });
     await s.write();
-    const id = await startRun({ type: "webhook_replay", ...s.range(1, 5), dryRun: false });
+    const id = await postRun({ type: "webhook_replay", ...s.range(1, 5), dryRun: false });
 
     const page = await openDashboard();
     await expect.poll(() => page.locator(`[data-testid=run-row][data-id="${id}"]`).count()).toBe(1);

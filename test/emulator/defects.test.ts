@@ -3,7 +3,7 @@
 // chunk functions. Each test failed before the fix.
 import { describe, expect, it } from "vitest";
 import { controlRun } from "../../functions/src/runs/control";
-import { api, db, startRun, testDeps, waitForRun, type RecordingQueue, TEST_CALLER } from "../support/emulator";
+import { api, db, postRun, testDeps, waitForRun, type RecordingQueue, TEST_CALLER } from "../support/emulator";
 import { deliverAll, deliverWithRetries, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
 
@@ -23,9 +23,9 @@ describe("refunds in the daily replay's ordinary state", () => {
     }
     await s.write();
 
-    const dry = await waitForRun(await startRun({ type: "webhook_replay", ...s.range(1, 2), dryRun: true }));
+    const dry = await waitForRun(await postRun({ type: "webhook_replay", ...s.range(1, 2), dryRun: true }));
     expect(dry).toMatchObject({ status: "completed", total: 3, processed: 3, skipped: 0, errors: 0 });
-    const realId = await startRun({ type: "webhook_replay", ...s.range(1, 2), dryRun: false });
+    const realId = await postRun({ type: "webhook_replay", ...s.range(1, 2), dryRun: false });
     const real = await waitForRun(realId);
     expect(real).toMatchObject({ status: "completed", total: 3, processed: 3, skipped: 0, errors: 0 });
 
@@ -63,7 +63,7 @@ describe("refunds in the daily replay's ordinary state", () => {
     expect(Object.keys(await s.ledgerPoints()).filter((k) => k.startsWith("reversal_"))).toEqual([]);
     expect(Object.keys(await s.ledgerPoints()).filter((k) => k.startsWith("purchase_"))).toHaveLength(12);
 
-    const next = await startRun({ type: "webhook_replay", ...s.range(1, 3), dryRun: false });
+    const next = await postRun({ type: "webhook_replay", ...s.range(1, 3), dryRun: false });
     expect(await waitForRun(next)).toMatchObject({ status: "completed", total: 2, processed: 2, errors: 0 });
     const ledger = await s.ledgerPoints();
     expect(Object.keys(ledger).filter((k) => k.startsWith("reversal_")).sort()).toEqual([orders[4], orders[8]].map((o) => s.entryId("reversal", o as string)).sort());
@@ -83,15 +83,15 @@ describe("a dry run and the real run decide alike", () => {
     await s.write();
     await db().collection("products").doc(promo).delete();
 
-    const dryId = await startRun({ type: "webhook_replay", ...s.range(1, 1), dryRun: true });
+    const dryId = await postRun({ type: "webhook_replay", ...s.range(1, 1), dryRun: true });
     const dry = await waitForRun(dryId);
-    const realId = await startRun({ type: "webhook_replay", ...s.range(1, 1), dryRun: false });
+    const realId = await postRun({ type: "webhook_replay", ...s.range(1, 1), dryRun: false });
     const real = await waitForRun(realId);
     expect(dry).toMatchObject({ status: "completed", total: 2, processed: 1, skipped: 1, errors: 0 });
     expect({ total: real.total, processed: real.processed, skipped: real.skipped, errors: real.errors }).toEqual({ total: 2, processed: 1, skipped: 1, errors: 0 });
     expect((await s.event(again)).processed).toBe(true);
     // Nothing is left for a later run to fail on.
-    const later = await waitForRun(await startRun({ type: "webhook_replay", ...s.range(1, 1), dryRun: false }));
+    const later = await waitForRun(await postRun({ type: "webhook_replay", ...s.range(1, 1), dryRun: false }));
     expect(later).toMatchObject({ status: "completed", total: 0, errors: 0 });
   });
 });
@@ -150,7 +150,7 @@ describe("every run ends", () => {
       const gems = s.product("gems", 3);
       for (let day = 1; day <= 28; day++) for (let i = 0; i < 40; i++) s.purchase({ user: `u${i % 7}`, product: gems, day, minute: i });
       await s.write();
-      const id = await startRun({ type: "webhook_replay", ...s.range(1, 28), dryRun: false, maxEvents: 5000 });
+      const id = await postRun({ type: "webhook_replay", ...s.range(1, 28), dryRun: false, maxEvents: 5000 });
       const paused = await api("POST", `/api/admin/dataMigrations/${id}/pause`);
       expect(paused.status).toBe(200);
       await expect.poll(async () => (await runOf(id)).status, { timeout: 60_000 }).toBe("paused");

@@ -3,7 +3,7 @@
 // processed mark; its own run records (with its shadow ledger) and, on each event it examined, the three
 // dryRun marks, which a trigger or export on webhookEvents would see.
 import { describe, expect, it } from "vitest";
-import { db, startRun, waitForRun } from "../support/emulator";
+import { db, postRun, waitForRun } from "../support/emulator";
 import { Store } from "../support/scenario";
 
 async function snapshot(collection: string, ids: string[]): Promise<Map<string, Record<string, unknown> | null>> {
@@ -26,7 +26,7 @@ describe("a dry run", () => {
       wallets: await snapshot("wallets", users),
       ledger: await s.ledgerPoints(),
     };
-    const id = await startRun({ type: "webhook_replay", ...s.range(1, 2), dryRun: true });
+    const id = await postRun({ type: "webhook_replay", ...s.range(1, 2), dryRun: true });
     expect(await waitForRun(id)).toMatchObject({ status: "completed", total: 2, processed: 2 });
 
     expect(await s.ledgerPoints()).toEqual(before.ledger);

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
-import { startJob } from "../../functions/src/jobs/start";
+import { startRun } from "../../functions/src/jobs/start";
 import type { ChunkDoc } from "../../functions/src/chunks/store";
 import { api, countDocs, db, readLogs, requireStack, setKillSwitch, testDeps, type RecordingQueue } from "../support/emulator";
 import { deliverAll, startInProcess } from "../support/deliver";
@@ -27,7 +27,7 @@ describe("kill switch", () => {
 
   it("when the BACKFILL_ENABLED param is false, a new job gets 503 naming the param", async () => {
     const { deps } = testDeps({ config: { backfillEnabled: false } });
-    await expect(startJob(deps, { type: "webhook_replay", startDate: "2025-01-01", endDate: "2025-01-02" }, { caller: { email: "t@x", sub: "t" } })).rejects.toMatchObject({
+    await expect(startRun(deps, { type: "webhook_replay", startDate: "2025-01-01", endDate: "2025-01-02" }, { caller: { email: "t@x", sub: "t" } })).rejects.toMatchObject({
       status: 503,
       code: "backfill_disabled",
       message: expect.stringMatching(/BACKFILL_ENABLED/),

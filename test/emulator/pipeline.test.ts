@@ -1,7 +1,7 @@
 // The whole pipeline on the emulators: HTTP through Hosting → API function → Cloud Tasks → chunk handlers
 // → Firestore. Nothing here is faked.
 import { beforeAll, describe, expect, it } from "vitest";
-import { api, db, runLogs, startRun, waitForRun } from "../support/emulator";
+import { api, db, runLogs, postRun, waitForRun } from "../support/emulator";
 import { Store } from "../support/scenario";
 
 /**
@@ -44,7 +44,7 @@ describe("webhook replay of an outage", () => {
 
   it("a dry run reports what the real run will do and leaves the ledger and wallets untouched", async () => {
     const balancesBefore = await s.balances();
-    dryRunId = await startRun({ type: "webhook_replay", ...s.range(1, 4) }); // dryRun defaults to true
+    dryRunId = await postRun({ type: "webhook_replay", ...s.range(1, 4) }); // dryRun defaults to true
     const run = await waitForRun(dryRunId);
     expect(run).toMatchObject({ status: "completed", dryRun: true, total: 11, processed: 7, skipped: 1, errors: 3 });
     expect(await s.ledgerPoints()).toEqual(before);
@@ -58,7 +58,7 @@ describe("webhook replay of an outage", () => {
   });
 
   it("the real run completes with exactly the expected ledger and balances, purchases before reversals", async () => {
-    const id = await startRun({ type: "webhook_replay", ...s.range(1, 4), dryRun: false });
+    const id = await postRun({ type: "webhook_replay", ...s.range(1, 4), dryRun: false });
     const run = await waitForRun(id);
     const dry = await waitForRun(dryRunId);
     expect(run).toMatchObject({ status: "completed", total: dry.total, processed: dry.processed, skipped: dry.skipped, errors: dry.errors });
@@ -130,7 +130,7 @@ describe("webhook replay of an outage", () => {
 
   it("running the same job again changes nothing and finds only the still-broken events", async () => {
     const ledgerBefore = await s.ledgerPoints();
-    const id = await startRun({ type: "webhook_replay", ...s.range(1, 4), dryRun: false });
+    const id = await postRun({ type: "webhook_replay", ...s.range(1, 4), dryRun: false });
     const run = await waitForRun(id);
     expect(run).toMatchObject({ status: "completed", total: 3, processed: 0, skipped: 0, errors: 3 });
     expect(await s.ledgerPoints()).toEqual(ledgerBefore);
@@ -138,7 +138,7 @@ describe("webhook replay of an outage", () => {
 
   it("once the cause is fixed, a later run picks up a failed event", async () => {
     await db().collection("products").doc(s.id("legacy")).set({ name: "legacy", points: 40 });
-    const id = await startRun({ type: "webhook_replay", ...s.range(2, 2), dryRun: false });
+    const id = await postRun({ type: "webhook_replay", ...s.range(2, 2), dryRun: false });
     expect(await waitForRun(id)).toMatchObject({ status: "completed", total: 1, processed: 1 });
     expect((await s.ledgerPoints())[s.entryId("purchase", ids.o4.orderId)]).toBe(40);
     await s.expectWalletsMatchLedger();
@@ -160,8 +160,8 @@ describe("reversal backfill", () => {
     await s.write();
     expect(await s.balances()).toEqual({ [s.id("u1")]: 300, [s.id("u2")]: 0, [s.id("u3")]: 300 });
 
-    const dry = await waitForRun(await startRun({ type: "reversal_backfill", ...s.range(1, 3), dryRun: true }));
-    const id = await startRun({ type: "reversal_backfill", ...s.range(1, 3), dryRun: false });
+    const dry = await waitForRun(await postRun({ type: "reversal_backfill", ...s.range(1, 3), dryRun: true }));
+    const id = await postRun({ type: "reversal_backfill", ...s.range(1, 3), dryRun: false });
     const run = await waitForRun(id);
     expect(run).toMatchObject({ status: "completed", total: 5, processed: 2, skipped: 2, errors: 1 });
     expect({ total: dry.total, processed: dry.processed, skipped: dry.skipped, errors: dry.errors }).toEqual({ total: 5, processed: 2, skipped: 2, errors: 1 });
@@ -176,7 +176,7 @@ describe("reversal backfill", () => {
     expect(errors.docs.map((d) => [d.id, d.get("code")])).toEqual([[orphan, "ORIGINAL_PURCHASE_NOT_FOUND"]]);
     await s.expectWalletsMatchLedger();
 
-    const again = await waitForRun(await startRun({ type: "reversal_backfill", ...s.range(1, 3), dryRun: false }));
+    const again = await waitForRun(await postRun({ type: "reversal_backfill", ...s.range(1, 3), dryRun: false }));
     expect(again).toMatchObject({ total: 5, processed: 0, skipped: 4, errors: 1 });
     expect(await s.balances()).toEqual({ [s.id("u1")]: 0, [s.id("u2")]: 0, [s.id("u3")]: 0 });
   });
@@ -190,16 +190,16 @@ describe("maxEvents", () => {
     for (let day = 1; day <= 3; day++) for (let i = 0; i < 4; i++) purchases.push(s.purchase({ user: `u${i}`, product: gems, day, minute: i }));
     await s.write();
 
-    const dryId = await startRun({ type: "webhook_replay", ...s.range(1, 3), dryRun: true, maxEvents: 5 });
+    const dryId = await postRun({ type: "webhook_replay", ...s.range(1, 3), dryRun: true, maxEvents: 5 });
     const dry = await waitForRun(dryId);
     expect(dry).toMatchObject({ status: "completed", total: 5, processed: 5, capReached: true, selectedEvents: 12, plannedEvents: 5 });
 
-    const id = await startRun({ type: "webhook_replay", ...s.range(1, 3), dryRun: false, maxEvents: 5 });
+    const id = await postRun({ type: "webhook_replay", ...s.range(1, 3), dryRun: false, maxEvents: 5 });
     expect(await waitForRun(id)).toMatchObject({ status: "completed", total: 5, processed: 5, capReached: true });
     const expected = purchases.slice(0, 5).map((p) => p.eventId).sort();
     expect(await s.processedIds()).toEqual(expected);
 
-    const rest = await waitForRun(await startRun({ type: "webhook_replay", ...s.range(1, 3), dryRun: false, maxEvents: 100 }));
+    const rest = await waitForRun(await postRun({ type: "webhook_replay", ...s.range(1, 3), dryRun: false, maxEvents: 100 }));
     expect(rest).toMatchObject({ total: 7, processed: 7, capReached: false });
     expect(Object.keys(await s.ledgerPoints())).toHaveLength(12);
     await s.expectWalletsMatchLedger();

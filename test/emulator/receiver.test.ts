@@ -6,7 +6,7 @@ import { signPayload } from "../../functions/src/core/signature";
 import { chargeback, chargebackClosed, deliveryItemAdded, EXAMPLE_POINTS, EXAMPLE_PRODUCTS, FlakeIds, minecraftCustomer, orderCompleted, orderOf, refund, type Envelope } from "../../scripts/paynow-payloads";
 import { ensureLocalWebhookSecrets } from "../../scripts/setup";
 import { Timestamp } from "firebase-admin/firestore";
-import { db, requireStack, startRun, uniqueYear, waitForRun } from "../support/emulator";
+import { db, requireStack, postRun, uniqueYear, waitForRun } from "../support/emulator";
 
 const ids = new FlakeIds();
 let clock = Date.now();
@@ -192,7 +192,7 @@ describe("live processing and a replay decide alike", () => {
     for (const e of missed.events) batch.set(db().collection("webhookEvents").doc(e.event_id), { ...e, createdAt: Timestamp.fromMillis((at += 60_000)), processed: false });
     await batch.commit();
     const day = `${year}-01-02`;
-    const run = await waitForRun(await startRun({ type: "webhook_replay", startDate: day, endDate: day, dryRun: false }));
+    const run = await waitForRun(await postRun({ type: "webhook_replay", startDate: day, endDate: day, dryRun: false }));
     expect(run).toMatchObject({ status: "completed", total: 11, errors: 2 });
 
     expect(await shapeOf(missed.orders, missed.wallets)).toEqual(await shapeOf(live.orders, live.wallets));
@@ -219,7 +219,7 @@ describe("live processing and a replay decide alike", () => {
 
     // At once: the replay of the stored orders, and PayNow resending every order (another event id, the
     // same body) then refunding or charging back some of them, through the receiver.
-    const runId = await startRun({ type: "webhook_replay", startDate: day, endDate: day, dryRun: false });
+    const runId = await postRun({ type: "webhook_replay", startDate: day, endDate: day, dryRun: false });
     const answers = await Promise.all(
       orders.map(async (o, i) => {
         const resent = await send({ ...o, event_id: ids.next(nextAt()) });

@@ -3,7 +3,7 @@
 // only read, scheduler@backfill.local may only start runs, oncall@backfill.local and the default local
 // operator may do everything; intern@backfill.local is on no list.
 import { beforeAll, describe, expect, it } from "vitest";
-import { api, countDocs, db, setKillSwitch, startRun, token, waitForRun } from "../support/emulator";
+import { api, countDocs, db, setKillSwitch, postRun, token, waitForRun } from "../support/emulator";
 
 type Who = "nobody" | "viewer" | "scheduler" | "operator" | "unlisted";
 const EMAIL: Record<Exclude<Who, "nobody">, string> = {
@@ -64,7 +64,7 @@ async function footprint(): Promise<string> {
 
 beforeAll(async () => {
   await setKillSwitch(null);
-  runId = await startRun(start);
+  runId = await postRun(start);
   await waitForRun(runId);
 });
 

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { runScheduledReplay } from "../../functions/src/jobs/scheduled";
 import { formatDay } from "../../functions/src/core/dates";
-import { startJob } from "../../functions/src/jobs/start";
+import { startRun } from "../../functions/src/jobs/start";
 import { controlRun } from "../../functions/src/runs/control";
 import { api, clearFirestore, countDocs, db, setKillSwitch, testDeps, TEST_CALLER, token, type RecordingQueue } from "../support/emulator";
 import { deliverAll } from "../support/deliver";
@@ -69,7 +69,7 @@ describe("the scheduled replay with every admission place taken (issue 18 item 1
     await s.write();
     const { deps, memory } = testDeps({ config: { maxActiveRuns: 1, replay: { lookbackDays: 1, dryRun: false, maxEvents: 100 } } });
     // An operator's run holds the only place (its tasks are queued in-process and never delivered).
-    const holder = (await startJob(deps, { type: "webhook_replay", ...s.range(6, 6), dryRun: true }, { caller: TEST_CALLER })).run.migrationId;
+    const holder = (await startRun(deps, { type: "webhook_replay", ...s.range(6, 6), dryRun: true }, { caller: TEST_CALLER })).run.migrationId;
     const before = await countDocs("dataMigrations");
     expect(await runScheduledReplay(deps, new Date(Date.UTC(s.year, 0, 6, 3)))).toBeNull();
     expect(await countDocs("dataMigrations")).toBe(before);

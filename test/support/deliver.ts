@@ -3,12 +3,12 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { handleChunkTask } from "../../functions/src/chunks/worker";
 import type { Deps } from "../../functions/src/deps";
-import { startJob } from "../../functions/src/jobs/start";
+import { startRun } from "../../functions/src/jobs/start";
 import type { RunDoc } from "../../functions/src/runs/store";
 import { db, type RecordingQueue, TEST_CALLER } from "./emulator";
 
 export async function startInProcess(deps: Deps, body: Record<string, unknown>): Promise<string> {
-  return (await startJob(deps, body, { caller: TEST_CALLER })).run.migrationId;
+  return (await startRun(deps, body, { caller: TEST_CALLER })).run.migrationId;
 }
 
 export interface DeliveryPlan {

@@ -65,7 +65,7 @@ export async function api<T = any>(
   return { status: res.status, body: res.body as T, text: res.text, headers: res.headers };
 }
 
-export async function startRun(body: Record<string, unknown>): Promise<string> {
+export async function postRun(body: Record<string, unknown>): Promise<string> {
   return (await client().start(body as StartJobBody)).migrationId;
 }
 

@@ -15,7 +15,7 @@ import type { Deps } from "../deps";
 import { ProductCatalog } from "../ledger/apply";
 import { refs } from "../platform/collections";
 import type { Versioned } from "../platform/firestore";
-import { killSwitch } from "../platform/flags";
+import { killSwitch } from "../platform/killSwitch";
 import { chunkTaskId } from "../platform/tasks";
 import { enqueueChunk, pauseRun } from "../runs/advance";
 import { runFields } from "../runs/runFields";

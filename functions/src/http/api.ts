@@ -7,7 +7,7 @@ import { honoursSchedulerHeaders, permissionsOf, schedulerRefusal, type Permissi
 import { problemsFromZod } from "../core/request";
 import type { Deps } from "../deps";
 import { AppError, invalidRequest } from "../errors";
-import { startJob } from "../jobs/start";
+import { startRun } from "../jobs/start";
 import { CONTROL_ACTIONS, type ControlAction } from "../core/control";
 import { controlRun } from "../runs/control";
 import { buildReport, MAX_REPORT_EVENTS_LIMIT, REPORT_EVENTS_LIMIT, reportEvents } from "../runs/report";
@@ -66,7 +66,7 @@ const ROUTES: Route[] = [
       const body = jsonBody(req);
       const refused = schedulerRefusal(caller.email, deps.config.roles, body, deps.config.replay);
       if (refused) throw new AppError(403, "forbidden", refused);
-      const { run, replayed } = await startJob(deps, body, { caller, ...startOptions(req, caller, deps) });
+      const { run, replayed } = await startRun(deps, body, { caller, ...startOptions(req, caller, deps) });
       const headers: Record<string, string> = replayed ? { "Idempotency-Replayed": "true" } : {};
       return { status: 202, body: run, headers };
     },

@@ -4,7 +4,7 @@
 import { trailingWindow } from "../core/dates";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
-import { startJob, type StartedRun } from "./start";
+import { startRun, type StartedRun } from "./start";
 
 /** Who the scheduled replay's runs are recorded as having been started by. */
 export const SCHEDULED_REPLAY = { email: "scheduler", sub: "scheduledReplay" } as const;
@@ -27,7 +27,7 @@ export async function runScheduledReplay(deps: Deps, scheduleTime: Date): Promis
   const body = { type: "webhook_replay", startDate, endDate, dryRun, maxEvents };
   const key = `scheduler:webhook_replay:${startDate}:${endDate}:${dryRun ? "dry" : "real"}`;
   try {
-    const result = await startJob(deps, body, { caller: SCHEDULED_REPLAY, idempotencyKey: key });
+    const result = await startRun(deps, body, { caller: SCHEDULED_REPLAY, idempotencyKey: key });
     deps.log.scheduledReplay({ runId: result.run.migrationId, startDate, endDate, dryRun, existing: result.replayed });
     return result;
   } catch (error) {

@@ -10,7 +10,7 @@ import type { Caller } from "../auth/oidc";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
 import { admitAndWrite } from "../jobs/admission";
-import { assertBackfillEnabled } from "../jobs/start";
+import { assertRunsEnabled } from "../platform/killSwitch";
 import { chunkStore } from "../chunks/store";
 import { refs } from "../platform/collections";
 import { mapWithConcurrency } from "../platform/firestore";
@@ -36,7 +36,7 @@ export async function controlRun(deps: Deps, id: string, action: ControlAction, 
     await runStore(deps.db).recordAction(id, { action, outcome: "refused", statusBefore: run.status, email: caller.email, sub: caller.sub });
     throw new AppError(409, "invalid_transition", decision.message, { status: run.status });
   }
-  if ((action === "resume" || action === "retry") && decision.kind === "change") await assertBackfillEnabled(deps);
+  if ((action === "resume" || action === "retry") && decision.kind === "change") await assertRunsEnabled(deps);
 
   // The decision was made on the run as read; the transition is decided again on the run as it is when
   // written, so a run that ended in between (its last page landed) is reported unchanged, not "done".

@@ -1,6 +1,6 @@
 // What the admin API shows of runs: JSON-friendly (ISO timestamps), with live counters summed from the
 // chunks while a run is still going.
-import { FieldValue, Timestamp } from "firebase-admin/firestore";
+import { Timestamp } from "firebase-admin/firestore";
 import type { Caller } from "../auth/oidc";
 import { dayOfChunk } from "../core/shards";
 import type { Chunk } from "../core/chunk";
@@ -10,7 +10,7 @@ import type { Deps } from "../deps";
 import { AppError } from "../errors";
 import { chunkStore } from "../chunks/store";
 import { refs, type EventErrorDoc } from "../platform/collections";
-import { killSwitch } from "../platform/flags";
+import { killSwitch, writeKillSwitch } from "../platform/killSwitch";
 import { ReadTally } from "../platform/firestore";
 import type { ChunkView, KillSwitchView, RunDetail, RunList, RunView } from "../http/schemas";
 import { planComparison } from "./compare";
@@ -150,7 +150,7 @@ export async function getRun(deps: Deps, id: string): Promise<RunDetail> {
 
 /** Flips the runtime half of the kill switch (`featureFlags/backfill`), recording who did. */
 export async function setKillSwitch(deps: Deps, enabled: boolean, caller: Caller): Promise<KillSwitchView> {
-  await refs(deps.db).killSwitch.set({ enabled, updatedBy: caller.email, updatedBySub: caller.sub, updatedVia: "api", updatedAt: FieldValue.serverTimestamp() });
+  await writeKillSwitch(deps.db, enabled, { email: caller.email, sub: caller.sub, via: "api" });
   deps.log.killSwitchSet(enabled, caller);
   return killSwitchView(deps);
 }

@@ -9,7 +9,7 @@ import { planRepairs, type Repair } from "../core/watchdog";
 import type { Deps } from "../deps";
 import { chunkStore } from "../chunks/store";
 import { refs } from "../platform/collections";
-import { killSwitch } from "../platform/flags";
+import { killSwitch } from "../platform/killSwitch";
 import { advanceRun, enqueueChunk, pauseRun } from "./advance";
 import { runFields } from "./runFields";
 import { runStore } from "./store";
