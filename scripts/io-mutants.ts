@@ -35,7 +35,7 @@ export const MUTANTS: Mutant[] = [
   },
   {
     name: "split one order's events over a page's parallel groups (a refund and a chargeback of it then race)",
-    file: "functions/src/ledger/apply.ts",
+    file: "functions/src/ledger/groups.ts",
     find: "const key = orderId ?? `\\u0000${e.id}`;",
     replace: "const key = `${orderId ?? \"\"}\\u0000${e.id}`;",
     test: { file: "test/emulator/model.test.ts", name: "sequences from seed" },
@@ -63,7 +63,7 @@ export const MUTANTS: Mutant[] = [
   },
   {
     name: "trust ledgerOrders alone (an order credited before the record existed is then never refunded)",
-    file: "functions/src/ledger/apply.ts",
+    file: "functions/src/ledger/reads.ts",
     find: "  if (unrecorded.length === 0) return lines;",
     replace: "  if (unrecorded.length >= 0) return lines;",
     test: { file: "test/emulator/planning.test.ts", name: "an order credited without one is still found by its refund" },

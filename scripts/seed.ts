@@ -2,7 +2,8 @@
 // live processing worked for most events but not all — the situations this product exists to repair.
 import { getApps, initializeApp } from "firebase-admin/app";
 import { getFirestore, Timestamp, type Firestore } from "firebase-admin/firestore";
-import { applyEvent, ProductCatalog } from "../functions/src/ledger/apply";
+import { applyEvent } from "../functions/src/ledger/apply";
+import { ProductCatalog } from "../functions/src/ledger/reads";
 import { DEFAULT_WALLET_FIELD } from "../functions/src/core/paynow";
 import {
   chargeback,

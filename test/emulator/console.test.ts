@@ -3,7 +3,8 @@
 // a canary selects only its users' events, by the same rules; a real run executing a fresh dry run does
 // what the dry run said; where the data moved in between, the comparison names the events and why.
 import { beforeAll, describe, expect, it } from "vitest";
-import { applyEvent, ProductCatalog } from "../../functions/src/ledger/apply";
+import { applyEvent } from "../../functions/src/ledger/apply";
+import { ProductCatalog } from "../../functions/src/ledger/reads";
 import { startRun } from "../../functions/src/jobs/start";
 import { api, db, postRun, TEST_CALLER, testDeps, waitForRun, type RecordingQueue } from "../support/emulator";
 import { deliverAll, startInProcess } from "../support/deliver";

@@ -23,7 +23,8 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Config } from "../../functions/src/config";
 import { controlRun } from "../../functions/src/runs/control";
 import { repairRun } from "../../functions/src/runs/watchdog";
-import { applyEvent, ProductCatalog } from "../../functions/src/ledger/apply";
+import { applyEvent } from "../../functions/src/ledger/apply";
+import { ProductCatalog } from "../../functions/src/ledger/reads";
 import {
   chargeback,
   chargebackClosed,

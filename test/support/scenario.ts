@@ -3,8 +3,9 @@
 // requires, a few kilobytes each); ids are flake ids of the store's year, so stores never share one.
 import { Timestamp } from "firebase-admin/firestore";
 import { expect } from "vitest";
-import type { EntryKind, MoneyEntry } from "../../functions/src/core/money";
-import { applyEvent, ProductCatalog } from "../../functions/src/ledger/apply";
+import type { EntryKind, MoneyEntry } from "../../functions/src/core/ledger";
+import { applyEvent } from "../../functions/src/ledger/apply";
+import { ProductCatalog } from "../../functions/src/ledger/reads";
 import {
   chargeback,
   chargebackClosed,

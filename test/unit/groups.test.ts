@@ -4,7 +4,7 @@ import fc from "fast-check";
 import type { DocumentSnapshot } from "firebase-admin/firestore";
 import { describe, expect, it } from "vitest";
 import { busiestWallet, type MoneyOutcome } from "../../functions/src/core/money";
-import { groupByOrder } from "../../functions/src/ledger/apply";
+import { groupByOrder } from "../../functions/src/ledger/groups";
 
 const seed = Number(process.env.GROUP_SEED ?? 20261202);
 

@@ -9,7 +9,8 @@ import { busiestWallet, type BusiestWallet, type MoneyContext, type MoneyOutcome
 import { errorRateOverWindow, AUTO_PAUSE_WINDOW } from "../core/window";
 import { countOutcomes } from "../core/types";
 import type { Deps } from "../deps";
-import { applyPage, ProductCatalog } from "../ledger/apply";
+import { applyPage } from "../ledger/apply";
+import { ProductCatalog } from "../ledger/reads";
 import { encodeOutcomes, refs, type EventErrorDoc, type PageOutcome } from "../platform/collections";
 import { pauseRun } from "../runs/advance";
 import { runFields } from "../runs/runFields";

@@ -10,7 +10,7 @@ import { orderIdOf } from "../core/paynow";
 import { isSelected, type SelectingRun } from "../core/selection";
 import { PHASE_EVENT_TYPES, SEQUENTIAL_PHASES } from "../core/types";
 import type { Deps } from "../deps";
-import { linesOfOrders } from "../ledger/apply";
+import { linesOfOrders } from "../ledger/reads";
 import { decodeOutcomes, refs } from "../platform/collections";
 import { fromStoredCursor, toStoredCursor } from "./store";
 

@@ -12,7 +12,7 @@ import { nextMove } from "../core/nextMove";
 import { markStarted, type Run } from "../core/run";
 import { pacedPageSize, paceRestMs } from "../core/estimate";
 import type { Deps } from "../deps";
-import { ProductCatalog } from "../ledger/apply";
+import { ProductCatalog } from "../ledger/reads";
 import { refs } from "../platform/collections";
 import type { Versioned } from "../platform/firestore";
 import { killSwitch } from "../platform/killSwitch";

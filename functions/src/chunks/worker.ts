@@ -11,7 +11,7 @@ import { z } from "zod";
 import { fail, noteError } from "../core/chunkTransitions";
 import { CHUNK_ID_PATTERN } from "../core/shards";
 import type { Deps } from "../deps";
-import { ProductCatalog } from "../ledger/apply";
+import { ProductCatalog } from "../ledger/reads";
 import { describe } from "../log";
 import type { ChunkTaskPayload } from "../platform/tasks";
 import { advanceRun } from "../runs/advance";

@@ -12,47 +12,9 @@
 // - a chargeback (ON_CHARGEBACK) reverses every line not yet reversed;
 // - a reversal entry exists at most once per line, whatever the events;
 // - a closing (ON_CHARGEBACK_CLOSED) `won` reinstates every line a chargeback reversed, once; `lost` is skipped.
-import { z } from "zod";
+import { moneyEntryId, type EntryKind, type EntryMove, type MoneyEntry, type Product } from "./ledger";
 import { moneyFacts, type MoneyFacts, type WalletField } from "./paynow";
 import type { RunType } from "./types";
-
-/** A product as stored in `products/{id}`. */
-export interface Product {
-  name: string;
-  points: number;
-}
-
-export function checkProduct(data: unknown): Product | null {
-  const result = z
-    .object({ name: z.string().default(""), points: z.number().int().positive().max(Number.MAX_SAFE_INTEGER) })
-    .safeParse(data);
-  return result.success ? result.data : null;
-}
-
-export type EntryKind = "purchase" | "reversal" | "reinstatement";
-
-/** A ledger entry as stored in `ledgerEntries/{kind}_{orderId}_{lineId}` (without its server-set `createdAt`). */
-export interface MoneyEntry {
-  kind: EntryKind;
-  orderId: string;
-  lineId: string;
-  /** The line's position in its order (0-based): refunds match lines in this order. */
-  lineIndex: number;
-  /** The wallet id the entry moves. */
-  userId: string;
-  productId: string;
-  /** Signed: a purchase and a reinstatement credit, a reversal takes back. */
-  points: number;
-  /** The line's `total_amount` and the order's `total_amount`, in cents, as the purchase event gave them. */
-  lineTotalAmount: number;
-  orderTotalAmount: number;
-  sourceEventId: string;
-  reason: "refund" | "chargeback" | null;
-  /** The run that wrote it; null when live processing did. */
-  migrationId: string | null;
-}
-
-export const moneyEntryId = (kind: EntryKind, orderId: string, lineId: string) => `${kind}_${orderId}_${lineId}`;
 
 /** Who is applying events: a run (replay or reversal backfill, dry or real) or live webhook processing. */
 export interface MoneyContext {
@@ -109,14 +71,6 @@ export const MONEY_ERROR_CODES = [
 export type MoneyErrorCode = (typeof MONEY_ERROR_CODES)[number];
 
 export type MoneySkipReason = "ALREADY_PROCESSED" | "PURCHASE_EXISTS" | "ALREADY_REVERSED" | "ALREADY_REINSTATED" | "CHARGEBACK_LOST" | "OUTSIDE_CANARY";
-
-/** What one entry an event wrote (or would write) does to a wallet. */
-export interface EntryMove {
-  id: string;
-  kind: EntryKind;
-  userId: string;
-  points: number;
-}
 
 export type MoneyOutcome =
   | { eventId: string; result: "processed"; entries: EntryMove[] }

@@ -3,8 +3,9 @@
 // whole order, chargebacks, closings won and lost, redeliveries and broken events, in random order.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { decideMoney, moneyEntryId, type MoneyContext, type MoneyEntry, type MoneyOutcome, type StoredEvent } from "../../../functions/src/core/money";
-import type { Product } from "../../../functions/src/core/money";
+import { decideMoney, type MoneyContext, type MoneyOutcome, type StoredEvent } from "../../../functions/src/core/money";
+import { moneyEntryId, type MoneyEntry } from "../../../functions/src/core/ledger";
+import type { Product } from "../../../functions/src/core/ledger";
 import { chargeback, chargebackClosed, FlakeIds, minecraftCustomer, orderCompleted, orderOf, refund, type CatalogProduct, type Customer, type Envelope } from "../../../scripts/paynow-payloads";
 
 const seed = Number(process.env.MONEY_SEED ?? 20_261_201);
