@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { initializeApp } from "firebase-admin/app";
 import { getFirestore } from "firebase-admin/firestore";
-import { writeKillSwitch } from "../functions/src/platform/killSwitch";
+import { writeKillSwitch } from "../functions/src/store/killSwitch";
 import { main } from "./cli";
 import { HOSTS } from "./hosts";
 import { PROJECT_ID } from "./setup";

@@ -3,7 +3,7 @@
 // needs the in-process queue to see what gets (re)queued.
 import { describe, expect, it } from "vitest";
 import { controlRun } from "../../functions/src/runs/control";
-import type { ChunkDoc } from "../../functions/src/chunks/store";
+import type { ChunkDoc } from "../../functions/src/store/chunks";
 import { api, db, testDeps, type RecordingQueue, TEST_CALLER } from "../support/emulator";
 import { deliverAll, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";

@@ -7,7 +7,7 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Config } from "../../functions/src/config";
 import type { FaultInjector, FaultPoint } from "../../functions/src/deps";
-import type { ChunkDoc } from "../../functions/src/chunks/store";
+import type { ChunkDoc } from "../../functions/src/store/chunks";
 import { applyEvent } from "../../functions/src/ledger/apply";
 import { ProductCatalog } from "../../functions/src/ledger/reads";
 import { controlRun } from "../../functions/src/runs/control";

@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { startRun } from "../../functions/src/jobs/start";
-import type { ChunkDoc } from "../../functions/src/chunks/store";
+import type { ChunkDoc } from "../../functions/src/store/chunks";
 import { api, countDocs, db, readLogs, requireStack, setKillSwitch, testDeps, type RecordingQueue } from "../support/emulator";
 import { deliverAll, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";

@@ -2,7 +2,7 @@
 // Cloud Tasks emulator to the chunk functions, all against the Firestore emulator. The ledger is then
 // compared with an oracle computed from the generated store alone.
 import { beforeAll, describe, expect, it } from "vitest";
-import type { RunDoc } from "../../functions/src/runs/store";
+import type { RunDoc } from "../../functions/src/store/runs";
 import { bankFromSeed, expectBankInvariants, expectedBalances, writeBank } from "../support/bank";
 import { api, clearFirestore, countDocs, waitForRun } from "../support/emulator";
 

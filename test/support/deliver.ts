@@ -4,7 +4,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { handleChunkTask } from "../../functions/src/chunks/worker";
 import type { Deps } from "../../functions/src/deps";
 import { startRun } from "../../functions/src/jobs/start";
-import type { RunDoc } from "../../functions/src/runs/store";
+import type { RunDoc } from "../../functions/src/store/runs";
 import { db, type RecordingQueue, TEST_CALLER } from "./emulator";
 
 export async function startInProcess(deps: Deps, body: Record<string, unknown>): Promise<string> {

@@ -7,7 +7,7 @@ import { createTokenVerifier, GOOGLE_ISSUERS } from "../../functions/src/auth/oi
 import { loadConfig, type Config } from "../../functions/src/config";
 import type { Deps, FaultInjector } from "../../functions/src/deps";
 import { BackfillLog } from "../../functions/src/log";
-import type { RunDoc } from "../../functions/src/runs/store";
+import type { RunDoc } from "../../functions/src/store/runs";
 import type { ChunkQueue, ChunkTaskPayload } from "../../functions/src/platform/tasks";
 import { BackfillClient, type StartJobBody } from "../../functions/src/http/client";
 import { checkAnswer } from "../../functions/src/http/validate";

@@ -2,7 +2,7 @@
 // every finished run must pass.
 import { expect } from "vitest";
 import { buildReport } from "../../functions/src/runs/report";
-import type { RunDoc } from "../../functions/src/runs/store";
+import type { RunDoc } from "../../functions/src/store/runs";
 import { db, testDeps } from "./emulator";
 
 /** A run's document as stored. */

@@ -5,8 +5,8 @@ import { wake } from "../core/chunkTransitions";
 import { SEQUENTIAL_PHASES } from "../core/types";
 import type { Deps } from "../deps";
 import { advanceRun, mayWork } from "../runs/advance";
-import { runStore } from "../runs/store";
-import { chunkStore } from "./store";
+import { runStore } from "../store/runs";
+import { chunkStore } from "../store/chunks";
 import type { ChunkTask, Delivery } from "./work";
 
 /** How many due chunks one look for help considers. */

@@ -14,7 +14,7 @@ import { ProductCatalog } from "../ledger/reads";
 import { encodeOutcomes, refs, type EventErrorDoc, type PageOutcome } from "../platform/collections";
 import { pauseRun } from "../runs/advance";
 import { runFields } from "../runs/runFields";
-import { chunkStore } from "./store";
+import { chunkStore } from "../store/chunks";
 import { nextPageId, planErrorsPage, planScanPage, type ReadBuffer } from "./pagePlan";
 
 /** How long a delivery owns its chunk without committing a page before another may take over. */

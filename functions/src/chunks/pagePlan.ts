@@ -12,7 +12,7 @@ import { PHASE_EVENT_TYPES, SEQUENTIAL_PHASES } from "../core/types";
 import type { Deps } from "../deps";
 import { linesOfOrders } from "../ledger/reads";
 import { decodeOutcomes, refs } from "../platform/collections";
-import { fromStoredCursor, toStoredCursor } from "./store";
+import { fromStoredCursor, toStoredCursor } from "../store/chunks";
 
 /** An errors pass re-examines at most this many events per page (its writes share one batch). */
 const ERRORS_PAGE_SIZE = 100;

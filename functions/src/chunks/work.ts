@@ -15,12 +15,12 @@ import type { Deps } from "../deps";
 import { ProductCatalog } from "../ledger/reads";
 import { refs } from "../platform/collections";
 import type { Versioned } from "../platform/firestore";
-import { killSwitch } from "../platform/killSwitch";
+import { killSwitch } from "../store/killSwitch";
 import { chunkTaskId } from "../platform/tasks";
 import { enqueueChunk, pauseRun } from "../runs/advance";
 import { runFields } from "../runs/runFields";
-import { runStore } from "../runs/store";
-import { chunkStore } from "./store";
+import { runStore } from "../store/runs";
+import { chunkStore } from "../store/chunks";
 import type { ReadBuffer } from "./pagePlan";
 import { LEASE_SECONDS, processPage } from "./page";
 

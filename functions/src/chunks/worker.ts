@@ -16,8 +16,8 @@ import { describe } from "../log";
 import type { ChunkTaskPayload } from "../platform/tasks";
 import { advanceRun } from "../runs/advance";
 import { runFields } from "../runs/runFields";
-import { runStore } from "../runs/store";
-import { chunkStore } from "./store";
+import { runStore } from "../store/runs";
+import { chunkStore } from "../store/chunks";
 import { chunksToHelp } from "./help";
 import { ChunkBusyError, workOnChunk, type ChunkTask, type Delivery } from "./work";
 

@@ -8,10 +8,10 @@ import type { Caller } from "../auth/oidc";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
 import type { StartedRun } from "../http/schemas";
-import { chunkStore } from "../chunks/store";
-import { runStore } from "../runs/store";
-import { admitAndWrite } from "./admission";
-import { earlierAnswer, recordKey, type IdempotencyKey } from "./idempotency";
+import { chunkStore } from "../store/chunks";
+import { runStore } from "../store/runs";
+import { admitAndWrite } from "../store/admission";
+import { earlierAnswer, recordKey, type IdempotencyKey } from "../store/idempotency";
 import type { RunPlan } from "./planner";
 
 const ID_ATTEMPTS = 20;

@@ -3,7 +3,7 @@
 import type { StartJobRequest } from "../core/request";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
-import { runStore } from "../runs/store";
+import { runStore } from "../store/runs";
 
 /**
  * The parameters of a real run that executes a dry run's plan: the dry run must exist, be a dry run, have

@@ -7,14 +7,14 @@ import type { Caller } from "../auth/oidc";
 import type { Deps } from "../deps";
 import { AppError, invalidRequest } from "../errors";
 import { describe } from "../log";
-import { assertRunsEnabled } from "../platform/killSwitch";
+import { assertRunsEnabled } from "../store/killSwitch";
 import { advanceRun } from "../runs/advance";
 import { runFields } from "../runs/runFields";
 import type { StartedRun } from "../http/schemas";
 import { createRun } from "./create";
 import { estimateRun } from "./estimate";
 import { requestFromPlan } from "./execute";
-import { checkKeyShape, earlierAnswer, idempotencyKey } from "./idempotency";
+import { checkKeyShape, earlierAnswer, idempotencyKey } from "../store/idempotency";
 import { planRun } from "./planner";
 
 /** The 202 answer to a started run (its wire format is http/schemas.ts). */

@@ -14,11 +14,11 @@ import { openPhases, pause, rollUp } from "../core/run";
 import type { AutoPause } from "../core/run";
 import { SEQUENTIAL_PHASES, type Phase } from "../core/types";
 import type { Deps } from "../deps";
-import { chunkStore } from "../chunks/store";
+import { chunkStore } from "../store/chunks";
 import { mapWithConcurrency, type Versioned } from "../platform/firestore";
 import { chunkTaskId } from "../platform/tasks";
 import { runFields } from "./runFields";
-import { runStore } from "./store";
+import { runStore } from "../store/runs";
 
 const ENQUEUE_CONCURRENCY = 16;
 /** Mirroring counters may give way to a concurrent writer; opening a phase or closing the run may not. */

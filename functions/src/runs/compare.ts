@@ -10,7 +10,7 @@ import type { ReadTally } from "../platform/firestore";
 import type { MoneyMoved } from "../core/moves";
 import { runMoney } from "./moves";
 import { keptWhileSame, readOutcomes, type ReportEvent } from "./report";
-import { runStore } from "./store";
+import { runStore } from "../store/runs";
 
 /** Differences listed with their reason; the count covers them all. */
 export const MAX_DIFFERENCES_LISTED = 100;

@@ -7,11 +7,11 @@ import { WALLET_SAMPLE, walletSample } from "../core/sample";
 import type { Counters } from "../core/types";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
-import { chunkStore } from "../chunks/store";
+import { chunkStore } from "../store/chunks";
 import { decodeOutcomes, refs, type EventErrorDoc, type PageDoc, type PageOutcome } from "../platform/collections";
 import { mapWithConcurrency, ReadTally } from "../platform/firestore";
 import { runMoney } from "./moves";
-import { runStore } from "./store";
+import { runStore } from "../store/runs";
 
 const READ_BATCH = 300;
 const WALLET_CONCURRENCY = 16;

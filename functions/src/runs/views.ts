@@ -8,14 +8,14 @@ import { etaSeconds, throughputPoints, throughputSeries } from "../core/estimate
 import { isFinishedRun, summarize, type Run } from "../core/run";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
-import { chunkStore } from "../chunks/store";
+import { chunkStore } from "../store/chunks";
 import { refs, type EventErrorDoc } from "../platform/collections";
-import { killSwitch, writeKillSwitch } from "../platform/killSwitch";
+import { killSwitch, writeKillSwitch } from "../store/killSwitch";
 import { ReadTally } from "../platform/firestore";
 import type { ChunkView, KillSwitchView, RunDetail, RunList, RunView } from "../http/schemas";
 import { planComparison } from "./compare";
 import { runMoney } from "./moves";
-import { runStore } from "./store";
+import { runStore } from "../store/runs";
 
 const iso = (t: unknown) => (t instanceof Timestamp ? t.toDate().toISOString() : typeof t === "number" ? new Date(t).toISOString() : null);
 

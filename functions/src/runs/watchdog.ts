@@ -7,12 +7,12 @@
 import { fail, requeue, resumeChunk, settle } from "../core/chunkTransitions";
 import { planRepairs, type Repair } from "../core/watchdog";
 import type { Deps } from "../deps";
-import { chunkStore } from "../chunks/store";
+import { chunkStore } from "../store/chunks";
 import { refs } from "../platform/collections";
-import { killSwitch } from "../platform/killSwitch";
+import { killSwitch } from "../store/killSwitch";
 import { advanceRun, enqueueChunk, pauseRun } from "./advance";
 import { runFields } from "./runFields";
-import { runStore } from "./store";
+import { runStore } from "../store/runs";
 
 /** Cancelled runs are looked at for this long after they were cancelled, and longer while one is still draining. */
 const CANCELLED_LOOKBACK_MS = 24 * 3600 * 1000;

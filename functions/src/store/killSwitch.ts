@@ -4,7 +4,7 @@ import { FieldValue, type DocumentSnapshot, type Firestore } from "firebase-admi
 import type { Config } from "../config";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
-import { refs } from "./collections";
+import { refs } from "../platform/collections";
 
 export type KillSwitchState = { enabled: true } | { enabled: false; source: "param" | "flag" };
 

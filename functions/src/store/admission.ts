@@ -10,7 +10,7 @@ import type { Deps } from "../deps";
 import { AppError } from "../errors";
 import { COLLECTIONS } from "../platform/collections";
 import { isPreconditionFailure } from "../platform/firestore";
-import { runStore } from "../runs/store";
+import { runStore } from "./runs";
 
 /** What a 429 too_many_runs asks the caller to wait, in seconds. */
 export const RETRY_AFTER_SECONDS = 60;
