@@ -18,7 +18,7 @@ import { newChunk } from "../../functions/src/core/chunk";
 import { addThroughput, type ThroughputBuckets } from "../../functions/src/core/estimate";
 import type { Run } from "../../functions/src/core/run";
 import { chunkStore } from "../../functions/src/store/chunks";
-import { encodeOutcomes, type PageOutcome } from "../../functions/src/platform/collections";
+import { encodeOutcomes, type PageOutcome } from "../../functions/src/store/pages";
 import { runStore } from "../../functions/src/store/runs";
 import { cli } from "../support/cli";
 import { FlakeIds } from "../../scripts/paynow-payloads";

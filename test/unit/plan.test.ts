@@ -77,7 +77,7 @@ describe("run progress", () => {
 
 describe("page outcome encoding", () => {
   it("round-trips ordinary and awkward ids", async () => {
-    const { encodeOutcomes, decodeOutcomes } = await import("../../functions/src/platform/collections");
+    const { encodeOutcomes, decodeOutcomes } = await import("../../functions/src/store/pages");
     const outcomes = [
       { e: "evt_1", r: "p" as const, x: "purchase_o1" },
       { e: "weird\tid\nwith\\stuff", r: "e" as const, x: "INVALID_EVENT" },

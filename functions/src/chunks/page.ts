@@ -1,7 +1,6 @@
 // Working a page: its events applied to the ledger (ledger/apply.ts), then its outcome committed in one
 // batch with the chunk's transition, its error records and its page record; and the auto-pause check on
 // the error rate that follows.
-import { FieldValue, Timestamp } from "firebase-admin/firestore";
 import { positionKey, type Chunk, type Holder } from "../core/chunk";
 import { commitPage, type CommitResult, type PageResult } from "../core/chunkTransitions";
 import type { Run } from "../core/run";
@@ -11,7 +10,8 @@ import { countOutcomes } from "../core/types";
 import type { Deps } from "../deps";
 import { applyPage } from "../ledger/apply";
 import { ProductCatalog } from "../ledger/reads";
-import { encodeOutcomes, refs, type EventErrorDoc, type PageOutcome } from "../platform/collections";
+import { errorStore } from "../store/errors";
+import { encodeOutcomes, pageStore, type PageOutcome } from "../store/pages";
 import { pauseRun } from "../runs/advance";
 import { runFields } from "../runs/runFields";
 import { chunkStore } from "../store/chunks";
@@ -90,7 +90,6 @@ async function commitPageWithRecords(
 ): Promise<CommitResult> {
   const ledgerWrites = money.writes;
   const chunks = chunkStore(deps.db);
-  const r = refs(deps.db);
   // Decided on the chunk as it is now (another delivery may have renewed a lease or queued a task since
   // the page began); the position check inside the transition is what makes a page count once.
   const current = await chunks.get(run.id, chunkId);
@@ -102,35 +101,13 @@ async function commitPageWithRecords(
   chunks.updateInBatch(batch, run.id, chunkId, current.version, transition.update);
 
   // Error records are written with the counters they explain, so a retried page cannot leave them apart.
-  const now = FieldValue.serverTimestamp();
-  for (const o of outcomes) {
-    const errorRef = r.errors(run.id).doc(o.eventId);
-    if (o.result === "error") {
-      const record: Omit<EventErrorDoc, "at" | "attempts"> & Record<string, unknown> = {
-        eventId: o.eventId,
-        code: o.code,
-        message: o.message,
-        chunkId,
-        phase: step.phase,
-        status: "open",
-        resolvedAs: null,
-        attempts: FieldValue.increment(1),
-        at: now,
-      };
-      batch.set(errorRef, record, { merge: true });
-    } else if (step.step === "errors") {
-      batch.update(errorRef, { status: "resolved", resolvedAs: o.result, at: now });
-    }
-  }
+  const errorWrites = errorStore(deps.db).recordOutcomes(batch, run.id, chunkId, step, outcomes);
   if (outcomes.length > 0) {
-    const counted = countOutcomes(outcomes);
-    const errorWrites = outcomes.filter((o) => o.result === "error" || step.step === "errors").length;
-    batch.create(r.pages(run.id).doc(`${chunkId}-${transition.result.page}`), {
+    pageStore(deps.db).create(batch, run.id, `${chunkId}-${transition.result.page}`, {
       chunkId,
       phase: step.phase,
       step: step.step,
-      at: now,
-      ...counted,
+      ...countOutcomes(outcomes),
       // Documents this page wrote: entries, wallets and event marks, error records, the chunk and itself.
       writes: ledgerWrites + errorWrites + 2,
       // Documents it read (see processPage).
@@ -155,10 +132,8 @@ async function commitPageWithRecords(
  * the run started or was last resumed) exceeds its maxErrorRate.
  */
 async function checkErrorRate(deps: Deps, run: Run): Promise<void> {
-  let query = refs(deps.db).pages(run.id).orderBy("at", "desc");
-  if (run.windowSince !== null) query = query.where("at", ">", Timestamp.fromMillis(run.windowSince));
-  const recent = await query.select("bits").limit(AUTO_PAUSE_WINDOW).get();
-  const rate = errorRateOverWindow(recent.docs.map((d) => d.get("bits") as string));
+  const recent = await pageStore(deps.db).recentBits(run.id, run.windowSince, AUTO_PAUSE_WINDOW);
+  const rate = errorRateOverWindow(recent);
   if (rate === null || rate <= run.maxErrorRate) return;
   await pauseRun(deps, run.id, "error_rate", {
     errorRate: rate,

@@ -11,7 +11,9 @@ import { isSelected, type SelectingRun } from "../core/selection";
 import { PHASE_EVENT_TYPES, SEQUENTIAL_PHASES } from "../core/types";
 import type { Deps } from "../deps";
 import { linesOfOrders } from "../ledger/reads";
-import { decodeOutcomes, refs } from "../platform/collections";
+import { refs } from "../platform/collections";
+import { decodeOutcomes, pageStore } from "../store/pages";
+import { errorStore } from "../store/errors";
 import { fromStoredCursor, toStoredCursor } from "../store/chunks";
 
 /** An errors pass re-examines at most this many events per page (its writes share one batch). */
@@ -148,28 +150,19 @@ async function countedElsewhere(deps: Deps, run: Run, chunk: Chunk, docs: readon
   }
   const found = new Set<string>();
   if (byPage.size === 0) return found;
-  const records = await deps.db.getAll(...[...byPage.keys()].map((id) => refs(deps.db).pages(run.id).doc(id)));
-  reads.n += records.length;
-  for (const record of records) {
-    if (!record.exists) continue;
-    const listed = new Set(decodeOutcomes(record.get("outcomes") as string).map((o) => o.e));
-    for (const id of byPage.get(record.id) ?? []) if (listed.has(id)) found.add(id);
+  const records = await pageStore(deps.db).getMany(run.id, [...byPage.keys()]);
+  reads.n += byPage.size;
+  for (const [pageId, record] of records) {
+    const listed = new Set(decodeOutcomes(record.outcomes).map((o) => o.e));
+    for (const id of byPage.get(pageId) ?? []) if (listed.has(id)) found.add(id);
   }
   return found;
 }
 
 export async function planErrorsPage(deps: Deps, run: Run, chunk: Chunk): Promise<PagePlan> {
-  let query = refs(deps.db)
-    .errors(run.id)
-    .where("chunkId", "==", chunk.id)
-    .where("phase", "==", chunk.step.phase)
-    .where("status", "==", "open")
-    .orderBy("eventId");
-  if (chunk.errorCursor) query = query.startAfter(chunk.errorCursor);
-  const docs = (await query.limit(ERRORS_PAGE_SIZE).get()).docs;
-  const reads = Math.max(docs.length, 1) + docs.length;
+  const ids = await errorStore(deps.db).openOfChunk(run.id, chunk.id, chunk.step.phase, chunk.errorCursor, ERRORS_PAGE_SIZE);
+  const reads = Math.max(ids.length, 1) + ids.length;
   await deps.faults?.at("page-read", { runId: run.id, chunkId: chunk.id, cursor: chunk.errorCursor });
-  const ids = docs.map((d) => d.get("eventId") as string);
   const read = ids.length > 0 ? await deps.db.getAll(...ids.map((id) => refs(deps.db).events.doc(id))) : [];
   // One order's events are decided in `(createdAt, event_id)` order, on a retry too.
   const createdMs = (d: DocumentSnapshot) => (d.get("createdAt") as Timestamp | undefined)?.toMillis?.() ?? 0;
@@ -182,7 +175,7 @@ export async function planErrorsPage(deps: Deps, run: Run, chunk: Chunk): Promis
       cursor: progress?.cursor ?? null,
       examined: 0,
       errorCursor: ids[ids.length - 1] ?? chunk.errorCursor,
-      stepDone: docs.length < ERRORS_PAGE_SIZE,
+      stepDone: ids.length < ERRORS_PAGE_SIZE,
       stoppedAtBudget: false,
     },
   };

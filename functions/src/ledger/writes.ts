@@ -1,16 +1,11 @@
-// The one writer of money documents: ledger entries (a dry run: its shadow entries), wallet balances,
-// `ledgerOrders` and the marks on webhook events, all from the decisions' intents, in the caller's
-// transaction or batch.
-import { FieldValue, type DocumentData, type DocumentReference, type Firestore, type Precondition, type SetOptions, type UpdateData } from "firebase-admin/firestore";
+// The one writer of money documents: ledger entries (a dry run: its shadow entries), wallet balances and
+// `ledgerOrders`, from the decisions' intents, in the caller's transaction or batch, together with the
+// marks on the events (written through store/events.ts).
+import { FieldValue, type DocumentReference, type Firestore } from "firebase-admin/firestore";
 import type { MoneyIntent } from "../core/money";
 import { refs, type OrderDoc } from "../platform/collections";
-
-/** What a transaction and a batch have in common, for the writes below. */
-export interface Writer {
-  create(ref: DocumentReference, data: DocumentData): unknown;
-  set(ref: DocumentReference, data: DocumentData, options: SetOptions): unknown;
-  update(ref: DocumentReference, data: UpdateData<DocumentData>, precondition?: Precondition): unknown;
-}
+import type { Writer } from "../platform/firestore";
+import { eventStore } from "../store/events";
 
 /**
  * Turns the decisions' intents into writes, and records the lines of every order given purchase entries in
@@ -56,7 +51,8 @@ export function writeIntents(writer: Writer, db: Firestore, ctx: { runId: string
         break;
     }
   }
-  for (const [eventId, fields] of marks) writer.update(r.events.doc(eventId), fields);
+  const events = eventStore(db);
+  for (const [eventId, fields] of marks) events.mark(writer, eventId, fields);
   // Merged, not created: an order resent with other line ids adds its lines to the record.
   for (const { ref, orderId, lines } of orders.values()) writer.set(ref, { orderId, lines: FieldValue.arrayUnion(...lines) }, { merge: true });
   return written + marks.size + orders.size;

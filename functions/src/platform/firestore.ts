@@ -1,6 +1,24 @@
-import { Timestamp, type DocumentData, type DocumentReference } from "firebase-admin/firestore";
+import { Timestamp, type DocumentData, type DocumentReference, type FirestoreDataConverter, type PartialWithFieldValue, type Precondition, type SetOptions, type UpdateData } from "firebase-admin/firestore";
 
 /** A document as read, with the version its conditional writes refer to. */
+/**
+ * A converter that types a collection's documents as `T` (`withConverter`): reads come back as `T`, and
+ * writes must be `T` (with FieldValues where a field is set by the server or incremented).
+ */
+export function typed<T extends DocumentData>(): FirestoreDataConverter<T> {
+  return {
+    toFirestore: (data: PartialWithFieldValue<T>) => data,
+    fromFirestore: (snap) => snap.data() as T,
+  };
+}
+
+/** What a transaction and a batch have in common, for the writes below. */
+export interface Writer {
+  create(ref: DocumentReference, data: DocumentData): unknown;
+  set(ref: DocumentReference, data: DocumentData, options: SetOptions): unknown;
+  update(ref: DocumentReference, data: UpdateData<DocumentData>, precondition?: Precondition): unknown;
+}
+
 export interface Versioned<T> {
   data: T;
   version: Timestamp;
@@ -49,24 +67,33 @@ export function isPreconditionFailure(error: unknown): boolean {
 }
 
 /**
- * Reads a document, decides, and writes the decision conditional on the version read; on a conflict it
- * reads again and decides again. For documents with few writers at a time, this settles in a try or two
- * without the read locks of a transaction (which the emulator serialises with multi-second lock waits).
+ * What a read-decide-write attempt answers when its conditional write found a document changed since it
+ * was read: how many attempts in all a decision of this kind deserves, and what to answer once they are
+ * spent (by default, an error saying so).
  */
-export async function optimistically<D, T>(
-  ref: DocumentReference,
-  decide: (doc: D | undefined) => { result: T; update?: DocumentData },
-): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    const snap = await ref.get();
-    const { result, update } = decide(snap.data() as D | undefined);
-    if (!update) return result;
-    try {
-      await ref.update(update, { lastUpdateTime: snap.updateTime as Timestamp });
-      return result;
-    } catch (error) {
-      if (!isPreconditionFailure(error) || attempt >= 20) throw error;
+export class Conflict<R = never> {
+  constructor(
+    readonly attempts: number,
+    readonly exhausted?: () => R,
+  ) {}
+}
+
+/**
+ * Read, decide, write conditional on what was read; on a conflict read and decide again. The one retry
+ * loop of the stores and of every caller that writes on a version it read: `attempt` does one round and
+ * answers its result or a Conflict; `pauseMs` spaces the rounds (none by default: a document with few
+ * writers settles in a try or two, without the read locks of a transaction, which the emulator
+ * serialises with multi-second waits).
+ */
+export async function readDecideWrite<R>(what: string, attempt: (n: number) => Promise<R | Conflict<R>>, pauseMs?: (n: number) => number): Promise<R> {
+  for (let n = 0; ; n++) {
+    const answer = await attempt(n);
+    if (!(answer instanceof Conflict)) return answer;
+    if (n + 1 >= answer.attempts) {
+      if (answer.exhausted) return answer.exhausted();
+      throw new Error(`${what} kept changing under ${answer.attempts} attempts to update it`);
     }
+    if (pauseMs) await new Promise((resolve) => setTimeout(resolve, pauseMs(n)));
   }
 }
 

@@ -15,7 +15,7 @@ import type { AutoPause } from "../core/run";
 import { SEQUENTIAL_PHASES, type Phase } from "../core/types";
 import type { Deps } from "../deps";
 import { chunkStore } from "../store/chunks";
-import { mapWithConcurrency, type Versioned } from "../platform/firestore";
+import { Conflict, mapWithConcurrency, readDecideWrite, type Versioned } from "../platform/firestore";
 import { chunkTaskId } from "../platform/tasks";
 import { runFields } from "./runFields";
 import { runStore } from "../store/runs";
@@ -28,7 +28,7 @@ const MUST_ATTEMPTS = 25;
 export async function advanceRun(deps: Deps, runId: string): Promise<void> {
   const runs = runStore(deps.db);
   const chunks = chunkStore(deps.db);
-  for (let attempt = 0; ; attempt++) {
+  await readDecideWrite(`run ${runId} (advancing)`, async () => {
     const read = await runs.get(runId);
     if (!read) return;
     const heads = await chunks.heads(runId);
@@ -41,11 +41,7 @@ export async function advanceRun(deps: Deps, runId: string): Promise<void> {
     if (Object.keys(update).length > 0) {
       if (!(await runs.write(runId, read.version, update))) {
         const must = opened.update !== null || rolled.result.closed !== null;
-        if (attempt + 1 >= (must ? MUST_ATTEMPTS : MIRROR_ATTEMPTS)) {
-          if (must) throw new Error(`run ${runId} kept changing while it was being advanced`);
-          return;
-        }
-        continue;
+        return must ? new Conflict(MUST_ATTEMPTS) : new Conflict(MIRROR_ATTEMPTS, () => undefined);
       }
       if (opened.update) deps.log.phaseStarted(runFields(runId, run), opened.result, heads.filter((h) => h.data.step.phase === opened.result).length);
       if (rolled.result.closed) {
@@ -58,8 +54,7 @@ export async function advanceRun(deps: Deps, runId: string): Promise<void> {
     }
     const status = update.status ?? run.status;
     if (status === "pending" || status === "running") await queueDue(deps, runId, heads, opened.result);
-    return;
-  }
+  });
 }
 
 const UNFINISHED_IN_PHASE = new Set(["pending", "running", "paused", "waiting"]);

@@ -9,7 +9,8 @@ import { refs } from "../platform/collections";
 import type { ReadTally } from "../platform/firestore";
 import type { MoneyMoved } from "../core/moves";
 import { runMoney } from "./moves";
-import { keptWhileSame, readOutcomes, type ReportEvent } from "./report";
+import { readOutcomes, type ReportEvent } from "./report";
+import { keptWhileSame } from "../store/reportCache";
 import { runStore } from "../store/runs";
 
 /** Differences listed with their reason; the count covers them all. */

@@ -5,14 +5,13 @@
 import { cancelChunk, resumeChunk, retryChunk } from "../core/chunkTransitions";
 import { cancelRun, pause, resumeRun, retryRun, type Run, type RunTransition } from "../core/run";
 import { decideControl, type ControlAction } from "../core/control";
-import type { Phase } from "../core/types";
 import type { Caller } from "../auth/oidc";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
 import { admitAndWrite } from "../store/admission";
 import { assertRunsEnabled } from "../store/killSwitch";
 import { chunkStore } from "../store/chunks";
-import { refs } from "../platform/collections";
+import { errorStore } from "../store/errors";
 import { mapWithConcurrency } from "../platform/firestore";
 import { chunkTaskId } from "../platform/tasks";
 import { advanceRun, enqueueChunk } from "./advance";
@@ -30,7 +29,7 @@ export async function controlRun(deps: Deps, id: string, action: ControlAction, 
   const read = await runStore(deps.db).get(id);
   if (!read) throw notFound(id);
   const run = read.data;
-  const openErrors = (await refs(deps.db).errors(id).where("status", "==", "open").count().get()).data().count;
+  const openErrors = await errorStore(deps.db).openCount(id);
   const decision = decideControl(action, { status: run.status, openErrors, retries: run.retries }, id);
   if (decision.kind === "conflict") {
     await runStore(deps.db).recordAction(id, { action, outcome: "refused", statusBefore: run.status, email: caller.email, sub: caller.sub });
@@ -115,7 +114,6 @@ async function cancel(deps: Deps, id: string): Promise<boolean> {
  * run again nor move it past a phase whose errors pass has not run.
  */
 async function retry(deps: Deps, id: string): Promise<boolean> {
-  const r = refs(deps.db);
   const read = await runStore(deps.db).get(id);
   if (!read || (read.data.status !== "failed" && read.data.status !== "completed")) return false;
   // A retry makes an ended run active again: it is admitted like a new run (it may not race a real run
@@ -126,14 +124,7 @@ async function retry(deps: Deps, id: string): Promise<boolean> {
   // the same days).
   await admitAndWrite(deps, { id, type, startDate, endDate, dryRun }, (batch) => runStore(deps.db).markRetryAdmitted(batch, id, deps.now().getTime()), () => Promise.resolve("retry" as const));
   await deps.faults?.at("retry-admitted", { runId: id });
-  const errorDocs = await r.errors(id).where("status", "==", "open").select("chunkId", "phase").get();
-  const errorPhases = new Map<string, Set<Phase>>();
-  for (const doc of errorDocs.docs) {
-    const chunkId = doc.get("chunkId") as string;
-    const set = errorPhases.get(chunkId) ?? new Set<Phase>();
-    set.add(doc.get("phase") as Phase);
-    errorPhases.set(chunkId, set);
-  }
+  const errorPhases = await errorStore(deps.db).openPhases(id);
   const chunks = chunkStore(deps.db);
   const targets = (await chunks.heads(id)).filter((h) => h.data.status === "failed" || (h.data.status === "done" && errorPhases.has(h.data.id)));
   await mapWithConcurrency(targets, CHUNK_WRITE_CONCURRENCY, (head) =>

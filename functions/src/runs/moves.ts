@@ -6,7 +6,7 @@ import { isFinishedRun, type Run } from "../core/run";
 import type { Deps } from "../deps";
 import { refs } from "../platform/collections";
 import type { ReadTally } from "../platform/firestore";
-import { keptWhileSame } from "./report";
+import { keptWhileSame } from "../store/reportCache";
 
 export async function runMoney(deps: Deps, run: Run, tally?: ReadTally): Promise<MoneyMoved | null> {
   if (!isFinishedRun(run.status)) return null;

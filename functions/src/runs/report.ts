@@ -8,7 +8,10 @@ import type { Counters } from "../core/types";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
 import { chunkStore } from "../store/chunks";
-import { decodeOutcomes, refs, type EventErrorDoc, type PageDoc, type PageOutcome } from "../platform/collections";
+import { refs } from "../platform/collections";
+import { errorStore } from "../store/errors";
+import { decodeOutcomes, pageStore, type PageDoc, type PageOutcome } from "../store/pages";
+import { keptWhileSame } from "../store/reportCache";
 import { mapWithConcurrency, ReadTally } from "../platform/firestore";
 import { runMoney } from "./moves";
 import { runStore } from "../store/runs";
@@ -30,9 +33,9 @@ export interface ReportEvent {
 
 /** Every event a run examined with its final outcome: pages in commit order, a retry's pass overriding an earlier error. */
 export async function readOutcomes(deps: Deps, id: string, tally?: ReadTally): Promise<Map<string, ReportEvent>> {
-  const pageSnap = await refs(deps.db).pages(id).orderBy("at").get();
-  tally?.docs(pageSnap.size);
-  return outcomesOf(pageSnap.docs.map((d) => d.data() as PageDoc));
+  const pages = await pageStore(deps.db).all(id);
+  tally?.docs(pages.length);
+  return outcomesOf(pages);
 }
 
 /** Each event's last outcome over pages in commit order. */
@@ -117,9 +120,8 @@ async function eventSlice(
   // The messages of the errors listed, by id: at most one read per event listed.
   const failed = events.filter((e) => e.outcome === "error");
   if (failed.length > 0) {
-    const snaps = await deps.db.getAll(...failed.map((e) => refs(deps.db).errors(runId).doc(e.eventId)));
-    tally.docs(snaps.length);
-    const messages = new Map(snaps.map((d) => [d.id, d.exists ? (d.data() as EventErrorDoc).message : undefined]));
+    const messages = await errorStore(deps.db).messages(runId, failed.map((e) => e.eventId));
+    tally.docs(failed.length);
     for (const e of failed) e.message = messages.get(e.eventId);
   }
   return { events, nextPageToken };
@@ -141,15 +143,13 @@ const groupByChunk = (pages: readonly PageDoc[]) => {
  * per-event list with the token of the next slice (`GET …/report/events?pageToken=`).
  */
 export async function buildReport(deps: Deps, id: string, options: { limit?: number } = {}) {
-  const r = refs(deps.db);
   const tally = new ReadTally();
-  const [read, pageSnap, chunks] = await Promise.all([runStore(deps.db).get(id), r.pages(id).orderBy("at").get(), chunkStore(deps.db).heads(id)]);
+  const [read, pages, chunks] = await Promise.all([runStore(deps.db).get(id), pageStore(deps.db).all(id), chunkStore(deps.db).heads(id)]);
   tally.docs(1);
-  tally.docs(pageSnap.size);
+  tally.docs(pages.length);
   tally.docs(chunks.length);
   if (!read) throw new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
   const run = read.data;
-  const pages = pageSnap.docs.map((d) => d.data() as PageDoc);
   const byEvent = outcomesOf(pages);
 
   const totals: Counters = { total: byEvent.size, processed: 0, skipped: 0, errors: 0 };
@@ -206,9 +206,9 @@ export async function reportEvents(deps: Deps, id: string, pageToken: string, li
   tally.docs(chunks.length);
   if (!read) throw new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
   const pagesOf = async (chunkId: string) => {
-    const snap = await refs(deps.db).pages(id).where("chunkId", "==", chunkId).get();
-    tally.docs(snap.size);
-    return snap.docs.map((d) => d.data() as PageDoc);
+    const pages = await pageStore(deps.db).ofChunk(id, chunkId);
+    tally.docs(pages.length);
+    return pages;
   };
   const slice = await eventSlice(deps, id, chunks.map((c) => c.data.id), pagesOf, after, limit, tally);
   return { migrationId: id, ...slice, docsRead: tally.count };
@@ -225,22 +225,6 @@ async function storedVerification(deps: Deps, id: string, run: Run, totals: Coun
   const stamped = async () => ({ ...(await compute()), computedAt: new Date(deps.now().getTime()).toISOString() });
   if (!isFinishedRun(run.status)) return stamped();
   return keptWhileSame(deps, id, "verification", ["v2", run.status, run.retries, run.finishedAt, totals], tally, stamped);
-}
-
-/**
- * Something a finished run's report shows that is costly to compute: computed once and kept in
- * `dataMigrations/{id}/report/{name}` with the run outcome it was computed for (`key`), and served again
- * while that outcome is the same (a retry or a late page recomputes it).
- */
-export async function keptWhileSame<T>(deps: Deps, runId: string, name: string, outcome: unknown, tally: ReadTally | undefined, compute: () => Promise<T>): Promise<T> {
-  const ref = refs(deps.db).report(runId).doc(name);
-  const key = JSON.stringify(outcome);
-  const stored = await ref.get();
-  tally?.docs(1);
-  if (stored.exists && stored.get("key") === key) return stored.get(name) as T;
-  const value = await compute();
-  await ref.set({ key, [name]: value });
-  return value;
 }
 
 /** Problems a verification lists at most; `problemCount` counts them all. */

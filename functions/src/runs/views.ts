@@ -9,7 +9,8 @@ import { isFinishedRun, summarize, type Run } from "../core/run";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
 import { chunkStore } from "../store/chunks";
-import { refs, type EventErrorDoc } from "../platform/collections";
+import { refs } from "../platform/collections";
+import { errorStore } from "../store/errors";
 import { killSwitch, writeKillSwitch } from "../store/killSwitch";
 import { ReadTally } from "../platform/firestore";
 import type { ChunkView, KillSwitchView, RunDetail, RunList, RunView } from "../http/schemas";
@@ -97,18 +98,18 @@ export async function listRuns(deps: Deps, limit: number): Promise<RunList> {
  * view after it ends). `docsRead` says how many documents this view read.
  */
 export async function getRun(deps: Deps, id: string): Promise<RunDetail> {
-  const r = refs(deps.db);
   const tally = new ReadTally();
-  const [read, chunks, errorSnap, errorCount] = await Promise.all([
+  const errors = errorStore(deps.db);
+  const [read, chunks, errorSample, errorCount] = await Promise.all([
     runStore(deps.db).get(id),
     chunkStore(deps.db).heads(id),
-    r.errors(id).where("status", "==", "open").orderBy("eventId").limit(ERROR_SAMPLE_SIZE).get(),
-    r.errors(id).where("status", "==", "open").count().get(),
+    errors.openSample(id, ERROR_SAMPLE_SIZE),
+    errors.openCount(id),
   ]);
   tally.docs(1);
   tally.docs(chunks.length);
-  tally.docs(errorSnap.size);
-  tally.aggregation(errorCount.data().count);
+  tally.docs(errorSample.length);
+  tally.aggregation(errorCount);
   if (!read) {
     throw new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
   }
@@ -139,11 +140,8 @@ export async function getRun(deps: Deps, id: string): Promise<RunDetail> {
     planComparison: comparison,
     money,
     chunks: chunks.map((c) => chunkView(c.data)),
-    errorSample: errorSnap.docs.map((d) => {
-      const e = d.data() as EventErrorDoc;
-      return { eventId: e.eventId, code: e.code, message: e.message, chunkId: e.chunkId, phase: e.phase, attempts: e.attempts, at: iso(e.at) };
-    }),
-    errorCount: errorCount.data().count,
+    errorSample: errorSample.map((e) => ({ eventId: e.eventId, code: e.code, message: e.message, chunkId: e.chunkId, phase: e.phase, attempts: e.attempts, at: iso(e.at) })),
+    errorCount,
     docsRead: tally.count,
   };
 }

@@ -9,7 +9,7 @@ import { admit, type ActiveRun } from "../core/admission";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
 import { COLLECTIONS } from "../platform/collections";
-import { isPreconditionFailure } from "../platform/firestore";
+import { Conflict, isPreconditionFailure, readDecideWrite } from "../platform/firestore";
 import { runStore } from "./runs";
 
 /** What a 429 too_many_runs asks the caller to wait, in seconds. */
@@ -40,7 +40,12 @@ export async function admitAndWrite<T>(
   const db = deps.db;
   const ref = db.collection(COLLECTIONS.admission).doc("active");
   const runs = runStore(db);
-  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+  const busy = () => {
+    throw new AppError(503, "busy", "Too many runs were started at the same moment; try again.");
+  };
+  // Someone else admitted meanwhile: decide again on the list as it is now, a little later each time.
+  const pause = (attempt: number) => Math.floor(Math.random() * 20 * Math.min(attempt + 1, 10));
+  return readDecideWrite<T | "written">("backfillAdmission/active", async () => {
     const snap = await ref.get();
     const listed = ((snap.get("runs") as ActiveRun[] | undefined) ?? []).filter((r) => r.id !== candidate.id);
     const states = listed.length > 0 ? await db.getAll(...listed.map((r) => runs.doc(r.id))) : [];
@@ -70,9 +75,7 @@ export async function admitAndWrite<T>(
       } else if (!isPreconditionFailure(error)) {
         throw error;
       }
-      // Someone else was admitted meanwhile: decide again on the list as it is now.
-      await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 20 * Math.min(attempt + 1, 10))));
+      return new Conflict(ATTEMPTS, busy);
     }
-  }
-  throw new AppError(503, "busy", "Too many runs were started at the same moment; try again.");
+  }, pause);
 }

@@ -16,7 +16,7 @@ import type { Chunk, ChunkHead, Cursor, Lease, PhaseProgress, Step } from "../co
 import { daySpan } from "../core/shards";
 import type { ChunkStatus, Phase } from "../core/types";
 import { COLLECTIONS, RUN_SUBCOLLECTIONS } from "../platform/collections";
-import { isPreconditionFailure, type Versioned } from "../platform/firestore";
+import { Conflict, isPreconditionFailure, readDecideWrite, type Versioned } from "../platform/firestore";
 
 /** A scan position as stored: the event's own `createdAt` Timestamp, so queries can start after it. */
 export interface StoredCursor {
@@ -161,7 +161,7 @@ const headOf = (snap: QueryDocumentSnapshot): Versioned<ChunkHead> => {
 };
 
 /** How many times a read-decide-write is retried when someone else wrote the chunk meanwhile. */
-const CONFLICT_RETRIES = 20;
+const CONFLICT_ATTEMPTS = 21;
 
 export function chunkStore(db: Firestore) {
   /** The chunks of a run, untyped: for field-level updates, preconditions and selected reads. */
@@ -254,13 +254,13 @@ export function chunkStore(db: Firestore) {
       chunkId: string,
       decide: (chunk: Chunk | null) => { result: R; update: Partial<Chunk> | null },
     ): Promise<{ result: R; chunk: Chunk | null; written: boolean }> {
-      for (let attempt = 0; ; attempt++) {
+      return readDecideWrite(`chunk ${runId}/${chunkId}`, async () => {
         const read = versioned(await ref(runId, chunkId).get());
         const { result, update } = decide(read?.data ?? null);
         if (!update || !read) return { result, chunk: read?.data ?? null, written: false };
         if (await write(runId, chunkId, read.version, update)) return { result, chunk: { ...read.data, ...update }, written: true };
-        if (attempt >= CONFLICT_RETRIES) throw new Error(`chunk ${runId}/${chunkId} kept changing under ${CONFLICT_RETRIES} attempts to update it`);
-      }
+        return new Conflict(CONFLICT_ATTEMPTS);
+      });
     },
   };
 }

@@ -9,6 +9,7 @@ import type { Deps } from "../deps";
 import { AppError, invalidRequest } from "../errors";
 import type { StartedRun } from "../http/schemas";
 import { COLLECTIONS } from "../platform/collections";
+import { typed } from "../platform/firestore";
 
 interface IdempotencyDoc {
   key: string;
@@ -31,11 +32,6 @@ export interface IdempotencyKey {
   ref: DocumentReference<IdempotencyDoc>;
 }
 
-const converter = {
-  toFirestore: (doc: IdempotencyDoc) => doc,
-  fromFirestore: (snap: FirebaseFirestore.QueryDocumentSnapshot) => snap.data() as IdempotencyDoc,
-};
-
 /** Refuses a malformed key (400, before anything is read). */
 export function checkKeyShape(key: string | null): void {
   if (key !== null && !KEY_PATTERN.test(key)) {
@@ -46,7 +42,7 @@ export function checkKeyShape(key: string | null): void {
 /** The key a request sent, scoped to its caller, for the body it sent: a new run's parameters or a plan's id. */
 export function idempotencyKey(deps: Deps, callerEmail: string, key: string, body: { request: StartJobRequest } | { planOf: string }): IdempotencyKey {
   const bodyHash = "request" in body ? hashRequest(body.request) : sha256(JSON.stringify({ planOf: body.planOf }));
-  const ref = deps.db.collection(COLLECTIONS.idempotency).doc(sha256(`${callerEmail}\n${key}`)).withConverter(converter);
+  const ref = deps.db.collection(COLLECTIONS.idempotency).doc(sha256(`${callerEmail}\n${key}`)).withConverter(typed<IdempotencyDoc>());
   return { key, bodyHash, ref };
 }
 
@@ -73,7 +69,7 @@ export function recordKey(batch: WriteBatch, k: IdempotencyKey, response: Starte
     migrationId: response.migrationId,
     response,
     requestedBy,
-    createdAt: FieldValue.serverTimestamp() as unknown as Timestamp,
+    createdAt: FieldValue.serverTimestamp(),
     expiresAt: Timestamp.fromMillis(now.getTime() + IDEMPOTENCY_TTL_DAYS * 86_400_000),
   });
 }

@@ -13,7 +13,7 @@ import {
 import type { AutoPause, Run } from "../core/run";
 import type { Phase, RunStatus, RunType } from "../core/types";
 import { COLLECTIONS, RUN_SUBCOLLECTIONS } from "../platform/collections";
-import { isPreconditionFailure, type Versioned } from "../platform/firestore";
+import { Conflict, isPreconditionFailure, readDecideWrite, type Versioned } from "../platform/firestore";
 
 /** `dataMigrations/{runId}` as stored (the wire name of a run is a data migration). */
 export interface RunDoc {
@@ -123,7 +123,7 @@ export const runConverter: FirestoreDataConverter<Run, DocumentData> = {
   fromFirestore: (snap: QueryDocumentSnapshot) => runFromFields(snap.id, snap.data()),
 };
 
-const CONFLICT_RETRIES = 20;
+const CONFLICT_ATTEMPTS = 21;
 
 export function runStore(db: Firestore) {
   const collection = () => db.collection(COLLECTIONS.runs).withConverter(runConverter);
@@ -168,13 +168,13 @@ export function runStore(db: Firestore) {
     write,
     /** Read, decide, write if unchanged; on a conflict read and decide again. */
     async apply<R>(runId: string, decide: (run: Run | null) => { result: R; update: Partial<Run> | null }): Promise<{ result: R; run: Run | null; written: boolean }> {
-      for (let attempt = 0; ; attempt++) {
+      return readDecideWrite(`run ${runId}`, async () => {
         const read = versioned(await ref(runId).get());
         const { result, update } = decide(read?.data ?? null);
         if (!update || !read) return { result, run: read?.data ?? null, written: false };
         if (await write(runId, read.version, update)) return { result, run: { ...read.data, ...update }, written: true };
-        if (attempt >= CONFLICT_RETRIES) throw new Error(`run ${runId} kept changing under ${CONFLICT_RETRIES} attempts to update it`);
-      }
+        return new Conflict(CONFLICT_ATTEMPTS);
+      });
     },
   };
 }

@@ -7,14 +7,13 @@
 // whatever applying did: a failure stays on the event (`processed: false`, `lastError`) for the next replay.
 import type { Request } from "firebase-functions/v2/https";
 import type { Response } from "express";
-import { Timestamp } from "firebase-admin/firestore";
 import type { MoneyOutcome } from "../core/money";
 import { checkEnvelope, isMoneyEventType } from "../core/paynow";
 import { verifySignature } from "../core/signature";
 import type { Deps } from "../deps";
 import { applyEvent } from "../ledger/apply";
 import { describe } from "../log";
-import { refs } from "../platform/collections";
+import { eventStore } from "../store/events";
 
 /** Largest webhook accepted: PayNow's events are a few kilobytes; a Firestore document holds 1 MiB. */
 export const MAX_WEBHOOK_BYTES = 1024 * 1024;
@@ -79,16 +78,11 @@ export async function handlePaynowWebhook(deps: Deps, req: Request, res: Respons
 }
 
 async function receive(deps: Deps, eventType: string, eventId: string, body: Record<string, unknown>): Promise<WebhookAnswer> {
-  const ref = refs(deps.db).events.doc(eventId);
-  const stored = await ref
-    .create({ event_type: eventType, event_id: eventId, body, createdAt: Timestamp.fromDate(deps.now()), processed: false })
-    .then(() => "created" as const)
-    .catch((error: unknown) => {
-      const code = (error as { code?: unknown }).code;
-      if (code === 6 /* ALREADY_EXISTS */) return "duplicate" as const;
-      if (code === 3 /* INVALID_ARGUMENT */) throw new Refusal(400, "invalid_envelope", `Firestore cannot store this event: ${describe(error)}`);
-      throw error;
-    });
+  const events = eventStore(deps.db);
+  const stored = await events.storeOnce({ event_type: eventType, event_id: eventId, body }, deps.now()).catch((error: unknown) => {
+    if ((error as { code?: unknown }).code === 3 /* INVALID_ARGUMENT */) throw new Refusal(400, "invalid_envelope", `Firestore cannot store this event: ${describe(error)}`);
+    throw error;
+  });
   let outcome: WebhookAnswer["outcome"] = null;
   if (stored === "created" && isMoneyEventType(eventType)) {
     try {
@@ -98,8 +92,8 @@ async function receive(deps: Deps, eventType: string, eventId: string, body: Rec
       outcome = { result: "error", code: "APPLY_FAILED", message: describe(error) };
     }
     if (outcome?.result === "error") {
-      await ref
-        .update({ lastError: { code: outcome.code, message: outcome.message, at: Timestamp.fromDate(deps.now()) } })
+      await events
+        .recordError(eventId, { code: outcome.code, message: outcome.message }, deps.now())
         .catch((error: unknown) => deps.log.internalError("paynow_webhook_last_error", error));
     }
   }
