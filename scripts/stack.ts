@@ -17,16 +17,16 @@ import { CACHE_DIR, PROJECT_ID, ROOT, stackEnv } from "./setup";
 const EMULATOR_LINE =
   /^(?:[i✔⚠⬢✖!]\s{1,2}\S|>\s\s|\[(?:hosting|debug|info|warn)\]|\s*$|Serving at port|\(node:\d+\)|\(Use `node --trace|\s+- URL: |\s- Be careful)/u;
 
-/** Compiles the functions and bundles the dashboard's API client (hosting/admin/client.js). */
+/** Compiles the functions and bundles the console (hosting/admin/admin.js). */
 function build(): void {
   const result = spawnSync("npx", ["tsc", "-p", "functions"], { cwd: ROOT, stdio: "inherit" });
   if (result.status !== 0) {
     console.error("The functions did not compile; fix the errors above and try again.");
     process.exit(result.status ?? 1);
   }
-  const client = spawnSync("npx", ["tsx", "scripts/build-client.ts"], { cwd: ROOT, stdio: "inherit" });
+  const client = spawnSync("npx", ["tsx", "scripts/build-console.ts"], { cwd: ROOT, stdio: "inherit" });
   if (client.status !== 0) {
-    console.error("The dashboard's API client did not bundle; fix the errors above and try again.");
+    console.error("The console did not bundle; fix the errors above and try again.");
     process.exit(client.status ?? 1);
   }
 }

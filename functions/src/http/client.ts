@@ -1,5 +1,5 @@
-// The one client of the backfill API. The CLI (scripts/cli.ts), the dashboard (bundled into
-// hosting/admin/client.js by scripts/build-client.ts), the tests and the bench all call the API through it;
+// The one client of the backfill API. The CLI (scripts/cli.ts), the console (bundled into
+// hosting/admin/admin.js by scripts/build-console.ts), the tests and the bench all call the API through it;
 // its request and response types are the server's own schemas (http/schemas.ts). Runs in Node and in the
 // browser: it needs only fetch.
 import type { ControlAction } from "../core/control";
