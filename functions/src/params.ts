@@ -2,6 +2,9 @@
 // functions/.env.<project>; at run time they arrive as environment variables, which config.ts validates.
 import { defineBoolean, defineInt, defineList, defineSecret, defineString } from "firebase-functions/params";
 
+/** A whole-number parameter with its default. */
+const int = (name: string, value: number, description: string) => defineInt(name, { default: value, description });
+
 export const BACKFILL_ENABLED = defineBoolean("BACKFILL_ENABLED", {
   default: true,
   description: "Kill switch: false makes new jobs answer 503 and running chunks stop at their next page",
@@ -25,55 +28,31 @@ export const SCHEDULER_EMAILS = defineList("SCHEDULER_EMAILS", {
   description: "Cloud Scheduler service accounts that may only start runs; only their X-CloudScheduler headers are honoured",
 });
 
-export const MAX_ACTIVE_RUNS = defineInt("MAX_ACTIVE_RUNS", {
-  default: 10,
-  description: "Most runs active (pending, running or paused) at once; the next start gets 429 too_many_runs",
-});
+export const MAX_ACTIVE_RUNS = int("MAX_ACTIVE_RUNS", 10, "Most runs active (pending, running or paused) at once; the next start gets 429 too_many_runs");
 
-export const TASK_MAX_ATTEMPTS = defineInt("TASK_MAX_ATTEMPTS", {
-  default: 5,
-  description: "Delivery attempts per chunk task before the chunk is marked failed",
-});
+export const TASK_MAX_ATTEMPTS = int("TASK_MAX_ATTEMPTS", 5, "Delivery attempts per chunk task before the chunk is marked failed");
 
-export const TASK_MIN_BACKOFF_SECONDS = defineInt("TASK_MIN_BACKOFF_SECONDS", {
-  default: 10,
-  description: "Seconds Cloud Tasks waits before the first retry of a chunk (doubling after)",
-});
+export const TASK_MIN_BACKOFF_SECONDS = int("TASK_MIN_BACKOFF_SECONDS", 10, "Seconds Cloud Tasks waits before the first retry of a chunk (doubling after)");
 
-export const TASK_MAX_CONCURRENT = defineInt("TASK_MAX_CONCURRENT", {
-  default: 6,
-  description: "Chunks processed at the same time across the whole backfill queue",
-});
+export const TASK_MAX_CONCURRENT = int("TASK_MAX_CONCURRENT", 6, "Chunks processed at the same time across the whole backfill queue");
 
-export const TASK_MAX_PER_SECOND = defineInt("TASK_MAX_PER_SECOND", {
-  default: 20,
-  description: "Chunk task dispatches per second on the backfill queue",
-});
+export const TASK_MAX_PER_SECOND = int("TASK_MAX_PER_SECOND", 20, "Chunk task dispatches per second on the backfill queue");
 
-export const REPLAY_LOOKBACK_DAYS = defineInt("REPLAY_LOOKBACK_DAYS", {
-  default: 2,
-  description: "Days the scheduled replay covers, ending on the day it runs (UTC)",
-});
+export const REPLAY_LOOKBACK_DAYS = int("REPLAY_LOOKBACK_DAYS", 2, "Days the scheduled replay covers, ending on the day it runs (UTC)");
 
 export const REPLAY_DRY_RUN = defineBoolean("REPLAY_DRY_RUN", {
   default: false,
   description: "Whether the scheduled replay is only a dry run",
 });
 
-export const REPLAY_MAX_EVENTS = defineInt("REPLAY_MAX_EVENTS", {
-  default: 10000,
-  description: "Event cap of each scheduled replay",
-});
+export const REPLAY_MAX_EVENTS = int("REPLAY_MAX_EVENTS", 10000, "Event cap of each scheduled replay");
 
 export const FUNCTIONS_SERVICE_ACCOUNT = defineString("FUNCTIONS_SERVICE_ACCOUNT", {
   default: "backfill-functions@",
   description: "Service account every function runs as ('name@' means name@<project>.iam.gserviceaccount.com); see docs/deploy.md for its roles",
 });
 
-export const API_MAX_INSTANCES = defineInt("API_MAX_INSTANCES", {
-  default: 5,
-  description: "Most instances of the api function (each serves up to 40 requests at once)",
-});
+export const API_MAX_INSTANCES = int("API_MAX_INSTANCES", 5, "Most instances of the api function (each serves up to 40 requests at once)");
 
 export const WALLET_FIELD = defineString("WALLET_FIELD", {
   default: "id",

@@ -35,6 +35,9 @@ export const startedRunSchema = z.object({
 export type StartedRun = z.infer<typeof startedRunSchema>;
 
 /** A run as `GET /api/admin/dataMigrations` lists it. */
+/** When a run or a chunk started and finished, and why it is paused if it is. */
+const lifetime = { pausedReason: z.string().nullable(), startedAt: iso, finishedAt: iso };
+
 export const runViewSchema = z.object({
   id: z.string(),
   type: z.enum(RUN_TYPES),
@@ -61,11 +64,9 @@ export const runViewSchema = z.object({
   estimatedSeconds: z.number(),
   requestedBy: z.string(),
   requestedBySub: z.string(),
-  pausedReason: z.string().nullable(),
   failureReason: z.string().nullable(),
   createdAt: iso,
-  startedAt: iso,
-  finishedAt: iso,
+  ...lifetime,
 });
 export type RunView = z.infer<typeof runViewSchema>;
 
@@ -89,10 +90,8 @@ export const chunkViewSchema = z.object({
   pages: z.number(),
   attempts: z.number(),
   stoppedAtBudget: z.boolean(),
-  pausedReason: z.string().nullable(),
   lastError: z.string().nullable(),
-  startedAt: iso,
-  finishedAt: iso,
+  ...lifetime,
 });
 export type ChunkView = z.infer<typeof chunkViewSchema>;
 

@@ -1,61 +1,21 @@
 // The only code that writes run documents (`dataMigrations/{runId}`). Every change is a transition of
 // core/run.ts, written only if the document is still the version the transition was decided on.
-import {
-  FieldValue,
-  Timestamp,
-  type DocumentData,
-  type DocumentSnapshot,
-  type Firestore,
-  type FirestoreDataConverter,
-  type QueryDocumentSnapshot,
-  type WriteBatch,
-} from "firebase-admin/firestore";
+import { FieldValue, Timestamp, type DocumentData, type DocumentSnapshot, type Firestore, type FirestoreDataConverter, type QueryDocumentSnapshot, type WriteBatch } from "firebase-admin/firestore";
 import type { AutoPause, Run } from "../core/run";
 import type { Phase, RunStatus, RunType } from "../core/types";
 import { COLLECTIONS, RUN_SUBCOLLECTIONS } from "../platform/collections";
 import { Conflict, isPreconditionFailure, readDecideWrite, type Versioned } from "../platform/firestore";
 
-/** `dataMigrations/{runId}` as stored (the wire name of a run is a data migration). */
-export interface RunDoc {
-  type: RunType;
-  startDate: string;
-  endDate: string;
-  dryRun: boolean;
-  maxEvents: number;
-  status: RunStatus;
-  phase: Phase;
-  phases: Phase[];
-  total: number;
-  processed: number;
-  skipped: number;
-  errors: number;
-  chunksTotal: number;
-  chunksDone: number;
-  chunksFailed: number;
-  plannedEvents: number;
-  selectedEvents: number;
-  capReached: boolean;
-  unmarkedEvents?: number | null;
-  retryAdmittedAt?: number | null;
-  draining?: boolean;
-  maxErrorRate: number;
-  maxEventsPerSecond: number | null;
-  windowSince: Timestamp | null;
-  autoPause: { errorRate: number; window: number; threshold: number; at: Timestamp } | null;
-  retries: number;
-  lookbackDays: number | null;
-  userIds: string[] | null;
-  planOf: string | null;
-  estimatedSeconds: number;
-  requestedBy: string;
-  requestedBySub: string;
+type TimeField = "windowSince" | "startedAt" | "finishedAt";
+
+/** `dataMigrations/{runId}` as stored: the run without its id, its times as Timestamps (the wire name of a run is a data migration). */
+export type RunDoc = Omit<Run, "id" | TimeField | "createdAt" | "autoPause" | "unmarkedEvents"> & { [K in TimeField]: Timestamp | null } & {
   createdAt: Timestamp;
-  startedAt: Timestamp | null;
-  finishedAt: Timestamp | null;
   updatedAt: Timestamp;
-  pausedReason: string | null;
-  failureReason: string | null;
-}
+  autoPause: (Omit<AutoPause, "at"> & { at: Timestamp }) | null;
+  /** Absent on runs from before the field. */
+  unmarkedEvents?: number | null;
+};
 
 const TIME_FIELDS = new Set(["windowSince", "startedAt", "finishedAt", "createdAt"]);
 const ms = (t: unknown) => (t instanceof Timestamp ? t.toMillis() : null);
