@@ -1,5 +1,5 @@
 // The New run form (#/new): always a dry run; the API's own per-field messages appear beside the fields.
-import { ApiError, formatDuration, type StartJobBody } from "../functions/src/http/client";
+import { ApiError, formatDuration, type StartRunBody } from "../functions/src/http/client";
 import { describeError, el, say, show } from "./dom";
 import { goKeepingBanner } from "./navigation";
 import { client, READ_ONLY, whoAmI } from "./session";
@@ -66,7 +66,7 @@ async function startFromForm(form: HTMLFormElement, formKey: string): Promise<vo
   if (users.length > 0) body.userIds = users;
   try {
     // Sent as the form has it: the API checks every field and names each one it refuses.
-    const run = await client.start(body as StartJobBody, { idempotencyKey: `console-${formKey}-${await digest(body)}` });
+    const run = await client.start(body as StartRunBody, { idempotencyKey: `console-${formKey}-${await digest(body)}` });
     say(`Started dry run ${run.migrationId}: ${run.plannedEvents} events planned, about ${formatDuration(run.estimatedSeconds)}.`);
     goKeepingBanner(`#/runs/${run.migrationId}`);
   } catch (error) {

@@ -9,7 +9,7 @@ import { open } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
 import { GoogleAuth } from "google-auth-library";
-import { ApiError, BackfillClient, formatDuration, type RunDetail, type RunView, type StartedRun, type StartJobBody } from "../functions/src/http/client";
+import { ApiError, BackfillClient, formatDuration, type RunDetail, type RunView, type StartedRun, type StartRunBody } from "../functions/src/http/client";
 import type { KillSwitchView, Report } from "../functions/src/http/schemas";
 import { checkAnswer } from "../functions/src/http/validate";
 import { mintLocalToken } from "./localToken";
@@ -294,7 +294,7 @@ export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv
         if (perSecond !== undefined) body.maxEventsPerSecond = perSecond;
         if (v.user !== undefined) body.userIds = v.user;
         // The API names what is wrong with the body; the CLI passes it on as given.
-        const run = await call(opts, (c) => c.start(body as StartJobBody, { idempotencyKey: v["idempotency-key"] }));
+        const run = await call(opts, (c) => c.start(body as StartRunBody, { idempotencyKey: v["idempotency-key"] }));
         print(run, startedLines(run, v.watch).join("\n"));
         return v.watch ? await watch(opts, run.migrationId, io, number("interval", v.interval) ?? 1000) : 0;
       }

@@ -16,7 +16,7 @@ export const OIDC_AUDIENCES = defineList("OIDC_AUDIENCES", {
 
 export const VIEWER_EMAILS = defineList("VIEWER_EMAILS", {
   default: [],
-  description: "Caller emails that may only read runs (GET /api/admin/**, the dashboard's views)",
+  description: "Caller emails that may only read runs (GET /api/admin/**, the console's views)",
 });
 
 export const OPERATOR_EMAILS = defineList("OPERATOR_EMAILS", {

@@ -65,7 +65,7 @@ describe("retry", () => {
       config: { taskMaxAttempts: 2 },
       faults: {
         at(point) {
-          if (armed && point === "page-read") throw new Error("injected: the errors pass cannot read");
+          if (armed && point === "page-read") throw new Error("injected: the errors step cannot read");
         },
       },
     });
@@ -79,7 +79,7 @@ describe("retry", () => {
     await expectRecount(id, "after the failed retry");
   });
 
-  it("racing late deliveries' roll-ups never closes the run early nor skips the purchase errors pass", async () => {
+  it("racing late deliveries' roll-ups never closes the run early nor skips the purchase errors step", async () => {
     for (let round = 1; round <= 4; round++) {
       const s = await Store.create(`retryrace${round}`);
       const gems = s.product("gems", 10);

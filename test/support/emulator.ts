@@ -9,7 +9,7 @@ import type { Deps, FaultInjector } from "../../functions/src/deps";
 import { BackfillLog } from "../../functions/src/log";
 import type { RunDoc } from "../../functions/src/store/runs";
 import type { ChunkQueue, ChunkTaskPayload } from "../../functions/src/platform/tasks";
-import { BackfillClient, type StartJobBody } from "../../functions/src/http/client";
+import { BackfillClient, type StartRunBody } from "../../functions/src/http/client";
 import { checkAnswer } from "../../functions/src/http/validate";
 import { mintLocalToken, type LocalTokenOptions } from "../../scripts/localToken";
 
@@ -66,7 +66,7 @@ export async function api<T = any>(
 }
 
 export async function postRun(body: Record<string, unknown>): Promise<string> {
-  return (await client().start(body as StartJobBody)).migrationId;
+  return (await client().start(body as StartRunBody)).migrationId;
 }
 
 const FINISHED = ["completed", "failed", "cancelled"];

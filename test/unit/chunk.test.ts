@@ -149,7 +149,7 @@ describe("commitPage", () => {
     }
   });
 
-  it("replaces an errors pass's old errors by their new outcomes, keeping the total and the scan position", () => {
+  it("replaces an errors step's old errors by their new outcomes, keeping the total and the scan position", () => {
     const scanned = { cursor: { seconds: 3, nanos: 0, id: "z" }, examined: 9 };
     const c = chunk({ step: { phase: "purchases", step: "errors" }, lease: leases.mine, total: 9, processed: 5, errors: 4, progress: { purchases: scanned } });
     const t = commitPage(c, page(c, { outcomes: { total: 3, processed: 2, skipped: 0, errors: 1 }, examined: 0, errorCursor: "e7" }), me, NOW, LEASE);
@@ -328,7 +328,7 @@ describe("the other transitions, in every status", () => {
     const c = chunk({ status, step: { phase: "reversals", step: "scan" }, upcoming: [], errorCursor: "e5", generation: 1, crashes: 3, lease: leases.mine, lastError: "x", finishedAt: 4 });
     const t = retryChunk(c, ["purchases"], phases);
     if (status === "failed") {
-      // What it had left (the reversals scan, resumed where it stopped) after the purchases errors pass.
+      // What it had left (the reversals scan, resumed where it stopped) after the purchases errors step.
       expect(t).toEqual({
         result: true,
         update: {
@@ -458,7 +458,7 @@ describe("edges of the rules", () => {
     expect(newChunk(D, { purchases: 0 }, { phases: ["purchases", "reversals", "closings"] }, NOW).step).toEqual({ phase: "closings", step: "scan" });
   });
 
-  it("an errors pass is added once per phase, even when a failed chunk already had one left", () => {
+  it("an errors step is added once per phase, even when a failed chunk already had one left", () => {
     const phases = ["purchases", "reversals"] as const;
     const c = chunk({ status: "failed", step: { phase: "purchases", step: "errors" }, upcoming: [{ phase: "reversals", step: "scan" }], errorCursor: "e3" });
     expect(retryChunk(c, ["purchases", "reversals"], phases).update).toMatchObject({
@@ -466,7 +466,7 @@ describe("edges of the rules", () => {
       upcoming: [{ phase: "reversals", step: "scan" }, { phase: "reversals", step: "errors" }],
       errorCursor: "e3",
     });
-    // A done chunk starts its errors pass from the beginning; so does a failed one resuming another step.
+    // A done chunk starts its errors step from the beginning; so does a failed one resuming another step.
     expect(retryChunk({ ...c, status: "done" }, ["purchases"], phases).update).toMatchObject({ step: { phase: "purchases", step: "errors" }, errorCursor: null });
     const inScan = chunk({ status: "failed", step: { phase: "purchases", step: "scan" }, upcoming: [], errorCursor: "e3" });
     expect(retryChunk(inScan, ["purchases"], phases).update).toMatchObject({ step: { phase: "purchases", step: "scan" }, upcoming: [{ phase: "purchases", step: "errors" }], errorCursor: "e3" });
@@ -483,7 +483,7 @@ describe("edges of the rules", () => {
     expect(commitPage(errors, page(errors, { stepDone: true, stoppedAtBudget: true }), me, NOW, LEASE).update).toMatchObject({ status: "waiting", step: { phase: "reversals", step: "scan" } });
   });
 
-  it("keeps an errors pass's and a waiting chunk's bookkeeping exact", () => {
+  it("keeps an errors step's and a waiting chunk's bookkeeping exact", () => {
     const c = chunk({ lease: leases.mine, status: "running", queued: 2, upcoming: [{ phase: "purchases", step: "errors" }] });
     const same = commitPage(c, page(c, { stepDone: true }), me, NOW, LEASE).update;
     expect(same).not.toHaveProperty("queued");

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { describeOutcome, differingEvents, explain, type Outcome } from "../../functions/src/core/compare";
 import { DEFAULT_DELIVERY_EVENTS_PER_SECOND, estimateSeconds, etaSeconds, measuredDeliveryRate, throughputSeries } from "../../functions/src/core/estimate";
-import { parseExecutePlan, parseStartJob } from "../../functions/src/core/request";
+import { parseExecutePlan, parseStartRun } from "../../functions/src/core/request";
 import { formatDuration } from "../../functions/src/http/client";
 
 const options = { maxRangeDays: 366, defaultMaxErrorRate: 0.05, now: new Date("2025-03-01T12:00:00Z") };
@@ -12,17 +12,17 @@ const valid = { type: "webhook_replay", startDate: "2025-01-01", endDate: "2025-
 
 describe("request bodies", () => {
   it("a canary's user ids are de-duplicated and sorted; without them the run covers everyone", () => {
-    expect(parseStartJob({ ...valid, userIds: ["b", "a", "b"] }, options)).toMatchObject({ ok: true, value: { userIds: ["a", "b"] } });
-    expect(parseStartJob(valid, options)).toMatchObject({ ok: true, value: { userIds: null } });
+    expect(parseStartRun({ ...valid, userIds: ["b", "a", "b"] }, options)).toMatchObject({ ok: true, value: { userIds: ["a", "b"] } });
+    expect(parseStartRun(valid, options)).toMatchObject({ ok: true, value: { userIds: null } });
   });
 
   it("userIds must be 1 to 100 usable ids", () => {
     for (const bad of [[], Array.from({ length: 101 }, (_, i) => `u${i}`), ["a/b"], [""], ["__x__"], [7], "u1"]) {
-      const r = parseStartJob({ ...valid, userIds: bad }, options);
+      const r = parseStartRun({ ...valid, userIds: bad }, options);
       expect(r.ok, JSON.stringify(bad)).toBe(false);
       if (!r.ok) expect(r.problems[0]?.message).toMatch(/userIds must be a list of 1 to 100 user ids/);
     }
-    expect(parseStartJob({ ...valid, userIds: Array.from({ length: 100 }, (_, i) => `u${i}`) }, options).ok).toBe(true);
+    expect(parseStartRun({ ...valid, userIds: Array.from({ length: 100 }, (_, i) => `u${i}`) }, options).ok).toBe(true);
   });
 
   it("a body with planOf is a plan execution and may hold nothing else", () => {

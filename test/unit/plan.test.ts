@@ -47,7 +47,7 @@ describe("chunk steps", () => {
     expect(afterStep({ phase: "reversals", step: "scan" }, []).status).toBe("done");
   });
 
-  it("gives a retried chunk its unfinished steps plus an errors pass per phase with open errors, in phase order", () => {
+  it("gives a retried chunk its unfinished steps plus an errors step per phase with open errors, in phase order", () => {
     const failedInPurchases = [{ phase: "purchases" as const, step: "scan" as const }, { phase: "reversals" as const, step: "scan" as const }];
     expect(retrySteps(failedInPurchases, ["reversals", "purchases"], phases)).toEqual([
       { phase: "purchases", step: "scan" },
@@ -58,7 +58,7 @@ describe("chunk steps", () => {
     expect(retrySteps([], ["reversals"], phases)).toEqual([{ phase: "reversals", step: "errors" }]);
   });
 
-  it("counts an errors pass as a replacement, keeping the total", () => {
+  it("counts an errors step as a replacement, keeping the total", () => {
     expect(pageDelta("errors", { total: 3, processed: 2, skipped: 0, errors: 1 })).toEqual({ total: 0, processed: 2, skipped: 0, errors: -2 });
     expect(pageDelta("scan", { total: 3, processed: 2, skipped: 0, errors: 1 })).toEqual({ total: 3, processed: 2, skipped: 0, errors: 1 });
   });

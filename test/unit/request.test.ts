@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { parseStartJob } from "../../functions/src/core/request";
+import { parseStartRun } from "../../functions/src/core/request";
 
 const valid = { type: "webhook_replay", startDate: "2025-01-01", endDate: "2025-01-10" };
 const options = { maxRangeDays: 366, defaultMaxErrorRate: 0.05, now: new Date("2025-03-01T03:00:00Z") };
 
 describe("start-job request validation", () => {
   it("fills the safe defaults: dry run on, 1000 events", () => {
-    expect(parseStartJob(valid, options)).toEqual({
+    expect(parseStartRun(valid, options)).toEqual({
       ok: true,
       value: { ...valid, lookbackDays: null, dryRun: true, maxEvents: 1000, maxErrorRate: 0.05, maxEventsPerSecond: null, userIds: null },
     });
@@ -39,12 +39,12 @@ describe("start-job request validation", () => {
   ];
 
   it("turns lookbackDays into the trailing window that ends today (UTC)", () => {
-    const result = parseStartJob({ type: "webhook_replay", lookbackDays: 3, maxErrorRate: 0.2 }, options);
+    const result = parseStartRun({ type: "webhook_replay", lookbackDays: 3, maxErrorRate: 0.2 }, options);
     expect(result).toMatchObject({ ok: true, value: { startDate: "2025-02-27", endDate: "2025-03-01", lookbackDays: 3, maxErrorRate: 0.2 } });
   });
 
   it.each(bad)("rejects %s, naming the field", (_name, body, field, message) => {
-    const result = parseStartJob(body, options);
+    const result = parseStartRun(body, options);
     expect(result.ok).toBe(false);
     if (result.ok) return;
     const problem = result.problems.find((p) => p.field === field);
@@ -52,7 +52,7 @@ describe("start-job request validation", () => {
   });
 
   it("lists every bad field at once", () => {
-    const result = parseStartJob({ type: "x", startDate: "nope", maxEvents: -1 }, options);
+    const result = parseStartRun({ type: "x", startDate: "nope", maxEvents: -1 }, options);
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.problems.map((p) => p.field).sort()).toEqual(["endDate", "maxEvents", "startDate", "type"]);
   });
@@ -60,18 +60,18 @@ describe("start-job request validation", () => {
 
 describe("start-job request edges", () => {
   const problems = (body: unknown) => {
-    const r = parseStartJob(body, options);
+    const r = parseStartRun(body, options);
     return r.ok ? [] : r.problems;
   };
 
   it("accepts the limits themselves", () => {
-    expect(parseStartJob({ type: "webhook_replay", lookbackDays: 366 }, options).ok).toBe(true);
-    expect(parseStartJob({ ...valid, startDate: "2024-01-01", endDate: "2024-12-31" }, options).ok).toBe(true);
-    expect(parseStartJob({ ...valid, startDate: "2025-01-10", endDate: "2025-01-10" }, options).ok).toBe(true);
-    expect(parseStartJob({ ...valid, maxEvents: 100_000, maxErrorRate: 0 }, options)).toMatchObject({ ok: true, value: { maxEvents: 100_000, maxErrorRate: 0 } });
-    expect(parseStartJob({ ...valid, maxErrorRate: 1, dryRun: false }, options)).toMatchObject({ ok: true, value: { maxErrorRate: 1, dryRun: false } });
-    expect(parseStartJob({ ...valid, maxEventsPerSecond: 1 }, options)).toMatchObject({ ok: true, value: { maxEventsPerSecond: 1 } });
-    expect(parseStartJob({ ...valid, maxEventsPerSecond: 10_000 }, options)).toMatchObject({ ok: true, value: { maxEventsPerSecond: 10_000 } });
+    expect(parseStartRun({ type: "webhook_replay", lookbackDays: 366 }, options).ok).toBe(true);
+    expect(parseStartRun({ ...valid, startDate: "2024-01-01", endDate: "2024-12-31" }, options).ok).toBe(true);
+    expect(parseStartRun({ ...valid, startDate: "2025-01-10", endDate: "2025-01-10" }, options).ok).toBe(true);
+    expect(parseStartRun({ ...valid, maxEvents: 100_000, maxErrorRate: 0 }, options)).toMatchObject({ ok: true, value: { maxEvents: 100_000, maxErrorRate: 0 } });
+    expect(parseStartRun({ ...valid, maxErrorRate: 1, dryRun: false }, options)).toMatchObject({ ok: true, value: { maxErrorRate: 1, dryRun: false } });
+    expect(parseStartRun({ ...valid, maxEventsPerSecond: 1 }, options)).toMatchObject({ ok: true, value: { maxEventsPerSecond: 1 } });
+    expect(parseStartRun({ ...valid, maxEventsPerSecond: 10_000 }, options)).toMatchObject({ ok: true, value: { maxEventsPerSecond: 10_000 } });
   });
 
   it("refuses a window given both ways, whichever date comes with it", () => {

@@ -16,7 +16,7 @@ import { decodeOutcomes, pageStore } from "../store/pages";
 import { errorStore } from "../store/errors";
 import { fromStoredCursor, toStoredCursor } from "../store/chunks";
 
-/** An errors pass re-examines at most this many events per page (its writes share one batch). */
+/** An errors step re-examines at most this many events per page (its writes share one batch). */
 const ERRORS_PAGE_SIZE = 100;
 
 /** The events one page of the current step examines, and where the step stands after them. */

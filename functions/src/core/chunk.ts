@@ -158,7 +158,7 @@ export function afterStep(finished: Step, upcoming: readonly Step[]): ChunkPosit
 
 /**
  * The steps a retry gives a chunk: what it had left (a failed chunk resumes its step where it stopped),
- * plus an errors pass for every phase where it has open errors, each phase's steps in phase order.
+ * plus an errors step for every phase where it has open errors, each phase's steps in phase order.
  */
 export function retrySteps(remaining: readonly Step[], errorPhases: readonly Phase[], phases: readonly Phase[]): Step[] {
   const steps: Step[] = [];
@@ -176,7 +176,7 @@ export function nextPhase(current: Phase, phases: readonly Phase[]): Phase | und
   return i < 0 ? undefined : phases[i + 1];
 }
 
-/** How a page changes a chunk's counters: a scan adds its events; an errors pass replaces their old error. */
+/** How a page changes a chunk's counters: a scan adds its events; an errors step replaces their old error. */
 export function pageDelta(step: Step["step"], outcomes: Counters): Counters {
   if (step === "scan") return outcomes;
   return { total: 0, processed: outcomes.processed, skipped: outcomes.skipped, errors: outcomes.errors - outcomes.total };

@@ -48,11 +48,11 @@ export interface PageResult {
   from: string;
   /** The page's outcomes, counted. */
   outcomes: Counters;
-  /** Events a scan examined (what its budget is charged); 0 for an errors pass. */
+  /** Events a scan examined (what its budget is charged); 0 for an errors step. */
   examined: number;
   /** The scan's position after the page. */
   cursor: Cursor | null;
-  /** The errors pass's position after the page. */
+  /** The errors step's position after the page. */
   errorCursor: string | null;
   /** The step has nothing after this page. */
   stepDone: boolean;
@@ -215,7 +215,7 @@ export function fail(c: ChunkHead, error: string, now: number, by: { task: strin
 
 /**
  * A retry of the run: a failed chunk continues its unfinished steps from where each phase stopped, and
- * every chunk with open errors gets an errors pass per phase. The chunk waits until the run's phase
+ * every chunk with open errors gets an errors step per phase. The chunk waits until the run's phase
  * reaches its first step.
  */
 export function retryChunk(c: ChunkHead, errorPhases: readonly Phase[], phases: readonly Phase[]): ChunkTransition<boolean> {

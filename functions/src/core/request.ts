@@ -31,7 +31,7 @@ const userId = z
 const RUN_ID_PATTERN = /^[A-Za-z0-9_-]{1,200}$/;
 const runIdMessage = "planOf must be the id of a completed dry run, e.g. webhook_replay_1767225600000";
 
-const startJobSchema = z.strictObject(
+const startRunSchema = z.strictObject(
   {
     type: z.enum(RUN_TYPES, { error: `type must be one of ${RUN_TYPES.map((t) => `"${t}"`).join(", ")}` }),
     startDate: day("startDate").optional(),
@@ -72,12 +72,12 @@ const executePlanSchema = z.strictObject(
 );
 
 /** The body of `POST /api/jobs/backfill` as a client writes it (see http/schemas.ts). */
-export type StartJobBody = z.input<typeof startJobSchema>;
+export type StartRunBody = z.input<typeof startRunSchema>;
 export type ExecutePlanBody = z.input<typeof executePlanSchema>;
-export const START_JOB_FIELDS = Object.keys(startJobSchema.shape);
+export const START_RUN_FIELDS = Object.keys(startRunSchema.shape);
 
 /** A validated request to start a run, with its date range resolved. */
-export interface StartJobRequest {
+export interface StartRequest {
   type: RunType;
   startDate: string;
   endDate: string;
@@ -116,13 +116,13 @@ export function problemsFromZod(error: z.ZodError, knownFields: readonly string[
  * `lookbackDays` (a trailing window ending on `now`'s UTC day). `maxRangeDays` bounds how many day chunks
  * one run may have, so a typo in a year cannot fan out thousands of tasks.
  */
-export function parseStartJob(
+export function parseStartRun(
   body: unknown,
   options: { maxRangeDays: number; defaultMaxErrorRate: number; now: Date },
-): Parsed<StartJobRequest> {
-  const result = startJobSchema.safeParse(body);
+): Parsed<StartRequest> {
+  const result = startRunSchema.safeParse(body);
   if (!result.success) {
-    const problems = problemsFromZod(result.error, Object.keys(startJobSchema.shape));
+    const problems = problemsFromZod(result.error, Object.keys(startRunSchema.shape));
     // Report a missing range together with the other problems, so one correction fixes everything.
     if (body !== null && typeof body === "object" && !Array.isArray(body) && !("lookbackDays" in body)) {
       for (const field of ["startDate", "endDate"] as const) {

@@ -120,7 +120,7 @@ const ROUTES: Route[] = [
     method: "GET",
     pattern: /^\/api\/admin\/me$/,
     needs: "read",
-    // What the dashboard may offer this caller (a viewer's buttons are disabled, with the reason).
+    // What the console may offer this caller (a viewer's buttons are disabled, with the reason).
     handle: (deps, _req, caller) => {
       const me: Me = { email: caller.email, sub: caller.sub, permissions: [...permissionsOf(caller.email, deps.config.roles)].sort() };
       return Promise.resolve({ status: 200, body: me });

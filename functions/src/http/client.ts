@@ -3,7 +3,7 @@
 // its request and response types are the server's own schemas (http/schemas.ts). Runs in Node and in the
 // browser: it needs only fetch.
 import type { ControlAction } from "../core/control";
-import type { ControlResult, KillSwitchView, Me, Report, ReportEvents, RunDetail, RunList, StartedRun, StartJobBody } from "./schemas";
+import type { ControlResult, KillSwitchView, Me, Report, ReportEvents, RunDetail, RunList, StartedRun, StartRunBody } from "./schemas";
 
 export type * from "./schemas";
 
@@ -100,7 +100,7 @@ export class BackfillClient {
   }
 
   /** Starts a run (a dry run unless `dryRun: false`). */
-  start(body: StartJobBody, options: { idempotencyKey?: string } = {}): Promise<StartedRun> {
+  start(body: StartRunBody, options: { idempotencyKey?: string } = {}): Promise<StartedRun> {
     const headers = options.idempotencyKey ? { "idempotency-key": options.idempotencyKey } : undefined;
     return this.call<StartedRun>("startedRun", "POST", "/api/jobs/backfill", { body, headers });
   }
@@ -159,7 +159,7 @@ export class BackfillClient {
   }
 }
 
-/** Seconds as the CLI and the dashboard show them: "45 s", "3 min 20 s", "1 h 05 min". */
+/** Seconds as the CLI and the console show them: "45 s", "3 min 20 s", "1 h 05 min". */
 export function formatDuration(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "—";
   const s = Math.max(0, Math.round(seconds));

@@ -1,12 +1,12 @@
 // The API's wire format, as zod schemas: the request bodies the server validates (core/request.ts) and the
 // answers it sends. The server's views are typed from these (runs/views.ts returns `RunView`, …), and the
-// one client (http/client.ts) that the CLI, the dashboard, the tests and the bench use takes its types from
+// one client (http/client.ts) that the CLI, the console, the tests and the bench use takes its types from
 // the same place, so a field cannot change on one side only.
 import { z } from "zod";
 import { CONTROL_ACTIONS } from "../core/control";
 import { PHASES, RUN_STATUSES, RUN_TYPES, CHUNK_STATUSES } from "../core/types";
 
-export { type ExecutePlanBody, type StartJobBody } from "../core/request";
+export { type ExecutePlanBody, type StartRunBody } from "../core/request";
 
 const iso = z.string().nullable();
 const counters = { total: z.number(), processed: z.number(), skipped: z.number(), errors: z.number() };

@@ -1,7 +1,7 @@
 // Recording a run: its document and one per chunk, with the idempotency key's record, in one batch that
 // admission control (jobs/admission.ts) lets in or refuses.
 import { newChunk, type Chunk } from "../core/chunk";
-import type { StartJobRequest } from "../core/request";
+import type { StartRequest } from "../core/request";
 import type { Run } from "../core/run";
 import { phasesFor } from "../core/types";
 import type { Caller } from "../auth/oidc";
@@ -23,7 +23,7 @@ const ID_ATTEMPTS = 20;
  */
 export async function createRun(
   deps: Deps,
-  request: StartJobRequest,
+  request: StartRequest,
   plan: RunPlan,
   extra: { planOf: string | null; estimatedSeconds: number },
   caller: Caller,

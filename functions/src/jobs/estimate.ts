@@ -2,14 +2,14 @@
 // (core/estimate.ts holds the arithmetic; this reads what it needs).
 import { Timestamp } from "firebase-admin/firestore";
 import { DEFAULT_DELIVERY_EVENTS_PER_SECOND, estimateSeconds, measuredDeliveryRate } from "../core/estimate";
-import type { StartJobRequest } from "../core/request";
+import type { StartRequest } from "../core/request";
 import { SEQUENTIAL_PHASES } from "../core/types";
 import type { Deps } from "../deps";
 import { COLLECTIONS } from "../platform/collections";
 import type { RunPlan } from "./planner";
 
 /** The run's estimated seconds, recorded on it and answered to the caller. */
-export async function estimateRun(deps: Deps, request: StartJobRequest, plan: RunPlan): Promise<number> {
+export async function estimateRun(deps: Deps, request: StartRequest, plan: RunPlan): Promise<number> {
   // Chunks with work: a chunk with no budget is done from the start and costs nothing.
   const working = plan.spans.filter((span) => Object.values(plan.budgets.get(span.id) ?? {}).some((n) => n > 0)).length;
   // Refunds, chargebacks and closings run one chunk at a time: each chunk with budget there is a turn.

@@ -1,6 +1,6 @@
 // Executing a dry run's plan (`{"planOf": id}`): the real run takes the dry run's parameters, if the dry
 // run may still be trusted.
-import type { StartJobRequest } from "../core/request";
+import type { StartRequest } from "../core/request";
 import type { Deps } from "../deps";
 import { AppError } from "../errors";
 import { runStore } from "../store/runs";
@@ -10,7 +10,7 @@ import { runStore } from "../store/runs";
  * completed, and have finished at most PLAN_MAX_AGE_MINUTES ago (after that the data it saw may have moved
  * too far for its answer to be a promise).
  */
-export async function requestFromPlan(deps: Deps, planOf: string): Promise<StartJobRequest> {
+export async function requestFromPlan(deps: Deps, planOf: string): Promise<StartRequest> {
   const read = await runStore(deps.db).get(planOf);
   const newDryRun = "Start a new dry run (POST /api/jobs/backfill with dryRun true) and execute that one.";
   if (!read) throw new AppError(404, "plan_not_found", `No run ${planOf} to execute; list runs with GET /api/admin/dataMigrations.`, { planOf });

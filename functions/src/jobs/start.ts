@@ -2,7 +2,7 @@
 // dry run's parameters when executing its plan, check the kill switch, plan the event budget, then record
 // the run with its chunks (admitted, and with the key's record, in one batch) and queue its first phase.
 // A rejected request writes nothing.
-import { parseExecutePlan, parseStartJob, type StartJobRequest } from "../core/request";
+import { parseExecutePlan, parseStartRun, type StartRequest } from "../core/request";
 import type { Caller } from "../auth/oidc";
 import type { Deps } from "../deps";
 import { AppError, invalidRequest } from "../errors";
@@ -63,13 +63,13 @@ export async function startRun(deps: Deps, body: unknown, options: StartOptions)
 }
 
 /** Either a new run's parameters, or `{"planOf": id}`: the parameters of a completed dry run. 400 otherwise. */
-function parseBody(deps: Deps, body: unknown, options: StartOptions): { request: StartJobRequest } | { planOf: string } {
+function parseBody(deps: Deps, body: unknown, options: StartOptions): { request: StartRequest } | { planOf: string } {
   const execute = parseExecutePlan(body);
   if (execute) {
     if (!execute.ok) throw invalidRequest(execute.problems);
     return { planOf: execute.value.planOf };
   }
-  const parsed = parseStartJob(body, {
+  const parsed = parseStartRun(body, {
     maxRangeDays: deps.config.maxRangeDays,
     defaultMaxErrorRate: deps.config.autoPauseErrorRate,
     now: options.asOf ?? deps.now(),

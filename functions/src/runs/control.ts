@@ -107,11 +107,11 @@ async function cancel(deps: Deps, id: string): Promise<boolean> {
 /**
  * Runs again, inside the same run, only what did not succeed: failed chunks continue from their
  * checkpoints, and every chunk with open errors re-examines those events (purchases before reversals).
- * Counters stay true because an errors pass replaces each re-examined event's error by its new outcome.
+ * Counters stay true because an errors step replaces each re-examined event's error by its new outcome.
  *
  * The chunks get their retry steps while the run is still ended, and only then is the run reopened at its
  * first phase: a roll-up in between sees an ended run and leaves it alone, so it can neither close the
- * run again nor move it past a phase whose errors pass has not run.
+ * run again nor move it past a phase whose errors step has not run.
  */
 async function retry(deps: Deps, id: string): Promise<boolean> {
   const read = await runStore(deps.db).get(id);

@@ -26,7 +26,7 @@ export interface ReportEvent {
   message?: string;
 }
 
-/** Every event a run examined with its final outcome: pages in commit order, a retry's pass overriding an earlier error. */
+/** Every event a run examined with its final outcome: pages in commit order, a retry's errors step overriding an earlier error. */
 export async function readOutcomes(deps: Deps, id: string, tally?: ReadTally): Promise<Map<string, ReportEvent>> {
   const pages = await pageStore(deps.db).all(id);
   tally?.docs(pages.length);

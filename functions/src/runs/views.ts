@@ -153,7 +153,7 @@ export async function setKillSwitch(deps: Deps, enabled: boolean, caller: Caller
   return killSwitchView(deps);
 }
 
-/** The kill switch as the dashboard shows it. */
+/** The kill switch as the console shows it. */
 export async function killSwitchView(deps: Deps): Promise<KillSwitchView> {
   const flag = await refs(deps.db).killSwitch.get();
   const state = killSwitch(deps.config, flag);

@@ -1,6 +1,6 @@
 // Error records (`dataMigrations/{id}/errors/{eventId}`): an event a run could not apply, open until a
-// retry's errors pass settles it. Written only with the page commit whose counters they explain
-// (chunks/page.ts), so a retried page can never leave the two apart; read by the errors pass, control,
+// retry's errors step settles it. Written only with the page commit whose counters they explain
+// (chunks/page.ts), so a retried page can never leave the two apart; read by the errors step, control,
 // the run view and the report, all here.
 import { FieldValue, type Firestore, type Timestamp, type WriteBatch } from "firebase-admin/firestore";
 import type { Step } from "../core/chunk";
@@ -29,7 +29,7 @@ export function errorStore(db: Firestore) {
   return {
     /**
      * Adds to a page's commit what its outcomes change in the error records: each error opened (or met
-     * again: one more attempt), and in an errors pass each event that got past its error resolved.
+     * again: one more attempt), and in an errors step each event that got past its error resolved.
      * Returns the number of records written.
      */
     recordOutcomes(batch: WriteBatch, runId: string, chunkId: string, step: Step, outcomes: readonly MoneyOutcome[]): number {
@@ -59,7 +59,7 @@ export function errorStore(db: Firestore) {
       return (await open(runId).orderBy("eventId").limit(limit).get()).docs.map((d) => d.data());
     },
 
-    /** For each chunk with open errors, the phases they are in (what a retry's errors passes cover). */
+    /** For each chunk with open errors, the phases they are in (what a retry's errors steps cover). */
     async openPhases(runId: string): Promise<Map<string, Set<Phase>>> {
       const docs = (await refs(db).errors(runId).where("status", "==", "open").select("chunkId", "phase").get()).docs;
       const phases = new Map<string, Set<Phase>>();
@@ -70,7 +70,7 @@ export function errorStore(db: Firestore) {
       return phases;
     },
 
-    /** The event ids of a chunk's open errors in one phase, after `after`, by event id: an errors pass's page. */
+    /** The event ids of a chunk's open errors in one phase, after `after`, by event id: an errors step's page. */
     async openOfChunk(runId: string, chunkId: string, phase: Phase, after: string | null, limit: number): Promise<string[]> {
       // In the order of its composite index (firestore.indexes.json).
       let query = errors(runId).where("chunkId", "==", chunkId).where("phase", "==", phase).where("status", "==", "open").orderBy("eventId");

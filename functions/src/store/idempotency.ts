@@ -4,7 +4,7 @@
 // requests with one key can never both start a run.
 import { createHash } from "node:crypto";
 import { FieldValue, Timestamp, type DocumentReference, type WriteBatch } from "firebase-admin/firestore";
-import type { StartJobRequest } from "../core/request";
+import type { StartRequest } from "../core/request";
 import type { Deps } from "../deps";
 import { AppError, invalidRequest } from "../errors";
 import type { StartedRun } from "../http/schemas";
@@ -40,7 +40,7 @@ export function checkKeyShape(key: string | null): void {
 }
 
 /** The key a request sent, scoped to its caller, for the body it sent: a new run's parameters or a plan's id. */
-export function idempotencyKey(deps: Deps, callerEmail: string, key: string, body: { request: StartJobRequest } | { planOf: string }): IdempotencyKey {
+export function idempotencyKey(deps: Deps, callerEmail: string, key: string, body: { request: StartRequest } | { planOf: string }): IdempotencyKey {
   const bodyHash = "request" in body ? hashRequest(body.request) : sha256(JSON.stringify({ planOf: body.planOf }));
   const ref = deps.db.collection(COLLECTIONS.idempotency).doc(sha256(`${callerEmail}\n${key}`)).withConverter(typed<IdempotencyDoc>());
   return { key, bodyHash, ref };
@@ -77,7 +77,7 @@ export function recordKey(batch: WriteBatch, k: IdempotencyKey, response: Starte
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
 /** What makes two requests "the same body": the fields as given (a lookback window, not its dates). */
-function hashRequest(r: StartJobRequest): string {
+function hashRequest(r: StartRequest): string {
   const given = {
     type: r.type,
     startDate: r.lookbackDays === null ? r.startDate : null,
