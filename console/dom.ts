@@ -26,7 +26,34 @@ export function el(tag: string, attrs: Record<string, Attr> = {}, ...children: C
   return node;
 }
 
-export const badge = (status: string, testid?: string) => el("span", { class: `badge ${status}`, "data-testid": testid }, status);
+/** A table: its test id, a heading row, and its body rows. */
+export function table(testid: string, headings: readonly string[], rows: Child[]): HTMLElement {
+  return el(
+    "table",
+    { "data-testid": testid },
+    el(
+      "thead",
+      {},
+      el(
+        "tr",
+        {},
+        headings.map((h) => el("th", {}, h)),
+      ),
+    ),
+    el("tbody", {}, rows),
+  );
+}
+
+/** A table row of plain cells. */
+export const row = (...cells: Child[]) =>
+  el(
+    "tr",
+    {},
+    cells.map((c) => el("td", {}, c)),
+  );
+
+export const badge = (status: string, testid?: string) =>
+  el("span", { class: `badge ${status}`, "data-testid": testid }, status);
 
 export function progress(done: number, planned: number): HTMLElement {
   const pct = planned > 0 ? Math.min(100, Math.round((done / planned) * 100)) : 100;
@@ -61,7 +88,9 @@ export function confirmAction(title: string, text: string, okLabel: string): Pro
   byId("confirm-ok").textContent = okLabel;
   dialog.returnValue = "";
   dialog.showModal();
-  return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true }));
+  return new Promise((resolve) =>
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true }),
+  );
 }
 
 /** An error's message and code as the banner shows them. */

@@ -18,7 +18,9 @@ export async function refreshKillSwitch(): Promise<void> {
     const state = await client.killSwitch();
     killState = state;
     node.className = `badge ${state.enabled ? "enabled" : "disabled"}`;
-    node.textContent = state.enabled ? "backfill enabled" : `backfill DISABLED ${state.disabledBy ? (HALVES[state.disabledBy] ?? "") : ""}`;
+    node.textContent = state.enabled
+      ? "backfill enabled"
+      : `backfill DISABLED ${state.disabledBy ? (HALVES[state.disabledBy] ?? "") : ""}`;
     node.dataset.enabled = String(state.enabled);
     node.dataset.disabledBy = state.disabledBy ?? "";
     const operator = (await whoAmI()).permissions.includes("control");

@@ -1,9 +1,21 @@
 // The runs list (#/): the latest 50 runs, refreshed every 5 s.
-import { badge, el, progress, show } from "./dom";
+import { badge, el, progress, show, table } from "./dom";
 import { schedule } from "./navigation";
 import { client } from "./session";
 
-const HEADINGS = ["Run", "Type", "Range", "Mode", "Status", "Progress", "Processed", "Skipped", "Errors", "Chunks", "Created"];
+const HEADINGS = [
+  "Run",
+  "Type",
+  "Range",
+  "Mode",
+  "Status",
+  "Progress",
+  "Processed",
+  "Skipped",
+  "Errors",
+  "Chunks",
+  "Created",
+];
 
 export async function showList(): Promise<void> {
   const at = location.hash;
@@ -30,8 +42,12 @@ export async function showList(): Promise<void> {
   show(
     el("h1", {}, "Runs"),
     migrations.length === 0
-      ? el("p", {}, "No runs yet. Start one with New run (a dry run first), npm run backfill -- start, or POST /api/jobs/backfill.")
-      : el("table", { "data-testid": "runs" }, el("thead", {}, el("tr", {}, HEADINGS.map((h) => el("th", {}, h)))), el("tbody", {}, rows)),
+      ? el(
+          "p",
+          {},
+          "No runs yet. Start one with New run (a dry run first), npm run backfill -- start, or POST /api/jobs/backfill.",
+        )
+      : table("runs", HEADINGS, rows),
   );
   schedule(showList, 5000);
 }

@@ -12,15 +12,28 @@ export async function showNew(): Promise<void> {
   if (location.hash !== at) return;
   const today = new Date().toISOString().slice(0, 10);
   const field = (name: string, label: string, input: HTMLElement, hint?: string) =>
-    el("div", { class: "field" }, el("label", { for: `f-${name}` }, label), input, hint ? el("small", {}, hint) : null, el("span", { class: "field-error", "data-testid": `error-${name}`, id: `e-${name}` }));
-  const input = (name: string, attrs: Record<string, string>) => el("input", { id: `f-${name}`, name, "aria-describedby": `e-${name}`, disabled: !mayStart, ...attrs });
+    el(
+      "div",
+      { class: "field" },
+      el("label", { for: `f-${name}` }, label),
+      input,
+      hint ? el("small", {}, hint) : null,
+      el("span", { class: "field-error", "data-testid": `error-${name}`, id: `e-${name}` }),
+    );
+  const input = (name: string, attrs: Record<string, string>) =>
+    el("input", { id: `f-${name}`, name, "aria-describedby": `e-${name}`, disabled: !mayStart, ...attrs });
   const form = el(
     "form",
     { "data-testid": "new-run", novalidate: true },
     field(
       "type",
       "Type",
-      el("select", { id: "f-type", name: "type", disabled: !mayStart }, el("option", { value: "webhook_replay" }, "webhook_replay — replay events nobody processed"), el("option", { value: "reversal_backfill" }, "reversal_backfill — re-apply refunds and chargebacks")),
+      el(
+        "select",
+        { id: "f-type", name: "type", disabled: !mayStart },
+        el("option", { value: "webhook_replay" }, "webhook_replay — replay events nobody processed"),
+        el("option", { value: "reversal_backfill" }, "reversal_backfill — re-apply refunds and chargebacks"),
+      ),
     ),
     field("startDate", "From (UTC day)", input("startDate", { type: "date", value: today })),
     field("endDate", "To (UTC day, inclusive)", input("endDate", { type: "date", value: today })),
@@ -28,12 +41,36 @@ export async function showNew(): Promise<void> {
     field(
       "userIds",
       "Only these wallets (optional canary)",
-      el("textarea", { id: "f-userIds", name: "userIds", rows: "2", disabled: !mayStart, "aria-describedby": "e-userIds" }),
+      el("textarea", {
+        id: "f-userIds",
+        name: "userIds",
+        rows: "2",
+        disabled: !mayStart,
+        "aria-describedby": "e-userIds",
+      }),
       "Wallet ids (PayNow customer ids, or the field WALLET_FIELD names) separated by commas or new lines, up to 100: only events moving those wallets alone. Repair one customer first, check the report, then the whole range.",
     ),
-    el("div", { class: "actions" }, el("button", { type: "submit", class: "primary", "data-testid": "start-dry-run", disabled: !mayStart, title: mayStart ? undefined : READ_ONLY }, "Start dry run")),
+    el(
+      "div",
+      { class: "actions" },
+      el(
+        "button",
+        {
+          type: "submit",
+          class: "primary",
+          "data-testid": "start-dry-run",
+          disabled: !mayStart,
+          title: mayStart ? undefined : READ_ONLY,
+        },
+        "Start dry run",
+      ),
+    ),
     mayStart
-      ? el("p", { class: "note" }, "A new run is always a dry run: it writes no ledger entry and no wallet, only its own records and, on each event it examines, the marks dryRunProcessed, dryRunMigrationId, dryRunAt and countedIn.{run id}. When it has completed, its page offers Execute this plan.")
+      ? el(
+          "p",
+          { class: "note" },
+          "A new run is always a dry run: it writes no ledger entry and no wallet, only its own records and, on each event it examines, the marks dryRunProcessed, dryRunMigrationId, dryRunAt and countedIn.{run id}. When it has completed, its page offers Execute this plan.",
+        )
       : el("p", { class: "note", "data-testid": "read-only" }, READ_ONLY),
   ) as HTMLFormElement;
   // One Idempotency-Key per form and body: a second click, or a resubmission after a start that timed out
@@ -59,15 +96,26 @@ async function startFromForm(form: HTMLFormElement, formKey: string): Promise<vo
     const value = data.get(name);
     return typeof value === "string" ? value : "";
   };
-  const body: Record<string, unknown> = { type: text("type"), startDate: text("startDate"), endDate: text("endDate"), dryRun: true };
+  const body: Record<string, unknown> = {
+    type: text("type"),
+    startDate: text("startDate"),
+    endDate: text("endDate"),
+    dryRun: true,
+  };
   const max = text("maxEvents").trim();
   if (max !== "") body.maxEvents = Number(max);
-  const users = text("userIds").split(/[\s,]+/).filter(Boolean);
+  const users = text("userIds")
+    .split(/[\s,]+/)
+    .filter(Boolean);
   if (users.length > 0) body.userIds = users;
   try {
     // Sent as the form has it: the API checks every field and names each one it refuses.
-    const run = await client.start(body as StartRunBody, { idempotencyKey: `console-${formKey}-${await digest(body)}` });
-    say(`Started dry run ${run.migrationId}: ${run.plannedEvents} events planned, about ${formatDuration(run.estimatedSeconds)}.`);
+    const run = await client.start(body as StartRunBody, {
+      idempotencyKey: `console-${formKey}-${await digest(body)}`,
+    });
+    say(
+      `Started dry run ${run.migrationId}: ${run.plannedEvents} events planned, about ${formatDuration(run.estimatedSeconds)}.`,
+    );
     goKeepingBanner(`#/runs/${run.migrationId}`);
   } catch (error) {
     if (error instanceof ApiError && error.fields.length > 0) {

@@ -1,7 +1,7 @@
 // The run page's panels that draw what a run did: its throughput, its comparison with the dry run it
 // executed, and what it did (a dry run: would do) to wallets.
 import type { PlanComparison, RunDetail } from "../functions/src/http/client";
-import { el } from "./dom";
+import { el, row, table } from "./dom";
 
 type Detail = RunDetail["migration"];
 type Money = NonNullable<RunDetail["money"]>;
@@ -47,33 +47,56 @@ export function throughputChart(throughput: RunDetail["throughput"]): Element {
 export function comparisonView(c: PlanComparison | null): HTMLElement | null {
   if (!c) return null;
   const headline = c.matches
-    ? el("p", { class: "verdict ok", "data-testid": "comparison-verdict" }, "Matches its dry run ", el("a", { href: `#/runs/${c.dryRunId}` }, c.dryRunId), ".")
-    : el("p", { class: "verdict bad", "data-testid": "comparison-verdict" }, "Differs from its dry run ", el("a", { href: `#/runs/${c.dryRunId}` }, c.dryRunId), c.note ? ` — ${c.note}` : ": see below.");
+    ? el(
+        "p",
+        { class: "verdict ok", "data-testid": "comparison-verdict" },
+        "Matches its dry run ",
+        el("a", { href: `#/runs/${c.dryRunId}` }, c.dryRunId),
+        ".",
+      )
+    : el(
+        "p",
+        { class: "verdict bad", "data-testid": "comparison-verdict" },
+        "Differs from its dry run ",
+        el("a", { href: `#/runs/${c.dryRunId}` }, c.dryRunId),
+        c.note ? ` — ${c.note}` : ": see below.",
+      );
   const dry = c.dry;
   const counters = dry
-    ? el(
-        "table",
-        { "data-testid": "comparison-counters" },
-        el("thead", {}, el("tr", {}, ["", "dry run", "real run"].map((h) => el("th", {}, h)))),
-        el(
-          "tbody",
-          {},
-          (Object.keys(c.real) as Array<keyof typeof c.real>).map((k) =>
-            el("tr", { class: c.counterDifferences.includes(k) ? "differs" : "" }, el("td", {}, k), el("td", { class: "num" }, dry[k]), el("td", { class: "num" }, c.real[k])),
+    ? table(
+        "comparison-counters",
+        ["", "dry run", "real run"],
+        (Object.keys(c.real) as Array<keyof typeof c.real>).map((k) =>
+          el(
+            "tr",
+            { class: c.counterDifferences.includes(k) ? "differs" : "" },
+            el("td", {}, k),
+            el("td", { class: "num" }, dry[k]),
+            el("td", { class: "num" }, c.real[k]),
           ),
         ),
       )
     : null;
   const events = c.differences.length
-    ? el(
-        "table",
-        { "data-testid": "comparison-events" },
-        el("thead", {}, el("tr", {}, ["Event", "Dry run", "Real run", "Why"].map((h) => el("th", {}, h)))),
-        el("tbody", {}, c.differences.map((d) => el("tr", {}, el("td", {}, el("code", {}, d.eventId)), el("td", {}, d.dry), el("td", {}, d.real), el("td", {}, d.why)))),
+    ? table(
+        "comparison-events",
+        ["Event", "Dry run", "Real run", "Why"],
+        c.differences.map((d) => row(el("code", {}, d.eventId), d.dry, d.real, d.why)),
       )
     : null;
-  const more = c.differenceCount > c.differences.length ? el("p", { class: "note" }, `${c.differenceCount - c.differences.length} more differing events are not listed.`) : null;
-  return el("section", { "data-testid": "comparison" }, el("h2", {}, "Compared with its dry run"), headline, counters, events, more);
+  const more =
+    c.differenceCount > c.differences.length
+      ? el("p", { class: "note" }, `${c.differenceCount - c.differences.length} more differing events are not listed.`)
+      : null;
+  return el(
+    "section",
+    { "data-testid": "comparison" },
+    el("h2", {}, "Compared with its dry run"),
+    headline,
+    counters,
+    events,
+    more,
+  );
 }
 
 /** A signed count of points, with a true minus sign. */
@@ -92,25 +115,34 @@ export function moneyView(m: Detail, money: Money | null, comparison: PlanCompar
   ];
   const heads = dry ? ["", "dry run", "real run"] : ["", m.dryRun ? "would move" : "moved"];
   const cell = (v: number | null, count: boolean) => el("td", { class: "num" }, count ? String(v) : signed(v ?? 0));
-  const table = el(
-    "table",
-    { "data-testid": "money" },
-    el("thead", {}, el("tr", {}, heads.map((h) => el("th", {}, h)))),
-    el(
-      "tbody",
-      {},
-      rows.map(([label, value, before], i) =>
-        el("tr", { class: dry && before !== value ? "differs" : "" }, el("td", {}, label), dry ? cell(before, i === 4) : null, cell(value, i === 4)),
+  const moved = table(
+    "money",
+    heads,
+    rows.map(([label, value, before], i) =>
+      el(
+        "tr",
+        { class: dry && before !== value ? "differs" : "" },
+        el("td", {}, label),
+        dry ? cell(before, i === 4) : null,
+        cell(value, i === 4),
       ),
     ),
   );
   const largest = money.largest.length
-    ? el(
-        "table",
-        { "data-testid": "money-largest" },
-        el("thead", {}, el("tr", {}, ["Wallet", "Change"].map((h) => el("th", {}, h)))),
-        el("tbody", {}, money.largest.map((w) => el("tr", {}, el("td", {}, el("code", {}, w.userId)), el("td", { class: "num" }, signed(w.points))))),
+    ? table(
+        "money-largest",
+        ["Wallet", "Change"],
+        money.largest.map((w) =>
+          el("tr", {}, el("td", {}, el("code", {}, w.userId)), el("td", { class: "num" }, signed(w.points))),
+        ),
       )
     : null;
-  return el("section", {}, el("h2", {}, m.dryRun ? "What it would do to wallets" : "What it did to wallets"), table, largest ? el("h3", {}, "Largest changes") : null, largest);
+  return el(
+    "section",
+    {},
+    el("h2", {}, m.dryRun ? "What it would do to wallets" : "What it did to wallets"),
+    moved,
+    largest ? el("h3", {}, "Largest changes") : null,
+    largest,
+  );
 }

@@ -10,7 +10,16 @@ import { AggregateField, FieldValue, getFirestore, Timestamp, type Firestore } f
 import { BackfillClient } from "../functions/src/http/client";
 import { checkAnswer } from "../functions/src/http/validate";
 import { mintLocalToken } from "./localToken";
-import { chargeback, FlakeIds, minecraftCustomer, orderCompleted, orderOf, refund, type CatalogProduct, type Customer } from "./paynow-payloads";
+import {
+  chargeback,
+  FlakeIds,
+  minecraftCustomer,
+  orderCompleted,
+  orderOf,
+  refund,
+  type CatalogProduct,
+  type Customer,
+} from "./paynow-payloads";
 import { random } from "./seed";
 import { PROJECT_ID } from "./setup";
 
@@ -36,8 +45,17 @@ const NAIVE = Number(values.naive);
 const OPEN = values.open === undefined ? null : Number(values.open);
 const HISTORY = Number(values.history);
 const HEAVY = values.heavy === undefined ? null : Number(values.heavy);
-if (![N, USERS, DAYS, NAIVE, OPEN ?? 1, HISTORY, HEAVY ?? 1].every((n) => Number.isInteger(n) && n > 0) || N > 100_000 || DAYS > 366 || (OPEN ?? 0) > 100_000 || HISTORY > 200_000 || (HEAVY ?? 0) > N) {
-  console.error("usage: npm run bench[:memory] [-- --events N (≤100000)] [--users N] [--days N (≤366)] [--naive N] | [-- --open N --history M (≤200000) --days N] | [-- --heavy N --events M]");
+if (
+  ![N, USERS, DAYS, NAIVE, OPEN ?? 1, HISTORY, HEAVY ?? 1].every((n) => Number.isInteger(n) && n > 0) ||
+  N > 100_000 ||
+  DAYS > 366 ||
+  (OPEN ?? 0) > 100_000 ||
+  HISTORY > 200_000 ||
+  (HEAVY ?? 0) > N
+) {
+  console.error(
+    "usage: npm run bench[:memory] [-- --events N (≤100000)] [--users N] [--days N (≤366)] [--naive N] | [-- --open N --history M (≤200000) --days N] | [-- --heavy N --events M]",
+  );
   process.exit(2);
 }
 
@@ -73,7 +91,15 @@ interface SeedEvent {
  * N PayNow webhooks (every field PayNow's schema requires, ~5 KB each) over DAYS days and USERS customers:
  * orders of one line (a fifth of them two), ~8% refunded and ~4% charged back later.
  */
-function generate(count: number, year: number, days: number, prefix: string, withReversals: boolean, ids = new FlakeIds(), heavyShare = 0): SeedEvent[] {
+function generate(
+  count: number,
+  year: number,
+  days: number,
+  prefix: string,
+  withReversals: boolean,
+  ids = new FlakeIds(),
+  heavyShare = 0,
+): SeedEvent[] {
   const rand = random(count * 7919 + year);
   const customers = new Map<number, Customer>();
   const customer = (n: number): Customer => {
@@ -85,12 +111,16 @@ function generate(count: number, year: number, days: number, prefix: string, wit
   };
   const product = () => PRODUCTS[Math.floor(rand() * PRODUCTS.length)] as (typeof PRODUCTS)[number];
   const events: SeedEvent[] = [];
-  const stored = (e: { event_id: string }, at: number) => events.push({ id: e.event_id, data: { ...e, createdAt: Timestamp.fromMillis(at), processed: false } });
+  const stored = (e: { event_id: string }, at: number) =>
+    events.push({ id: e.event_id, data: { ...e, createdAt: Timestamp.fromMillis(at), processed: false } });
   while (events.length < count) {
     const day = Math.floor(rand() * days);
     const at = Date.UTC(year, 0, 1) + day * 86_400_000 + Math.floor(rand() * 86_000_000);
     // With a heavy share, customer 0 places that share of the orders.
-    const buyer = heavyShare > 0 && rand() < heavyShare ? customer(0) : customer(heavyShare > 0 ? 1 + Math.floor(rand() * (USERS - 1)) : Math.floor(rand() * USERS));
+    const buyer =
+      heavyShare > 0 && rand() < heavyShare
+        ? customer(0)
+        : customer(heavyShare > 0 ? 1 + Math.floor(rand() * (USERS - 1)) : Math.floor(rand() * USERS));
     const lines = Array.from({ length: rand() < 0.2 ? 2 : 1 }, () => ({ product: product(), quantity: 1 }));
     const order = orderCompleted(ids, { atMs: at, customer: buyer, lines });
     stored(order, at);
@@ -100,13 +130,21 @@ function generate(count: number, year: number, days: number, prefix: string, wit
       // Up to three days later, within the range (clamping to its last millisecond put thousands of events
       // on one millisecond on a one-day range, more than a millisecond's ids).
       const later = at + Math.floor(rand() * Math.min(3 * 86_400_000, Date.UTC(year, 0, 1) + days * 86_400_000 - at));
-      stored(roll < 0.08 ? refund(ids, { atMs: later, orderId, customer: buyer, paymentAmount: total, refundAmount: total }) : chargeback(ids, { atMs: later, orderId, customer: buyer, amount: total }), later);
+      stored(
+        roll < 0.08
+          ? refund(ids, { atMs: later, orderId, customer: buyer, paymentAmount: total, refundAmount: total })
+          : chargeback(ids, { atMs: later, orderId, customer: buyer, amount: total }),
+        later,
+      );
     }
   }
   return events;
 }
 
-async function bulkWrite(firestore: Firestore, docs: Array<{ path: string; data: Record<string, unknown> }>): Promise<void> {
+async function bulkWrite(
+  firestore: Firestore,
+  docs: Array<{ path: string; data: Record<string, unknown> }>,
+): Promise<void> {
   const writer = firestore.bulkWriter({ throttling: false });
   const writes = docs.map((d) => writer.create(firestore.doc(d.path), d.data));
   await writer.close();
@@ -131,13 +169,14 @@ function cpuByProcess(): Map<number, { group: ProcessGroup; seconds: number }> {
   for (const pid of pids) {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
-      const group: ProcessGroup | null = cmd.includes("firestore-launcher") || cmd.includes("cloud-firestore-emulator")
-        ? "firestore"
-        : cmd.includes("functionsEmulatorRuntime")
-          ? "functions"
-          : cmd.includes("firebase") && cmd.includes("emulators:exec")
-            ? "firebase-tools"
-            : null;
+      const group: ProcessGroup | null =
+        cmd.includes("firestore-launcher") || cmd.includes("cloud-firestore-emulator")
+          ? "firestore"
+          : cmd.includes("functionsEmulatorRuntime")
+            ? "functions"
+            : cmd.includes("firebase") && cmd.includes("emulators:exec")
+              ? "firebase-tools"
+              : null;
       if (!group) continue;
       // Fields after the command name: utime and stime are the 12th and 13th (in clock ticks).
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -151,12 +190,16 @@ function cpuByProcess(): Map<number, { group: ProcessGroup; seconds: number }> {
 }
 
 /** CPU seconds per group used between two samples (processes started in between count from zero). */
-function cpuBetween(before: ReturnType<typeof cpuByProcess>, after: ReturnType<typeof cpuByProcess>): Record<ProcessGroup, number> {
+function cpuBetween(
+  before: ReturnType<typeof cpuByProcess>,
+  after: ReturnType<typeof cpuByProcess>,
+): Record<ProcessGroup, number> {
   const used: Record<ProcessGroup, number> = { firestore: 0, functions: 0, "firebase-tools": 0 };
   for (const [pid, now] of after) used[now.group] += now.seconds - (before.get(pid)?.seconds ?? 0);
   return used;
 }
-const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 async function runPipeline(
   year: number,
@@ -179,7 +222,11 @@ async function runPipeline(
   cpu: Record<ProcessGroup, number>;
 }> {
   const token = await mintLocalToken();
-  const client = new BackfillClient({ baseUrl: API as string, authorization: () => `Bearer ${token}`, validate: checkAnswer });
+  const client = new BackfillClient({
+    baseUrl: API as string,
+    authorization: () => `Bearer ${token}`,
+    validate: checkAnswer,
+  });
   const cpuBefore = cpuByProcess();
   const started = Date.now();
   const { migrationId, chunks, estimatedSeconds } = await client.start({
@@ -214,7 +261,12 @@ async function runPipeline(
   const elapsed = Date.now() - started;
   const cpu = cpuBetween(cpuBefore, cpuByProcess());
   const run = (await db.collection("dataMigrations").doc(migrationId).get()).data() as { total: number };
-  const sums = await db.collection("dataMigrations").doc(migrationId).collection("pages").aggregate({ writes: AggregateField.sum("writes"), reads: AggregateField.sum("reads") }).get();
+  const sums = await db
+    .collection("dataMigrations")
+    .doc(migrationId)
+    .collection("pages")
+    .aggregate({ writes: AggregateField.sum("writes"), reads: AggregateField.sum("reads") })
+    .get();
   // The run's id carries the moment the API created it, after planning.
   const planSeconds = Math.max(0, (Number(migrationId.split("_").pop()) - started) / 1000);
   let peakRssMb = 0;
@@ -230,7 +282,22 @@ async function runPipeline(
     if (heap) peakHeapMb = Math.max(peakHeapMb, Number(heap));
   }
   const { shards, peakChunksWorking } = await chunkConcurrency(migrationId);
-  return { events: run.total, seconds: seconds(elapsed), writes: sums.data().writes, reads: sums.data().reads, planSeconds, peakRssMb, peakHeapMb, peakHeapAfterGcMb: peakLiveHeapMb > 0 ? peakLiveHeapMb : null, id: migrationId, chunks, shards, peakChunksWorking, estimatedSeconds, cpu };
+  return {
+    events: run.total,
+    seconds: seconds(elapsed),
+    writes: sums.data().writes,
+    reads: sums.data().reads,
+    planSeconds,
+    peakRssMb,
+    peakHeapMb,
+    peakHeapAfterGcMb: peakLiveHeapMb > 0 ? peakLiveHeapMb : null,
+    id: migrationId,
+    chunks,
+    shards,
+    peakChunksWorking,
+    estimatedSeconds,
+    cpu,
+  };
 }
 
 /**
@@ -266,7 +333,17 @@ async function chunkConcurrency(migrationId: string): Promise<{ shards: number; 
 async function rawCeiling(count: number): Promise<number> {
   const docs = Array.from({ length: count }, (_, i) => ({
     path: `benchRaw/d${i}`,
-    data: { userId: `u${i % USERS}`, kind: "purchase", points: 100, orderId: `o${i}`, productId: "p", sourceEventId: `e${i}`, reason: null, migrationId: "bench", createdAt: FieldValue.serverTimestamp() },
+    data: {
+      userId: `u${i % USERS}`,
+      kind: "purchase",
+      points: 100,
+      orderId: `o${i}`,
+      productId: "p",
+      sourceEventId: `e${i}`,
+      reason: null,
+      migrationId: "bench",
+      createdAt: FieldValue.serverTimestamp(),
+    },
   }));
   const started = Date.now();
   await bulkWrite(db, docs);
@@ -281,17 +358,38 @@ async function naiveScript(events: SeedEvent[]): Promise<number> {
     await db.runTransaction(async (tx) => {
       const eventRef = db.collection("webhookEvents").doc(e.id);
       const event = await tx.get(eventRef);
-      const body = event.get("body") as { id: string; customer: { id: string }; lines: Array<{ id: string; product_id: string; quantity: number }> };
+      const body = event.get("body") as {
+        id: string;
+        customer: { id: string };
+        lines: Array<{ id: string; product_id: string; quantity: number }>;
+      };
       const entryRefs = body.lines.map((l) => db.collection("ledgerEntries").doc(`purchase_${body.id}_${l.id}`));
       const read = await tx.getAll(...entryRefs, ...body.lines.map((l) => db.collection("products").doc(l.product_id)));
       if (event.get("processed") === true || read.slice(0, entryRefs.length).some((s) => s.exists)) return;
       let credit = 0;
       body.lines.forEach((l, k) => {
-        const amount = ((read[entryRefs.length + k]?.get("points") as number | undefined) ?? points.get(l.product_id) ?? 0) * l.quantity;
+        const amount =
+          ((read[entryRefs.length + k]?.get("points") as number | undefined) ?? points.get(l.product_id) ?? 0) *
+          l.quantity;
         credit += amount;
-        tx.create(entryRefs[k] as FirebaseFirestore.DocumentReference, { userId: body.customer.id, kind: "purchase", points: amount, orderId: body.id, lineId: l.id, productId: l.product_id, sourceEventId: e.id, reason: null, migrationId: "naive", createdAt: FieldValue.serverTimestamp() });
+        tx.create(entryRefs[k] as FirebaseFirestore.DocumentReference, {
+          userId: body.customer.id,
+          kind: "purchase",
+          points: amount,
+          orderId: body.id,
+          lineId: l.id,
+          productId: l.product_id,
+          sourceEventId: e.id,
+          reason: null,
+          migrationId: "naive",
+          createdAt: FieldValue.serverTimestamp(),
+        });
       });
-      tx.set(db.collection("wallets").doc(body.customer.id), { balance: FieldValue.increment(credit), updatedAt: FieldValue.serverTimestamp() }, { merge: true });
+      tx.set(
+        db.collection("wallets").doc(body.customer.id),
+        { balance: FieldValue.increment(credit), updatedAt: FieldValue.serverTimestamp() },
+        { merge: true },
+      );
       tx.update(eventRef, { processed: true, processedAt: FieldValue.serverTimestamp(), processedBy: "naive" });
     });
   }
@@ -308,11 +406,15 @@ const LONE_YEAR = 2404;
  * the repair (target: the sparse run reads at most 2× the lone one's documents).
  */
 async function sparseMain(open: number): Promise<void> {
-  process.stderr.write(`Seeding ${fmt(HISTORY)} processed events and ${fmt(open)} open purchases over ${DAYS} days, and ${fmt(open)} open alone...
+  process.stderr
+    .write(`Seeding ${fmt(HISTORY)} processed events and ${fmt(open)} open purchases over ${DAYS} days, and ${fmt(open)} open alone...
 `);
   // One id source for the year's history and its open purchases, so their ids never meet.
   const ids = new FlakeIds();
-  const history = generate(HISTORY, SPARSE_YEAR, DAYS, "h", true, ids).map((e) => ({ ...e, data: { ...e.data, processed: true, processedBy: null } }));
+  const history = generate(HISTORY, SPARSE_YEAR, DAYS, "h", true, ids).map((e) => ({
+    ...e,
+    data: { ...e.data, processed: true, processedBy: null },
+  }));
   const mixed = generate(open, SPARSE_YEAR, DAYS, "s", false, ids);
   const alone = generate(open, LONE_YEAR, DAYS, "l", false);
   const warmup = generate(3000, WARMUP_YEAR, 6, "w", true);
@@ -322,7 +424,9 @@ async function sparseMain(open: number): Promise<void> {
   ]);
   process.stderr.write("Warm-up: a 3,000-event replay over 6 days...\n");
   await runPipeline(WARMUP_YEAR, 6, 1000);
-  process.stderr.write(`Sparse: a replay of ${DAYS} days holding ${fmt(HISTORY + open)} events, ${fmt(open)} of them open...\n`);
+  process.stderr.write(
+    `Sparse: a replay of ${DAYS} days holding ${fmt(HISTORY + open)} events, ${fmt(open)} of them open...\n`,
+  );
   const sparse = await runPipeline(SPARSE_YEAR, DAYS, 100_000);
   process.stderr.write(`Lone: a replay of ${DAYS} days holding only ${fmt(open)} open purchases...\n`);
   const lone = await runPipeline(LONE_YEAR, DAYS, 100_000);
@@ -337,11 +441,25 @@ async function sparseMain(open: number): Promise<void> {
     // What a run reads beyond 3 documents per event, shared over its chunks.
     fixedReadsPerChunk: Number(((r.reads - 3 * r.events) / Math.max(1, r.chunks)).toFixed(1)),
   });
-  const result = { case: "sparse", open, history: HISTORY, days: DAYS, sparse: row(sparse), lone: row(lone), readRatio: Number((sparse.reads / Math.max(1, lone.reads)).toFixed(2)) };
+  const result = {
+    case: "sparse",
+    open,
+    history: HISTORY,
+    days: DAYS,
+    sparse: row(sparse),
+    lone: row(lone),
+    readRatio: Number((sparse.reads / Math.max(1, lone.reads)).toFixed(2)),
+  };
   console.log("");
-  console.log(`sparse replay   ${fmt(sparse.events)} events examined of ${fmt(HISTORY + open)} in range: ${fmt(sparse.reads)} documents read, ${fmt(sparse.writes)} written, ${fmt(sparse.seconds, 1)} s`);
-  console.log(`lone replay     ${fmt(lone.events)} events examined of ${fmt(open)} in range: ${fmt(lone.reads)} documents read, ${fmt(lone.writes)} written, ${fmt(lone.seconds, 1)} s`);
-  console.log(`read ratio      ${fmt(result.readRatio, 2)} (target ≤ 2); ${fmt(result.sparse.readsPerSelectedEvent, 2)} reads per examined event (target ≤ 3 plus a fixed amount per chunk: ${fmt(result.sparse.fixedReadsPerChunk, 1)})`);
+  console.log(
+    `sparse replay   ${fmt(sparse.events)} events examined of ${fmt(HISTORY + open)} in range: ${fmt(sparse.reads)} documents read, ${fmt(sparse.writes)} written, ${fmt(sparse.seconds, 1)} s`,
+  );
+  console.log(
+    `lone replay     ${fmt(lone.events)} events examined of ${fmt(open)} in range: ${fmt(lone.reads)} documents read, ${fmt(lone.writes)} written, ${fmt(lone.seconds, 1)} s`,
+  );
+  console.log(
+    `read ratio      ${fmt(result.readRatio, 2)} (target ≤ 2); ${fmt(result.sparse.readsPerSelectedEvent, 2)} reads per examined event (target ≤ 3 plus a fixed amount per chunk: ${fmt(result.sparse.fixedReadsPerChunk, 1)})`,
+  );
   console.log(JSON.stringify(result));
 }
 
@@ -370,10 +488,14 @@ async function heavyMain(heavy: number): Promise<void> {
     }
     return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] as string;
   })();
-  const heavyEvents = events.filter((e) => (e.data.body as { customer?: { id?: string } }).customer?.id === heavyId).length;
+  const heavyEvents = events.filter(
+    (e) => (e.data.body as { customer?: { id?: string } }).customer?.id === heavyId,
+  ).length;
   process.stderr.write("Warm-up: a 3,000-event replay over 6 days...\n");
   await runPipeline(WARMUP_YEAR, 6, 1000);
-  process.stderr.write(`Heavy user: a replay of ${fmt(N)} events, ${fmt(heavyEvents)} of them customer ${heavyId}'s...\n`);
+  process.stderr.write(
+    `Heavy user: a replay of ${fmt(N)} events, ${fmt(heavyEvents)} of them customer ${heavyId}'s...\n`,
+  );
   const run = await runPipeline(HEAVY_YEAR, DAYS, 100_000);
   const pages = await db.collection("dataMigrations").doc(run.id).collection("pages").select("busiestWallet").get();
   let writes = 0;
@@ -398,15 +520,21 @@ async function heavyMain(heavy: number): Promise<void> {
     walletWritesPerEvent: Number((writes / Math.max(1, seen)).toFixed(3)),
   };
   console.log("");
-  console.log(`heavy user      ${fmt(heavyEvents)} of ${fmt(run.events)} events; its wallet written ${fmt(writes)} times for the ${fmt(seen)} events of its ${pagesWithIt} pages where it was the busiest wallet`);
-  console.log(`wallet writes   ${fmt(result.walletWritesPerEvent, 3)} per event of that wallet (target ≤ 0.05); ${fmt(run.seconds, 1)} s, ${fmt(result.pipelineEventsPerSec)} events/s`);
+  console.log(
+    `heavy user      ${fmt(heavyEvents)} of ${fmt(run.events)} events; its wallet written ${fmt(writes)} times for the ${fmt(seen)} events of its ${pagesWithIt} pages where it was the busiest wallet`,
+  );
+  console.log(
+    `wallet writes   ${fmt(result.walletWritesPerEvent, 3)} per event of that wallet (target ≤ 0.05); ${fmt(run.seconds, 1)} s, ${fmt(result.pipelineEventsPerSec)} events/s`,
+  );
   console.log(JSON.stringify(result));
 }
 
 async function main(): Promise<void> {
   if (OPEN !== null) return sparseMain(OPEN);
   if (HEAVY !== null) return heavyMain(HEAVY);
-  process.stderr.write(`Seeding ${fmt(N)} events over ${DAYS} days for ${fmt(USERS)} users, and ${fmt(NAIVE)} for the naive script...\n`);
+  process.stderr.write(
+    `Seeding ${fmt(N)} events over ${DAYS} days for ${fmt(USERS)} users, and ${fmt(NAIVE)} for the naive script...\n`,
+  );
   const events = generate(N, YEAR, DAYS, "b", true);
   const naiveEvents = generate(NAIVE, NAIVE_YEAR, 1, "n", false);
   const warmup = generate(3000, WARMUP_YEAR, 6, "w", true);
@@ -428,7 +556,9 @@ async function main(): Promise<void> {
   const warm = await runPipeline(WARMUP_YEAR, 6, 1000);
   process.stderr.write(`  warm-up took ${fmt(warm.seconds, 1)} s\n`);
 
-  process.stderr.write("Pipeline: POST /api/jobs/backfill through Hosting, then Cloud Tasks, chunk functions, Firestore...\n");
+  process.stderr.write(
+    "Pipeline: POST /api/jobs/backfill through Hosting, then Cloud Tasks, chunk functions, Firestore...\n",
+  );
   const pipeline = await runPipeline(YEAR, DAYS, Math.min(N, 100_000));
   const pipelineEventsPerSec = pipeline.events / pipeline.seconds;
   const writesPerEvent = pipeline.writes / pipeline.events;
@@ -444,12 +574,24 @@ async function main(): Promise<void> {
   const ceilingRatio = (pipelineEventsPerSec * writesPerEvent) / rawDocsPerSec;
   const speedupVsNaive = pipelineEventsPerSec / naiveEventsPerSec;
   const rows: Array<[string, string]> = [
-    ["events replayed", `${fmt(pipeline.events)} in ${fmt(pipeline.seconds, 1)} s (${pipeline.chunks} chunks, ${pipeline.shards} of them shards of busy days)`],
-    ["chunks at once", `${pipeline.peakChunksWorking} at most working side by side (the queue runs TASK_MAX_CONCURRENT deliveries)`],
+    [
+      "events replayed",
+      `${fmt(pipeline.events)} in ${fmt(pipeline.seconds, 1)} s (${pipeline.chunks} chunks, ${pipeline.shards} of them shards of busy days)`,
+    ],
+    [
+      "chunks at once",
+      `${pipeline.peakChunksWorking} at most working side by side (the queue runs TASK_MAX_CONCURRENT deliveries)`,
+    ],
     ["pipeline", `${fmt(pipelineEventsPerSec)} events/s`],
     ["writes per event", `${fmt(writesPerEvent, 2)} (ledger entry, event mark, wallet, amortised page bookkeeping)`],
-    ["reads per event", `${fmt(pipeline.reads / Math.max(1, pipeline.events), 2)} (${fmt(pipeline.reads)} documents read by the handlers' pages)`],
-    ["planning", `${fmt(pipeline.planSeconds, 1)} s of the ${fmt(pipeline.seconds, 1)} s (counts and reads of the events' times)`],
+    [
+      "reads per event",
+      `${fmt(pipeline.reads / Math.max(1, pipeline.events), 2)} (${fmt(pipeline.reads)} documents read by the handlers' pages)`,
+    ],
+    [
+      "planning",
+      `${fmt(pipeline.planSeconds, 1)} s of the ${fmt(pipeline.seconds, 1)} s (counts and reads of the events' times)`,
+    ],
     ["raw write ceiling", `${fmt(rawDocsPerSec)} docs/s (BulkWriter create, throttling off)`],
     ["ceiling ratio", `${fmt(ceilingRatio, 2)} (target ≥ 0.5)`],
     ["naive script", `${fmt(naiveEventsPerSec, 1)} events/s (one transaction per event, sequential)`],
@@ -458,15 +600,25 @@ async function main(): Promise<void> {
       "handler memory",
       `JavaScript heap in use at most ${fmt(pipeline.peakHeapMb)} MB (garbage not yet collected included) · ${pipeline.peakHeapAfterGcMb === null ? "no full collection during the run" : `${fmt(pipeline.peakHeapAfterGcMb)} MB right after a full collection`} · RSS ${fmt(pipeline.peakRssMb)} MB`,
     ],
-    ["estimate", `${fmt(pipeline.estimatedSeconds)} s planned, ${fmt(pipeline.seconds, 1)} s measured (measured/estimated ${fmt(pipeline.seconds / pipeline.estimatedSeconds, 2)}; within 2× when 0.5–2)`],
+    [
+      "estimate",
+      `${fmt(pipeline.estimatedSeconds)} s planned, ${fmt(pipeline.seconds, 1)} s measured (measured/estimated ${fmt(pipeline.seconds / pipeline.estimatedSeconds, 2)}; within 2× when 0.5–2)`,
+    ],
     [
       "CPU per event",
-      `${Object.entries(pipeline.cpu).map(([g, sec]) => `${g} ${fmt((sec * 1000) / Math.max(1, pipeline.events), 2)} ms`).join(" · ")} (2 cores: ${fmt(2000 / Math.max(1, pipelineEventsPerSec), 2)} ms of CPU available per event at this pace)`,
+      `${Object.entries(pipeline.cpu)
+        .map(([g, sec]) => `${g} ${fmt((sec * 1000) / Math.max(1, pipeline.events), 2)} ms`)
+        .join(
+          " · ",
+        )} (2 cores: ${fmt(2000 / Math.max(1, pipelineEventsPerSec), 2)} ms of CPU available per event at this pace)`,
     ],
     ["empty 366-day run", `${fmt(empty.seconds, 1)} s (${empty.chunks} chunks, ${fmt(empty.events)} events)`],
   ];
   if (values.memory) {
-    rows.unshift(["memory mode", "every handler collects garbage before it reports its heap: the heap is what it holds; the speed figures are not comparable"]);
+    rows.unshift([
+      "memory mode",
+      "every handler collects garbage before it reports its heap: the heap is what it holds; the speed figures are not comparable",
+    ]);
   }
   const width = Math.max(...rows.map(([k]) => k.length));
   console.log("");
@@ -491,7 +643,12 @@ async function main(): Promise<void> {
       chunks: pipeline.chunks,
       shards: pipeline.shards,
       peakChunksWorking: pipeline.peakChunksWorking,
-      cpuMsPerEvent: Object.fromEntries(Object.entries(pipeline.cpu).map(([g, sec]) => [g, Number(((sec * 1000) / Math.max(1, pipeline.events)).toFixed(3))])),
+      cpuMsPerEvent: Object.fromEntries(
+        Object.entries(pipeline.cpu).map(([g, sec]) => [
+          g,
+          Number(((sec * 1000) / Math.max(1, pipeline.events)).toFixed(3)),
+        ]),
+      ),
       estimatedSeconds: pipeline.estimatedSeconds,
       measuredSeconds: Number(pipeline.seconds.toFixed(1)),
       estimateRatio: Number((pipeline.seconds / pipeline.estimatedSeconds).toFixed(2)),

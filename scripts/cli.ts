@@ -9,7 +9,15 @@ import { open } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
 import { GoogleAuth } from "google-auth-library";
-import { ApiError, BackfillClient, formatDuration, type RunDetail, type RunView, type StartedRun, type StartRunBody } from "../functions/src/http/client";
+import {
+  ApiError,
+  BackfillClient,
+  formatDuration,
+  type RunDetail,
+  type RunView,
+  type StartedRun,
+  type StartRunBody,
+} from "../functions/src/http/client";
 import type { KillSwitchView, Report } from "../functions/src/http/schemas";
 import { checkAnswer } from "../functions/src/http/validate";
 import { mintLocalToken } from "./localToken";
@@ -89,7 +97,8 @@ async function call<T>(opts: Options, request: (c: BackfillClient) => Promise<T>
     return await request(client(opts));
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
-    if (error.code === "unreachable") throw new CliError(`${error.message}${isLocal(opts.api) ? " Is the local stack running (npm start)?" : ""}`, 1);
+    if (error.code === "unreachable")
+      throw new CliError(`${error.message}${isLocal(opts.api) ? " Is the local stack running (npm start)?" : ""}`, 1);
     const fields = error.fields.length > 1 ? ` ${error.fields.map((f) => `[${f.field}] ${f.message}`).join("; ")}` : "";
     throw new CliError(`${error.message}${fields} (${error.code})`, 1);
   }
@@ -100,14 +109,18 @@ const FINISHED = new Set(["completed", "failed", "cancelled"]);
 const PAUSED_SLOWDOWN = 5;
 
 function startedLines(run: StartedRun, watching: boolean | undefined): string[] {
-  const canary = run.userIds ? ` over ${run.userIds.length} user${run.userIds.length === 1 ? "" : "s"} only (canary)` : "";
+  const canary = run.userIds
+    ? ` over ${run.userIds.length} user${run.userIds.length === 1 ? "" : "s"} only (canary)`
+    : "";
   const plan = run.planOf ? ` executing dry run ${run.planOf}` : "";
   return [
     `Started ${run.migrationId}${run.dryRun ? " (dry run: no ledger entry or wallet is written; each examined event gets dryRun marks)" : ""}${plan}${canary}: ${run.startDate} to ${run.endDate}, ${run.chunks} chunks, ${run.plannedEvents} events planned` +
       (run.capReached ? ` (capped: ${run.selectedEvents} selected; run again for the rest)` : "") +
       `, about ${formatDuration(run.estimatedSeconds)}.`,
     ...(watching ? [] : [`Follow it with: npm run backfill -- status ${run.migrationId} --watch`]),
-    ...(run.dryRun && !watching ? [`When it has completed, run it for real with: npm run backfill -- execute ${run.migrationId}`] : []),
+    ...(run.dryRun && !watching
+      ? [`When it has completed, run it for real with: npm run backfill -- execute ${run.migrationId}`]
+      : []),
   ];
 }
 
@@ -129,7 +142,11 @@ export function comparisonLines(detail: RunDetail): string[] {
   const c = detail.planComparison;
   if (!c) return [];
   if (c.matches) return [`Matches its dry run ${c.dryRunId}.`];
-  const counters = c.dry ? c.counterDifferences.map((k) => `${k} ${(c.dry as Record<string, number>)[k]} → ${(c.real as Record<string, number>)[k]}`).join(", ") : "";
+  const counters = c.dry
+    ? c.counterDifferences
+        .map((k) => `${k} ${(c.dry as Record<string, number>)[k]} → ${(c.real as Record<string, number>)[k]}`)
+        .join(", ")
+    : "";
   return [
     `Differs from its dry run ${c.dryRunId}${counters ? `: ${counters}` : ""}${c.note ? ` (${c.note})` : ""}; ${c.differenceCount} event${c.differenceCount === 1 ? "" : "s"} differ:`,
     ...c.differences.slice(0, 10).map((d) => `  ${d.eventId}: dry run ${d.dry}, real run ${d.real} — ${d.why}`),
@@ -137,10 +154,16 @@ export function comparisonLines(detail: RunDetail): string[] {
 }
 
 /** What a finished run did (a dry run: would do) to wallets, and its dry run's figures where they differ. */
-export function moneyLines(money: MoneyMoved | null, dryRun: boolean, comparison: RunDetail["planComparison"] = null): string[] {
+export function moneyLines(
+  money: MoneyMoved | null,
+  dryRun: boolean,
+  comparison: RunDetail["planComparison"] = null,
+): string[] {
   if (!money) return [];
   const largest = describeLargest(money);
-  const lines = [`${dryRun ? "Would move" : "Moved"}: ${describeMoney(money)}${largest ? `; largest: ${largest}` : ""}.`];
+  const lines = [
+    `${dryRun ? "Would move" : "Moved"}: ${describeMoney(money)}${largest ? `; largest: ${largest}` : ""}.`,
+  ];
   const dry = comparison?.money.dry;
   if (dry && JSON.stringify(dry) !== JSON.stringify(money)) lines.push(`Its dry run said: ${describeMoney(dry)}.`);
   return lines;
@@ -154,10 +177,15 @@ export function killSwitchLine(k: KillSwitchView): string {
 
 function watchExit(m: RunView, io: Output, id: string): number {
   if (m.status === "completed") {
-    if (m.dryRun) io.out(`Check its report (npm run backfill -- report ${id}), then run it for real with: npm run backfill -- execute ${id}`);
+    if (m.dryRun)
+      io.out(
+        `Check its report (npm run backfill -- report ${id}), then run it for real with: npm run backfill -- execute ${id}`,
+      );
     return 0;
   }
-  io.err(`Run ${id} ${m.status}${m.failureReason ? `: ${m.failureReason}` : ""}. Retry its failures with: npm run backfill -- retry ${id}`);
+  io.err(
+    `Run ${id} ${m.status}${m.failureReason ? `: ${m.failureReason}` : ""}. Retry its failures with: npm run backfill -- retry ${id}`,
+  );
   return 3;
 }
 
@@ -165,7 +193,11 @@ async function watch(opts: Options, id: string, io: Output, intervalMs: number):
   let last = "";
   const bar = io.isTTY
     ? new cliProgress.SingleBar(
-        { format: "{bar} {value}/{total} examined · processed {processed} · skipped {skipped} · errors {errors} · chunks {chunks} · ETA {eta} · {status}", hideCursor: true },
+        {
+          format:
+            "{bar} {value}/{total} examined · processed {processed} · skipped {skipped} · errors {errors} · chunks {chunks} · ETA {eta} · {status}",
+          hideCursor: true,
+        },
         cliProgress.Presets.shades_classic,
       )
     : null;
@@ -197,12 +229,15 @@ async function watch(opts: Options, id: string, io: Output, intervalMs: number):
     if (FINISHED.has(m.status)) {
       bar?.stop();
       if (bar) io.out(summaryLine(m, errorCount));
-      for (const line of [...comparisonLines(detail), ...moneyLines(detail.money, m.dryRun, detail.planComparison)]) io.out(line);
+      for (const line of [...comparisonLines(detail), ...moneyLines(detail.money, m.dryRun, detail.planComparison)])
+        io.out(line);
       return watchExit(m, io, id);
     }
     // A paused run has not ended: keep watching (it may be resumed elsewhere), but say how to go on.
     if (m.status === "paused" && !pauseNoted) {
-      io.err(`Run ${id} is paused (${m.pausedReason ?? "no reason given"}); continue it with: npm run backfill -- resume ${id}`);
+      io.err(
+        `Run ${id} is paused (${m.pausedReason ?? "no reason given"}); continue it with: npm run backfill -- resume ${id}`,
+      );
     }
     pauseNoted = m.status === "paused";
     // A paused run changes only when someone resumes or cancels it: look at it five times less often.
@@ -216,7 +251,10 @@ async function watch(opts: Options, id: string, io: Output, intervalMs: number):
  * product id or error message cannot move the cursor, clear the screen or reorder what an operator reads.
  */
 export function printable(text: string): string {
-  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return text.replace(
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -260,7 +298,12 @@ export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv
     (v.help ? io.out : io.err)(USAGE);
     return v.help ? 0 : 2;
   }
-  const opts: Options = { api: v.api ?? env.BACKFILL_API_URL ?? "http://127.0.0.1:5000", token: v.token, email: v.email, json: v.json };
+  const opts: Options = {
+    api: v.api ?? env.BACKFILL_API_URL ?? "http://127.0.0.1:5000",
+    token: v.token,
+    email: v.email,
+    json: v.json,
+  };
   const number = (name: string, raw: string | undefined) => {
     if (raw === undefined) return undefined;
     const n = Number(raw);
@@ -299,7 +342,11 @@ export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv
         return v.watch ? await watch(opts, run.migrationId, io, number("interval", v.interval) ?? 1000) : 0;
       }
       case "execute": {
-        if (!id) throw new CliError("execute needs the id of a completed dry run: npm run backfill -- execute <dry-run-id>", 2);
+        if (!id)
+          throw new CliError(
+            "execute needs the id of a completed dry run: npm run backfill -- execute <dry-run-id>",
+            2,
+          );
         const dryRunId = id === "last" ? await needId() : id;
         const run = await call(opts, (c) => c.execute(dryRunId, { idempotencyKey: v["idempotency-key"] }));
         print(run, startedLines(run, v.watch).join("\n"));
@@ -311,7 +358,12 @@ export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv
         const detail = await call(opts, (c) => c.get(runId));
         const sample = detail.errorSample.slice(0, 5).map((e) => `  ${e.eventId} ${e.code}: ${e.message}`);
         const money = moneyLines(detail.money, detail.migration.dryRun, detail.planComparison);
-        print(detail, [summaryLine(detail.migration, detail.errorCount), ...comparisonLines(detail), ...money, ...sample].join("\n"));
+        print(
+          detail,
+          [summaryLine(detail.migration, detail.errorCount), ...comparisonLines(detail), ...money, ...sample].join(
+            "\n",
+          ),
+        );
         return 0;
       }
       case "list": {
@@ -326,7 +378,10 @@ export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv
       case "retry": {
         const runId = await needId();
         const result = await call(opts, (c) => c.control(runId, command));
-        print(result, `${result.changed ? `${command}: done` : `${command}: nothing to change`} — ${summaryLine(result.migration, result.errorCount)}`);
+        print(
+          result,
+          `${result.changed ? `${command}: done` : `${command}: nothing to change`} — ${summaryLine(result.migration, result.errorCount)}`,
+        );
         return 0;
       }
       case "report": {
@@ -351,7 +406,13 @@ export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv
           } finally {
             await file.close();
           }
-          io.out([`Wrote ${v.out}: ${line}`, ...(listed === report.totals.total ? [] : [`The file lists ${listed} events.`]), ...money].join("\n"));
+          io.out(
+            [
+              `Wrote ${v.out}: ${line}`,
+              ...(listed === report.totals.total ? [] : [`The file lists ${listed} events.`]),
+              ...money,
+            ].join("\n"),
+          );
         } else if (opts.json) {
           const events: Report["events"] = [];
           await call(opts, async (c) => {
@@ -364,7 +425,8 @@ export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv
         return report.reconciled && report.verification.ok ? 0 : 3;
       }
       case "killswitch": {
-        if (id !== "on" && id !== "off" && id !== "status") throw new CliError("killswitch needs on, off or status: npm run -s killswitch -- off", 2);
+        if (id !== "on" && id !== "off" && id !== "status")
+          throw new CliError("killswitch needs on, off or status: npm run -s killswitch -- off", 2);
         const state = await call(opts, (c) => (id === "status" ? c.killSwitch() : c.setKillSwitch(id === "on")));
         print(state, killSwitchLine(state));
         return 0;
@@ -383,6 +445,10 @@ export async function main(argv: string[], rawIo: Output, env: NodeJS.ProcessEnv
 
 const invokedDirectly = process.argv[1] && /(cli\.ts|backfill(\.mjs)?)$/.test(process.argv[1]);
 if (invokedDirectly) {
-  const io: Output = { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`), isTTY: Boolean(process.stdout.isTTY) };
+  const io: Output = {
+    out: (l) => process.stdout.write(`${l}\n`),
+    err: (l) => process.stderr.write(`${l}\n`),
+    isTTY: Boolean(process.stdout.isTTY),
+  };
   process.exitCode = await main(process.argv.slice(2), io);
 }

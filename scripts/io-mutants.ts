@@ -37,14 +37,15 @@ export const MUTANTS: Mutant[] = [
     name: "split one order's events over a page's parallel groups (a refund and a chargeback of it then race)",
     file: "functions/src/ledger/groups.ts",
     find: "const key = orderId ?? `\\u0000${e.id}`;",
-    replace: "const key = `${orderId ?? \"\"}\\u0000${e.id}`;",
+    replace: 'const key = `${orderId ?? ""}\\u0000${e.id}`;',
     test: { file: "test/emulator/model.test.ts", name: "sequences from seed" },
   },
   {
     name: "count a cancelled holder's page twice (a stopped chunk takes a late page from any position)",
     file: "functions/src/chunks/page.ts",
     find: "const transition = commitPage(current.data, page, me,",
-    replace: 'const transition = commitPage(current.data, current.data.status === "cancelled" ? { ...page, from: positionKey(current.data) } : page, me,',
+    replace:
+      'const transition = commitPage(current.data, current.data.status === "cancelled" ? { ...page, from: positionKey(current.data) } : page, me,',
     test: { file: "test/emulator/concurrency.test.ts", name: "a cancel while a slow holder is mid-page" },
   },
   {
@@ -66,20 +67,31 @@ export const MUTANTS: Mutant[] = [
     file: "functions/src/ledger/reads.ts",
     find: "  if (unrecorded.length === 0) return lines;",
     replace: "  if (unrecorded.length >= 0) return lines;",
-    test: { file: "test/emulator/planning.test.ts", name: "an order credited without one is still found by its refund" },
+    test: {
+      file: "test/emulator/planning.test.ts",
+      name: "an order credited without one is still found by its refund",
+    },
   },
 ];
 
-const only = process.argv.slice(2).filter((a) => a !== "--").map(Number);
+const only = process.argv
+  .slice(2)
+  .filter((a) => a !== "--")
+  .map(Number);
 const chosen = MUTANTS.map((m, i) => ({ m, n: i + 1 })).filter(({ n }) => only.length === 0 || only.includes(n));
 const results: Array<{ n: number; name: string; test: string; killed: boolean }> = [];
 for (const { m, n } of chosen) {
   const path = join(ROOT, m.file);
   const original = readFileSync(path, "utf8");
-  if (!original.includes(m.find)) throw new Error(`mutant ${n}: ${m.file} no longer contains the line it changes; update scripts/io-mutants.ts`);
+  if (!original.includes(m.find))
+    throw new Error(`mutant ${n}: ${m.file} no longer contains the line it changes; update scripts/io-mutants.ts`);
   writeFileSync(path, original.replace(m.find, m.replace));
   try {
-    const run = spawnSync("npx", ["tsx", "scripts/stack.ts", "exec", "--", `vitest run ${m.test.file} -t "${m.test.name}"`], { cwd: ROOT, encoding: "utf8" });
+    const run = spawnSync(
+      "npx",
+      ["tsx", "scripts/stack.ts", "exec", "--", `vitest run ${m.test.file} -t "${m.test.name}"`],
+      { cwd: ROOT, encoding: "utf8" },
+    );
     const killed = run.status !== 0 && /Tests\s.*\d+ failed/.test(run.stdout.replace(/\x1b\[[0-9;]*m/g, ""));
     results.push({ n, name: m.name, test: `${m.test.file} › ${m.test.name}`, killed });
     console.log(`${killed ? "killed  " : "SURVIVED"} ${n}. ${m.name}\n         by ${m.test.file} › "${m.test.name}"`);

@@ -28,11 +28,17 @@ async function breakGlass(argv: string[]): Promise<number> {
   if (!values.project) process.env.FIRESTORE_EMULATOR_HOST ??= HOSTS.firestore;
   initializeApp({ projectId: values.project ?? PROJECT_ID });
   await writeKillSwitch(getFirestore(), action === "on", { email: values.by, sub: null, via: "break-glass" });
-  console.log(`backfill ${action === "on" ? "enabled" : "DISABLED"} by break glass (featureFlags/backfill written directly, recorded as ${values.by}) in ${values.project ?? `${PROJECT_ID} (local stack)`}`);
+  console.log(
+    `backfill ${action === "on" ? "enabled" : "DISABLED"} by break glass (featureFlags/backfill written directly, recorded as ${values.by}) in ${values.project ?? `${PROJECT_ID} (local stack)`}`,
+  );
   return 0;
 }
 
 const argv = process.argv.slice(2);
 process.exitCode = argv.includes("--break-glass")
   ? await breakGlass(argv)
-  : await main(["killswitch", ...argv], { out: (l) => console.log(l), err: (l) => console.error(l), isTTY: Boolean(process.stdout.isTTY) });
+  : await main(["killswitch", ...argv], {
+      out: (l) => console.log(l),
+      err: (l) => console.error(l),
+      isTTY: Boolean(process.stdout.isTTY),
+    });

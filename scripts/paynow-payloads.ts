@@ -41,7 +41,13 @@ function uuidFor(name: string): string {
 export function minecraftCustomer(id: string, name: string): Customer {
   const uuid = uuidFor(name);
   const avatar = `https://mc-heads.net/avatar/${uuid}`;
-  return { id, name, steam: null, minecraft: { id: uuid, name, avatar_url: avatar }, profile: { id: uuid, platform: "minecraft", name, avatar_url: avatar } };
+  return {
+    id,
+    name,
+    steam: null,
+    minecraft: { id: uuid, name, avatar_url: avatar },
+    profile: { id: uuid, platform: "minecraft", name, avatar_url: avatar },
+  };
 }
 
 /** A store product as PayNow describes it inside an order line. */
@@ -96,7 +102,12 @@ const TAX_RATE = 0.08;
 const fees = (amount: number, tax: number) => {
   const gateway = Math.round(amount * 0.029) + 30;
   const platform = Math.round(amount * 0.05);
-  return { gateway_fee_amount: gateway, tax_amount: tax, platform_fee_amount: platform, store_net_amount: amount - gateway - tax - platform };
+  return {
+    gateway_fee_amount: gateway,
+    tax_amount: tax,
+    platform_fee_amount: platform,
+    store_net_amount: amount - gateway - tax - platform,
+  };
 };
 
 export interface LineSpec {
@@ -117,7 +128,10 @@ export interface Envelope<B = Record<string, unknown>> {
 }
 
 /** `ON_ORDER_COMPLETED`: the whole order, its lines, customer and checkout. */
-export function orderCompleted(ids: FlakeIds, o: { atMs: number; customer: Customer; lines: LineSpec[]; orderId?: string; eventId?: string }): Envelope {
+export function orderCompleted(
+  ids: FlakeIds,
+  o: { atMs: number; customer: Customer; lines: LineSpec[]; orderId?: string; eventId?: string },
+): Envelope {
   const orderId = o.orderId ?? ids.next(o.atMs - 60_000);
   const checkoutId = ids.next(o.atMs - 120_000);
   const lines = o.lines.map((l) => {
@@ -159,7 +173,12 @@ export function orderCompleted(ids: FlakeIds, o: { atMs: number; customer: Custo
       checkout: {
         id: checkoutId,
         metadata: { site_user_id: `u_${o.customer.id.slice(-5)}` },
-        lines: lines.map((l) => ({ id: l.checkout_line_id, product_id: l.product_id, product_version_id: l.product_version_id, metadata: {} })),
+        lines: lines.map((l) => ({
+          id: l.checkout_line_id,
+          product_id: l.product_id,
+          product_version_id: l.product_version_id,
+          metadata: {},
+        })),
       },
       subscription_id: null,
       applied_coupons: [],
@@ -190,12 +209,27 @@ export function orderCompleted(ids: FlakeIds, o: { atMs: number; customer: Custo
 
 /** The order id and total of an `orderCompleted` payload, for the refunds and chargebacks that follow it. */
 export function orderOf(order: Envelope): { orderId: string; total: number; customer: Customer; lineTotals: number[] } {
-  const b = order.body as { id: string; total_amount: number; customer: Customer; lines: Array<{ total_amount: number }> };
+  const b = order.body as {
+    id: string;
+    total_amount: number;
+    customer: Customer;
+    lines: Array<{ total_amount: number }>;
+  };
   return { orderId: b.id, total: b.total_amount, customer: b.customer, lineTotals: b.lines.map((l) => l.total_amount) };
 }
 
 /** `ON_REFUND` of `refundAmount` cents (`store_refund_amount`) of an order paid `paymentAmount`. */
-export function refund(ids: FlakeIds, r: { atMs: number; orderId: string; customer: Customer; paymentAmount: number; refundAmount: number; eventId?: string }): Envelope {
+export function refund(
+  ids: FlakeIds,
+  r: {
+    atMs: number;
+    orderId: string;
+    customer: Customer;
+    paymentAmount: number;
+    refundAmount: number;
+    eventId?: string;
+  },
+): Envelope {
   const tax = Math.round(r.paymentAmount * (TAX_RATE / (1 + TAX_RATE)));
   return {
     event_type: "ON_REFUND",
@@ -222,7 +256,13 @@ export function refund(ids: FlakeIds, r: { atMs: number; orderId: string; custom
   };
 }
 
-function payment(ids: FlakeIds, p: { atMs: number; orderId: string; customer: Customer; amount: number; paymentId?: string }, status: string, chargebackStatus: string, openedMs: number) {
+function payment(
+  ids: FlakeIds,
+  p: { atMs: number; orderId: string; customer: Customer; amount: number; paymentId?: string },
+  status: string,
+  chargebackStatus: string,
+  openedMs: number,
+) {
   const tax = Math.round(p.amount * (TAX_RATE / (1 + TAX_RATE)));
   return {
     id: p.paymentId ?? ids.next(p.atMs - 86_400_000),
@@ -241,14 +281,30 @@ function payment(ids: FlakeIds, p: { atMs: number; orderId: string; customer: Cu
 }
 
 /** `ON_CHARGEBACK`: the order's payment, with `chargeback_status: "pending"`. */
-export function chargeback(ids: FlakeIds, c: { atMs: number; orderId: string; customer: Customer; amount: number; paymentId?: string; eventId?: string }): Envelope {
-  return { event_type: "ON_CHARGEBACK", event_id: c.eventId ?? ids.next(c.atMs), body: payment(ids, c, "chargeback", "pending", c.atMs) };
+export function chargeback(
+  ids: FlakeIds,
+  c: { atMs: number; orderId: string; customer: Customer; amount: number; paymentId?: string; eventId?: string },
+): Envelope {
+  return {
+    event_type: "ON_CHARGEBACK",
+    event_id: c.eventId ?? ids.next(c.atMs),
+    body: payment(ids, c, "chargeback", "pending", c.atMs),
+  };
 }
 
 /** `ON_CHARGEBACK_CLOSED`: the same payment, `chargeback_status` `won` or `lost`. */
 export function chargebackClosed(
   ids: FlakeIds,
-  c: { atMs: number; orderId: string; customer: Customer; amount: number; outcome: "won" | "lost"; openedMs?: number; paymentId?: string; eventId?: string },
+  c: {
+    atMs: number;
+    orderId: string;
+    customer: Customer;
+    amount: number;
+    outcome: "won" | "lost";
+    openedMs?: number;
+    paymentId?: string;
+    eventId?: string;
+  },
 ): Envelope {
   const opened = c.openedMs ?? c.atMs - 7 * 86_400_000;
   return {
@@ -259,7 +315,10 @@ export function chargebackClosed(
 }
 
 /** `ON_DELIVERY_ITEM_ADDED`: an event type that moves no money (stored, never examined). */
-export function deliveryItemAdded(ids: FlakeIds, d: { atMs: number; customer: Customer; product: CatalogProduct; orderId: string; eventId?: string }): Envelope {
+export function deliveryItemAdded(
+  ids: FlakeIds,
+  d: { atMs: number; customer: Customer; product: CatalogProduct; orderId: string; eventId?: string },
+): Envelope {
   return {
     event_type: "ON_DELIVERY_ITEM_ADDED",
     event_id: d.eventId ?? ids.next(d.atMs),
@@ -290,7 +349,13 @@ export function deliveryItemAdded(ids: FlakeIds, d: { atMs: number; customer: Cu
 
 /** The store behind `npm run paynow -- example`: its products are in the sample store's catalog. */
 export const EXAMPLE_PRODUCTS = {
-  vip: { id: "598214100215279616", versionId: "604417733190688768", slug: "vip-rank-30-days", name: "VIP Rank (30 days)", price: 999 },
+  vip: {
+    id: "598214100215279616",
+    versionId: "604417733190688768",
+    slug: "vip-rank-30-days",
+    name: "VIP Rank (30 days)",
+    price: 999,
+  },
   gems: { id: "598214367081775104", versionId: "598214367090163712", slug: "1000-gems", name: "1000 Gems", price: 499 },
 } as const satisfies Record<string, CatalogProduct>;
 
@@ -318,12 +383,32 @@ export function example(kind: ExampleKind, nowMs = Date.now()): Envelope {
     { product: EXAMPLE_PRODUCTS.gems, quantity: 3, id: "612502796320296961" },
   ];
   if (kind === "gift") {
-    return orderCompleted(ids, { atMs: nowMs, customer: buyer, orderId: "612538410958471168", lines: [{ product: EXAMPLE_PRODUCTS.vip, quantity: 1, giftTo: friend, id: "612538410966859776" }] });
+    return orderCompleted(ids, {
+      atMs: nowMs,
+      customer: buyer,
+      orderId: "612538410958471168",
+      lines: [{ product: EXAMPLE_PRODUCTS.vip, quantity: 1, giftTo: friend, id: "612538410966859776" }],
+    });
   }
   const order = orderCompleted(ids, { atMs: nowMs, customer: buyer, orderId, lines });
   if (kind === "order") return order;
   const { total, lineTotals } = orderOf(order);
-  if (kind === "refund") return refund(ids, { atMs: nowMs, orderId, customer: buyer, paymentAmount: total, refundAmount: lineTotals[1] as number });
-  if (kind === "chargeback") return chargeback(ids, { atMs: nowMs, orderId, customer: buyer, amount: total, paymentId: "612502796404183040" });
-  return chargebackClosed(ids, { atMs: nowMs, orderId, customer: buyer, amount: total, outcome: "won", paymentId: "612502796404183040" });
+  if (kind === "refund")
+    return refund(ids, {
+      atMs: nowMs,
+      orderId,
+      customer: buyer,
+      paymentAmount: total,
+      refundAmount: lineTotals[1] as number,
+    });
+  if (kind === "chargeback")
+    return chargeback(ids, { atMs: nowMs, orderId, customer: buyer, amount: total, paymentId: "612502796404183040" });
+  return chargebackClosed(ids, {
+    atMs: nowMs,
+    orderId,
+    customer: buyer,
+    amount: total,
+    outcome: "won",
+    paymentId: "612502796404183040",
+  });
 }

@@ -18,8 +18,15 @@ const USAGE = `Usage: npm run -s paynow -- <command>
   send <file|-> [--url URL] [--secret S]
                              sign the payload as PayNow does (PayNow-Signature, PayNow-Timestamp) and POST it`;
 
-export async function paynowCommand(argv: string[], io: { out: (s: string) => void; err: (s: string) => void; stdin: () => string }): Promise<number> {
-  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { url: { type: "string" }, secret: { type: "string" } } });
+export async function paynowCommand(
+  argv: string[],
+  io: { out: (s: string) => void; err: (s: string) => void; stdin: () => string },
+): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { url: { type: "string" }, secret: { type: "string" } },
+  });
   const [command, arg] = positionals;
   if (command === "secret") {
     io.out(ensureLocalWebhookSecrets()[0]);
@@ -46,7 +53,11 @@ export async function paynowCommand(argv: string[], io: { out: (s: string) => vo
     try {
       response = await fetch(url, {
         method: "POST",
-        headers: { "Content-Type": "application/json", "PayNow-Signature": signPayload(secret, timestamp, body), "PayNow-Timestamp": timestamp },
+        headers: {
+          "Content-Type": "application/json",
+          "PayNow-Signature": signPayload(secret, timestamp, body),
+          "PayNow-Timestamp": timestamp,
+        },
         body,
       });
     } catch (error) {

@@ -33,7 +33,9 @@ export async function queueCommand(argv: string[], client: QueueAdmin, out: (lin
   // Say so when the queue is not in the state asked for (a deploy in between sets it RUNNING again).
   const wanted = action === "pause" ? "PAUSED" : action === "resume" ? "RUNNING" : null;
   if (wanted !== null && queue.state !== wanted) {
-    out(`The queue is ${String(queue.state)}, not ${wanted}: run the command again, and check that no deploy is under way (a functions deploy sets the queue RUNNING).`);
+    out(
+      `The queue is ${String(queue.state)}, not ${wanted}: run the command again, and check that no deploy is under way (a functions deploy sets the queue RUNNING).`,
+    );
     return 1;
   }
   return 0;

@@ -12,7 +12,15 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 async function until(page: Page, selector: string, text: RegExp, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!text.test((await page.locator(selector).first().textContent().catch(() => "")) ?? "")) {
+  while (
+    !text.test(
+      (await page
+        .locator(selector)
+        .first()
+        .textContent()
+        .catch(() => "")) ?? "",
+    )
+  ) {
     if (Date.now() > deadline) throw new Error(`${selector} never matched ${text}`);
     await page.waitForTimeout(200);
   }
@@ -20,7 +28,11 @@ async function until(page: Page, selector: string, text: RegExp, timeoutMs = 120
 
 mkdirSync(OUT, { recursive: true });
 await seedSampleData(emulatorDb());
-const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"] });
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+});
 const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
 await page.goto(`${API}/admin#/new&token=${await mintLocalToken()}`);
 await page.waitForSelector("[data-testid=new-run]");

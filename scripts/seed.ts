@@ -26,16 +26,64 @@ export const SAMPLE_RANGE = { startDate: "2025-01-01", endDate: "2025-01-21" };
 
 /** The sample store's catalog: PayNow products, and the points each credits (`products/{product_id}`). */
 const CATALOG: Array<CatalogProduct & { points: number }> = [
-  { id: "598214512046850048", versionId: "598214512055238656", slug: "starter-pack", name: "Starter pack", price: 299, points: 100 },
-  { id: "598214598340460544", versionId: "598214598348849152", slug: "gem-bundle-small", name: "Gem bundle (small)", price: 499, points: 250 },
-  { id: "598214677453422592", versionId: "598214677461811200", slug: "gem-bundle-large", name: "Gem bundle (large)", price: 1999, points: 1200 },
-  { id: "598214751894487040", versionId: "598214751902875648", slug: "season-pass", name: "Season pass", price: 1499, points: 800 },
-  { id: "598214826368548864", versionId: "598214826376937472", slug: "dragon-skin", name: "Dragon skin", price: 899, points: 450 },
-  { id: "598214899802423296", versionId: "598214899810811904", slug: "xp-booster", name: "XP booster", price: 199, points: 60 },
+  {
+    id: "598214512046850048",
+    versionId: "598214512055238656",
+    slug: "starter-pack",
+    name: "Starter pack",
+    price: 299,
+    points: 100,
+  },
+  {
+    id: "598214598340460544",
+    versionId: "598214598348849152",
+    slug: "gem-bundle-small",
+    name: "Gem bundle (small)",
+    price: 499,
+    points: 250,
+  },
+  {
+    id: "598214677453422592",
+    versionId: "598214677461811200",
+    slug: "gem-bundle-large",
+    name: "Gem bundle (large)",
+    price: 1999,
+    points: 1200,
+  },
+  {
+    id: "598214751894487040",
+    versionId: "598214751902875648",
+    slug: "season-pass",
+    name: "Season pass",
+    price: 1499,
+    points: 800,
+  },
+  {
+    id: "598214826368548864",
+    versionId: "598214826376937472",
+    slug: "dragon-skin",
+    name: "Dragon skin",
+    price: 899,
+    points: 450,
+  },
+  {
+    id: "598214899802423296",
+    versionId: "598214899810811904",
+    slug: "xp-booster",
+    name: "XP booster",
+    price: 199,
+    points: 60,
+  },
 ];
 
 /** A product PayNow still sells but the catalog lost: its orders fail PRODUCT_NOT_FOUND. */
-const LEGACY_PRODUCT: CatalogProduct = { id: "512990431172108288", versionId: "512990431180496896", slug: "legacy-bundle-2019", name: "Legacy bundle (2019)", price: 2499 };
+const LEGACY_PRODUCT: CatalogProduct = {
+  id: "512990431172108288",
+  versionId: "512990431180496896",
+  slug: "legacy-bundle-2019",
+  name: "Legacy bundle (2019)",
+  price: 2499,
+};
 
 /** A small deterministic PRNG (mulberry32), so every `npm start` (and every benchmark) seeds the same store. */
 export function random(seed: number) {
@@ -62,13 +110,35 @@ interface SeedEvent {
 export const BUSY_WEEK_EVENTS = 15_000;
 export const BUSY_WEEK = { startDate: "2025-01-22", endDate: "2025-01-28" } as const;
 
-const stored = (e: Envelope, atMs: number): Record<string, unknown> => ({ ...e, createdAt: Timestamp.fromMillis(atMs), processed: false });
+const stored = (e: Envelope, atMs: number): Record<string, unknown> => ({
+  ...e,
+  createdAt: Timestamp.fromMillis(atMs),
+  processed: false,
+});
 
 /** The sample store's players: PayNow customers of a Minecraft store. */
 export function sampleCustomers(): Customer[] {
   const ids = new FlakeIds();
-  const names = ["Gravel_Queen", "PixelFern", "RedstoneRex", "MossyMiner", "NetherNova", "CreeperKid", "BlazeRunner", "OakenShield", "LapisLynx", "EnderEcho", "CopperCat", "FrostByte"];
-  return Array.from({ length: 24 }, (_, i) => minecraftCustomer(ids.next(Date.UTC(2024, 0, 1 + i * 9)), `${names[i % names.length]}${i >= names.length ? "_2" : ""}`));
+  const names = [
+    "Gravel_Queen",
+    "PixelFern",
+    "RedstoneRex",
+    "MossyMiner",
+    "NetherNova",
+    "CreeperKid",
+    "BlazeRunner",
+    "OakenShield",
+    "LapisLynx",
+    "EnderEcho",
+    "CopperCat",
+    "FrostByte",
+  ];
+  return Array.from({ length: 24 }, (_, i) =>
+    minecraftCustomer(
+      ids.next(Date.UTC(2024, 0, 1 + i * 9)),
+      `${names[i % names.length]}${i >= names.length ? "_2" : ""}`,
+    ),
+  );
 }
 
 export function sampleEvents(): SeedEvent[] {
@@ -99,7 +169,12 @@ export function sampleEvents(): SeedEvent[] {
       const missed = outage(day) || rand() < 0.05;
       const order = add(orderCompleted(ids, { atMs, customer, lines }), atMs, missed ? "missed" : "live");
       const { orderId, total, lineTotals } = orderOf(order);
-      if (rand() < 0.3) add(deliveryItemAdded(ids, { atMs: atMs + 2_000, customer, product: (lines[0] as LineSpec).product, orderId }), atMs + 2_000, "other");
+      if (rand() < 0.3)
+        add(
+          deliveryItemAdded(ids, { atMs: atMs + 2_000, customer, product: (lines[0] as LineSpec).product, orderId }),
+          atMs + 2_000,
+          "other",
+        );
 
       const roll = rand();
       if (roll >= 0.12) continue;
@@ -117,42 +192,126 @@ export function sampleEvents(): SeedEvent[] {
         if (closedDay <= 21) {
           const closedMs = at(closedDay, Math.floor(rand() * 1430));
           const closingFate = fate === "missed" || outage(closedDay) ? "missed" : "live";
-          add(chargebackClosed(ids, { atMs: closedMs, orderId, customer, amount: total, outcome: rand() < 0.5 ? "won" : "lost", openedMs: laterMs }), closedMs, closingFate);
+          add(
+            chargebackClosed(ids, {
+              atMs: closedMs,
+              orderId,
+              customer,
+              amount: total,
+              outcome: rand() < 0.5 ? "won" : "lost",
+              openedMs: laterMs,
+            }),
+            closedMs,
+            closingFate,
+          );
         }
       }
     }
   }
   // The cases every store meets, once each: a chargeback won and one lost, both missed by live processing.
-  for (const [day, outcome] of [[4, "won"], [6, "lost"]] as const) {
+  for (const [day, outcome] of [
+    [4, "won"],
+    [6, "lost"],
+  ] as const) {
     const customer = pick(customers);
     const atMs = at(day, 300);
-    const order = add(orderCompleted(ids, { atMs, customer, lines: [{ product: pick(CATALOG), quantity: 1 }, { product: pick(CATALOG), quantity: 2 }] }), atMs, "live");
+    const order = add(
+      orderCompleted(ids, {
+        atMs,
+        customer,
+        lines: [
+          { product: pick(CATALOG), quantity: 1 },
+          { product: pick(CATALOG), quantity: 2 },
+        ],
+      }),
+      atMs,
+      "live",
+    );
     const { orderId, total } = orderOf(order);
     add(chargeback(ids, { atMs: at(day + 1, 600), orderId, customer, amount: total }), at(day + 1, 600), "missed");
-    add(chargebackClosed(ids, { atMs: at(day + 5, 900), orderId, customer, amount: total, outcome, openedMs: at(day + 1, 600) }), at(day + 5, 900), "missed");
+    add(
+      chargebackClosed(ids, {
+        atMs: at(day + 5, 900),
+        orderId,
+        customer,
+        amount: total,
+        outcome,
+        openedMs: at(day + 1, 600),
+      }),
+      at(day + 5, 900),
+      "missed",
+    );
   }
   // PayNow sent one order twice under two event ids (a resend): the second is skipped, never credited twice.
   const resent = events.find((e) => e.data.event_type === "ON_ORDER_COMPLETED" && e.fate === "live") as SeedEvent;
-  const again = structuredClone({ event_type: resent.data.event_type, event_id: ids.next(Date.UTC(2025, 0, 15, 9)), body: resent.data.body }) as Envelope;
+  const again = structuredClone({
+    event_type: resent.data.event_type,
+    event_id: ids.next(Date.UTC(2025, 0, 15, 9)),
+    body: resent.data.body,
+  }) as Envelope;
   add(again, Date.UTC(2025, 0, 15, 9), "missed");
 
   // A busy week after the incident (22–28 January) whose orders were never processed either: large enough
   // that a run over it is still going a minute later (the runbook pauses, resumes and cancels one).
   for (let i = 0; i < BUSY_WEEK_EVENTS; i++) {
     const atMs = at(22 + (i % 7), Math.floor(rand() * 1430));
-    add(orderCompleted(ids, { atMs, customer: pick(customers), lines: [{ product: pick(CATALOG), quantity: 1 }] }), atMs, "missed");
+    add(
+      orderCompleted(ids, { atMs, customer: pick(customers), lines: [{ product: pick(CATALOG), quantity: 1 }] }),
+      atMs,
+      "missed",
+    );
   }
   // Broken data a replay must report, not hide.
   const who = customers[3] as Customer;
-  for (const day of [3, 14]) add(orderCompleted(ids, { atMs: at(day, 600), customer: who, lines: [{ product: LEGACY_PRODUCT, quantity: 1 }] }), at(day, 600), "missed");
+  for (const day of [3, 14])
+    add(
+      orderCompleted(ids, { atMs: at(day, 600), customer: who, lines: [{ product: LEGACY_PRODUCT, quantity: 1 }] }),
+      at(day, 600),
+      "missed",
+    );
   // A refund of an order this store never saw completed (ORIGINAL_PURCHASE_NOT_FOUND).
-  add(refund(ids, { atMs: at(16, 90), orderId: "597911040316411904", customer: who, paymentAmount: 971, refundAmount: 971 }), at(16, 90), "missed");
+  add(
+    refund(ids, {
+      atMs: at(16, 90),
+      orderId: "597911040316411904",
+      customer: who,
+      paymentAmount: 971,
+      refundAmount: 971,
+    }),
+    at(16, 90),
+    "missed",
+  );
   // A refund of an amount that is neither the order's total nor one of its lines (REFUND_UNMATCHED).
-  const partial = add(orderCompleted(ids, { atMs: at(13, 200), customer: who, lines: [{ product: CATALOG[0] as CatalogProduct, quantity: 1 }, { product: CATALOG[3] as CatalogProduct, quantity: 1 }] }), at(13, 200), "missed");
-  add(refund(ids, { atMs: at(17, 400), orderId: orderOf(partial).orderId, customer: who, paymentAmount: orderOf(partial).total, refundAmount: 500 }), at(17, 400), "missed");
+  const partial = add(
+    orderCompleted(ids, {
+      atMs: at(13, 200),
+      customer: who,
+      lines: [
+        { product: CATALOG[0] as CatalogProduct, quantity: 1 },
+        { product: CATALOG[3] as CatalogProduct, quantity: 1 },
+      ],
+    }),
+    at(13, 200),
+    "missed",
+  );
+  add(
+    refund(ids, {
+      atMs: at(17, 400),
+      orderId: orderOf(partial).orderId,
+      customer: who,
+      paymentAmount: orderOf(partial).total,
+      refundAmount: 500,
+    }),
+    at(17, 400),
+    "missed",
+  );
   // An order whose customer is missing (INVALID_EVENT).
-  const malformed = orderCompleted(ids, { atMs: at(18, 30), customer: who, lines: [{ product: CATALOG[1] as CatalogProduct, quantity: 1 }] });
-  delete (malformed.body).customer;
+  const malformed = orderCompleted(ids, {
+    atMs: at(18, 30),
+    customer: who,
+    lines: [{ product: CATALOG[1] as CatalogProduct, quantity: 1 }],
+  });
+  delete malformed.body.customer;
   add(malformed, at(18, 30), "missed");
   return events;
 }
@@ -172,7 +331,8 @@ export interface SeedSummary {
 }
 
 export function emulatorDb(): Firestore {
-  if (!process.env.FIRESTORE_EMULATOR_HOST) throw new Error("FIRESTORE_EMULATOR_HOST is not set; run this against the local stack.");
+  if (!process.env.FIRESTORE_EMULATOR_HOST)
+    throw new Error("FIRESTORE_EMULATOR_HOST is not set; run this against the local stack.");
   if (getApps().length === 0) initializeApp({ projectId: PROJECT_ID });
   return getFirestore();
 }
@@ -183,9 +343,10 @@ export async function seedSampleData(db: Firestore = emulatorDb()): Promise<Seed
   const writer = db.bulkWriter();
   const writes = [
     // The catalog, with the products of `npm run paynow -- example` under PayNow's product ids.
-    ...[...CATALOG.map((p) => [p.id, { name: p.name, points: p.points }] as const), ...Object.entries(EXAMPLE_POINTS)].map(([id, product]) =>
-      writer.set(db.collection("products").doc(id), product),
-    ),
+    ...[
+      ...CATALOG.map((p) => [p.id, { name: p.name, points: p.points }] as const),
+      ...Object.entries(EXAMPLE_POINTS),
+    ].map(([id, product]) => writer.set(db.collection("products").doc(id), product)),
     // create, not set: seeding again must not undo what a run already repaired.
     ...events.map((e) =>
       writer.create(db.collection("webhookEvents").doc(e.id), e.data).catch((error: { code?: number }) => {
@@ -203,11 +364,15 @@ export async function seedSampleData(db: Firestore = emulatorDb()): Promise<Seed
   const live = events.filter((e) => e.fate === "live").sort((a, b) => ms(a) - ms(b));
   const wallet = { walletField: DEFAULT_WALLET_FIELD };
   for (const types of [["ON_ORDER_COMPLETED"], ["ON_REFUND", "ON_CHARGEBACK"], ["ON_CHARGEBACK_CLOSED"]]) {
-    for (const e of live.filter((x) => types.includes(x.data.event_type as string))) await applyEvent(db, e.id, wallet, catalog);
+    for (const e of live.filter((x) => types.includes(x.data.event_type as string)))
+      await applyEvent(db, e.id, wallet, catalog);
   }
   // The bug this product repairs: refunds and chargebacks marked processed whose reversal was never written.
   for (const e of events.filter((x) => x.fate === "processed_without_reversal")) {
-    await db.collection("webhookEvents").doc(e.id).update({ processed: true, processedAt: Timestamp.now(), processedBy: null });
+    await db
+      .collection("webhookEvents")
+      .doc(e.id)
+      .update({ processed: true, processedAt: Timestamp.now(), processedBy: null });
   }
   return {
     products: CATALOG.length + Object.keys(EXAMPLE_POINTS).length,

@@ -13,7 +13,8 @@ export const LOCAL_OIDC_DIR = join(CACHE_DIR, "local-oidc");
 export const PROJECT_ID = "demo-backfill";
 
 /** Where Debian's google-cloud-cli-firestore-emulator package puts the emulator jar. */
-export const DEBIAN_FIRESTORE_JAR = "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar";
+export const DEBIAN_FIRESTORE_JAR =
+  "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar";
 const FIRESTORE_MAIN_CLASS = "com.google.cloud.datastore.emulator.firestore.CloudFirestore";
 
 /**
@@ -28,7 +29,8 @@ export function ensureFirestoreLauncher(): string | null {
   const launcher = join(dir, "firestore-launcher.jar");
   const manifest = `Main-Class: ${FIRESTORE_MAIN_CLASS}\nClass-Path: file:${source}\n`;
   const manifestFile = join(dir, "manifest.txt");
-  if (existsSync(launcher) && existsSync(manifestFile) && readFileSync(manifestFile, "utf8") === manifest) return launcher;
+  if (existsSync(launcher) && existsSync(manifestFile) && readFileSync(manifestFile, "utf8") === manifest)
+    return launcher;
   mkdirSync(dir, { recursive: true });
   writeFileSync(manifestFile, manifest);
   try {
@@ -71,11 +73,23 @@ export const LOCAL_SECRETS_FILE = join(ROOT, "functions", ".secret.local");
  * prints the first, and `npm run -s paynow -- send` signs with it.
  */
 export function ensureLocalWebhookSecrets(): [string, string] {
-  const line = existsSync(LOCAL_SECRETS_FILE) ? /^PAYNOW_WEBHOOK_SECRETS=(.+)$/m.exec(readFileSync(LOCAL_SECRETS_FILE, "utf8"))?.[1] : undefined;
-  const existing = (line ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  const line = existsSync(LOCAL_SECRETS_FILE)
+    ? /^PAYNOW_WEBHOOK_SECRETS=(.+)$/m.exec(readFileSync(LOCAL_SECRETS_FILE, "utf8"))?.[1]
+    : undefined;
+  const existing = (line ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (existing.length >= 2) return [existing[0] as string, existing[1] as string];
-  const secrets: [string, string] = [`pnwh_local_${randomBytes(16).toString("hex")}`, `pnwh_local_${randomBytes(16).toString("hex")}`];
-  writeFileSync(LOCAL_SECRETS_FILE, `# The local stack's PayNow webhook secrets (functions emulator only). Made by scripts/setup.ts.\nPAYNOW_WEBHOOK_SECRETS=${secrets.join(",")}\n`, { mode: 0o600 });
+  const secrets: [string, string] = [
+    `pnwh_local_${randomBytes(16).toString("hex")}`,
+    `pnwh_local_${randomBytes(16).toString("hex")}`,
+  ];
+  writeFileSync(
+    LOCAL_SECRETS_FILE,
+    `# The local stack's PayNow webhook secrets (functions emulator only). Made by scripts/setup.ts.\nPAYNOW_WEBHOOK_SECRETS=${secrets.join(",")}\n`,
+    { mode: 0o600 },
+  );
   return secrets;
 }
 
@@ -88,7 +102,11 @@ export const EMULATOR_JVM_OPTIONS = "-XX:+UseSerialGC -Xms1g -Xmn512m";
 
 /** Environment for firebase-tools: the Firestore launcher when there is one, and no update checks. */
 export function stackEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...base, NO_UPDATE_NOTIFIER: "1", JAVA_TOOL_OPTIONS: base.JAVA_TOOL_OPTIONS ?? EMULATOR_JVM_OPTIONS };
+  const env: NodeJS.ProcessEnv = {
+    ...base,
+    NO_UPDATE_NOTIFIER: "1",
+    JAVA_TOOL_OPTIONS: base.JAVA_TOOL_OPTIONS ?? EMULATOR_JVM_OPTIONS,
+  };
   const launcher = ensureFirestoreLauncher();
   if (launcher && !base.FIRESTORE_EMULATOR_BINARY_PATH) env.FIRESTORE_EMULATOR_BINARY_PATH = launcher;
   ensureLocalOidcKeys();
@@ -99,7 +117,11 @@ export function stackEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessE
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const launcher = ensureFirestoreLauncher();
   const { publicPath } = ensureLocalOidcKeys();
-  console.log(launcher ? `Firestore emulator launcher: ${launcher}` : "Firestore emulator: firebase-tools will download its own jar");
+  console.log(
+    launcher
+      ? `Firestore emulator launcher: ${launcher}`
+      : "Firestore emulator: firebase-tools will download its own jar",
+  );
   console.log(`Local token key: ${publicPath}`);
   ensureLocalWebhookSecrets();
   console.log(`Local PayNow webhook secret: ${LOCAL_SECRETS_FILE}`);

@@ -80,7 +80,8 @@ async function waitForApi(timeoutMs: number): Promise<void> {
     } catch {
       // not up yet
     }
-    if (Date.now() > deadline) throw new Error(`The API did not answer at ${HOSTS.api} within ${timeoutMs / 1000}s; see ${LOG_FILE}.`);
+    if (Date.now() > deadline)
+      throw new Error(`The API did not answer at ${HOSTS.api} within ${timeoutMs / 1000}s; see ${LOG_FILE}.`);
     await new Promise((r) => setTimeout(r, 500));
   }
 }
@@ -92,7 +93,10 @@ async function start(): Promise<number> {
   const relayed = relay(child, () => true);
   const code = exitCode(child);
   try {
-    await Promise.race([waitForApi(180_000), code.then((c) => Promise.reject(new Error(`the emulators exited with code ${c}`)))]);
+    await Promise.race([
+      waitForApi(180_000),
+      code.then((c) => Promise.reject(new Error(`the emulators exited with code ${c}`))),
+    ]);
   } catch (error) {
     console.error(`The local stack did not start: ${(error as Error).message}`);
     if (child.pid) process.kill(-child.pid, "SIGINT");
@@ -114,7 +118,10 @@ async function exec(command: string): Promise<number> {
   build();
   const verbose = process.env.STACK_VERBOSE === "1";
   const env = clientEnv(stackEnv());
-  const child = firebase(["emulators:exec", "--log-verbosity", process.env.STACK_LOG_VERBOSITY ?? "QUIET", command], env);
+  const child = firebase(
+    ["emulators:exec", "--log-verbosity", process.env.STACK_LOG_VERBOSITY ?? "QUIET", command],
+    env,
+  );
   forwardSignals(child);
   const relayed = relay(child, (line) => verbose || !EMULATOR_LINE.test(line));
   const code = await exitCode(child);

@@ -30,7 +30,10 @@ const list = z
       ctx.addIssue({ code: "custom", message: "must be a JSON array of strings or a comma-separated list" });
       return z.NEVER;
     }
-    return text.split(",").map((v) => v.trim()).filter(Boolean);
+    return text
+      .split(",")
+      .map((v) => v.trim())
+      .filter(Boolean);
   });
 
 const bool = (fallback: boolean) =>
@@ -179,9 +182,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const emulator = e.FUNCTIONS_EMULATOR === "true" && e.GCLOUD_PROJECT.startsWith("demo-");
   const withLocal = (emails: string[]) => (emulator ? [...new Set([LOCAL_OPERATOR_EMAIL, ...emails])] : emails);
   const lower = (emails: string[]) => emails.map((m) => m.toLowerCase());
-  for (const [old, now] of [["JOBS_ALLOWED_EMAILS", "OPERATOR_EMAILS and SCHEDULER_EMAILS"], ["ADMIN_ALLOWED_EMAILS", "VIEWER_EMAILS and OPERATOR_EMAILS"]] as const) {
+  for (const [old, now] of [
+    ["JOBS_ALLOWED_EMAILS", "OPERATOR_EMAILS and SCHEDULER_EMAILS"],
+    ["ADMIN_ALLOWED_EMAILS", "VIEWER_EMAILS and OPERATOR_EMAILS"],
+  ] as const) {
     if ((e[old] ?? "").trim() !== "") {
-      throw new ConfigError(`Invalid backfill configuration: ${old} was replaced by ${now} (see docs/configuration.md); move its emails there and remove it`);
+      throw new ConfigError(
+        `Invalid backfill configuration: ${old} was replaced by ${now} (see docs/configuration.md); move its emails there and remove it`,
+      );
     }
   }
   if (!emulator && e.OIDC_AUDIENCES.length === 0) {
@@ -194,7 +202,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     emulator,
     backfillEnabled: e.BACKFILL_ENABLED,
     oidcAudiences: e.OIDC_AUDIENCES,
-    roles: { viewers: lower(e.VIEWER_EMAILS), operators: lower(withLocal(e.OPERATOR_EMAILS)), schedulers: lower(e.SCHEDULER_EMAILS) },
+    roles: {
+      viewers: lower(e.VIEWER_EMAILS),
+      operators: lower(withLocal(e.OPERATOR_EMAILS)),
+      schedulers: lower(e.SCHEDULER_EMAILS),
+    },
     maxActiveRuns: e.MAX_ACTIVE_RUNS,
     localOidcPublicKeyFile: emulator ? (e.LOCAL_OIDC_PUBLIC_KEY_FILE ?? null) : null,
     maxRangeDays: e.MAX_RANGE_DAYS,

@@ -25,7 +25,10 @@ export type FaultPoint =
 
 export interface FaultInjector {
   /** `writes`: at `group-committed`, the documents the commit wrote. */
-  at(point: FaultPoint, info: { runId?: string; chunkId?: string; cursor?: string | null; phase?: string; writes?: number }): void | Promise<void>;
+  at(
+    point: FaultPoint,
+    info: { runId?: string; chunkId?: string; cursor?: string | null; phase?: string; writes?: number },
+  ): void | Promise<void>;
 }
 
 /** Everything a handler needs, built once per instance (or by a test). */

@@ -15,15 +15,16 @@ export class AppError extends Error {
 
   toJSON(): { error: { code: string; message: string; details?: unknown } } {
     return {
-      error: { code: this.code, message: this.message, ...(this.details === undefined ? {} : { details: this.details }) },
+      error: {
+        code: this.code,
+        message: this.message,
+        ...(this.details === undefined ? {} : { details: this.details }),
+      },
     };
   }
 }
 
 export const invalidRequest = (problems: FieldProblem[]) =>
-  new AppError(
-    400,
-    "invalid_request",
-    `The request is invalid: ${problems.map((p) => p.message).join("; ")}.`,
-    { fields: problems },
-  );
+  new AppError(400, "invalid_request", `The request is invalid: ${problems.map((p) => p.message).join("; ")}.`, {
+    fields: problems,
+  });

@@ -27,12 +27,24 @@ setGlobalOptions({ serviceAccount: FUNCTIONS_SERVICE_ACCOUNT });
 
 // In the emulator there is no metadata server to name the service account that signs task OIDC tokens;
 // without one, firebase-admin would ask the network for it on every enqueue.
-initializeApp(process.env.FUNCTIONS_EMULATOR === "true" ? { serviceAccountId: `backfill@${process.env.GCLOUD_PROJECT}.iam.gserviceaccount.com` } : undefined);
+initializeApp(
+  process.env.FUNCTIONS_EMULATOR === "true"
+    ? { serviceAccountId: `backfill@${process.env.GCLOUD_PROJECT}.iam.gserviceaccount.com` }
+    : undefined,
+);
 
 /** The HTTP API behind Hosting's /api/** rewrite. Public at the network edge; every call must carry an OIDC token. */
 export const api = onRequest(
   // A few operators and one scheduler call it: a handful of instances, each serving many light requests.
-  { region: REGION, invoker: "public", timeoutSeconds: 120, memory: "512MiB", cpu: 1, concurrency: 40, maxInstances: API_MAX_INSTANCES },
+  {
+    region: REGION,
+    invoker: "public",
+    timeoutSeconds: 120,
+    memory: "512MiB",
+    cpu: 1,
+    concurrency: 40,
+    maxInstances: API_MAX_INSTANCES,
+  },
   (req, res) => handleApi(buildDeps(), req, res),
 );
 
@@ -41,7 +53,16 @@ export const api = onRequest(
  * the subscription's secret, and nothing is stored unless the signature holds.
  */
 export const paynowWebhook = onRequest(
-  { region: REGION, invoker: "public", secrets: [PAYNOW_WEBHOOK_SECRETS], timeoutSeconds: 60, memory: "512MiB", cpu: 1, concurrency: 40, maxInstances: 10 },
+  {
+    region: REGION,
+    invoker: "public",
+    secrets: [PAYNOW_WEBHOOK_SECRETS],
+    timeoutSeconds: 60,
+    memory: "512MiB",
+    cpu: 1,
+    concurrency: 40,
+    maxInstances: 10,
+  },
   (req, res) => handlePaynowWebhook(buildDeps(), req, res),
 );
 

@@ -1,7 +1,7 @@
 // Named log events. Every line is one JSON object with fixed snake_case fields and `component: "backfill"`,
 // written through @google-cloud/logging's stdout transport so Cloud Logging files it as jsonPayload:
 //   gcloud logging read 'jsonPayload.component="backfill"'
-import { constants, PerformanceObserver } from "node:perf_hooks";
+import { memoryFields } from "./memory";
 import { Logging } from "@google-cloud/logging";
 import type { Counters, Phase, RunType } from "./core/types";
 
@@ -55,7 +55,21 @@ export class BackfillLog {
     });
   }
 
-  runCreated(run: RunFields, fields: { chunks: number; planned: number; selected: number; maxEvents: number; requestedBy: string; requestedBySub?: string; planQueries?: number; estimatedSeconds?: number; userIds?: number; planOf?: string | null }) {
+  runCreated(
+    run: RunFields,
+    fields: {
+      chunks: number;
+      planned: number;
+      selected: number;
+      maxEvents: number;
+      requestedBy: string;
+      requestedBySub?: string;
+      planQueries?: number;
+      estimatedSeconds?: number;
+      userIds?: number;
+      planOf?: string | null;
+    },
+  ) {
     this.write("NOTICE", {
       ...runLogFields(run),
       event: "run_created",
@@ -73,10 +87,21 @@ export class BackfillLog {
   }
 
   chunkStarted(run: RunFields, chunk: { id: string; phase: Phase; attempt: number }) {
-    this.write("INFO", { ...runLogFields(run), event: "chunk_started", chunk_id: chunk.id, phase: chunk.phase, attempt: chunk.attempt });
+    this.write("INFO", {
+      ...runLogFields(run),
+      event: "chunk_started",
+      chunk_id: chunk.id,
+      phase: chunk.phase,
+      attempt: chunk.attempt,
+    });
   }
 
-  pageCommitted(run: RunFields, chunk: { id: string; phase: Phase; page: number; step: string }, page: Counters, durationMs: number) {
+  pageCommitted(
+    run: RunFields,
+    chunk: { id: string; phase: Phase; page: number; step: string },
+    page: Counters,
+    durationMs: number,
+  ) {
     this.write("DEBUG", {
       ...runLogFields(run),
       ...counterFields(page),
@@ -102,8 +127,18 @@ export class BackfillLog {
     });
   }
 
-  chunkStopped(run: RunFields, chunk: { id: string; phase: Phase; status: string; reason: string }, counters: Counters, durationMs: number) {
-    const events: Record<string, string> = { failed: "chunk_failed", paused: "chunk_paused", cancelled: "chunk_cancelled", done: "chunk_finished" };
+  chunkStopped(
+    run: RunFields,
+    chunk: { id: string; phase: Phase; status: string; reason: string },
+    counters: Counters,
+    durationMs: number,
+  ) {
+    const events: Record<string, string> = {
+      failed: "chunk_failed",
+      paused: "chunk_paused",
+      cancelled: "chunk_cancelled",
+      done: "chunk_finished",
+    };
     this.write(chunk.status === "failed" ? "ERROR" : "INFO", {
       ...runLogFields(run),
       ...counterFields(counters),
@@ -145,15 +180,40 @@ export class BackfillLog {
     });
   }
 
-  runControlled(run: RunFields, action: string, outcome: "changed" | "noop", by: { email: string; sub: string }, status: string) {
-    this.write("NOTICE", { ...runLogFields(run), event: "run_control", action, outcome, requested_by: by.email, requested_by_sub: by.sub, status });
+  runControlled(
+    run: RunFields,
+    action: string,
+    outcome: "changed" | "noop",
+    by: { email: string; sub: string },
+    status: string,
+  ) {
+    this.write("NOTICE", {
+      ...runLogFields(run),
+      event: "run_control",
+      action,
+      outcome,
+      requested_by: by.email,
+      requested_by_sub: by.sub,
+      status,
+    });
   }
 
   killSwitchSet(enabled: boolean, by: { email: string; sub: string }) {
-    this.write("WARNING", { component: "backfill", event: "kill_switch_set", enabled, requested_by: by.email, requested_by_sub: by.sub });
+    this.write("WARNING", {
+      component: "backfill",
+      event: "kill_switch_set",
+      enabled,
+      requested_by: by.email,
+      requested_by_sub: by.sub,
+    });
   }
 
-  runFinished(run: RunFields, status: string, counters: Counters, fields: { durationMs: number; chunksFailed: number; capReached: boolean }) {
+  runFinished(
+    run: RunFields,
+    status: string,
+    counters: Counters,
+    fields: { durationMs: number; chunksFailed: number; capReached: boolean },
+  ) {
     this.write(status === "completed" ? "NOTICE" : "ERROR", {
       ...runLogFields(run),
       ...counterFields(counters),
@@ -189,7 +249,13 @@ export class BackfillLog {
     });
   }
 
-  webhookReceived(fields: { eventId: string; eventType: string; stored: "created" | "duplicate"; outcome: string | null; code: string | null }) {
+  webhookReceived(fields: {
+    eventId: string;
+    eventType: string;
+    stored: "created" | "duplicate";
+    outcome: string | null;
+    code: string | null;
+  }) {
     this.write(fields.code ? "ERROR" : "INFO", {
       component: "backfill",
       event: "webhook_received",
@@ -202,51 +268,26 @@ export class BackfillLog {
   }
 
   webhookRefused(fields: { status: number; code: string; bytes: number }) {
-    this.write("WARNING", { component: "backfill", event: "webhook_refused", status: fields.status, error_code: fields.code, bytes: fields.bytes });
+    this.write("WARNING", {
+      component: "backfill",
+      event: "webhook_refused",
+      status: fields.status,
+      error_code: fields.code,
+      bytes: fields.bytes,
+    });
   }
 
   internalError(where: string, error: unknown, run?: RunFields) {
-    this.write("ERROR", { ...(run ? runLogFields(run) : { component: "backfill" }), event: "internal_error", where, error: describe(error) });
+    this.write("ERROR", {
+      ...(run ? runLogFields(run) : { component: "backfill" }),
+      event: "internal_error",
+      where,
+      error: describe(error),
+    });
   }
 }
 
 export function describe(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}`;
   return String(error);
-}
-
-/** The instance's memory: resident set, and the JavaScript heap in use (what the handler itself holds). */
-/**
- * The heap in use right after the largest of this process's full collections so far: what the process
- * really held then, as opposed to `heapUsed` at an arbitrary moment, which also counts garbage V8 has not
- * collected yet (and grows with how long a process ran rather than with what it holds). Sampled from V8's
- * own collections, so measuring it costs nothing.
- */
-let liveHeapPeak = 0;
-let watchingCollections = false;
-
-function watchCollections(): void {
-  if (watchingCollections) return;
-  watchingCollections = true;
-  const observer = new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) {
-      if ((entry as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
-        liveHeapPeak = Math.max(liveHeapPeak, process.memoryUsage().heapUsed);
-      }
-    }
-  });
-  observer.observe({ entryTypes: ["gc"] });
-}
-
-function memoryFields(): { rss_mb: number; heap_mb: number; live_heap_mb: number } {
-  watchCollections();
-  // A process started with --expose-gc (`npm run bench:memory`) collects first, so that its heap is what
-  // it holds at this moment; that costs a full collection per page, so throughput is not measured there.
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (typeof gc === "function") {
-    gc();
-    liveHeapPeak = Math.max(liveHeapPeak, process.memoryUsage().heapUsed);
-  }
-  const m = process.memoryUsage();
-  return { rss_mb: Math.round(m.rss / 1048576), heap_mb: Math.round(m.heapUsed / 1048576), live_heap_mb: Math.round(liveHeapPeak / 1048576) };
 }

@@ -20,25 +20,51 @@ export const VIEWER_EMAILS = defineList("VIEWER_EMAILS", {
 });
 
 export const OPERATOR_EMAILS = defineList("OPERATOR_EMAILS", {
-  description: "Caller emails (users or service accounts) that may start, pause, resume, cancel and retry runs and flip the kill switch",
+  description:
+    "Caller emails (users or service accounts) that may start, pause, resume, cancel and retry runs and flip the kill switch",
 });
 
 export const SCHEDULER_EMAILS = defineList("SCHEDULER_EMAILS", {
   default: [],
-  description: "Cloud Scheduler service accounts that may only start runs; only their X-CloudScheduler headers are honoured",
+  description:
+    "Cloud Scheduler service accounts that may only start runs; only their X-CloudScheduler headers are honoured",
 });
 
-export const MAX_ACTIVE_RUNS = int("MAX_ACTIVE_RUNS", 10, "Most runs active (pending, running or paused) at once; the next start gets 429 too_many_runs");
+export const MAX_ACTIVE_RUNS = int(
+  "MAX_ACTIVE_RUNS",
+  10,
+  "Most runs active (pending, running or paused) at once; the next start gets 429 too_many_runs",
+);
 
-export const TASK_MAX_ATTEMPTS = int("TASK_MAX_ATTEMPTS", 5, "Delivery attempts per chunk task before the chunk is marked failed");
+export const TASK_MAX_ATTEMPTS = int(
+  "TASK_MAX_ATTEMPTS",
+  5,
+  "Delivery attempts per chunk task before the chunk is marked failed",
+);
 
-export const TASK_MIN_BACKOFF_SECONDS = int("TASK_MIN_BACKOFF_SECONDS", 10, "Seconds Cloud Tasks waits before the first retry of a chunk (doubling after)");
+export const TASK_MIN_BACKOFF_SECONDS = int(
+  "TASK_MIN_BACKOFF_SECONDS",
+  10,
+  "Seconds Cloud Tasks waits before the first retry of a chunk (doubling after)",
+);
 
-export const TASK_MAX_CONCURRENT = int("TASK_MAX_CONCURRENT", 6, "Chunks processed at the same time across the whole backfill queue");
+export const TASK_MAX_CONCURRENT = int(
+  "TASK_MAX_CONCURRENT",
+  6,
+  "Chunks processed at the same time across the whole backfill queue",
+);
 
-export const TASK_MAX_PER_SECOND = int("TASK_MAX_PER_SECOND", 20, "Chunk task dispatches per second on the backfill queue");
+export const TASK_MAX_PER_SECOND = int(
+  "TASK_MAX_PER_SECOND",
+  20,
+  "Chunk task dispatches per second on the backfill queue",
+);
 
-export const REPLAY_LOOKBACK_DAYS = int("REPLAY_LOOKBACK_DAYS", 2, "Days the scheduled replay covers, ending on the day it runs (UTC)");
+export const REPLAY_LOOKBACK_DAYS = int(
+  "REPLAY_LOOKBACK_DAYS",
+  2,
+  "Days the scheduled replay covers, ending on the day it runs (UTC)",
+);
 
 export const REPLAY_DRY_RUN = defineBoolean("REPLAY_DRY_RUN", {
   default: false,
@@ -49,14 +75,20 @@ export const REPLAY_MAX_EVENTS = int("REPLAY_MAX_EVENTS", 10000, "Event cap of e
 
 export const FUNCTIONS_SERVICE_ACCOUNT = defineString("FUNCTIONS_SERVICE_ACCOUNT", {
   default: "backfill-functions@",
-  description: "Service account every function runs as ('name@' means name@<project>.iam.gserviceaccount.com); see docs/deploy.md for its roles",
+  description:
+    "Service account every function runs as ('name@' means name@<project>.iam.gserviceaccount.com); see docs/deploy.md for its roles",
 });
 
-export const API_MAX_INSTANCES = int("API_MAX_INSTANCES", 5, "Most instances of the api function (each serves up to 40 requests at once)");
+export const API_MAX_INSTANCES = int(
+  "API_MAX_INSTANCES",
+  5,
+  "Most instances of the api function (each serves up to 40 requests at once)",
+);
 
 export const WALLET_FIELD = defineString("WALLET_FIELD", {
   default: "id",
-  description: "Which PayNow customer field is the wallet id: id (PayNow's customer id), steam.id, minecraft.id or profile.id",
+  description:
+    "Which PayNow customer field is the wallet id: id (PayNow's customer id), steam.id, minecraft.id or profile.id",
 });
 
 /**

@@ -20,13 +20,18 @@ export function buildDeps(env: Record<string, string | undefined> = process.env)
     try {
       local = localKeySet(file, LOCAL_ISSUER);
     } catch {
-      throw new ConfigError(`LOCAL_OIDC_PUBLIC_KEY_FILE: ${file} cannot be read; run \`npm run setup\` to create the local token key.`);
+      throw new ConfigError(
+        `LOCAL_OIDC_PUBLIC_KEY_FILE: ${file} cannot be read; run \`npm run setup\` to create the local token key.`,
+      );
     }
   }
   instance = {
     db: getFirestore(),
     config,
-    queue: firebaseChunkQueue({ projectId: config.projectId, emulator: config.emulator || Boolean(env.CLOUD_TASKS_EMULATOR_HOST) }),
+    queue: firebaseChunkQueue({
+      projectId: config.projectId,
+      emulator: config.emulator || Boolean(env.CLOUD_TASKS_EMULATOR_HOST),
+    }),
     log: new BackfillLog(stdoutWriter(config.projectId)),
     verifier: createTokenVerifier({ audiences: config.oidcAudiences, google: googleKeySet(client), local, client }),
     now: () => new Date(),

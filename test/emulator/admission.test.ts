@@ -17,9 +17,13 @@ describe("overlapping runs", () => {
     s.purchase({ user: "u1", product: s.product("gems", 5), day: 2 });
     await s.write();
     const { deps } = testDeps(); // in-process: its tasks stay queued, so the run stays active
-    const first = (await startRun(deps, { type: "webhook_replay", ...s.range(1, 3), dryRun: false }, { caller: TEST_CALLER })).run.migrationId;
+    const first = (
+      await startRun(deps, { type: "webhook_replay", ...s.range(1, 3), dryRun: false }, { caller: TEST_CALLER })
+    ).run.migrationId;
 
-    const second = await api("POST", "/api/jobs/backfill", { body: { type: "webhook_replay", ...s.range(3, 5), dryRun: false } });
+    const second = await api("POST", "/api/jobs/backfill", {
+      body: { type: "webhook_replay", ...s.range(3, 5), dryRun: false },
+    });
     expect(second.status).toBe(409);
     expect(second.body.error).toMatchObject({ code: "run_overlaps", details: { activeRunId: first } });
     expect(second.body.error.message).toContain(first);
@@ -32,7 +36,10 @@ describe("overlapping runs", () => {
     }
     // Once the first run has ended, the same request is admitted.
     await controlRun(deps, first, "cancel", TEST_CALLER);
-    expect((await api("POST", "/api/jobs/backfill", { body: { type: "webhook_replay", ...s.range(3, 5), dryRun: false } })).status).toBe(202);
+    expect(
+      (await api("POST", "/api/jobs/backfill", { body: { type: "webhook_replay", ...s.range(3, 5), dryRun: false } }))
+        .status,
+    ).toBe(202);
   });
 
   it("a retry that would make an ended run race a newer one is refused the same way", async () => {
@@ -40,9 +47,17 @@ describe("overlapping runs", () => {
     s.purchase({ user: "u1", product: s.id("ghost"), day: 1 });
     await s.write();
     const { deps, queue } = testDeps();
-    const old = (await startRun(deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false, maxErrorRate: 1 }, { caller: TEST_CALLER })).run.migrationId;
+    const old = (
+      await startRun(
+        deps,
+        { type: "webhook_replay", ...s.range(1, 1), dryRun: false, maxErrorRate: 1 },
+        { caller: TEST_CALLER },
+      )
+    ).run.migrationId;
     expect(await deliverAll(deps, queue as RecordingQueue, old)).toMatchObject({ status: "completed", errors: 1 });
-    const newer = (await startRun(deps, { type: "webhook_replay", ...s.range(1, 2), dryRun: false }, { caller: TEST_CALLER })).run.migrationId;
+    const newer = (
+      await startRun(deps, { type: "webhook_replay", ...s.range(1, 2), dryRun: false }, { caller: TEST_CALLER })
+    ).run.migrationId;
     const retry = await api("POST", `/api/admin/dataMigrations/${old}/retry`);
     expect(retry.status).toBe(409);
     expect(retry.body.error).toMatchObject({ code: "run_overlaps", details: { activeRunId: newer } });
@@ -56,22 +71,39 @@ describe("a retry and a start at the same moment (issue 18 item 7)", () => {
     s.purchase({ user: "u1", product: s.id("ghost"), day: 1 });
     await s.write();
     const plain = testDeps();
-    const old = (await startRun(plain.deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false, maxErrorRate: 1 }, { caller: TEST_CALLER })).run.migrationId;
-    expect(await deliverAll(plain.deps, plain.queue as RecordingQueue, old)).toMatchObject({ status: "completed", errors: 1 });
+    const old = (
+      await startRun(
+        plain.deps,
+        { type: "webhook_replay", ...s.range(1, 1), dryRun: false, maxErrorRate: 1 },
+        { caller: TEST_CALLER },
+      )
+    ).run.migrationId;
+    expect(await deliverAll(plain.deps, plain.queue as RecordingQueue, old)).toMatchObject({
+      status: "completed",
+      errors: 1,
+    });
     let between: unknown = null;
     const { deps } = testDeps({
       faults: {
         async at(point) {
           if (point !== "retry-admitted" || between !== null) return;
           // The retry is admitted; its run still reads completed. An operator starts the same days now.
-          between = await startRun(plain.deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false }, { caller: TEST_CALLER }).catch((e: unknown) => e);
+          between = await startRun(
+            plain.deps,
+            { type: "webhook_replay", ...s.range(1, 1), dryRun: false },
+            { caller: TEST_CALLER },
+          ).catch((e: unknown) => e);
         },
       },
     });
     expect((await controlRun(deps, old, "retry", TEST_CALLER)).changed).toBe(true);
     expect(between, "the start landed between admission and reopening").not.toBeNull();
     expect(between).toMatchObject({ status: 409, code: "run_overlaps", details: { activeRunId: old } });
-    expect((await db().collection("dataMigrations").doc(old).get()).data()).toMatchObject({ status: "running", retries: 1, retryAdmittedAt: null });
+    expect((await db().collection("dataMigrations").doc(old).get()).data()).toMatchObject({
+      status: "running",
+      retries: 1,
+      retryAdmittedAt: null,
+    });
   });
 });
 
@@ -89,7 +121,13 @@ describe("active runs", () => {
     expect(eleventh).toMatchObject({ status: 429, code: "too_many_runs", headers: { "Retry-After": "60" } });
     expect((eleventh as Error).message).toMatch(/10 runs are active and at most 10 may be \(MAX_ACTIVE_RUNS\)/);
     // The limit is checked before a run is recorded: even one with nothing to do waits for a place.
-    await expect(startRun(deps, { type: "webhook_replay", startDate: "2499-01-01", endDate: "2499-01-01", dryRun: true }, { caller: TEST_CALLER })).rejects.toMatchObject({ status: 429 });
+    await expect(
+      startRun(
+        deps,
+        { type: "webhook_replay", startDate: "2499-01-01", endDate: "2499-01-01", dryRun: true },
+        { caller: TEST_CALLER },
+      ),
+    ).rejects.toMatchObject({ status: 429 });
   });
 
   it("the local stack admits what production does (issue 18 item 8): ten active runs, and the eleventh start through Hosting gets 429", async () => {

@@ -18,7 +18,9 @@ const tally = { tokens: 0, reservedIds: 0, bodies: 0, serverErrors: 0, writes: 0
 
 /** Everything a rejected request could have written. */
 async function footprint() {
-  const counts = await Promise.all(["dataMigrations", "ledgerEntries", "wallets", "idempotencyKeys"].map((c) => countDocs(c)));
+  const counts = await Promise.all(
+    ["dataMigrations", "ledgerEntries", "wallets", "idempotencyKeys"].map((c) => countDocs(c)),
+  );
   return counts.join("/");
 }
 
@@ -37,16 +39,34 @@ afterAll(async () => {
   console.log(`attack suite totals: ${JSON.stringify(tally)}`);
 });
 
-async function sign(claims: JWTPayload & Record<string, unknown> = {}, header: Record<string, unknown> = {}): Promise<string> {
+async function sign(
+  claims: JWTPayload & Record<string, unknown> = {},
+  header: Record<string, unknown> = {},
+): Promise<string> {
   const { privatePath, kid } = ensureLocalOidcKeys();
   const key = await importPKCS8(readFileSync(privatePath, "utf8"), "RS256");
-  return new SignJWT({ iss: LOCAL_ISSUER, aud: localAudience(), email: "oncall@backfill.local", email_verified: true, iat: now(), exp: now() + 600, ...claims })
+  return new SignJWT({
+    iss: LOCAL_ISSUER,
+    aud: localAudience(),
+    email: "oncall@backfill.local",
+    email_verified: true,
+    iat: now(),
+    exp: now() + 600,
+    ...claims,
+  })
     .setProtectedHeader({ alg: "RS256", kid, typ: "JWT", ...header })
     .sign(key);
 }
 
 describe("OIDC attacks", () => {
-  const claimsOf = () => ({ iss: LOCAL_ISSUER, aud: localAudience(), email: "oncall@backfill.local", email_verified: true, iat: now(), exp: now() + 600 });
+  const claimsOf = () => ({
+    iss: LOCAL_ISSUER,
+    aud: localAudience(),
+    email: "oncall@backfill.local",
+    email_verified: true,
+    iat: now(),
+    exp: now() + 600,
+  });
   const cases: Array<[string, () => Promise<string | null>, number]> = [
     ["no token", () => Promise.resolve(null), 401],
     ["a malformed token", () => Promise.resolve("not-a-jwt"), 401],
@@ -56,7 +76,11 @@ describe("OIDC attacks", () => {
     ["an expired token", () => sign({ iat: now() - 7200, exp: now() - 3600 }), 401],
     ["a token not valid yet (nbf)", () => sign({ nbf: now() + 3600 }), 401],
     ["a token issued in the future", () => sign({ iat: now() + 3600, exp: now() + 7200 }), 401],
-    ["alg: none", () => Promise.resolve(`${b64({ alg: "none", kid: ensureLocalOidcKeys().kid, typ: "JWT" })}.${b64(claimsOf())}.`), 401],
+    [
+      "alg: none",
+      () => Promise.resolve(`${b64({ alg: "none", kid: ensureLocalOidcKeys().kid, typ: "JWT" })}.${b64(claimsOf())}.`),
+      401,
+    ],
     [
       "HS256 signed with the public key",
       () =>
@@ -103,46 +127,56 @@ describe("OIDC attacks", () => {
     ["an email not on the allowlist", () => sign({ email: "intern@backfill.local" }), 403],
   ];
 
-  it.each(cases.map(([name, mint, status]) => ({ name, mint, status })))("$name → $status on every endpoint that writes, and nothing written", async ({ name, mint, status }) => {
-    const bearer = await mint();
-    const calls = [
-      api("POST", "/api/jobs/backfill", { body: valid, token: bearer }),
-      api("POST", "/api/jobs/backfill", { body: valid, token: bearer, headers: { "idempotency-key": `attack-${Date.now()}` } }),
-      api("POST", `/api/admin/dataMigrations/${target}/retry`, { token: bearer }),
-      api("POST", `/api/admin/dataMigrations/${target}/cancel`, { token: bearer }),
-      api("GET", `/api/admin/dataMigrations/${target}/report`, { token: bearer }),
-    ];
-    for (const [i, res] of (await Promise.all(calls)).entries()) {
-      tally.tokens++;
-      // A viewer may read the report; everything else here writes.
-      if (name.startsWith("a viewer") && i === 4) {
-        expect(res.status).toBe(200);
-        continue;
+  it.each(cases.map(([name, mint, status]) => ({ name, mint, status })))(
+    "$name → $status on every endpoint that writes, and nothing written",
+    async ({ name, mint, status }) => {
+      const bearer = await mint();
+      const calls = [
+        api("POST", "/api/jobs/backfill", { body: valid, token: bearer }),
+        api("POST", "/api/jobs/backfill", {
+          body: valid,
+          token: bearer,
+          headers: { "idempotency-key": `attack-${Date.now()}` },
+        }),
+        api("POST", `/api/admin/dataMigrations/${target}/retry`, { token: bearer }),
+        api("POST", `/api/admin/dataMigrations/${target}/cancel`, { token: bearer }),
+        api("GET", `/api/admin/dataMigrations/${target}/report`, { token: bearer }),
+      ];
+      for (const [i, res] of (await Promise.all(calls)).entries()) {
+        tally.tokens++;
+        // A viewer may read the report; everything else here writes.
+        if (name.startsWith("a viewer") && i === 4) {
+          expect(res.status).toBe(200);
+          continue;
+        }
+        expect(res.status).toBe(status);
+        expect(res.body.error.code).toMatch(/^(unauthenticated|forbidden|email_not_verified)$/);
+        expect(res.text).not.toContain(bearer?.split(".")[1] ?? "\u0000");
       }
-      expect(res.status).toBe(status);
-      expect(res.body.error.code).toMatch(/^(unauthenticated|forbidden|email_not_verified)$/);
-      expect(res.text).not.toContain(bearer?.split(".")[1] ?? "\u0000");
-    }
-    expect(await footprint()).toBe(before);
-    expect((await db().collection("dataMigrations").doc(target).get()).get("status")).toBe("completed");
-  });
+      expect(await footprint()).toBe(before);
+      expect((await db().collection("dataMigrations").doc(target).get()).get("status")).toBe("completed");
+    },
+  );
 });
 
 describe("run ids Firestore reserves", () => {
-  it.each(["__x__", "__name__", "____", "__key__"])("%s is no run: 404 on every run endpoint, never 500", async (id) => {
-    for (const [method, path] of [
-      ["GET", `/api/admin/dataMigrations/${id}`],
-      ["GET", `/api/admin/dataMigrations/${id}/report`],
-      ["POST", `/api/admin/dataMigrations/${id}/pause`],
-      ["POST", `/api/admin/dataMigrations/${id}/retry`],
-    ] as const) {
-      const res = await api(method, path);
-      tally.reservedIds++;
-      expect(res.status, `${method} ${path}`).toBe(404);
-      expect(res.body.error.code).toBe("not_found");
-    }
-    expect(await footprint()).toBe(before);
-  });
+  it.each(["__x__", "__name__", "____", "__key__"])(
+    "%s is no run: 404 on every run endpoint, never 500",
+    async (id) => {
+      for (const [method, path] of [
+        ["GET", `/api/admin/dataMigrations/${id}`],
+        ["GET", `/api/admin/dataMigrations/${id}/report`],
+        ["POST", `/api/admin/dataMigrations/${id}/pause`],
+        ["POST", `/api/admin/dataMigrations/${id}/retry`],
+      ] as const) {
+        const res = await api(method, path);
+        tally.reservedIds++;
+        expect(res.status, `${method} ${path}`).toBe(404);
+        expect(res.body.error.code).toBe("not_found");
+      }
+      expect(await footprint()).toBe(before);
+    },
+  );
 });
 
 describe("property-based bad input (fast-check)", () => {
@@ -150,7 +184,10 @@ describe("property-based bad input (fast-check)", () => {
 
   /** The edge's contract for a body that must be refused: a 4xx, as a JSON error when our code sees it. */
   async function expectRefused(raw: string, contentType: string | null, options: { runtimeMayRefuse: boolean }) {
-    const res = await api("POST", "/api/jobs/backfill", { raw, headers: contentType ? { "content-type": contentType } : {} });
+    const res = await api("POST", "/api/jobs/backfill", {
+      raw,
+      headers: contentType ? { "content-type": contentType } : {},
+    });
     tally.bodies++;
     if (res.status >= 500) tally.serverErrors++;
     expect(res.status, `${res.status} for ${raw.slice(0, 200)}`).toBeGreaterThanOrEqual(400);
@@ -169,7 +206,9 @@ describe("property-based bad input (fast-check)", () => {
     await fc.assert(
       fc.asyncProperty(fc.json({ maxDepth: 4 }), async (raw) => {
         const parsed = JSON.parse(raw) as unknown;
-        await expectRefused(raw, "application/json", { runtimeMayRefuse: parsed === null || typeof parsed !== "object" });
+        await expectRefused(raw, "application/json", {
+          runtimeMayRefuse: parsed === null || typeof parsed !== "object",
+        });
       }),
       { numRuns: runs },
     );
@@ -179,8 +218,15 @@ describe("property-based bad input (fast-check)", () => {
     const notA = (ok: (v: unknown) => boolean) => fc.jsonValue().filter((v) => !ok(v));
     const body = fc.record(
       {
-        type: fc.oneof(notA((v) => v === "webhook_replay" || v === "reversal_backfill"), fc.string()),
-        startDate: fc.oneof(fc.jsonValue(), fc.string(), fc.date({ noInvalidDate: true }).map((d) => d.toISOString())),
+        type: fc.oneof(
+          notA((v) => v === "webhook_replay" || v === "reversal_backfill"),
+          fc.string(),
+        ),
+        startDate: fc.oneof(
+          fc.jsonValue(),
+          fc.string(),
+          fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+        ),
         endDate: fc.oneof(fc.jsonValue(), fc.string()),
         dryRun: fc.jsonValue(),
         maxEvents: fc.oneof(fc.jsonValue(), fc.integer(), fc.double()),
@@ -202,21 +248,31 @@ describe("property-based bad input (fast-check)", () => {
 
   it("huge strings are refused", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom("type", "startDate", "endDate", "note"), fc.integer({ min: 1_000, max: 200_000 }), fc.string({ minLength: 1, maxLength: 4 }), async (field, size, unit) => {
-        const raw = JSON.stringify({ ...valid, [field]: unit.repeat(Math.ceil(size / unit.length)) });
-        await expectRefused(raw, "application/json", { runtimeMayRefuse: false });
-      }),
+      fc.asyncProperty(
+        fc.constantFrom("type", "startDate", "endDate", "note"),
+        fc.integer({ min: 1_000, max: 200_000 }),
+        fc.string({ minLength: 1, maxLength: 4 }),
+        async (field, size, unit) => {
+          const raw = JSON.stringify({ ...valid, [field]: unit.repeat(Math.ceil(size / unit.length)) });
+          await expectRefused(raw, "application/json", { runtimeMayRefuse: false });
+        },
+      ),
       { numRuns: Math.ceil(runs / 2) },
     );
   });
 
   it("deeply nested documents are refused", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 50, max: 20_000 }), fc.constantFrom("[", '{"a":'), fc.constantFrom("type", "maxEvents", "extra"), async (depth, open, field) => {
-        const close = open === "[" ? "]" : "}";
-        const raw = `{"type":"webhook_replay","startDate":"1997-01-01","endDate":"1997-01-02","${field}":${open.repeat(depth)}1${close.repeat(depth)}}`;
-        await expectRefused(raw, "application/json", { runtimeMayRefuse: false });
-      }),
+      fc.asyncProperty(
+        fc.integer({ min: 50, max: 20_000 }),
+        fc.constantFrom("[", '{"a":'),
+        fc.constantFrom("type", "maxEvents", "extra"),
+        async (depth, open, field) => {
+          const close = open === "[" ? "]" : "}";
+          const raw = `{"type":"webhook_replay","startDate":"1997-01-01","endDate":"1997-01-02","${field}":${open.repeat(depth)}1${close.repeat(depth)}}`;
+          await expectRefused(raw, "application/json", { runtimeMayRefuse: false });
+        },
+      ),
       { numRuns: Math.ceil(runs / 2) },
     );
   });
@@ -233,7 +289,11 @@ describe("property-based bad input (fast-check)", () => {
     const raw = JSON.stringify({ ...valid, padding: "x".repeat(200 * 1024) });
     const before = await countDocs("dataMigrations");
     for (const token of [null, "not-a-token"]) {
-      for (const path of ["/api/jobs/backfill", "/api/admin/killSwitch", "/api/admin/dataMigrations/webhook_replay_1/pause"]) {
+      for (const path of [
+        "/api/jobs/backfill",
+        "/api/admin/killSwitch",
+        "/api/admin/dataMigrations/webhook_replay_1/pause",
+      ]) {
         const res = await api("POST", path, { raw, token, headers: { "content-type": "application/json" } });
         tally.bodies++;
         expect(res.status, `${path} with ${token === null ? "no token" : "a forged token"}`).toBe(413);
@@ -245,12 +305,25 @@ describe("property-based bad input (fast-check)", () => {
 
   it("a valid body under any other content type is refused", async () => {
     const types = fc.oneof(
-      fc.constantFrom("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml", "text/html", "application/octet-stream", "application/jsonp"),
-      fc.tuple(fc.stringMatching(/^[a-z]{1,10}$/), fc.stringMatching(/^[a-z.+-]{1,12}$/)).map(([a, b]) => `${a}/${b}`).filter((t) => !/json/.test(t)),
+      fc.constantFrom(
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/xml",
+        "text/html",
+        "application/octet-stream",
+        "application/jsonp",
+      ),
+      fc
+        .tuple(fc.stringMatching(/^[a-z]{1,10}$/), fc.stringMatching(/^[a-z.+-]{1,12}$/))
+        .map(([a, b]) => `${a}/${b}`)
+        .filter((t) => !/json/.test(t)),
     );
     await fc.assert(
       fc.asyncProperty(types, fc.boolean(), async (contentType, asForm) => {
-        const raw = asForm ? new URLSearchParams(valid as unknown as Record<string, string>).toString() : JSON.stringify(valid);
+        const raw = asForm
+          ? new URLSearchParams(valid as unknown as Record<string, string>).toString()
+          : JSON.stringify(valid);
         await expectRefused(raw, contentType, { runtimeMayRefuse: false });
       }),
       { numRuns: runs },

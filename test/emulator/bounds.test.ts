@@ -104,7 +104,12 @@ async function writeRun(): Promise<Written> {
       const chunkId = `${dayId}~${String(shard).padStart(4, "0")}`;
       const span = { id: chunkId, startMs: dayStart + shard * 43_200_000, endMs: dayStart + (shard + 1) * 43_200_000 };
       const last = day === DAYS && shard === SHARDS - 1;
-      const chunk = { ...newChunk(span, { reversals: PER_CHUNK }, run, now), status: last ? ("running" as const) : ("done" as const), pages: PAGES / CHUNKS, startedAt };
+      const chunk = {
+        ...newChunk(span, { reversals: PER_CHUNK }, run, now),
+        status: last ? ("running" as const) : ("done" as const),
+        pages: PAGES / CHUNKS,
+        startedAt,
+      };
       let throughput: ThroughputBuckets | null = null;
       const counters = { total: 0, processed: 0, skipped: 0, errors: 0 };
       for (let p = 0; p < PAGES / CHUNKS; p++) {
@@ -120,35 +125,39 @@ async function writeRun(): Promise<Written> {
             written.entries.set(entryId, { userId, eventId });
             written.balances.set(userId, (written.balances.get(userId) ?? 0) - POINTS);
             outcomes.push({ e: eventId, r: "p", x: entryId });
-            pending.push(writer.create(firestore.collection("ledgerEntries").doc(entryId), {
-              kind: "reversal",
-              orderId,
-              lineId: entryId.split("_")[2],
-              lineIndex: 0,
-              userId,
-              productId: "gems",
-              points: -POINTS,
-              lineTotalAmount: 499,
-              orderTotalAmount: 499,
-              sourceEventId: eventId,
-              reason: "refund",
-              migrationId: id,
-              createdAt: Timestamp.fromMillis(at),
-            }));
+            pending.push(
+              writer.create(firestore.collection("ledgerEntries").doc(entryId), {
+                kind: "reversal",
+                orderId,
+                lineId: entryId.split("_")[2],
+                lineIndex: 0,
+                userId,
+                productId: "gems",
+                points: -POINTS,
+                lineTotalAmount: 499,
+                orderTotalAmount: 499,
+                sourceEventId: eventId,
+                reason: "refund",
+                migrationId: id,
+                createdAt: Timestamp.fromMillis(at),
+              }),
+            );
             counters.processed++;
           } else if (isError(k)) {
             outcomes.push({ e: eventId, r: "e", x: "PURCHASE_NOT_FOUND" });
-            pending.push(writer.create(firestore.collection("dataMigrations").doc(id).collection("errors").doc(eventId), {
-              eventId,
-              code: "PURCHASE_NOT_FOUND",
-              message: `No purchase entries for order ${eventId}: replay its ON_ORDER_COMPLETED first`,
-              chunkId,
-              phase: "reversals",
-              status: "open",
-              resolvedAs: null,
-              attempts: 1,
-              at: Timestamp.fromMillis(at),
-            }));
+            pending.push(
+              writer.create(firestore.collection("dataMigrations").doc(id).collection("errors").doc(eventId), {
+                eventId,
+                code: "PURCHASE_NOT_FOUND",
+                message: `No purchase entries for order ${eventId}: replay its ON_ORDER_COMPLETED first`,
+                chunkId,
+                phase: "reversals",
+                status: "open",
+                resolvedAs: null,
+                attempts: 1,
+                at: Timestamp.fromMillis(at),
+              }),
+            );
             counters.errors++;
           } else {
             outcomes.push({ e: eventId, r: "s", x: "ALREADY_REVERSED" });
@@ -157,20 +166,29 @@ async function writeRun(): Promise<Written> {
           counters.total++;
         }
         throughput = addThroughput(throughput, at, PAGE);
-        pending.push(writer.create(firestore.collection("dataMigrations").doc(id).collection("pages").doc(`${chunkId}-${p + 1}`), {
-          chunkId,
-          phase: "reversals",
-          step: "scan",
-          at: Timestamp.fromMillis(at),
-          total: PAGE,
-          processed: outcomes.filter((o) => o.r === "p").length,
-          skipped: outcomes.filter((o) => o.r === "s").length,
-          errors: outcomes.filter((o) => o.r === "e").length,
-          writes: 0,
-          reads: 0,
-          bits: outcomes.map((o) => o.r).join(""),
-          outcomes: encodeOutcomes(outcomes),
-        }));
+        pending.push(
+          writer.create(
+            firestore
+              .collection("dataMigrations")
+              .doc(id)
+              .collection("pages")
+              .doc(`${chunkId}-${p + 1}`),
+            {
+              chunkId,
+              phase: "reversals",
+              step: "scan",
+              at: Timestamp.fromMillis(at),
+              total: PAGE,
+              processed: outcomes.filter((o) => o.r === "p").length,
+              skipped: outcomes.filter((o) => o.r === "s").length,
+              errors: outcomes.filter((o) => o.r === "e").length,
+              writes: 0,
+              reads: 0,
+              bits: outcomes.map((o) => o.r).join(""),
+              outcomes: encodeOutcomes(outcomes),
+            },
+          ),
+        );
       }
       written.chunkIds.push(chunkId);
       const batch = firestore.batch();
@@ -178,7 +196,8 @@ async function writeRun(): Promise<Written> {
       await batch.commit();
     }
   }
-  for (const [userId, balance] of written.balances) pending.push(writer.set(firestore.collection("wallets").doc(userId), { balance }));
+  for (const [userId, balance] of written.balances)
+    pending.push(writer.set(firestore.collection("wallets").doc(userId), { balance }));
   const batch = firestore.batch();
   runs.create(batch, run);
   await batch.commit();
@@ -193,7 +212,6 @@ function statedSample(runId: string, users: Iterable<string>): string[] {
   return [...users].sort((a, b) => (key(a) < key(b) ? -1 : 1)).slice(0, 200);
 }
 
-
 describe("a 100,000-event run's page and report", () => {
   let w: Written;
   beforeAll(async () => {
@@ -205,7 +223,13 @@ describe("a 100,000-event run's page and report", () => {
     expect(page.status, page.text).toBe(200);
     const detail = page.body;
     // Live totals from the chunks.
-    expect(detail.migration).toMatchObject({ status: "running", total: EVENTS, processed: EVENTS / 100, errors: EVENTS / 1000, chunksDone: CHUNKS - 1 });
+    expect(detail.migration).toMatchObject({
+      status: "running",
+      total: EVENTS,
+      processed: EVENTS / 100,
+      errors: EVENTS / 1000,
+      chunksDone: CHUNKS - 1,
+    });
     expect(detail.chunks).toHaveLength(CHUNKS);
     expect(detail.errorCount).toBe(EVENTS / 1000);
     expect(detail.errorSample).toHaveLength(50);
@@ -221,11 +245,23 @@ describe("a 100,000-event run's page and report", () => {
     const last = (await chunks.get(w.id, w.chunkIds[CHUNKS - 1] as string))!;
     expect(await chunks.write(w.id, last.data.id, last.version, { status: "done", finishedAt: Date.now() })).toBe(true);
     const run = (await runStore(db()).get(w.id))!;
-    const ended = { status: "completed" as const, finishedAt: Date.now(), total: EVENTS, processed: EVENTS / 100, skipped: EVENTS - EVENTS / 100 - EVENTS / 1000, errors: EVENTS / 1000, chunksDone: CHUNKS };
+    const ended = {
+      status: "completed" as const,
+      finishedAt: Date.now(),
+      total: EVENTS,
+      processed: EVENTS / 100,
+      skipped: EVENTS - EVENTS / 100 - EVENTS / 1000,
+      errors: EVENTS / 1000,
+      chunksDone: CHUNKS,
+    };
     expect(await runStore(db()).write(w.id, run.version, ended)).toBe(true);
     const first = await api("GET", `/api/admin/dataMigrations/${w.id}`);
     expect(first.status, first.text.slice(0, 300)).toBe(200);
-    expect(first.body.money).toMatchObject({ entries: EVENTS / 100, reversed: (EVENTS / 100) * POINTS, wallets: USERS });
+    expect(first.body.money).toMatchObject({
+      entries: EVENTS / 100,
+      reversed: (EVENTS / 100) * POINTS,
+      wallets: USERS,
+    });
     // The kept money document, then the entries the run wrote, once.
     expect(first.body.docsRead).toBe(1 + CHUNKS + 50 + 1 + 1 + EVENTS / 100);
     for (let poll = 0; poll < 3; poll++) {
@@ -242,25 +278,58 @@ describe("a 100,000-event run's page and report", () => {
     const sample = statedSample(w.id, users);
     const inSample = sample[17] as string;
     const outside = users.find((u) => !sample.includes(u)) as string;
-    await db().collection("wallets").doc(inSample).update({ balance: (w.balances.get(inSample) as number) + 5 });
-    await db().collection("wallets").doc(outside).update({ balance: (w.balances.get(outside) as number) + 5 });
+    await db()
+      .collection("wallets")
+      .doc(inSample)
+      .update({ balance: (w.balances.get(inSample) as number) + 5 });
+    await db()
+      .collection("wallets")
+      .doc(outside)
+      .update({ balance: (w.balances.get(outside) as number) + 5 });
     const stray = `reversal_${new FlakeIds().next(Date.now())}_1`;
-    await db().collection("ledgerEntries").doc(stray).set({ kind: "reversal", userId: inSample, points: 0, sourceEventId: "none", migrationId: w.id, orderId: "x", lineId: "1" });
+    await db().collection("ledgerEntries").doc(stray).set({
+      kind: "reversal",
+      userId: inSample,
+      points: 0,
+      sourceEventId: "none",
+      migrationId: w.id,
+      orderId: "x",
+      lineId: "1",
+    });
 
     const report = await api("GET", `/api/admin/dataMigrations/${w.id}/report`);
     expect(report.status, report.text.slice(0, 500)).toBe(200);
     const body = report.body;
-    expect(body.totals).toEqual({ total: EVENTS, processed: EVENTS / 100, skipped: EVENTS - EVENTS / 100 - EVENTS / 1000, errors: EVENTS / 1000 });
+    expect(body.totals).toEqual({
+      total: EVENTS,
+      processed: EVENTS / 100,
+      skipped: EVENTS - EVENTS / 100 - EVENTS / 1000,
+      errors: EVENTS / 1000,
+    });
     expect(body.reconciled).toBe(true);
     const v = body.verification;
-    expect(v).toMatchObject({ ok: false, processedEvents: EVENTS / 100, entriesClaimed: EVENTS / 100, entriesWritten: EVENTS / 100 + 1, entriesFound: EVENTS / 100 });
+    expect(v).toMatchObject({
+      ok: false,
+      processedEvents: EVENTS / 100,
+      entriesClaimed: EVENTS / 100,
+      entriesWritten: EVENTS / 100 + 1,
+      entriesFound: EVENTS / 100,
+    });
     expect(v.walletsTouched).toBe(USERS);
     expect(v.walletsChecked).toBe(200);
     expect(v.walletSample).toMatchObject({ size: 200, seed: w.id });
     expect(v.wallets).toMatch(/seeded random sample of 200 of the 300 wallets/);
     // The sampled wallet is caught; the one outside the sample is not (the report says it sampled).
-    expect(v.walletMismatches).toEqual([{ userId: inSample, balance: (w.balances.get(inSample) as number) + 5, ledgerSum: w.balances.get(inSample) }]);
-    expect(v.entryProblems).toEqual([{ eventId: "none", entryId: stray, problem: "entry carries the run's id but no event the run examined claims it" }]);
+    expect(v.walletMismatches).toEqual([
+      { userId: inSample, balance: (w.balances.get(inSample) as number) + 5, ledgerSum: w.balances.get(inSample) },
+    ]);
+    expect(v.entryProblems).toEqual([
+      {
+        eventId: "none",
+        entryId: stray,
+        problem: "entry carries the run's id but no event the run examined claims it",
+      },
+    ]);
 
     // The first 1,000 events, in chunk order then event id, and where the list goes on.
     expect(body.events).toHaveLength(1000);
@@ -278,7 +347,10 @@ describe("a 100,000-event run's page and report", () => {
     let token: string | null = first.body.nextPageToken;
     let slices = 0;
     while (token !== null) {
-      const slice = await api("GET", `/api/admin/dataMigrations/${w.id}/report/events?limit=5000&pageToken=${encodeURIComponent(token)}`);
+      const slice = await api(
+        "GET",
+        `/api/admin/dataMigrations/${w.id}/report/events?limit=5000&pageToken=${encodeURIComponent(token)}`,
+      );
       expect(slice.status, slice.text.slice(0, 300)).toBe(200);
       // The run, its chunks, and the pages of the (at most three) chunks 5,000 events span, plus error messages.
       expect(slice.body.docsRead).toBeLessThanOrEqual(1 + CHUNKS + 3 * (PAGES / CHUNKS) + 10);
@@ -307,13 +379,25 @@ describe("a 100,000-event run's page and report", () => {
     const file = join(dir, "report.json");
     const res = await cli("report", w.id, "--out", file);
     expect(res.err).toEqual([]);
-    expect(res.out[0]).toMatch(new RegExp(`^Wrote ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: total 100000 = processed 1000 \\+ skipped 98900 \\+ errors 100; reconciled with the run: yes; verification: PROBLEMS FOUND`));
+    expect(res.out[0]).toMatch(
+      new RegExp(
+        `^Wrote ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: total 100000 = processed 1000 \\+ skipped 98900 \\+ errors 100; reconciled with the run: yes; verification: PROBLEMS FOUND`,
+      ),
+    );
     expect(res.code).toBe(3);
-    const json = JSON.parse(readFileSync(file, "utf8")) as { events: Array<{ eventId: string; outcome: string; message?: string }>; totals: { total: number }; nextPageToken?: unknown };
+    const json = JSON.parse(readFileSync(file, "utf8")) as {
+      events: Array<{ eventId: string; outcome: string; message?: string }>;
+      totals: { total: number };
+      nextPageToken?: unknown;
+    };
     expect(json.totals.total).toBe(EVENTS);
     expect(json.nextPageToken).toBeUndefined();
     expect(json.events).toHaveLength(EVENTS);
     expect(new Set(json.events.map((e) => e.eventId))).toEqual(new Set(w.eventIds));
-    expect(json.events.filter((e) => e.outcome === "error").every((e) => /replay its ON_ORDER_COMPLETED first/.test(e.message ?? ""))).toBe(true);
+    expect(
+      json.events
+        .filter((e) => e.outcome === "error")
+        .every((e) => /replay its ON_ORDER_COMPLETED first/.test(e.message ?? "")),
+    ).toBe(true);
   });
 });

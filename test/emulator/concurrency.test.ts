@@ -35,7 +35,11 @@ function recorder(pause: { point: FaultPoint; run: () => Promise<void> }) {
       }
     },
   };
-  return { faults, count: (delivery: string, point: FaultPoint) => seen.get(`${delivery}:${point}`) ?? 0, paused: () => paused };
+  return {
+    faults,
+    count: (delivery: string, point: FaultPoint) => seen.get(`${delivery}:${point}`) ?? 0,
+    paused: () => paused,
+  };
 }
 
 async function expectOnce(s: Store, id: string) {
@@ -71,8 +75,14 @@ describe("two deliveries of one chunk at the same time", () => {
     expect(rec.paused()).toBe(true);
     // Attempt 1 ran the whole page while attempt 0 was stopped half way: it found the groups attempt 0 had
     // written; attempt 0 then found attempt 1's entries for the rest.
-    expect(rec.count(`${task.taskId}#1`, "group-found-written"), "the retry met the first attempt's writes").toBeGreaterThanOrEqual(1);
-    expect(rec.count(`${task.taskId}#0`, "group-found-written"), "the first attempt met the retry's writes").toBeGreaterThanOrEqual(2);
+    expect(
+      rec.count(`${task.taskId}#1`, "group-found-written"),
+      "the retry met the first attempt's writes",
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      rec.count(`${task.taskId}#0`, "group-found-written"),
+      "the first attempt met the retry's writes",
+    ).toBeGreaterThanOrEqual(2);
     await deliverAll(deps, queue as RecordingQueue, id);
     await expectOnce(s, id);
   });
@@ -123,7 +133,10 @@ describe("a page in flight meets a change", () => {
     await deliverAll(deps, queue as RecordingQueue, id);
     expect(rec.paused()).toBe(true);
     const orderId = ((await s.event(edited)).body as { id: string }).id;
-    expect((await s.ledgerPoints())[s.entryId("purchase", orderId)], "credited for the quantity the event has when it is written").toBe(12);
+    expect(
+      (await s.ledgerPoints())[s.entryId("purchase", orderId)],
+      "credited for the quantity the event has when it is written",
+    ).toBe(12);
     await expectOnce(s, id);
   });
 

@@ -47,13 +47,20 @@ async function fillForm(page: Page, values: { from: string; to: string; maxEvent
 }
 
 /** New run form → dry run completes → Execute this plan → confirm → real run completes. Returns both ids. */
-async function walkProcedure(page: Page, s: Store, users?: string, shots?: string): Promise<{ dryId: string; realId: string }> {
+async function walkProcedure(
+  page: Page,
+  s: Store,
+  users?: string,
+  shots?: string,
+): Promise<{ dryId: string; realId: string }> {
   await page.click("[data-testid=nav-new]");
   await page.waitForSelector("[data-testid=new-run]");
   // A mistake first: the API's own message appears beside the field it names, and nothing starts.
   await fillForm(page, { from: s.day(3), to: s.day(1), users });
   await page.click("[data-testid=start-dry-run]");
-  await expect.poll(() => page.locator("[data-testid=error-endDate]").textContent()).toBe("endDate must not be before startDate");
+  await expect
+    .poll(() => page.locator("[data-testid=error-endDate]").textContent())
+    .toBe("endDate must not be before startDate");
   await expect.poll(() => page.locator("#banner").textContent()).toMatch(/Not started: .*\(invalid_request\)/);
   if (shots) await page.screenshot({ path: `${ARTIFACTS}/${shots}-form.png`, fullPage: true });
   expect(runIdOf(page)).toBeNull();
@@ -62,7 +69,9 @@ async function walkProcedure(page: Page, s: Store, users?: string, shots?: strin
   await page.click("[data-testid=start-dry-run]");
   await expect.poll(() => runIdOf(page)).not.toBeNull();
   const dryId = runIdOf(page) as string;
-  await expect.poll(() => page.locator("[data-testid=run-status]").textContent(), { timeout: 60_000 }).toBe("completed");
+  await expect
+    .poll(() => page.locator("[data-testid=run-status]").textContent(), { timeout: 60_000 })
+    .toBe("completed");
   expect(await page.locator("[data-testid=eta]").textContent()).toMatch(/^took \d+ s \(estimated \d+ s\)$/);
 
   // Execute this plan: a confirmation that says what will be written, then the real run's page.
@@ -70,16 +79,26 @@ async function walkProcedure(page: Page, s: Store, users?: string, shots?: strin
   // What the dry run would do to wallets is on its page, and in the confirmation.
   expect(await page.locator("[data-testid=money]").textContent()).toMatch(/points credited\+[\d,]+/);
   await page.click("[data-testid=btn-execute]");
-  await expect.poll(() => page.locator("#confirm-text").textContent()).toMatch(/writes ledger entries and wallet balances/);
-  expect(await page.locator("#confirm-text").textContent()).toMatch(/it would credit \+[\d,]+, reverse −[\d,]+ and reinstate 0 points across \d+ wallets/);
+  await expect
+    .poll(() => page.locator("#confirm-text").textContent())
+    .toMatch(/writes ledger entries and wallet balances/);
+  expect(await page.locator("#confirm-text").textContent()).toMatch(
+    /it would credit \+[\d,]+, reverse −[\d,]+ and reinstate 0 points across \d+ wallets/,
+  );
   await page.click("[data-testid=confirm-ok]");
   await expect.poll(() => runIdOf(page)).not.toBe(dryId);
   const realId = runIdOf(page) as string;
   expect(await page.locator("[data-testid=plan-of]").textContent()).toContain(dryId);
-  await expect.poll(() => page.locator("[data-testid=run-status]").textContent(), { timeout: 60_000 }).toBe("completed");
-  await expect.poll(() => page.locator("[data-testid=comparison-verdict]").textContent()).toBe(`Matches its dry run ${dryId}.`);
+  await expect
+    .poll(() => page.locator("[data-testid=run-status]").textContent(), { timeout: 60_000 })
+    .toBe("completed");
+  await expect
+    .poll(() => page.locator("[data-testid=comparison-verdict]").textContent())
+    .toBe(`Matches its dry run ${dryId}.`);
   expect(await page.locator("[data-testid=throughput] rect").count()).toBeGreaterThan(0);
-  expect(await page.locator("[data-testid=chunk-cell]").first().getAttribute("title")).toMatch(/examined \d+ · planned/);
+  expect(await page.locator("[data-testid=chunk-cell]").first().getAttribute("title")).toMatch(
+    /examined \d+ · planned/,
+  );
   if (shots) await page.screenshot({ path: `${ARTIFACTS}/${shots}-comparison.png`, fullPage: true });
   return { dryId, realId };
 }
@@ -114,7 +133,11 @@ describe("the operator's console in Chromium", () => {
     });
     await expect.poll(() => runIdOf(page)).not.toBeNull();
     await waitForRun(runIdOf(page) as string);
-    const runs = await db().collection("dataMigrations").where("startDate", "==", s.day(1)).where("endDate", "==", s.day(3)).get();
+    const runs = await db()
+      .collection("dataMigrations")
+      .where("startDate", "==", s.day(1))
+      .where("endDate", "==", s.day(3))
+      .get();
     expect(runs.size).toBe(1);
     await page.close();
   });
@@ -143,7 +166,7 @@ describe("the operator's console in Chromium", () => {
     const count = await buttons.count();
     expect(count).toBe(6);
     for (let i = 0; i < count; i++) {
-      expect(await buttons.nth(i).isDisabled(), await buttons.nth(i).textContent() ?? "").toBe(true);
+      expect(await buttons.nth(i).isDisabled(), (await buttons.nth(i).textContent()) ?? "").toBe(true);
       expect(await buttons.nth(i).getAttribute("title")).toMatch(/Read only/);
     }
     await page.click("[data-testid=nav-new]");
@@ -157,7 +180,9 @@ describe("the operator's console in Chromium", () => {
     await page.evaluate(() => document.querySelector("[data-testid=btn-execute]")?.removeAttribute("disabled"));
     await page.click("[data-testid=btn-execute]");
     await page.click("[data-testid=confirm-ok]");
-    await expect.poll(() => page.locator("#banner").textContent()).toMatch(/Execute refused: viewer@backfill.local .*\(forbidden\)/);
+    await expect
+      .poll(() => page.locator("#banner").textContent())
+      .toMatch(/Execute refused: viewer@backfill.local .*\(forbidden\)/);
     const mine = await db().collection("dataMigrations").where("planOf", "==", dryId).count().get();
     expect(mine.data().count).toBe(0);
     await page.close();
@@ -188,15 +213,24 @@ describe("the operator's console in Chromium", () => {
     await expect.poll(() => page.locator("[data-testid=kill-switch-toggle]").isEnabled()).toBe(true);
     // Cancel leaves everything as it was.
     await page.click("[data-testid=kill-switch-toggle]");
-    await expect.poll(() => page.locator("#confirm-text").textContent()).toMatch(/new jobs are refused \(503 backfill_disabled\).*running chunks stop at their next page/);
+    await expect
+      .poll(() => page.locator("#confirm-text").textContent())
+      .toMatch(/new jobs are refused \(503 backfill_disabled\).*running chunks stop at their next page/);
     await page.click("[data-testid=confirm-cancel]");
     expect((await api("GET", "/api/admin/killSwitch")).body.enabled).toBe(true);
 
     await page.click("[data-testid=kill-switch-toggle]");
     await page.click("[data-testid=confirm-ok]");
-    await expect.poll(() => page.locator("[data-testid=kill-switch]").textContent()).toBe("backfill DISABLED by the runtime flag featureFlags/backfill");
-    expect((await api("GET", "/api/admin/killSwitch")).body).toMatchObject({ enabled: false, disabledBy: "featureFlags/backfill" });
-    const refused = await api("POST", "/api/jobs/backfill", { body: { type: "webhook_replay", startDate: "2031-01-01", endDate: "2031-01-01" } });
+    await expect
+      .poll(() => page.locator("[data-testid=kill-switch]").textContent())
+      .toBe("backfill DISABLED by the runtime flag featureFlags/backfill");
+    expect((await api("GET", "/api/admin/killSwitch")).body).toMatchObject({
+      enabled: false,
+      disabledBy: "featureFlags/backfill",
+    });
+    const refused = await api("POST", "/api/jobs/backfill", {
+      body: { type: "webhook_replay", startDate: "2031-01-01", endDate: "2031-01-01" },
+    });
     expect(refused.status).toBe(503);
     await page.screenshot({ path: `${ARTIFACTS}/console-kill-switch.png` });
 

@@ -41,19 +41,39 @@ describe("a canary over two users, then its plan executed", () => {
     });
     expect(started.status).toBe(202);
     // A canary is planned from everyone's counts (which events are its own is known only once each is read).
-    expect(started.body).toMatchObject({ userIds: [users.u1, users.u2].sort(), selectedEvents: 6, plannedEvents: 6, planOf: null });
+    expect(started.body).toMatchObject({
+      userIds: [users.u1, users.u2].sort(),
+      selectedEvents: 6,
+      plannedEvents: 6,
+      planOf: null,
+    });
     expect(started.body.estimatedSeconds).toBeGreaterThan(0);
     const dryId = started.body.migrationId as string;
     expect(await waitForRun(dryId)).toMatchObject({ status: "completed", total: 3, processed: 3 });
 
     // What the operator signs off on: u1 buys 100 and is refunded 100, u2 buys 3 × 100.
-    const wouldMove = { entries: 3, credited: 400, reversed: 100, reinstated: 0, net: 300, wallets: 2, largest: [{ userId: users.u2, points: 300 }] };
+    const wouldMove = {
+      entries: 3,
+      credited: 400,
+      reversed: 100,
+      reinstated: 0,
+      net: 300,
+      wallets: 2,
+      largest: [{ userId: users.u2, points: 300 }],
+    };
     expect((await getRun(dryId)).money).toEqual(wouldMove);
     expect((await api("GET", `/api/admin/dataMigrations/${dryId}/report`)).body.money).toEqual(wouldMove);
 
     const executed = await api("POST", "/api/jobs/backfill", { body: { planOf: dryId } });
     expect(executed.status).toBe(202);
-    expect(executed.body).toMatchObject({ dryRun: false, planOf: dryId, userIds: [users.u1, users.u2].sort(), startDate: s.day(1), endDate: s.day(3), plannedEvents: 6 });
+    expect(executed.body).toMatchObject({
+      dryRun: false,
+      planOf: dryId,
+      userIds: [users.u1, users.u2].sort(),
+      startDate: s.day(1),
+      endDate: s.day(3),
+      plannedEvents: 6,
+    });
     const realId = executed.body.migrationId as string;
     expect(await waitForRun(realId)).toMatchObject({ status: "completed", total: 3, processed: 3, errors: 0 });
 
@@ -66,7 +86,13 @@ describe("a canary over two users, then its plan executed", () => {
 
     const view = await getRun(realId);
     expect(view.migration).toMatchObject({ planOf: dryId, etaSeconds: null });
-    expect(view.planComparison).toMatchObject({ dryRunId: dryId, matches: true, differenceCount: 0, differences: [], counterDifferences: [] });
+    expect(view.planComparison).toMatchObject({
+      dryRunId: dryId,
+      matches: true,
+      differenceCount: 0,
+      differences: [],
+      counterDifferences: [],
+    });
     expect(view.planComparison.dry).toEqual(view.planComparison.real);
     expect(view.money).toEqual(wouldMove);
     expect(view.planComparison.money).toEqual({ dry: wouldMove, real: wouldMove });
@@ -94,9 +120,16 @@ describe("the comparison explains what moved between the dry run and the real ru
     const executed = await api("POST", "/api/jobs/backfill", { body: { planOf: dryId } });
     expect(await waitForRun(executed.body.migrationId as string)).toMatchObject({ status: "completed", processed: 1 });
     const view = await getRun(executed.body.migrationId as string);
-    expect(view.planComparison).toMatchObject({ matches: false, differenceCount: 0, note: expect.stringContaining("a product's points changed") });
+    expect(view.planComparison).toMatchObject({
+      matches: false,
+      differenceCount: 0,
+      note: expect.stringContaining("a product's points changed"),
+    });
     expect(view.planComparison.money.dry).toMatchObject({ credited: 200 });
-    expect(view.planComparison.money.real).toMatchObject({ credited: 300, largest: [{ userId: s.user("u1"), points: 300 }] });
+    expect(view.planComparison.money.real).toMatchObject({
+      credited: 300,
+      largest: [{ userId: s.user("u1"), points: 300 }],
+    });
   });
 
   it("names the event live traffic processed and the one whose product was added", async () => {
@@ -123,8 +156,16 @@ describe("the comparison explains what moved between the dry run and the real ru
     expect(c.counterDifferences).toEqual(expect.arrayContaining(["selectedEvents", "total", "errors"]));
     expect(c.differenceCount).toBe(2);
     const byEvent = Object.fromEntries(c.differences.map((d: { eventId: string }) => [d.eventId, d]));
-    expect(byEvent[taken.eventId]).toMatchObject({ dry: "processed", real: "not examined", why: expect.stringMatching(/live traffic/) });
-    expect(byEvent[legacy.eventId]).toMatchObject({ dry: "error (PRODUCT_NOT_FOUND)", real: "processed", why: expect.stringMatching(/product was added/) });
+    expect(byEvent[taken.eventId]).toMatchObject({
+      dry: "processed",
+      real: "not examined",
+      why: expect.stringMatching(/live traffic/),
+    });
+    expect(byEvent[legacy.eventId]).toMatchObject({
+      dry: "error (PRODUCT_NOT_FOUND)",
+      real: "processed",
+      why: expect.stringMatching(/product was added/),
+    });
     expect(byEvent[kept.eventId]).toBeUndefined();
   });
 });
@@ -146,7 +187,9 @@ describe("executing a plan is refused unless the plan is a fresh, completed dry 
     expect(unknown.body.error).toMatchObject({ code: "plan_not_found" });
     const extra = await api("POST", "/api/jobs/backfill", { body: { planOf: "webhook_replay_1", maxEvents: 5 } });
     expect(extra.status).toBe(400);
-    expect(extra.body.error.details.fields).toEqual([{ field: "maxEvents", message: expect.stringMatching(/cannot be combined with planOf/) }]);
+    expect(extra.body.error.details.fields).toEqual([
+      { field: "maxEvents", message: expect.stringMatching(/cannot be combined with planOf/) },
+    ]);
     const badId = await api("POST", "/api/jobs/backfill", { body: { planOf: "../x" } });
     expect(badId.status).toBe(400);
     expect(badId.body.error.details.fields[0].field).toBe("planOf");
@@ -156,15 +199,24 @@ describe("executing a plan is refused unless the plan is a fresh, completed dry 
     await waitForRun(realId);
     const real = await api("POST", "/api/jobs/backfill", { body: { planOf: realId } });
     expect(real.status).toBe(409);
-    expect(real.body.error).toMatchObject({ code: "plan_invalid", message: expect.stringMatching(/real run, not a dry run/) });
+    expect(real.body.error).toMatchObject({
+      code: "plan_invalid",
+      message: expect.stringMatching(/real run, not a dry run/),
+    });
 
     // A dry run held pending (its tasks queued in-process, never delivered), then paused.
     const held = testDeps();
     const dryId = await startInProcess(held.deps, { type: "webhook_replay", ...s.range(2, 3), dryRun: true });
-    expect((await api("POST", `/api/admin/dataMigrations/${dryId}/pause`)).body).toMatchObject({ changed: true, migration: { status: "paused" } });
+    expect((await api("POST", `/api/admin/dataMigrations/${dryId}/pause`)).body).toMatchObject({
+      changed: true,
+      migration: { status: "paused" },
+    });
     const unfinished = await api("POST", "/api/jobs/backfill", { body: { planOf: dryId } });
     expect(unfinished.status).toBe(409);
-    expect(unfinished.body.error).toMatchObject({ code: "plan_not_completed", message: expect.stringMatching(/is paused; only a completed dry run/) });
+    expect(unfinished.body.error).toMatchObject({
+      code: "plan_not_completed",
+      message: expect.stringMatching(/is paused; only a completed dry run/),
+    });
   });
 
   it("refuses a plan older than PLAN_MAX_AGE_MINUTES", async () => {
@@ -192,7 +244,9 @@ describe("canary ids are validated", () => {
     ["an empty id", [""]],
     ["not a list", "u1"],
   ])("%s → 400 naming userIds", async (_, userIds) => {
-    const res = await api("POST", "/api/jobs/backfill", { body: { type: "webhook_replay", startDate: "2030-01-01", endDate: "2030-01-01", userIds } });
+    const res = await api("POST", "/api/jobs/backfill", {
+      body: { type: "webhook_replay", startDate: "2030-01-01", endDate: "2030-01-01", userIds },
+    });
     expect(res.status).toBe(400);
     expect(res.body.error.details.fields.map((f: { field: string }) => f.field.split(".")[0])).toEqual(["userIds"]);
   });
@@ -214,7 +268,11 @@ describe("estimates", () => {
     await deliverAll(held.deps, held.queue as RecordingQueue, id);
     await waitForRun(id);
     const done = await getRun(id);
-    expect(done.migration).toMatchObject({ status: "completed", etaSeconds: null, estimatedSeconds: early.migration.estimatedSeconds });
+    expect(done.migration).toMatchObject({
+      status: "completed",
+      etaSeconds: null,
+      estimatedSeconds: early.migration.estimatedSeconds,
+    });
     expect(done.migration.elapsedSeconds).toBeGreaterThanOrEqual(0);
   });
 });

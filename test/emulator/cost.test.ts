@@ -15,7 +15,13 @@ async function store(name: string): Promise<Store> {
   const s = await Store.create(name);
   const gems = s.product("gems", 5);
   for (let k = 0; k < HISTORY; k++) {
-    const { orderId } = s.purchase({ user: `h${k % 20}`, product: gems, day: 1 + (k % 3), minute: k, markedOnly: true });
+    const { orderId } = s.purchase({
+      user: `h${k % 20}`,
+      product: gems,
+      day: 1 + (k % 3),
+      minute: k,
+      markedOnly: true,
+    });
     if (k % 40 === 0) s.reversal(orderId, { day: 3, minute: 1000 + k, markedOnly: true });
   }
   for (let k = 0; k < OPEN; k++) s.purchase({ user: `o${k}`, product: gems, day: 1 + (k % 3), minute: 500 + k });
@@ -50,7 +56,10 @@ describe("what a replay reads", () => {
     const s = await store("costunmarked");
     // Absent means false: one open event stored without the field.
     const open = s.events.find((e) => !e.markedOnly && e.data.event_type === "ON_ORDER_COMPLETED");
-    await db().collection("webhookEvents").doc(open?.id as string).update({ processed: FieldValue.delete() });
+    await db()
+      .collection("webhookEvents")
+      .doc(open?.id as string)
+      .update({ processed: FieldValue.delete() });
     const { reads, total, unmarked } = await replayReads(s);
     expect(unmarked).toBe(1);
     expect(total).toBe(OPEN);

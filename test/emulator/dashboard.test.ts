@@ -25,7 +25,8 @@ describe("the runs dashboard", () => {
   it("lists runs, shows a run's day chunks, counters and errors, and follows it to completed", async () => {
     const s = await Store.create("dash");
     const gems = s.product("gems", 25);
-    for (let day = 1; day <= 5; day++) for (let i = 0; i < 6; i++) s.purchase({ user: `u${i}`, product: gems, day, minute: i });
+    for (let day = 1; day <= 5; day++)
+      for (let i = 0; i < 6; i++) s.purchase({ user: `u${i}`, product: gems, day, minute: i });
     s.purchase({ user: "u1", product: s.id("retired"), day: 3 });
     await s.write();
     const id = await postRun({ type: "webhook_replay", ...s.range(1, 5), dryRun: false });
@@ -36,7 +37,9 @@ describe("the runs dashboard", () => {
     await page.click(`a[href="#/runs/${id}"]`);
 
     // The page refreshes itself until the run ends.
-    await expect.poll(() => page.locator("[data-testid=run-status]").textContent(), { timeout: 60_000 }).toBe("completed");
+    await expect
+      .poll(() => page.locator("[data-testid=run-status]").textContent(), { timeout: 60_000 })
+      .toBe("completed");
     await expect.poll(() => page.locator("[data-testid=chunk-cell]").count()).toBe(5);
     expect(await page.locator('[data-testid=chunk-cell][data-status="done"]').count()).toBe(5);
     expect(await page.locator("[data-testid=count-processed] b").textContent()).toBe("30");
@@ -51,7 +54,8 @@ describe("the runs dashboard", () => {
   it("pauses and resumes a run with its buttons", async () => {
     const s = await Store.create("dash2");
     const gems = s.product("gems", 3);
-    for (let day = 1; day <= 3; day++) for (let i = 0; i < 4; i++) s.purchase({ user: "u1", product: gems, day, minute: i });
+    for (let day = 1; day <= 3; day++)
+      for (let i = 0; i < 4; i++) s.purchase({ user: "u1", product: gems, day, minute: i });
     await s.write();
     // Queued in-process, so the run waits, pending, until this test delivers its tasks.
     const { deps, queue } = testDeps();
@@ -68,7 +72,9 @@ describe("the runs dashboard", () => {
 
     // Resume goes through the deployed code path: the API queues the chunks on the Cloud Tasks emulator.
     await page.click("[data-testid=btn-resume]");
-    await expect.poll(() => page.locator("[data-testid=run-status]").textContent(), { timeout: 60_000 }).toBe("completed");
+    await expect
+      .poll(() => page.locator("[data-testid=run-status]").textContent(), { timeout: 60_000 })
+      .toBe("completed");
     expect(await page.locator("[data-testid=count-processed] b").textContent()).toBe("12");
 
     // A refused action shows the API's explanation.
@@ -76,7 +82,9 @@ describe("the runs dashboard", () => {
       for (const b of document.querySelectorAll("button")) b.removeAttribute("disabled");
     });
     await page.click("[data-testid=btn-resume]");
-    await expect.poll(() => page.locator("#banner").textContent()).toMatch(/resume refused: Run .* is completed; there is nothing to resume.*\(invalid_transition\)/);
+    await expect
+      .poll(() => page.locator("#banner").textContent())
+      .toMatch(/resume refused: Run .* is completed; there is nothing to resume.*\(invalid_transition\)/);
     await page.screenshot({ path: `${ARTIFACTS}/dashboard.png`, fullPage: true });
     await page.close();
     expect((await api("GET", `/api/admin/dataMigrations/${id}`)).body.migration.status).toBe("completed");
@@ -96,13 +104,17 @@ describe("the runs dashboard", () => {
       expect(await button.isDisabled(), action).toBe(true);
       expect(await button.getAttribute("title")).toMatch(/Read only.*OPERATOR_EMAILS/);
     }
-    expect(await page.locator("[data-testid=read-only]").textContent()).toMatch(/Read only: your token may view runs but not change them/);
+    expect(await page.locator("[data-testid=read-only]").textContent()).toMatch(
+      /Read only: your token may view runs but not change them/,
+    );
     // Forcing a button open changes nothing: the API refuses the viewer.
     await page.evaluate(() => {
       for (const b of document.querySelectorAll("button")) b.removeAttribute("disabled");
     });
     await page.click("[data-testid=btn-pause]");
-    await expect.poll(() => page.locator("#banner").textContent()).toMatch(/pause refused: viewer@backfill.local is not allowed to change runs.*\(forbidden\)/);
+    await expect
+      .poll(() => page.locator("#banner").textContent())
+      .toMatch(/pause refused: viewer@backfill.local is not allowed to change runs.*\(forbidden\)/);
     expect((await api("GET", `/api/admin/dataMigrations/${id}`)).body.migration.status).toBe("pending");
     await page.screenshot({ path: `${ARTIFACTS}/dashboard-viewer.png`, fullPage: true });
     await page.close();
@@ -117,7 +129,9 @@ describe("the runs dashboard", () => {
     for (const path of ["/admin", "/admin/", "/admin/index.html", "/admin/admin.js", "/admin/admin.css"]) {
       const res = await page.goto(`${requireStack().api}${path}`);
       const headers = res?.headers() ?? {};
-      expect(headers["content-security-policy"], path).toBe("default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+      expect(headers["content-security-policy"], path).toBe(
+        "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+      );
       expect(headers["x-content-type-options"], path).toBe("nosniff");
       expect(headers["referrer-policy"], path).toBe("no-referrer");
     }
@@ -139,7 +153,12 @@ describe("the runs dashboard", () => {
     expect(ran).toBeNull();
     expect(blocked.length).toBeGreaterThan(0);
     // The dashboard's own progress bars still draw (their widths are set through the CSS object model).
-    expect(await page.locator(".progress > span").first().evaluate((e) => (e as HTMLElement).style.width)).toMatch(/%$/);
+    expect(
+      await page
+        .locator(".progress > span")
+        .first()
+        .evaluate((e) => (e as HTMLElement).style.width),
+    ).toMatch(/%$/);
     await page.close();
   });
 

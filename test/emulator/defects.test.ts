@@ -7,7 +7,8 @@ import { api, db, postRun, testDeps, waitForRun, type RecordingQueue, TEST_CALLE
 import { deliverAll, deliverWithRetries, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";
 
-const runOf = async (id: string) => (await api("GET", `/api/admin/dataMigrations/${id}`)).body.migration as Record<string, unknown>;
+const runOf = async (id: string) =>
+  (await api("GET", `/api/admin/dataMigrations/${id}`)).body.migration as Record<string, unknown>;
 
 describe("refunds in the daily replay's ordinary state", () => {
   it("a replay over a range whose purchases live processing already credited reverses the open refunds and chargebacks, dry and real alike", async () => {
@@ -17,7 +18,13 @@ describe("refunds in the daily replay's ordinary state", () => {
     for (let i = 0; i < 6; i++) {
       const { orderId } = s.purchase({ user: `u${i % 2}`, product: gems, day: 1 + (i % 2), minute: i, live: true });
       if (i % 2 === 0) {
-        s.reversal(orderId, { user: `u${i % 2}`, product: gems, day: 2, minute: 100 + i, type: i === 4 ? "chargeback" : "refund" });
+        s.reversal(orderId, {
+          user: `u${i % 2}`,
+          product: gems,
+          day: 2,
+          minute: 100 + i,
+          type: i === 4 ? "chargeback" : "refund",
+        });
         reversed.push(orderId);
       }
     }
@@ -33,7 +40,11 @@ describe("refunds in the daily replay's ordinary state", () => {
     for (const orderId of reversed) expect(ledger[s.entryId("reversal", orderId)], orderId).toBe(-40);
     await s.expectWalletsMatchLedger();
     const report = await api("GET", `/api/admin/dataMigrations/${realId}/report`);
-    expect(report.body).toMatchObject({ reconciled: true, verification: { ok: true }, totals: { total: 3, processed: 3 } });
+    expect(report.body).toMatchObject({
+      reconciled: true,
+      verification: { ok: true },
+      totals: { total: 3, processed: 3 },
+    });
   });
 
   it("after a run over a range is cancelled once its purchases are done, a new run writes the reversals", async () => {
@@ -66,7 +77,11 @@ describe("refunds in the daily replay's ordinary state", () => {
     const next = await postRun({ type: "webhook_replay", ...s.range(1, 3), dryRun: false });
     expect(await waitForRun(next)).toMatchObject({ status: "completed", total: 2, processed: 2, errors: 0 });
     const ledger = await s.ledgerPoints();
-    expect(Object.keys(ledger).filter((k) => k.startsWith("reversal_")).sort()).toEqual([orders[4], orders[8]].map((o) => s.entryId("reversal", o as string)).sort());
+    expect(
+      Object.keys(ledger)
+        .filter((k) => k.startsWith("reversal_"))
+        .sort(),
+    ).toEqual([orders[4], orders[8]].map((o) => s.entryId("reversal", o as string)).sort());
     await s.expectWalletsMatchLedger();
     const report = await api("GET", `/api/admin/dataMigrations/${next}/report`);
     expect(report.body).toMatchObject({ reconciled: true, verification: { ok: true } });
@@ -88,7 +103,12 @@ describe("a dry run and the real run decide alike", () => {
     const realId = await postRun({ type: "webhook_replay", ...s.range(1, 1), dryRun: false });
     const real = await waitForRun(realId);
     expect(dry).toMatchObject({ status: "completed", total: 2, processed: 1, skipped: 1, errors: 0 });
-    expect({ total: real.total, processed: real.processed, skipped: real.skipped, errors: real.errors }).toEqual({ total: 2, processed: 1, skipped: 1, errors: 0 });
+    expect({ total: real.total, processed: real.processed, skipped: real.skipped, errors: real.errors }).toEqual({
+      total: 2,
+      processed: 1,
+      skipped: 1,
+      errors: 0,
+    });
     expect((await s.event(again)).processed).toBe(true);
     // Nothing is left for a later run to fail on.
     const later = await waitForRun(await postRun({ type: "webhook_replay", ...s.range(1, 1), dryRun: false }));
@@ -100,7 +120,8 @@ describe("every run ends", () => {
   it("a chunk that settles paused after resume has looked for paused chunks is picked up again, and the run completes", async () => {
     const s = await Store.create("strand");
     const gems = s.product("gems", 2);
-    for (let day = 1; day <= 2; day++) for (let i = 0; i < 12; i++) s.purchase({ user: `u${i % 3}`, product: gems, day, minute: i });
+    for (let day = 1; day <= 2; day++)
+      for (let i = 0; i < 12; i++) s.purchase({ user: `u${i % 3}`, product: gems, day, minute: i });
     await s.write();
 
     let id = "";
@@ -148,7 +169,8 @@ describe("every run ends", () => {
     for (let attempt = 1; attempt <= 3; attempt++) {
       const s = await Store.create(`pauseresume${attempt}`);
       const gems = s.product("gems", 3);
-      for (let day = 1; day <= 28; day++) for (let i = 0; i < 40; i++) s.purchase({ user: `u${i % 7}`, product: gems, day, minute: i });
+      for (let day = 1; day <= 28; day++)
+        for (let i = 0; i < 40; i++) s.purchase({ user: `u${i % 7}`, product: gems, day, minute: i });
       await s.write();
       const id = await postRun({ type: "webhook_replay", ...s.range(1, 28), dryRun: false, maxEvents: 5000 });
       const paused = await api("POST", `/api/admin/dataMigrations/${id}/pause`);
@@ -156,7 +178,13 @@ describe("every run ends", () => {
       await expect.poll(async () => (await runOf(id)).status, { timeout: 60_000 }).toBe("paused");
       // Wait until no chunk is still running: every delivery has noticed the pause.
       await expect
-        .poll(async () => ((await api("GET", `/api/admin/dataMigrations/${id}`)).body.chunks as Array<{ status: string }>).filter((c) => c.status === "running").length, { timeout: 60_000 })
+        .poll(
+          async () =>
+            ((await api("GET", `/api/admin/dataMigrations/${id}`)).body.chunks as Array<{ status: string }>).filter(
+              (c) => c.status === "running",
+            ).length,
+          { timeout: 60_000 },
+        )
         .toBe(0);
       expect((await api("POST", `/api/admin/dataMigrations/${id}/resume`)).status).toBe(200);
       const run = await waitForRun(id, ["completed", "failed", "cancelled"], 120_000);

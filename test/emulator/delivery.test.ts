@@ -30,9 +30,19 @@ async function busyStore(name: string) {
 
 const small = { pageSize: 5, groupSize: 2, parallelGroups: 3 };
 
-async function expectCleanResult(s: Store, migrationId: string, expected: { balances: Record<string, number>; events: number }) {
+async function expectCleanResult(
+  s: Store,
+  migrationId: string,
+  expected: { balances: Record<string, number>; events: number },
+) {
   const run = (await db().collection("dataMigrations").doc(migrationId).get()).data();
-  expect(run).toMatchObject({ status: "completed", total: expected.events, processed: expected.events, skipped: 0, errors: 0 });
+  expect(run).toMatchObject({
+    status: "completed",
+    total: expected.events,
+    processed: expected.events,
+    skipped: 0,
+    errors: 0,
+  });
   const ledger = await s.ledger();
   expect(ledger.size).toBe(expected.events);
   expect(await s.balances()).toEqual(expected.balances);
@@ -72,28 +82,37 @@ describe("at-least-once delivery", () => {
     expect(reversals).toBeGreaterThan(0);
   });
 
-  const crashPoints: FaultPoint[] = ["page-read", "page-half-applied", "before-page-commit", "before-chunk-finish", "before-run-close"];
-  it.each(crashPoints)("a delivery that crashes at %s is retried and ends with the same ledger and counters", async (point) => {
-    const { s, balances, events } = await busyStore(`crash${point.replace(/-/g, "")}`);
-    const crashed = new Set<string>();
-    let armed = false;
-    const { deps, queue } = testDeps({
-      config: small,
-      faults: {
-        at(where, info) {
-          // Crash the first time each chunk (or the run's close) reaches the point, once deliveries began.
-          const key = `${info.chunkId ?? "run"}`;
-          if (armed && where === point && !crashed.has(key)) {
-            crashed.add(key);
-            throw new Error(`injected crash at ${point}`);
-          }
+  const crashPoints: FaultPoint[] = [
+    "page-read",
+    "page-half-applied",
+    "before-page-commit",
+    "before-chunk-finish",
+    "before-run-close",
+  ];
+  it.each(crashPoints)(
+    "a delivery that crashes at %s is retried and ends with the same ledger and counters",
+    async (point) => {
+      const { s, balances, events } = await busyStore(`crash${point.replace(/-/g, "")}`);
+      const crashed = new Set<string>();
+      let armed = false;
+      const { deps, queue } = testDeps({
+        config: small,
+        faults: {
+          at(where, info) {
+            // Crash the first time each chunk (or the run's close) reaches the point, once deliveries began.
+            const key = `${info.chunkId ?? "run"}`;
+            if (armed && where === point && !crashed.has(key)) {
+              crashed.add(key);
+              throw new Error(`injected crash at ${point}`);
+            }
+          },
         },
-      },
-    });
-    const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 3), dryRun: false });
-    armed = true;
-    await deliverAll(deps, queue as RecordingQueue, id);
-    expect(crashed.size).toBeGreaterThan(0);
-    await expectCleanResult(s, id, { balances, events });
-  });
+      });
+      const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 3), dryRun: false });
+      armed = true;
+      await deliverAll(deps, queue as RecordingQueue, id);
+      expect(crashed.size).toBeGreaterThan(0);
+      await expectCleanResult(s, id, { balances, events });
+    },
+  );
 });

@@ -35,10 +35,20 @@ describe("a dry run", () => {
     for (const eventId of eventIds) {
       const was = before.events.get(eventId) ?? {};
       const now = after.get(eventId) ?? {};
-      const changed = Object.keys({ ...was, ...now }).filter((k) => JSON.stringify(was[k]) !== JSON.stringify(now[k])).sort();
+      const changed = Object.keys({ ...was, ...now })
+        .filter((k) => JSON.stringify(was[k]) !== JSON.stringify(now[k]))
+        .sort();
       // The live-processed purchase is not examined; the other two get exactly the marks.
-      expect(changed, eventId).toEqual(eventId === live.eventId ? [] : ["countedIn", "dryRunAt", "dryRunMigrationId", "dryRunProcessed"]);
-      if (eventId !== live.eventId) expect(now).toMatchObject({ dryRunProcessed: true, dryRunMigrationId: id, processed: false, countedIn: { [id]: expect.stringMatching(/-\d+$/) } });
+      expect(changed, eventId).toEqual(
+        eventId === live.eventId ? [] : ["countedIn", "dryRunAt", "dryRunMigrationId", "dryRunProcessed"],
+      );
+      if (eventId !== live.eventId)
+        expect(now).toMatchObject({
+          dryRunProcessed: true,
+          dryRunMigrationId: id,
+          processed: false,
+          countedIn: { [id]: expect.stringMatching(/-\d+$/) },
+        });
     }
     // Its would-be entries live under the run itself.
     expect((await db().collection("dataMigrations").doc(id).collection("shadowLedger").get()).size).toBe(2);

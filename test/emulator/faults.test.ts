@@ -7,12 +7,20 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Config } from "../../functions/src/config";
 import type { FaultInjector, FaultPoint } from "../../functions/src/deps";
-import type { ChunkDoc } from "../../functions/src/store/chunks";
+import type { ChunkDoc } from "../../functions/src/store/chunkDoc";
 import { applyEvent } from "../../functions/src/ledger/apply";
 import { ProductCatalog } from "../../functions/src/ledger/reads";
 import { controlRun } from "../../functions/src/runs/control";
 import { buildReport } from "../../functions/src/runs/report";
-import { bankFromSeed, expectBankInvariants, expectedBalances, recount, seededStream, writeBank, type BankStore } from "../support/bank";
+import {
+  bankFromSeed,
+  expectBankInvariants,
+  expectedBalances,
+  recount,
+  seededStream,
+  writeBank,
+  type BankStore,
+} from "../support/bank";
 import { db, RecordingQueue, setKillSwitch, testDeps, TEST_CALLER } from "../support/emulator";
 import { currentDelivery, deliverAll, deliverWithRetries, startInProcess } from "../support/deliver";
 import { runDoc } from "../support/runs";
@@ -34,11 +42,26 @@ class TransientError extends Error {
 const CODE_NAMES: Record<number, string> = { 4: "DEADLINE_EXCEEDED", 10: "ABORTED", 14: "UNAVAILABLE" };
 const TRANSIENT_CODES = [10, 14, 4];
 
-const CRASH_POINTS: FaultPoint[] = ["after-claim", "page-read", "page-half-applied", "before-page-commit", "before-chunk-finish", "before-run-close"];
+const CRASH_POINTS: FaultPoint[] = [
+  "after-claim",
+  "page-read",
+  "page-half-applied",
+  "before-page-commit",
+  "before-chunk-finish",
+  "before-run-close",
+];
 const WRITE_POINTS: FaultPoint[] = ["group-transaction", "group-committed"];
 
 /** Totals across the file, written to the log at the end for test/README.md. */
-const tally = { seeds: 0, deliveries: 0, crashes: 0, transientBeforeCommit: 0, transientAfterCommit: 0, duplicateEntries: 0, byPoint: {} as Record<string, number> };
+const tally = {
+  seeds: 0,
+  deliveries: 0,
+  crashes: 0,
+  transientBeforeCommit: 0,
+  transientAfterCommit: 0,
+  duplicateEntries: 0,
+  byPoint: {} as Record<string, number>,
+};
 
 afterEach(async () => {
   await setKillSwitch(null);
@@ -66,7 +89,12 @@ function scheduleFromSeed(seed: number): Fault[] {
     WRITE_POINTS.includes(point) ? { point, nth, code: TRANSIENT_CODES[Math.floor(next() * 3)] } : { point, nth };
   const first = fault(points[seed % points.length] as FaultPoint, 1);
   const more = Math.floor(next() * 4);
-  return [first, ...Array.from({ length: more }, () => fault(points[Math.floor(next() * points.length)] as FaultPoint, 1 + Math.floor(next() * 4)))];
+  return [
+    first,
+    ...Array.from({ length: more }, () =>
+      fault(points[Math.floor(next() * points.length)] as FaultPoint, 1 + Math.floor(next() * 4)),
+    ),
+  ];
 }
 
 /**
@@ -100,7 +128,6 @@ async function deliverInOrder(deps: Parameters<typeof deliverWithRetries>[0], qu
   throw new Error("the run kept enqueueing tasks for 200 rounds");
 }
 
-
 /** Entry ids of orders whose purchase live processing already handled. */
 function liveLedger(bank: BankStore): Record<string, number> {
   const out: Record<string, number> = {};
@@ -121,17 +148,27 @@ async function expectReplayResult(bank: BankStore, id: string, dryRun: boolean, 
   const want = bank.afterReplay.replay;
   if (run.status !== "completed") {
     const chunks = await db().collection("dataMigrations").doc(id).collection("chunks").get();
-    const why = chunks.docs.filter((c) => c.get("status") !== "done").map((c) => `${c.id} ${c.get("status")} ${c.get("lastError") ?? ""}`);
+    const why = chunks.docs
+      .filter((c) => c.get("status") !== "done")
+      .map((c) => `${c.id} ${c.get("status")} ${c.get("lastError") ?? ""}`);
     expect.fail(`${note}: run ${id} is ${run.status}, not completed (${why.join("; ")})`);
   }
-  expect({ total: run.total, processed: run.processed, skipped: run.skipped, errors: run.errors }, `${note}: run counters`).toEqual({
+  expect(
+    { total: run.total, processed: run.processed, skipped: run.skipped, errors: run.errors },
+    `${note}: run counters`,
+  ).toEqual({
     total: want.total,
     processed: want.processed,
     skipped: want.skipped,
     errors: want.errors,
   });
   const counted = await recount(id);
-  expect(counted.chunks, `${note}: counters equal a recount of the chunks`).toEqual({ total: want.total, processed: want.processed, skipped: want.skipped, errors: want.errors });
+  expect(counted.chunks, `${note}: counters equal a recount of the chunks`).toEqual({
+    total: want.total,
+    processed: want.processed,
+    skipped: want.skipped,
+    errors: want.errors,
+  });
   expect(counted.errorIds, `${note}: recorded errors`).toEqual(want.errorIds);
 
   const ledgerWanted = dryRun ? liveLedger(bank) : bank.afterReplay.ledger;
@@ -145,7 +182,9 @@ async function expectReplayResult(bank: BankStore, id: string, dryRun: boolean, 
   // reconciles and verifies, and Firestore shows each outcome (a real run marks what it processed or
   // skipped; a dry run flags what it would process; an error leaves the event for a later run).
   const report = await buildReport(testDeps().deps, id);
-  expect(report.events.map((e) => e.eventId).sort(), `${note}: one outcome per selected event`).toEqual(want.selectedIds);
+  expect(report.events.map((e) => e.eventId).sort(), `${note}: one outcome per selected event`).toEqual(
+    want.selectedIds,
+  );
   expect(report.reconciled, `${note}: report reconciles`).toBe(true);
   expect(report.verification.ok, `${note}: report verification ${JSON.stringify(report.verification)}`).toBe(true);
   const outcome = new Map(report.events.map((e) => [e.eventId, e.outcome]));
@@ -193,14 +232,27 @@ describe("crash and resume, seeded", () => {
         // A customer's orders share one group (the default) or are cut like everyone's; a mid-page fault
         // needs several groups in a page, so those seeds cut them.
         const walletGroupSize = midPage ? 1 : knobs() < 0.5 ? groupSize : 150;
-        const config: Partial<Config> = { pageSize, readSize: pageSize * 2, groupSize, walletGroupSize, parallelGroups: 1, taskMaxAttempts: 10 };
+        const config: Partial<Config> = {
+          pageSize,
+          readSize: pageSize * 2,
+          groupSize,
+          walletGroupSize,
+          parallelGroups: 1,
+          taskMaxAttempts: 10,
+        };
         const fired: Fault[] = [];
         const { deps, queue } = testDeps({ config, faults: injector(schedule, fired) });
-        const id = await startInProcess(deps, { type: "webhook_replay", ...bank.s.range(1, spec.days), dryRun, maxErrorRate: 1 });
+        const id = await startInProcess(deps, {
+          type: "webhook_replay",
+          ...bank.s.range(1, spec.days),
+          dryRun,
+          maxErrorRate: 1,
+        });
         tally.deliveries += await deliverInOrder(deps, queue as RecordingQueue);
         // The seed's first fault, at the point this seed rotates to, must have hit a chunk delivery.
         const first = schedule[0] as Fault;
-        if (!fired.some((f) => f.point === first.point)) throw new Error(`its first fault (${first.point}) never fired inside a delivery`);
+        if (!fired.some((f) => f.point === first.point))
+          throw new Error(`its first fault (${first.point}) never fired inside a delivery`);
         await expectReplayResult(bank, id, dryRun, note);
         tally.seeds++;
         for (const f of fired) {
@@ -219,13 +271,16 @@ describe("crash and resume, seeded", () => {
     expect(tally.crashes).toBeGreaterThan(SEEDS / 2);
     expect(tally.transientBeforeCommit + tally.transientAfterCommit).toBeGreaterThan(SEEDS / 10);
     if (SEEDS >= 2 * (CRASH_POINTS.length + WRITE_POINTS.length)) {
-      for (const point of [...CRASH_POINTS, ...WRITE_POINTS]) expect(tally.byPoint[point] ?? 0, `faults fired at ${point}`).toBeGreaterThan(0);
+      for (const point of [...CRASH_POINTS, ...WRITE_POINTS])
+        expect(tally.byPoint[point] ?? 0, `faults fired at ${point}`).toBeGreaterThan(0);
     }
   }, 900_000);
 });
 
 describe("transient Firestore errors on writes", () => {
-  it.each(TRANSIENT_CODES.flatMap((code) => WRITE_POINTS.map((point) => [CODE_NAMES[code] as string, point, code] as const)))(
+  it.each(
+    TRANSIENT_CODES.flatMap((code) => WRITE_POINTS.map((point) => [CODE_NAMES[code] as string, point, code] as const)),
+  )(
     "%s at %s, on the first write and one in six after (at most 12 per run), is retried and nothing is applied twice",
     async (_name, point, code) => {
       const seed = 5_000_000 + code * 10 + WRITE_POINTS.indexOf(point);
@@ -244,7 +299,12 @@ describe("transient Firestore errors on writes", () => {
           },
         },
       });
-      const id = await startInProcess(deps, { type: "webhook_replay", ...bank.s.range(1, spec.days), dryRun: false, maxErrorRate: 1 });
+      const id = await startInProcess(deps, {
+        type: "webhook_replay",
+        ...bank.s.range(1, spec.days),
+        dryRun: false,
+        maxErrorRate: 1,
+      });
       tally.deliveries += await deliverInOrder(deps, queue as RecordingQueue);
       expect(injected).toBeGreaterThan(0);
       if (point === "group-transaction") tally.transientBeforeCommit += injected;
@@ -262,123 +322,156 @@ describe("duplicate delivery", () => {
     [3, true],
     [5, false],
     [5, true],
-  ] as const)("every chunk task delivered %i times (concurrently: %s) leaves one clean delivery's ledger and counters", async (times, concurrent) => {
-    const seed = 6_000_000 + times * 2 + (concurrent ? 1 : 0);
-    const spec = bankFromSeed(seed, { maxDays: 3, maxUsers: 5, minOrders: 25, maxOrders: 35, markedOnly: false });
-    const bank = await writeBank(`dup${times}${concurrent ? "c" : "s"}`, spec);
-    const { deps, queue } = testDeps({ config: { pageSize: 5, groupSize: 2, parallelGroups: 3 } });
-    const id = await startInProcess(deps, { type: "webhook_replay", ...bank.s.range(1, spec.days), dryRun: false, maxErrorRate: 1 });
-    // Count the deliveries the plan makes: every task that was ever enqueued, `times` times.
-    const before = (queue as RecordingQueue).names.size;
-    await deliverAll(deps, queue as RecordingQueue, id, { times, concurrent });
-    tally.deliveries += Math.max(before, (queue as RecordingQueue).names.size) * times;
-    await expectReplayResult(bank, id, false, `seed ${seed}`);
-    // And every chunk delivered yet again, late, after the run closed, changes nothing.
-    const ledger = await bank.s.ledgerPoints();
-    const run = await runDoc(id);
-    const chunks = await db().collection("dataMigrations").doc(id).collection("chunks").get();
-    await Promise.all(chunks.docs.map((c) => deliverWithRetries(deps, { migrationId: id, chunkId: c.id }, `late-${c.id}`)));
-    expect(await bank.s.ledgerPoints()).toEqual(ledger);
-    expect(await runDoc(id)).toMatchObject({ status: run.status, total: run.total, processed: run.processed, skipped: run.skipped, errors: run.errors });
-  });
+  ] as const)(
+    "every chunk task delivered %i times (concurrently: %s) leaves one clean delivery's ledger and counters",
+    async (times, concurrent) => {
+      const seed = 6_000_000 + times * 2 + (concurrent ? 1 : 0);
+      const spec = bankFromSeed(seed, { maxDays: 3, maxUsers: 5, minOrders: 25, maxOrders: 35, markedOnly: false });
+      const bank = await writeBank(`dup${times}${concurrent ? "c" : "s"}`, spec);
+      const { deps, queue } = testDeps({ config: { pageSize: 5, groupSize: 2, parallelGroups: 3 } });
+      const id = await startInProcess(deps, {
+        type: "webhook_replay",
+        ...bank.s.range(1, spec.days),
+        dryRun: false,
+        maxErrorRate: 1,
+      });
+      // Count the deliveries the plan makes: every task that was ever enqueued, `times` times.
+      const before = (queue as RecordingQueue).names.size;
+      await deliverAll(deps, queue as RecordingQueue, id, { times, concurrent });
+      tally.deliveries += Math.max(before, (queue as RecordingQueue).names.size) * times;
+      await expectReplayResult(bank, id, false, `seed ${seed}`);
+      // And every chunk delivered yet again, late, after the run closed, changes nothing.
+      const ledger = await bank.s.ledgerPoints();
+      const run = await runDoc(id);
+      const chunks = await db().collection("dataMigrations").doc(id).collection("chunks").get();
+      await Promise.all(
+        chunks.docs.map((c) => deliverWithRetries(deps, { migrationId: id, chunkId: c.id }, `late-${c.id}`)),
+      );
+      expect(await bank.s.ledgerPoints()).toEqual(ledger);
+      expect(await runDoc(id)).toMatchObject({
+        status: run.status,
+        total: run.total,
+        processed: run.processed,
+        skipped: run.skipped,
+        errors: run.errors,
+      });
+    },
+  );
 });
 
 describe("bank invariant under overlapping runs", () => {
-  it.each([7_000_001, 7_000_002, 7_000_003, 7_000_004])("seed %i: a replay, a reversal backfill, dry runs and live processing over overlapping ranges, at once", async (seed) => {
-    const spec = bankFromSeed(seed, { maxDays: 6, maxUsers: 6, minOrders: 40, maxOrders: 70, markedOnly: true });
-    const bank = await writeBank(`bank${seed}`, spec);
-    const d = spec.days;
-    const half = Math.max(1, Math.ceil(d / 2));
-    // Admission control lets real runs of one type never overlap; what may overlap does, all at once: a
-    // replay, a reversal backfill, dry runs of both, and live processing handling events as they come.
-    const runs = [
-      { type: "webhook_replay", ...bank.s.range(1, Math.min(d, half + 1)), dryRun: false },
-      { type: "reversal_backfill", ...bank.s.range(half, d), dryRun: false },
-      { type: "webhook_replay", ...bank.s.range(1, d), dryRun: true },
-      { type: "reversal_backfill", ...bank.s.range(1, d), dryRun: true },
-    ];
-    const next = seededStream(seed);
-    const live = bank.eventIds.filter(() => next() < 0.3);
-    const catalog = new ProductCatalog(db());
-    await Promise.all([
-      ...runs.map(async (body) => {
-        const { deps, queue } = testDeps({ config: { pageSize: 5, groupSize: 3, parallelGroups: 2 } });
-        const id = await startInProcess(deps, { ...body, maxErrorRate: 1 });
-        const run = await deliverAll(deps, queue as RecordingQueue, id, { times: 2, concurrent: true });
-        expect(run.status, `seed ${seed}: ${body.type} ${body.startDate}..${body.endDate}`).toBe("completed");
-        expect(run.total).toBe(run.processed + run.skipped + run.errors);
-      }),
-      (async () => {
-        // Live processing fails now and then under this contention (the emulator gives up on a transaction
-        // waiting for a lock); the provider redelivers a webhook that failed, so it is tried again.
-        for (const eventId of live) {
-          for (let attempt = 1; ; attempt++) {
-            try {
-              await applyEvent(db(), eventId, { walletField: "id" }, catalog);
-              break;
-            } catch (error) {
-              if (attempt >= 5) throw error;
+  it.each([7_000_001, 7_000_002, 7_000_003, 7_000_004])(
+    "seed %i: a replay, a reversal backfill, dry runs and live processing over overlapping ranges, at once",
+    async (seed) => {
+      const spec = bankFromSeed(seed, { maxDays: 6, maxUsers: 6, minOrders: 40, maxOrders: 70, markedOnly: true });
+      const bank = await writeBank(`bank${seed}`, spec);
+      const d = spec.days;
+      const half = Math.max(1, Math.ceil(d / 2));
+      // Admission control lets real runs of one type never overlap; what may overlap does, all at once: a
+      // replay, a reversal backfill, dry runs of both, and live processing handling events as they come.
+      const runs = [
+        { type: "webhook_replay", ...bank.s.range(1, Math.min(d, half + 1)), dryRun: false },
+        { type: "reversal_backfill", ...bank.s.range(half, d), dryRun: false },
+        { type: "webhook_replay", ...bank.s.range(1, d), dryRun: true },
+        { type: "reversal_backfill", ...bank.s.range(1, d), dryRun: true },
+      ];
+      const next = seededStream(seed);
+      const live = bank.eventIds.filter(() => next() < 0.3);
+      const catalog = new ProductCatalog(db());
+      await Promise.all([
+        ...runs.map(async (body) => {
+          const { deps, queue } = testDeps({ config: { pageSize: 5, groupSize: 3, parallelGroups: 2 } });
+          const id = await startInProcess(deps, { ...body, maxErrorRate: 1 });
+          const run = await deliverAll(deps, queue as RecordingQueue, id, { times: 2, concurrent: true });
+          expect(run.status, `seed ${seed}: ${body.type} ${body.startDate}..${body.endDate}`).toBe("completed");
+          expect(run.total).toBe(run.processed + run.skipped + run.errors);
+        }),
+        (async () => {
+          // Live processing fails now and then under this contention (the emulator gives up on a transaction
+          // waiting for a lock); the provider redelivers a webhook that failed, so it is tried again.
+          for (const eventId of live) {
+            for (let attempt = 1; ; attempt++) {
+              try {
+                await applyEvent(db(), eventId, { walletField: "id" }, catalog);
+                break;
+              } catch (error) {
+                if (attempt >= 5) throw error;
+              }
             }
           }
-        }
-      })(),
-    ]);
-    await expectBankInvariants(bank, `seed ${seed}, after the overlapping runs`);
+        })(),
+      ]);
+      await expectBankInvariants(bank, `seed ${seed}, after the overlapping runs`);
 
-    // Whatever the interleaving, a full replay then a full reversal backfill reach the oracle's ledger.
-    for (const type of ["webhook_replay", "reversal_backfill"]) {
-      const { deps, queue } = testDeps({ config: { pageSize: 5, groupSize: 3, parallelGroups: 2 } });
-      const id = await startInProcess(deps, { type, ...bank.s.range(1, d), dryRun: false, maxErrorRate: 1 });
-      expect((await deliverAll(deps, queue as RecordingQueue, id)).status).toBe("completed");
-    }
-    const ledger = await expectBankInvariants(bank, `seed ${seed}, after the final runs`);
-    expect(ledger).toEqual(bank.afterBoth);
-    expect(await bank.s.balances()).toEqual(expectedBalances(bank, bank.afterBoth));
-  });
+      // Whatever the interleaving, a full replay then a full reversal backfill reach the oracle's ledger.
+      for (const type of ["webhook_replay", "reversal_backfill"]) {
+        const { deps, queue } = testDeps({ config: { pageSize: 5, groupSize: 3, parallelGroups: 2 } });
+        const id = await startInProcess(deps, { type, ...bank.s.range(1, d), dryRun: false, maxErrorRate: 1 });
+        expect((await deliverAll(deps, queue as RecordingQueue, id)).status).toBe("completed");
+      }
+      const ledger = await expectBankInvariants(bank, `seed ${seed}, after the final runs`);
+      expect(ledger).toEqual(bank.afterBoth);
+      expect(await bank.s.balances()).toEqual(expectedBalances(bank, bank.afterBoth));
+    },
+  );
 });
 
 describe("kill switch at a random moment", () => {
-  it.each([8_000_001, 8_000_002, 8_000_003])("seed %i: chunks stop after the page in flight, and a resume completes with the oracle's result", async (seed) => {
-    const spec = bankFromSeed(seed, { maxDays: 3, maxUsers: 4, minOrders: 40, maxOrders: 60, markedOnly: false });
-    const bank = await writeBank(`killrand${seed}`, spec);
-    const next = seededStream(seed);
-    const flipAt = 1 + Math.floor(next() * 6);
-    let calls = 0;
-    let pagesAtFlip: Map<string, number> | null = null;
-    const { deps, queue } = testDeps({
-      config: { pageSize: 4, groupSize: 2, parallelGroups: 2 },
-      faults: {
-        async at(point, info) {
-          if (pagesAtFlip || !info.chunkId || (point !== "page-read" && point !== "before-page-commit")) return;
-          if (++calls !== flipAt) return;
-          await setKillSwitch(false);
-          const chunks = await db().collection("dataMigrations").doc(info.runId as string).collection("chunks").get();
-          pagesAtFlip = new Map(chunks.docs.map((c) => [c.id, (c.get("pages") as number | undefined) ?? 0]));
+  it.each([8_000_001, 8_000_002, 8_000_003])(
+    "seed %i: chunks stop after the page in flight, and a resume completes with the oracle's result",
+    async (seed) => {
+      const spec = bankFromSeed(seed, { maxDays: 3, maxUsers: 4, minOrders: 40, maxOrders: 60, markedOnly: false });
+      const bank = await writeBank(`killrand${seed}`, spec);
+      const next = seededStream(seed);
+      const flipAt = 1 + Math.floor(next() * 6);
+      let calls = 0;
+      let pagesAtFlip: Map<string, number> | null = null;
+      const { deps, queue } = testDeps({
+        config: { pageSize: 4, groupSize: 2, parallelGroups: 2 },
+        faults: {
+          async at(point, info) {
+            if (pagesAtFlip || !info.chunkId || (point !== "page-read" && point !== "before-page-commit")) return;
+            if (++calls !== flipAt) return;
+            await setKillSwitch(false);
+            const chunks = await db()
+              .collection("dataMigrations")
+              .doc(info.runId as string)
+              .collection("chunks")
+              .get();
+            pagesAtFlip = new Map(chunks.docs.map((c) => [c.id, (c.get("pages") as number | undefined) ?? 0]));
+          },
         },
-      },
-    });
-    const id = await startInProcess(deps, { type: "webhook_replay", ...bank.s.range(1, spec.days), dryRun: false, maxErrorRate: 1 });
-    const stopped = await deliverAll(deps, queue as RecordingQueue, id, { concurrent: true });
-    expect(pagesAtFlip, `seed ${seed}: the switch was flipped (at call ${flipAt})`).not.toBeNull();
-    expect(stopped).toMatchObject({ status: "paused", pausedReason: "kill_switch" });
-    const chunks = await db().collection("dataMigrations").doc(id).collection("chunks").get();
-    for (const c of chunks.docs) {
-      const chunk = c.data() as ChunkDoc;
-      // At most the page that was in flight when the switch flipped.
-      expect(chunk.pages ?? 0, `seed ${seed}: chunk ${c.id} pages`).toBeLessThanOrEqual(((pagesAtFlip as Map<string, number> | null)?.get(c.id) ?? 0) + 1);
-    }
-    await expectBankInvariants(bank, `seed ${seed}, while stopped`);
-    const ledgerWhileOff = await bank.s.ledgerPoints();
-    // Deliveries while the switch is off (Cloud Tasks retrying, say) write nothing.
-    const again = new RecordingQueue();
-    for (const c of chunks.docs) await again.enqueue({ migrationId: id, chunkId: c.id }, `again-${c.id}`);
-    const late = testDeps({ config: { pageSize: 4, groupSize: 2, parallelGroups: 2 }, queue: again });
-    await deliverAll(late.deps, again, id);
-    expect(await bank.s.ledgerPoints()).toEqual(ledgerWhileOff);
+      });
+      const id = await startInProcess(deps, {
+        type: "webhook_replay",
+        ...bank.s.range(1, spec.days),
+        dryRun: false,
+        maxErrorRate: 1,
+      });
+      const stopped = await deliverAll(deps, queue as RecordingQueue, id, { concurrent: true });
+      expect(pagesAtFlip, `seed ${seed}: the switch was flipped (at call ${flipAt})`).not.toBeNull();
+      expect(stopped).toMatchObject({ status: "paused", pausedReason: "kill_switch" });
+      const chunks = await db().collection("dataMigrations").doc(id).collection("chunks").get();
+      for (const c of chunks.docs) {
+        const chunk = c.data() as ChunkDoc;
+        // At most the page that was in flight when the switch flipped.
+        expect(chunk.pages ?? 0, `seed ${seed}: chunk ${c.id} pages`).toBeLessThanOrEqual(
+          ((pagesAtFlip as Map<string, number> | null)?.get(c.id) ?? 0) + 1,
+        );
+      }
+      await expectBankInvariants(bank, `seed ${seed}, while stopped`);
+      const ledgerWhileOff = await bank.s.ledgerPoints();
+      // Deliveries while the switch is off (Cloud Tasks retrying, say) write nothing.
+      const again = new RecordingQueue();
+      for (const c of chunks.docs) await again.enqueue({ migrationId: id, chunkId: c.id }, `again-${c.id}`);
+      const late = testDeps({ config: { pageSize: 4, groupSize: 2, parallelGroups: 2 }, queue: again });
+      await deliverAll(late.deps, again, id);
+      expect(await bank.s.ledgerPoints()).toEqual(ledgerWhileOff);
 
-    await setKillSwitch(true);
-    await controlRun(deps, id, "resume", TEST_CALLER);
-    await deliverAll(deps, queue as RecordingQueue, id);
-    await expectReplayResult(bank, id, false, `seed ${seed}, after resume`);
-  });
+      await setKillSwitch(true);
+      await controlRun(deps, id, "resume", TEST_CALLER);
+      await deliverAll(deps, queue as RecordingQueue, id);
+      await expectReplayResult(bank, id, false, `seed ${seed}, after resume`);
+    },
+  );
 });

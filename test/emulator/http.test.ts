@@ -15,11 +15,41 @@ describe("authentication and allowlists", () => {
   const cases: Array<[string, () => Promise<string | null>, number, string, RegExp]> = [
     ["no token", () => Promise.resolve(null), 401, "unauthenticated", /Missing credentials/],
     ["a malformed token", () => Promise.resolve("abc.def"), 401, "unauthenticated", /not a JWT/],
-    ["a token for another audience", () => token({ claims: { aud: "https://other.example" } }), 401, "unauthenticated", /audience/],
-    ["an expired token", () => token({ claims: { iat: now() - 7200, exp: now() - 3600 } }), 401, "unauthenticated", /expired/],
-    ["an unverified email", () => token({ claims: { email_verified: false } }), 403, "email_not_verified", /not verified/],
-    ["an email nobody allowed", () => token({ email: "intern@backfill.local" }), 403, "forbidden", /intern@backfill.local is not allowed to start runs; add it to OPERATOR_EMAILS/],
-    ["a viewer on the jobs endpoint", () => token({ email: "viewer@backfill.local" }), 403, "forbidden", /viewer@backfill.local is not allowed to start runs/],
+    [
+      "a token for another audience",
+      () => token({ claims: { aud: "https://other.example" } }),
+      401,
+      "unauthenticated",
+      /audience/,
+    ],
+    [
+      "an expired token",
+      () => token({ claims: { iat: now() - 7200, exp: now() - 3600 } }),
+      401,
+      "unauthenticated",
+      /expired/,
+    ],
+    [
+      "an unverified email",
+      () => token({ claims: { email_verified: false } }),
+      403,
+      "email_not_verified",
+      /not verified/,
+    ],
+    [
+      "an email nobody allowed",
+      () => token({ email: "intern@backfill.local" }),
+      403,
+      "forbidden",
+      /intern@backfill.local is not allowed to start runs; add it to OPERATOR_EMAILS/,
+    ],
+    [
+      "a viewer on the jobs endpoint",
+      () => token({ email: "viewer@backfill.local" }),
+      403,
+      "forbidden",
+      /viewer@backfill.local is not allowed to start runs/,
+    ],
   ];
 
   it.each(cases)("rejects %s on POST /api/jobs/backfill", async (_name, mint, status, code, message) => {
@@ -32,13 +62,21 @@ describe("authentication and allowlists", () => {
 
   it("accepts the default local operator and a configured email", async () => {
     expect((await api("POST", "/api/jobs/backfill", { body: valid })).status).toBe(202);
-    expect((await api("POST", "/api/jobs/backfill", { body: valid, token: await token({ email: "oncall@backfill.local" }) })).status).toBe(202);
+    expect(
+      (await api("POST", "/api/jobs/backfill", { body: valid, token: await token({ email: "oncall@backfill.local" }) }))
+        .status,
+    ).toBe(202);
     runsBefore += 2;
   });
 
   it("keeps separate allowlists for the admin endpoints", async () => {
-    expect((await api("GET", "/api/admin/dataMigrations", { token: await token({ email: "viewer@backfill.local" }) })).status).toBe(200);
-    const res = await api("GET", "/api/admin/dataMigrations", { token: await token({ email: "intern@backfill.local" }) });
+    expect(
+      (await api("GET", "/api/admin/dataMigrations", { token: await token({ email: "viewer@backfill.local" }) }))
+        .status,
+    ).toBe(200);
+    const res = await api("GET", "/api/admin/dataMigrations", {
+      token: await token({ email: "intern@backfill.local" }),
+    });
     expect(res.status).toBe(403);
     expect(res.body.error.message).toMatch(/add it to VIEWER_EMAILS \(read only\) or OPERATOR_EMAILS/);
   });
@@ -73,7 +111,10 @@ describe("bad input", () => {
   });
 
   it("answers 400 for a body that is not sent as JSON", async () => {
-    const res = await api("POST", "/api/jobs/backfill", { raw: JSON.stringify(valid), headers: { "content-type": "text/plain" } });
+    const res = await api("POST", "/api/jobs/backfill", {
+      raw: JSON.stringify(valid),
+      headers: { "content-type": "text/plain" },
+    });
     expect(res.status).toBe(400);
     expect(res.body.error).toMatchObject({ code: "invalid_content_type", details: { contentType: "text/plain" } });
   });

@@ -15,9 +15,6 @@ import { entriesOf, expectRecount, runDoc } from "../support/runs";
 
 const BY = TEST_CALLER;
 
-
-
-
 describe("retry", () => {
   it("of a chunk that failed in its reversals scan, with open purchase errors, examines each reversal once", async () => {
     const s = await Store.create("retryrev");
@@ -36,13 +33,22 @@ describe("retry", () => {
     let broken = true;
     const faults: FaultInjector = {
       at(point, info) {
-        if (broken && point === "page-read" && info.phase === "reversals" && info.cursor) throw new Error("injected: second reversals page unreadable");
+        if (broken && point === "page-read" && info.phase === "reversals" && info.cursor)
+          throw new Error("injected: second reversals page unreadable");
       },
     };
     // One query per page (readSize 2), so that the second page of the reversals scan reads.
-    const { deps, queue } = testDeps({ config: { pageSize: 2, readSize: 2, groupSize: 2, taskMaxAttempts: 2 }, faults });
+    const { deps, queue } = testDeps({
+      config: { pageSize: 2, readSize: 2, groupSize: 2, taskMaxAttempts: 2 },
+      faults,
+    });
     const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 1), dryRun: false, maxErrorRate: 1 });
-    expect(await deliverAllTolerant(deps, queue as RecordingQueue, id)).toMatchObject({ status: "failed", total: 9, processed: 8, errors: 1 });
+    expect(await deliverAllTolerant(deps, queue as RecordingQueue, id)).toMatchObject({
+      status: "failed",
+      total: 9,
+      processed: 8,
+      errors: 1,
+    });
 
     broken = false;
     await db().collection("products").doc(ghost).set({ name: "ghost", points: 5 });
@@ -89,21 +95,30 @@ describe("retry", () => {
       s.reversal(g.orderId, { user: "u1", product: ghost, day: 3, minute: 10 }); // ORIGINAL_PURCHASE_NOT_FOUND until the purchase is credited
       await s.write();
       const { deps, queue } = testDeps();
-      const id = await startInProcess(deps, { type: "webhook_replay", ...s.range(1, 3), dryRun: false, maxErrorRate: 1 });
+      const id = await startInProcess(deps, {
+        type: "webhook_replay",
+        ...s.range(1, 3),
+        dryRun: false,
+        maxErrorRate: 1,
+      });
       expect(await deliverAll(deps, queue as RecordingQueue, id)).toMatchObject({ status: "completed", errors: 2 });
       await db().collection("products").doc(ghost).set({ name: "ghost", points: 7 });
 
       // Late deliveries of every chunk keep rolling the run up while the retry is under way.
       let retrying = true;
       const adversaries = [1, 2, 3].map(async (day) => {
-        for (let k = 0; retrying; k++) await deliverOnce(testDeps({ queue }).deps, { migrationId: id, chunkId: s.day(day) }, `late-${day}-${k}`);
+        for (let k = 0; retrying; k++)
+          await deliverOnce(testDeps({ queue }).deps, { migrationId: id, chunkId: s.day(day) }, `late-${day}-${k}`);
       });
       await controlRun(deps, id, "retry", BY);
       retrying = false;
       await Promise.all(adversaries);
       const run = await deliverAll(deps, queue as RecordingQueue, id);
       expect(run, `round ${round}`).toMatchObject({ status: "completed", total: 5, processed: 5, errors: 0 });
-      expect((await s.ledgerPoints())[s.entryId("reversal", g.orderId)], `round ${round}: the refund of the repaired purchase`).toBe(-7);
+      expect(
+        (await s.ledgerPoints())[s.entryId("reversal", g.orderId)],
+        `round ${round}: the refund of the repaired purchase`,
+      ).toBe(-7);
     }
   });
 });
@@ -185,23 +200,38 @@ describe("cancel", () => {
     expect(await entriesOf(id), "the page in doubt was finished, nothing past it").toBe(6);
     await expectRecount(id, "cancelled after a parked crash");
     const report = await buildReport(plain.deps, id);
-    expect(report.verification, "every entry the run wrote is claimed by an event it counted").toMatchObject({ ok: true, entriesWritten: 6, entriesClaimed: 6 });
+    expect(report.verification, "every entry the run wrote is claimed by an event it counted").toMatchObject({
+      ok: true,
+      entriesWritten: 6,
+      entriesClaimed: 6,
+    });
   });
 
   it("through the API, the run and its report agree with the ledger", async () => {
     const s = await Store.create("cancelapi");
     const gems = s.product("gems", 3);
-    for (let day = 1; day <= 3; day++) for (let i = 0; i < 30; i++) s.purchase({ user: `u${i % 5}`, product: gems, day, minute: i });
+    for (let day = 1; day <= 3; day++)
+      for (let i = 0; i < 30; i++) s.purchase({ user: `u${i % 5}`, product: gems, day, minute: i });
     await s.write();
-    const res = await api("POST", "/api/jobs/backfill", { body: { type: "webhook_replay", ...s.range(1, 3), dryRun: false } });
+    const res = await api("POST", "/api/jobs/backfill", {
+      body: { type: "webhook_replay", ...s.range(1, 3), dryRun: false },
+    });
     const id = res.body.migrationId as string;
     await new Promise((r) => setTimeout(r, 300));
     expect((await api("POST", `/api/admin/dataMigrations/${id}/cancel`)).status).toBeLessThan(500);
     // Every chunk settles (a live holder at its next page boundary).
     await expect
-      .poll(async () => ((await api("GET", `/api/admin/dataMigrations/${id}`)).body.chunks as Array<{ status: string }>).every((c) => ["cancelled", "done"].includes(c.status)), { timeout: 60_000 })
+      .poll(
+        async () =>
+          ((await api("GET", `/api/admin/dataMigrations/${id}`)).body.chunks as Array<{ status: string }>).every((c) =>
+            ["cancelled", "done"].includes(c.status),
+          ),
+        { timeout: 60_000 },
+      )
       .toBe(true);
-    await expect.poll(async () => (await runDoc(id)).processed === (await entriesOf(id)), { timeout: 20_000 }).toBe(true);
+    await expect
+      .poll(async () => (await runDoc(id)).processed === (await entriesOf(id)), { timeout: 20_000 })
+      .toBe(true);
     await expectRecount(id, "cancelled through the API");
   });
 });
@@ -221,8 +251,18 @@ describe("an event edited after it was counted", () => {
       const gems = s.product("gems", 10);
       const examined: string[] = [];
       for (let i = 0; i < 6; i++) {
-        const { orderId, eventId } = s.purchase({ user: `u${i % 3}`, product: gems, day: 1, minute: 1 + i, live: v.type === "reversal_backfill" });
-        examined.push(v.type === "reversal_backfill" ? s.reversal(orderId, { user: `u${i % 3}`, day: 1, minute: 100 + i }) : eventId);
+        const { orderId, eventId } = s.purchase({
+          user: `u${i % 3}`,
+          product: gems,
+          day: 1,
+          minute: 1 + i,
+          live: v.type === "reversal_backfill",
+        });
+        examined.push(
+          v.type === "reversal_backfill"
+            ? s.reversal(orderId, { user: `u${i % 3}`, day: 1, minute: 100 + i })
+            : eventId,
+        );
       }
       await s.write();
       const first = examined[0] as string;
@@ -234,7 +274,10 @@ describe("an event edited after it was counted", () => {
           if (point !== "page-read" || !info.cursor || moved > 0) return;
           moved++;
           const later = v.type === "reversal_backfill" ? 103 : 4;
-          await db().collection("webhookEvents").doc(first).update({ createdAt: Timestamp.fromMillis(s.at(1, later).toMillis() + 30_000) });
+          await db()
+            .collection("webhookEvents")
+            .doc(first)
+            .update({ createdAt: Timestamp.fromMillis(s.at(1, later).toMillis() + 30_000) });
         },
       };
       const { deps, queue } = testDeps({ config: { pageSize: 2, readSize: 2, groupSize: 2 }, faults });
@@ -246,7 +289,13 @@ describe("an event edited after it was counted", () => {
         : await entriesOf(id);
       expect(written).toBe(6);
       // Before the fix: the moved event was counted again, and spent the budget the sixth event needed.
-      expect(run, "six events, each counted once").toMatchObject({ status: "completed", total: 6, processed: 6, skipped: 0, errors: 0 });
+      expect(run, "six events, each counted once").toMatchObject({
+        status: "completed",
+        total: 6,
+        processed: 6,
+        skipped: 0,
+        errors: 0,
+      });
       const report = await buildReport(deps, id);
       expect(report.totals).toEqual({ total: 6, processed: 6, skipped: 0, errors: 0 });
       expect(report.reconciled).toBe(true);
@@ -264,7 +313,11 @@ describe("a page's commits", () => {
     const gems = s.product("gems", 10);
     const orders: string[] = [];
     for (let i = 0; i < 40; i++) {
-      const lines = Array.from({ length: 20 }, (_, k) => ({ product: gems, quantity: 1, ...(k % 2 === 1 ? { giftTo: `friend${(i + k) % 9}` } : {}) }));
+      const lines = Array.from({ length: 20 }, (_, k) => ({
+        product: gems,
+        quantity: 1,
+        ...(k % 2 === 1 ? { giftTo: `friend${(i + k) % 9}` } : {}),
+      }));
       orders.push(s.purchase({ user: `buyer${i}`, day: 1, minute: i, lines, live: true }).orderId);
     }
     for (const [i, orderId] of orders.entries()) s.reversal(orderId, { user: `buyer${i}`, day: 1, minute: 100 + i });

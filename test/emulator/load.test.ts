@@ -10,7 +10,9 @@ const tally = { requests: 0, runs: 0, refused: 0, duplicateEntries: 0 };
 
 /** Sends `n` copies of one start request at the same moment and returns the answers. */
 async function burst(n: number, body: Record<string, unknown>, headers?: Record<string, string>) {
-  const answers = await Promise.all(Array.from({ length: n }, () => api("POST", "/api/jobs/backfill", { body, headers })));
+  const answers = await Promise.all(
+    Array.from({ length: n }, () => api("POST", "/api/jobs/backfill", { body, headers })),
+  );
   tally.requests += answers.length;
   return answers;
 }
@@ -25,7 +27,8 @@ describe("load", () => {
     // and the bursts below meet warm workers.
     await clearFirestore();
     const body = { type: "webhook_replay", startDate: "1991-01-01", endDate: "1991-01-01", dryRun: true };
-    const wave = (n: number) => Promise.all(Array.from({ length: n }, () => api("POST", "/api/jobs/backfill", { body })));
+    const wave = (n: number) =>
+      Promise.all(Array.from({ length: n }, () => api("POST", "/api/jobs/backfill", { body })));
     for (const n of [10, 20, 30, 40]) await wave(n);
     // The pool is warm once fifty at once all get an answer from our code: a 504 is Hosting's proxy giving
     // up on a worker still starting (a fresh CI clone once needed more than one wave of fifty).
@@ -56,12 +59,18 @@ describe("load", () => {
     tally.runs += runs.length;
     expect(runs.map((r) => r.status)).toEqual(Array(runs.length).fill("completed"));
     // A run admitted later was admitted only once the earlier one had ended.
-    const spans = runs.map((r) => [r.createdAt.toMillis(), (r.finishedAt as NonNullable<RunDoc["finishedAt"]>).toMillis()] as const).sort((a, b) => a[0] - b[0]);
-    for (let i = 1; i < spans.length; i++) expect(spans[i]?.[0], "admitted after the previous run ended").toBeGreaterThanOrEqual(spans[i - 1]?.[1] ?? 0);
+    const spans = runs
+      .map((r) => [r.createdAt.toMillis(), (r.finishedAt as NonNullable<RunDoc["finishedAt"]>).toMillis()] as const)
+      .sort((a, b) => a[0] - b[0]);
+    for (let i = 1; i < spans.length; i++)
+      expect(spans[i]?.[0], "admitted after the previous run ended").toBeGreaterThanOrEqual(spans[i - 1]?.[1] ?? 0);
 
     // Each event was processed by exactly one run; the ledger is the oracle's.
     const want = bank.afterReplay.replay;
-    expect(runs.reduce((n, r) => n + r.processed, 0), `seed ${seed}: processed across all runs`).toBe(want.processed);
+    expect(
+      runs.reduce((n, r) => n + r.processed, 0),
+      `seed ${seed}: processed across all runs`,
+    ).toBe(want.processed);
     for (const r of runs) expect(r.total).toBe(r.processed + r.skipped + r.errors);
     const ledger = await expectBankInvariants(bank, `seed ${seed}`);
     tally.duplicateEntries += Object.keys(ledger).filter((k) => !(k in bank.afterReplay.ledger)).length;
@@ -121,13 +130,20 @@ describe("load", () => {
     for (const a of real) {
       for (const b of real) {
         if (a === b || a.type !== b.type || a.startDate > b.endDate || b.startDate > a.endDate) continue;
-        const apart = (a.finishedAt?.toMillis() ?? 0) <= b.createdAt.toMillis() || (b.finishedAt?.toMillis() ?? 0) <= a.createdAt.toMillis();
-        expect(apart, `${a.type} ${a.startDate}..${a.endDate} and ${b.startDate}..${b.endDate} were active at once`).toBe(true);
+        const apart =
+          (a.finishedAt?.toMillis() ?? 0) <= b.createdAt.toMillis() ||
+          (b.finishedAt?.toMillis() ?? 0) <= a.createdAt.toMillis();
+        expect(
+          apart,
+          `${a.type} ${a.startDate}..${a.endDate} and ${b.startDate}..${b.endDate} were active at once`,
+        ).toBe(true);
       }
     }
     await expectBankInvariants(bank, `seed ${seed}, after the admitted runs`);
     // Whatever was admitted, a full replay then reaches the oracle's ledger.
-    const full = await api("POST", "/api/jobs/backfill", { body: { type: "webhook_replay", ...bank.s.range(1, d), dryRun: false, maxErrorRate: 1 } });
+    const full = await api("POST", "/api/jobs/backfill", {
+      body: { type: "webhook_replay", ...bank.s.range(1, d), dryRun: false, maxErrorRate: 1 },
+    });
     expect(full.status).toBe(202);
     expect((await waitForRun(full.body.migrationId as string, undefined, 300_000)).status).toBe("completed");
     const ledger = await expectBankInvariants(bank, `seed ${seed}`);

@@ -49,7 +49,28 @@ const FIRST_SEED = Number(process.env.MODEL_SEED ?? 11_000_001);
 const BY = { email: "model@backfill.local", sub: "model" };
 const DAY_MS = 86_400_000;
 
-const tally = { sequences: 0, operations: 0, runs: 0, pairs: 0, cancels: 0, pauses: 0, killSwitchFlips: 0, retries: 0, catalogFixes: 0, canaryRuns: 0, planExecutions: 0, shardedRuns: 0, shards: 0, reinstatements: 0, refundsUnmatched: 0, gifts: 0, minecraftWallets: 0, duplicateDeliveries: 0, watchdogRepairs: 0, mismatches: 0 };
+const tally = {
+  sequences: 0,
+  operations: 0,
+  runs: 0,
+  pairs: 0,
+  cancels: 0,
+  pauses: 0,
+  killSwitchFlips: 0,
+  retries: 0,
+  catalogFixes: 0,
+  canaryRuns: 0,
+  planExecutions: 0,
+  shardedRuns: 0,
+  shards: 0,
+  reinstatements: 0,
+  refundsUnmatched: 0,
+  gifts: 0,
+  minecraftWallets: 0,
+  duplicateDeliveries: 0,
+  watchdogRepairs: 0,
+  mismatches: 0,
+};
 
 afterEach(async () => {
   await setKillSwitch(null);
@@ -115,27 +136,53 @@ const storeArbitrary: fc.Arbitrary<StoreSpec> = fc
       orders: fc.array(
         fc.record({
           user: fc.integer({ min: 0, max: users - 1 }),
-          day: fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 1, max: days }) }, { weight: 1, arbitrary: fc.constantFrom(0, days + 1) }),
+          day: fc.oneof(
+            { weight: 8, arbitrary: fc.integer({ min: 1, max: days }) },
+            { weight: 1, arbitrary: fc.constantFrom(0, days + 1) },
+          ),
           lines: fc.array(
             fc.record({
-              product: fc.oneof({ weight: 8, arbitrary: fc.constantFrom<ProductKind>("gems", "coins") }, { weight: 1, arbitrary: fc.constantFrom<ProductKind>("promo", "ghost", "broken") }),
+              product: fc.oneof(
+                { weight: 8, arbitrary: fc.constantFrom<ProductKind>("gems", "coins") },
+                { weight: 1, arbitrary: fc.constantFrom<ProductKind>("promo", "ghost", "broken") },
+              ),
               quantity: fc.integer({ min: 1, max: 3 }),
-              gift: fc.oneof({ weight: 5, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: users - 1 }) }),
+              gift: fc.oneof(
+                { weight: 5, arbitrary: fc.constant(null) },
+                { weight: 1, arbitrary: fc.integer({ min: 0, max: users - 1 }) },
+              ),
             }),
             { minLength: 1, maxLength: 3 },
           ),
           live: fc.boolean(),
-          resent: fc.oneof({ weight: 8, arbitrary: fc.constant("none" as const) }, { weight: 1, arbitrary: fc.constantFrom("same" as const, "next" as const) }),
+          resent: fc.oneof(
+            { weight: 8, arbitrary: fc.constant("none" as const) },
+            { weight: 1, arbitrary: fc.constantFrom("same" as const, "next" as const) },
+          ),
           follows: fc.oneof(
             { weight: 3, arbitrary: fc.constant<FollowSpec[]>([]) },
             {
               weight: 3,
               arbitrary: fc.array(
                 fc.record({
-                  kind: fc.oneof({ weight: 4, arbitrary: fc.constantFrom("refund_order" as const, "refund_line" as const, "chargeback" as const, "chargeback" as const) }, { weight: 1, arbitrary: fc.constant("refund_odd" as const) }),
+                  kind: fc.oneof(
+                    {
+                      weight: 4,
+                      arbitrary: fc.constantFrom(
+                        "refund_order" as const,
+                        "refund_line" as const,
+                        "chargeback" as const,
+                        "chargeback" as const,
+                      ),
+                    },
+                    { weight: 1, arbitrary: fc.constant("refund_odd" as const) },
+                  ),
                   line: fc.integer({ min: 0, max: 2 }),
                   offset: fc.integer({ min: -1, max: 2 }),
-                  state: fc.oneof({ weight: 3, arbitrary: fc.constant("open" as const) }, { weight: 1, arbitrary: fc.constantFrom("live" as const, "markedOnly" as const) }),
+                  state: fc.oneof(
+                    { weight: 3, arbitrary: fc.constant("open" as const) },
+                    { weight: 1, arbitrary: fc.constantFrom("live" as const, "markedOnly" as const) },
+                  ),
                 }),
                 { minLength: 1, maxLength: 3 },
               ),
@@ -143,13 +190,30 @@ const storeArbitrary: fc.Arbitrary<StoreSpec> = fc
           ),
           closing: fc.oneof(
             { weight: 3, arbitrary: fc.constant(null) },
-            { weight: 2, arbitrary: fc.record({ outcome: fc.constantFrom("won" as const, "won" as const, "lost" as const), offset: fc.integer({ min: 0, max: 2 }), state: fc.constantFrom("open" as const, "open" as const, "live" as const) }) },
+            {
+              weight: 2,
+              arbitrary: fc.record({
+                outcome: fc.constantFrom("won" as const, "won" as const, "lost" as const),
+                offset: fc.integer({ min: 0, max: 2 }),
+                state: fc.constantFrom("open" as const, "open" as const, "live" as const),
+              }),
+            },
           ),
         }),
         { minLength: 3, maxLength: 14 },
       ),
       orphans: fc.integer({ min: 0, max: 2 }),
-      invalid: fc.array(fc.constantFrom<Invalid>("no_customer", "zero_quantity", "no_lines", "refund_no_order", "bad_status", "other_type"), { maxLength: 2 }),
+      invalid: fc.array(
+        fc.constantFrom<Invalid>(
+          "no_customer",
+          "zero_quantity",
+          "no_lines",
+          "refund_no_order",
+          "bad_status",
+          "other_type",
+        ),
+        { maxLength: 2 },
+      ),
     }),
   );
 
@@ -169,22 +233,43 @@ interface RunOp {
   canary: number[] | null;
   interrupts: Interrupt[];
 }
-type Op = ({ kind: "pair" } & RunOp) | ({ kind: "run"; dry: boolean } & RunOp) | { kind: "retry" } | { kind: "fixCatalog" };
+type Op =
+  ({ kind: "pair" } & RunOp) | ({ kind: "run"; dry: boolean } & RunOp) | { kind: "retry" } | { kind: "fixCatalog" };
 
 function opsArbitrary(days: number): fc.Arbitrary<Op[]> {
-  const range = fc.tuple(fc.integer({ min: 0, max: days + 1 }), fc.integer({ min: 0, max: days + 1 })).map(([a, b]) => (a <= b ? { from: a, to: b } : { from: b, to: a }));
-  const interrupt = (actions: Array<Interrupt["action"]>) => fc.record({ action: fc.constantFrom(...actions), at: fc.integer({ min: 1, max: 8 }) });
+  const range = fc
+    .tuple(fc.integer({ min: 0, max: days + 1 }), fc.integer({ min: 0, max: days + 1 }))
+    .map(([a, b]) => (a <= b ? { from: a, to: b } : { from: b, to: a }));
+  const interrupt = (actions: Array<Interrupt["action"]>) =>
+    fc.record({ action: fc.constantFrom(...actions), at: fc.integer({ min: 1, max: 8 }) });
   const runOp = (actions: Array<Interrupt["action"]>) =>
     fc.record({
-      type: fc.oneof({ weight: 3, arbitrary: fc.constant("webhook_replay" as const) }, { weight: 1, arbitrary: fc.constant("reversal_backfill" as const) }),
+      type: fc.oneof(
+        { weight: 3, arbitrary: fc.constant("webhook_replay" as const) },
+        { weight: 1, arbitrary: fc.constant("reversal_backfill" as const) },
+      ),
       range,
-      cap: fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 12 }) }),
-      canary: fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.uniqueArray(fc.integer({ min: 0, max: 4 }), { minLength: 1, maxLength: 2 }) }),
+      cap: fc.oneof(
+        { weight: 3, arbitrary: fc.constant(null) },
+        { weight: 1, arbitrary: fc.integer({ min: 1, max: 12 }) },
+      ),
+      canary: fc.oneof(
+        { weight: 3, arbitrary: fc.constant(null) },
+        { weight: 1, arbitrary: fc.uniqueArray(fc.integer({ min: 0, max: 4 }), { minLength: 1, maxLength: 2 }) },
+      ),
       interrupts: fc.array(interrupt(actions), { maxLength: 2 }),
     });
   const op: fc.Arbitrary<Op> = fc.oneof(
-    { weight: 3, arbitrary: runOp(["pause", "kill"]).map(({ range: r, ...o }) => ({ kind: "pair" as const, ...o, ...r })) },
-    { weight: 3, arbitrary: fc.tuple(runOp(["pause", "kill", "cancel"]), fc.boolean()).map(([{ range: r, ...o }, dry]) => ({ kind: "run" as const, dry, ...o, ...r })) },
+    {
+      weight: 3,
+      arbitrary: runOp(["pause", "kill"]).map(({ range: r, ...o }) => ({ kind: "pair" as const, ...o, ...r })),
+    },
+    {
+      weight: 3,
+      arbitrary: fc
+        .tuple(runOp(["pause", "kill", "cancel"]), fc.boolean())
+        .map(([{ range: r, ...o }, dry]) => ({ kind: "run" as const, dry, ...o, ...r })),
+    },
     { weight: 1, arbitrary: fc.constant({ kind: "retry" as const }) },
     { weight: 1, arbitrary: fc.constant({ kind: "fixCatalog" as const }) },
   );
@@ -213,8 +298,16 @@ async function writeStore(spec: StoreSpec): Promise<World> {
   const kinds: ProductKind[] = ["gems", "coins", "promo", "ghost", "broken"];
   const productIds = new Map(kinds.map((k, i) => [k, ids.next(before + i * 1000)]));
   const productId = (kind: ProductKind) => productIds.get(kind) as string;
-  const catalog = (kind: ProductKind): CatalogProduct => ({ id: productId(kind), versionId: productId(kind), slug: kind, name: kind, price: 100 * (1 + kinds.indexOf(kind)) });
-  const customers = Array.from({ length: spec.users }, (_, i) => minecraftCustomer(ids.next(before + 10_000 + i * 1000), `m${year}_${i}`));
+  const catalog = (kind: ProductKind): CatalogProduct => ({
+    id: productId(kind),
+    versionId: productId(kind),
+    slug: kind,
+    name: kind,
+    price: 100 * (1 + kinds.indexOf(kind)),
+  });
+  const customers = Array.from({ length: spec.users }, (_, i) =>
+    minecraftCustomer(ids.next(before + 10_000 + i * 1000), `m${year}_${i}`),
+  );
   const walletOf = (c: Customer) => (spec.walletField === "id" ? c.id : (c.minecraft?.id as string));
   let minute = 0;
   const at = (d: number) => dayStart(d) + (minute++ % 1400) * 60_000 + 1;
@@ -233,7 +326,11 @@ async function writeStore(spec: StoreSpec): Promise<World> {
     const order = orderCompleted(ids, {
       atMs,
       customer,
-      lines: o.lines.map((l) => ({ product: catalog(l.product), quantity: l.quantity, ...(l.gift !== null ? { giftTo: customers[l.gift] } : {}) })),
+      lines: o.lines.map((l) => ({
+        product: catalog(l.product),
+        quantity: l.quantity,
+        ...(l.gift !== null ? { giftTo: customers[l.gift] } : {}),
+      })),
     });
     const purchase = add(atMs, order);
     // Live processing could credit it only where every product was usable then.
@@ -248,45 +345,89 @@ async function writeStore(spec: StoreSpec): Promise<World> {
       const d = Math.max(0, o.day + f.offset);
       lastDay = Math.max(lastDay, d);
       const ms = at(d);
-      const refundAmount = f.kind === "refund_order" ? total : f.kind === "refund_line" ? (lineTotals[f.line % lineTotals.length] as number) : total + 7;
-      const e = add(ms, f.kind === "chargeback" ? chargeback(ids, { atMs: ms, orderId, customer, amount: total }) : refund(ids, { atMs: ms, orderId, customer, paymentAmount: total, refundAmount }));
+      const refundAmount =
+        f.kind === "refund_order"
+          ? total
+          : f.kind === "refund_line"
+            ? (lineTotals[f.line % lineTotals.length] as number)
+            : total + 7;
+      const e = add(
+        ms,
+        f.kind === "chargeback"
+          ? chargeback(ids, { atMs: ms, orderId, customer, amount: total })
+          : refund(ids, { atMs: ms, orderId, customer, paymentAmount: total, refundAmount }),
+      );
       if (f.state === "live") live.push(e.id);
       else if (f.state === "markedOnly") markedOnly.push(e.id);
     }
     if (o.closing) {
       const ms = at(lastDay + o.closing.offset);
-      const e = add(ms, chargebackClosed(ids, { atMs: ms, orderId, customer, amount: total, outcome: o.closing.outcome }));
+      const e = add(
+        ms,
+        chargebackClosed(ids, { atMs: ms, orderId, customer, amount: total, outcome: o.closing.outcome }),
+      );
       if (o.closing.state === "live") live.push(e.id);
     }
   });
   const first = customers[0] as Customer;
   for (let k = 0; k < spec.orphans; k++) {
     const ms = at(1 + (k % spec.days));
-    add(ms, refund(ids, { atMs: ms, orderId: ids.next(before), customer: first, paymentAmount: 500, refundAmount: 500 }));
+    add(
+      ms,
+      refund(ids, { atMs: ms, orderId: ids.next(before), customer: first, paymentAmount: 500, refundAmount: 500 }),
+    );
   }
   spec.invalid.forEach((kind) => {
     const ms = at(1);
-    const order = orderCompleted(ids, { atMs: ms, customer: first, lines: [{ product: catalog("gems"), quantity: 1 }] });
+    const order = orderCompleted(ids, {
+      atMs: ms,
+      customer: first,
+      lines: [{ product: catalog("gems"), quantity: 1 }],
+    });
     const body = order.body as Record<string, unknown> & { lines: Array<Record<string, unknown>> };
     if (kind === "no_customer") delete body.customer;
     else if (kind === "zero_quantity") (body.lines[0] as Record<string, unknown>).quantity = 0;
     else if (kind === "no_lines") body.lines = [];
     if (kind === "refund_no_order") {
-      const r = refund(ids, { atMs: ms, orderId: orderOf(order).orderId, customer: first, paymentAmount: 100, refundAmount: 100 });
-      delete (r.body).order_id;
+      const r = refund(ids, {
+        atMs: ms,
+        orderId: orderOf(order).orderId,
+        customer: first,
+        paymentAmount: 100,
+        refundAmount: 100,
+      });
+      delete r.body.order_id;
       add(ms, r);
     } else if (kind === "bad_status") {
-      const c = chargebackClosed(ids, { atMs: ms, orderId: orderOf(order).orderId, customer: first, amount: 100, outcome: "won" });
-      (c.body).chargeback_status = "pending";
+      const c = chargebackClosed(ids, {
+        atMs: ms,
+        orderId: orderOf(order).orderId,
+        customer: first,
+        amount: 100,
+        outcome: "won",
+      });
+      c.body.chargeback_status = "pending";
       add(ms, c);
-    } else if (kind === "other_type") add(ms, deliveryItemAdded(ids, { atMs: ms, customer: first, product: catalog("gems"), orderId: orderOf(order).orderId }));
+    } else if (kind === "other_type")
+      add(
+        ms,
+        deliveryItemAdded(ids, {
+          atMs: ms,
+          customer: first,
+          product: catalog("gems"),
+          orderId: orderOf(order).orderId,
+        }),
+      );
     else add(ms, order);
   });
 
   const firestore = db();
   const batch = firestore.batch();
   for (const e of events) {
-    batch.set(firestore.collection("webhookEvents").doc(e.id), { ...e.data, createdAt: Timestamp.fromMillis(e.createdAtMs) });
+    batch.set(firestore.collection("webhookEvents").doc(e.id), {
+      ...e.data,
+      createdAt: Timestamp.fromMillis(e.createdAtMs),
+    });
     oracle.events.set(e.id, { ...e, data: structuredClone(e.data) });
   }
   // The catalog while live processing ran: promo too. Then promo is removed; ghost never existed; broken has no points.
@@ -301,7 +442,9 @@ async function writeStore(spec: StoreSpec): Promise<World> {
 
   // Live processing, in the order the events arrived (a refund before its order fails), through the receiver's code;
   // the oracle decides the same events by its own rules.
-  const arrived = live.map((id) => events.find((e) => e.id === id) as OracleEvent).sort((a, b) => a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : 1));
+  const arrived = live
+    .map((id) => events.find((e) => e.id === id) as OracleEvent)
+    .sort((a, b) => a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : 1));
   const productCatalog = new ProductCatalog(firestore);
   for (const e of arrived) await applyEvent(firestore, e.id, { walletField: spec.walletField }, productCatalog);
   oracle.live(arrived.map((e) => e.id));
@@ -329,7 +472,10 @@ async function drain(d: Driver, deps: ReturnType<typeof testDeps>["deps"], queue
   for (let round = 0; round < 200; round++) {
     const tasks = queue.drain();
     if (tasks.length === 0) return;
-    const order = tasks.map((t) => ({ t, k: d.next() })).sort((a, b) => a.k - b.k).map((x) => x.t);
+    const order = tasks
+      .map((t) => ({ t, k: d.next() }))
+      .sort((a, b) => a.k - b.k)
+      .map((x) => x.t);
     for (let i = 0; i < order.length; i += 2) {
       const pair = order.slice(i, i + 2);
       await Promise.all(
@@ -344,13 +490,16 @@ async function drain(d: Driver, deps: ReturnType<typeof testDeps>["deps"], queue
   throw new Error("the queue kept filling for 200 rounds");
 }
 
-
 /**
  * Starts a run and drives it to its end: deliveries in random order, the operator's interrupts at random
  * page boundaries, a resume after each pause (switching the kill switch back on first), and, if the queue
  * empties with the run still going, one watchdog pass. Returns the run's id and whether it was cancelled.
  */
-async function drive(d: Driver, body: Record<string, unknown>, interrupts: Interrupt[]): Promise<{ id: string; cancelled: boolean }> {
+async function drive(
+  d: Driver,
+  body: Record<string, unknown>,
+  interrupts: Interrupt[],
+): Promise<{ id: string; cancelled: boolean }> {
   let id = "";
   let hits = 0;
   const pending = [...interrupts];
@@ -361,7 +510,8 @@ async function drive(d: Driver, body: Record<string, unknown>, interrupts: Inter
     queue,
     faults: {
       async at(point) {
-        if (!currentDelivery() || (point !== "page-read" && point !== "before-page-commit" && point !== "after-claim")) return;
+        if (!currentDelivery() || (point !== "page-read" && point !== "before-page-commit" && point !== "after-claim"))
+          return;
         hits++;
         for (const x of pending.filter((p) => p.at === hits)) {
           pending.splice(pending.indexOf(x), 1);
@@ -406,22 +556,35 @@ async function drive(d: Driver, body: Record<string, unknown>, interrupts: Inter
 
 // ───────────────────────────── the checks ─────────────────────────────
 
-async function storeLedger(w: World): Promise<Map<string, { userId: string; points: number; migrationId: string | null }>> {
+async function storeLedger(
+  w: World,
+): Promise<Map<string, { userId: string; points: number; migrationId: string | null }>> {
   const snap = await db().collection("ledgerEntries").where("userId", "in", w.users.slice(0, 30)).get();
-  return new Map(snap.docs.map((d) => [d.id, d.data() as { userId: string; points: number; migrationId: string | null }]));
+  return new Map(
+    snap.docs.map((d) => [d.id, d.data() as { userId: string; points: number; migrationId: string | null }]),
+  );
 }
 
 async function expectStoreEqualsOracle(w: World, note: string): Promise<void> {
   const ledger = await storeLedger(w);
-  expect(Object.fromEntries([...ledger].map(([id, e]) => [id, e.points])), `${note}: ledger`).toEqual(Object.fromEntries([...w.oracle.ledger].map(([id, e]) => [id, e.points])));
+  expect(Object.fromEntries([...ledger].map(([id, e]) => [id, e.points])), `${note}: ledger`).toEqual(
+    Object.fromEntries([...w.oracle.ledger].map(([id, e]) => [id, e.points])),
+  );
   for (const [id, e] of ledger) expect(e.userId, `${note}: owner of ${id}`).toBe(w.oracle.ledger.get(id)?.userId);
   const wallets = await db().getAll(...w.users.map((u) => db().collection("wallets").doc(u)));
   const want = w.oracle.wallets();
-  for (const snap of wallets) expect((snap.get("balance") as number | undefined) ?? 0, `${note}: wallet of ${snap.id}`).toBe(want.get(snap.id) ?? 0);
-  const events = await db().getAll(...[...w.oracle.events.keys()].map((id) => db().collection("webhookEvents").doc(id)));
-  for (const snap of events) expect(snap.get("processed") === true, `${note}: processed mark of ${snap.id}`).toBe(w.oracle.events.get(snap.id)?.data.processed === true);
+  for (const snap of wallets)
+    expect((snap.get("balance") as number | undefined) ?? 0, `${note}: wallet of ${snap.id}`).toBe(
+      want.get(snap.id) ?? 0,
+    );
+  const events = await db().getAll(
+    ...[...w.oracle.events.keys()].map((id) => db().collection("webhookEvents").doc(id)),
+  );
+  for (const snap of events)
+    expect(snap.get("processed") === true, `${note}: processed mark of ${snap.id}`).toBe(
+      w.oracle.events.get(snap.id)?.data.processed === true,
+    );
 }
-
 
 /** What the run's shape exercised: shards. */
 async function tallyShape(id: string): Promise<void> {
@@ -446,7 +609,13 @@ async function sequence(seed: number): Promise<void> {
   const groupSize = 1 + Math.floor(next() * 3);
   // A customer's orders share one transaction (the default), or are cut like everyone's.
   const walletGroupSize = next() < 0.5 ? groupSize : 150;
-  const config = { pageSize, readSize: pageSize * 2, groupSize, walletGroupSize, parallelGroups: 1 + Math.floor(next() * 2) };
+  const config = {
+    pageSize,
+    readSize: pageSize * 2,
+    groupSize,
+    walletGroupSize,
+    parallelGroups: 1 + Math.floor(next() * 2),
+  };
   // Half the sequences cut any day with more than a few events into shards.
   const shardEvents = next() < 0.5 ? 1000 : 2 + Math.floor(next() * 6);
   const d: Driver = { seed, next, config: { ...config, shardEvents, walletField: spec.walletField }, log: [] };
@@ -463,7 +632,10 @@ async function sequence(seed: number): Promise<void> {
       d.log.push(`op ${i + 1}: ${JSON.stringify(op)}`);
       if (op.kind === "fixCatalog") {
         tally.catalogFixes++;
-        for (const [kind, doc] of [["ghost", { name: "ghost", points: 7 }], ["broken", { name: "broken", points: 15 }]] as const) {
+        for (const [kind, doc] of [
+          ["ghost", { name: "ghost", points: 7 }],
+          ["broken", { name: "broken", points: 15 }],
+        ] as const) {
           await db().collection("products").doc(w.productId(kind)).set(doc);
           w.oracle.products.set(w.productId(kind), doc);
         }
@@ -479,7 +651,10 @@ async function sequence(seed: number): Promise<void> {
         const want = w.oracle.retry(last.spec);
         const { run } = await expectRecount(last.spec.id, `${note(i)}: retry`);
         expect(run.status, `${note(i)}: the retried run ended`).toBe("completed");
-        expect({ total: run.total, processed: run.processed, skipped: run.skipped, errors: run.errors }, `${note(i)}: retry counters`).toEqual(want.counters);
+        expect(
+          { total: run.total, processed: run.processed, skipped: run.skipped, errors: run.errors },
+          `${note(i)}: retry counters`,
+        ).toEqual(want.counters);
         expect(await openErrors(last.spec.id), `${note(i)}: errors left after the retry`).toEqual(want.errorIds);
         last.errors = want.counters.errors;
         await expectStoreEqualsOracle(w, `${note(i)}: after the retry`);
@@ -501,11 +676,23 @@ async function sequence(seed: number): Promise<void> {
       for (const dryRun of runs) {
         tally.runs++;
         // A pair's real run executes its dry run's plan, as an operator does from the console.
-        const { id, cancelled } = await drive(d, !dryRun && op.kind === "pair" && dryId ? { planOf: dryId } : body(dryRun), op.interrupts);
+        const { id, cancelled } = await drive(
+          d,
+          !dryRun && op.kind === "pair" && dryId ? { planOf: dryId } : body(dryRun),
+          op.interrupts,
+        );
         if (dryRun) dryId = cancelled ? null : id;
         else if (op.kind === "pair" && dryId) tally.planExecutions++;
         if (userIds) tally.canaryRuns++;
-        const spec: RunSpec = { id, type: op.type, startDate: w.day(op.from), endDate: w.day(op.to), dryRun, maxEvents: op.cap ?? 1000, userIds };
+        const spec: RunSpec = {
+          id,
+          type: op.type,
+          startDate: w.day(op.from),
+          endDate: w.day(op.to),
+          dryRun,
+          maxEvents: op.cap ?? 1000,
+          userIds,
+        };
         const { run, report } = await expectRecount(id, `${note(i)}: ${dryRun ? "dry" : "real"} run ${id}`);
         await tallyShape(id);
         if (cancelled) {
@@ -559,7 +746,21 @@ describe("model-based: random operator sequences against the README's rules", ()
     expect(tally.mismatches).toBe(0);
     // The sequences must have done what they claim to exercise.
     if (SEQUENCES >= 30) {
-      for (const k of ["pairs", "cancels", "pauses", "killSwitchFlips", "retries", "catalogFixes", "duplicateDeliveries", "shardedRuns", "reinstatements", "refundsUnmatched", "gifts", "minecraftWallets", "canaryRuns"] as const) {
+      for (const k of [
+        "pairs",
+        "cancels",
+        "pauses",
+        "killSwitchFlips",
+        "retries",
+        "catalogFixes",
+        "duplicateDeliveries",
+        "shardedRuns",
+        "reinstatements",
+        "refundsUnmatched",
+        "gifts",
+        "minecraftWallets",
+        "canaryRuns",
+      ] as const) {
         expect(tally[k], k).toBeGreaterThan(0);
       }
     }

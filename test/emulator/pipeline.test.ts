@@ -54,14 +54,22 @@ describe("webhook replay of an outage", () => {
     // o3 arrived twice; whichever of its two events is decided first is the one the run credits.
     const o3Marks = marked.filter((e) => e === ids.o3.eventId || e === ids.dup);
     expect(o3Marks).toHaveLength(1);
-    expect(marked.filter((e) => !o3Marks.includes(e)).sort()).toEqual([ids.o1.eventId, ids.o5.eventId, ids.r6, ids.r1, ids.c2, ids.o6.eventId].sort());
+    expect(marked.filter((e) => !o3Marks.includes(e)).sort()).toEqual(
+      [ids.o1.eventId, ids.o5.eventId, ids.r6, ids.r1, ids.c2, ids.o6.eventId].sort(),
+    );
   });
 
   it("the real run completes with exactly the expected ledger and balances, purchases before reversals", async () => {
     const id = await postRun({ type: "webhook_replay", ...s.range(1, 4), dryRun: false });
     const run = await waitForRun(id);
     const dry = await waitForRun(dryRunId);
-    expect(run).toMatchObject({ status: "completed", total: dry.total, processed: dry.processed, skipped: dry.skipped, errors: dry.errors });
+    expect(run).toMatchObject({
+      status: "completed",
+      total: dry.total,
+      processed: dry.processed,
+      skipped: dry.skipped,
+      errors: dry.errors,
+    });
     expect(run.chunksDone).toBe(4);
 
     const u = (n: string) => s.id(n);
@@ -79,7 +87,13 @@ describe("webhook replay of an outage", () => {
     await s.expectWalletsMatchLedger();
 
     const ledger = await s.ledger();
-    expect(ledger.get(s.entryId("reversal", ids.o2.orderId))).toMatchObject({ kind: "reversal", reason: "chargeback", sourceEventId: ids.c2, migrationId: id, userId: u("u2") });
+    expect(ledger.get(s.entryId("reversal", ids.o2.orderId))).toMatchObject({
+      kind: "reversal",
+      reason: "chargeback",
+      sourceEventId: ids.c2,
+      migrationId: id,
+      userId: u("u2"),
+    });
     expect(ledger.get(s.entryId("purchase", ids.o2.orderId))?.migrationId).toBeNull();
 
     // Processed events are marked in the same transaction; failed ones stay open for a later run.
@@ -102,7 +116,11 @@ describe("webhook replay of an outage", () => {
     expect(view.body.migration).toMatchObject({ id, status: "completed", processed: 7 });
     expect(view.body.chunks).toHaveLength(4);
     expect(view.body.errorCount).toBe(3);
-    expect(view.body.errorSample.map((e: { code: string }) => e.code).sort()).toEqual(["INVALID_EVENT", "ORIGINAL_PURCHASE_NOT_FOUND", "PRODUCT_NOT_FOUND"]);
+    expect(view.body.errorSample.map((e: { code: string }) => e.code).sort()).toEqual([
+      "INVALID_EVENT",
+      "ORIGINAL_PURCHASE_NOT_FOUND",
+      "PRODUCT_NOT_FOUND",
+    ]);
 
     const lines = await runLogs(id, (l) => l.some((x) => x.event === "run_completed"));
     const completed = lines.find((l) => l.event === "run_completed");
@@ -164,10 +182,20 @@ describe("reversal backfill", () => {
     const id = await postRun({ type: "reversal_backfill", ...s.range(1, 3), dryRun: false });
     const run = await waitForRun(id);
     expect(run).toMatchObject({ status: "completed", total: 5, processed: 2, skipped: 2, errors: 1 });
-    expect({ total: dry.total, processed: dry.processed, skipped: dry.skipped, errors: dry.errors }).toEqual({ total: 5, processed: 2, skipped: 2, errors: 1 });
+    expect({ total: dry.total, processed: dry.processed, skipped: dry.skipped, errors: dry.errors }).toEqual({
+      total: 5,
+      processed: 2,
+      skipped: 2,
+      errors: 1,
+    });
     expect(await s.balances()).toEqual({ [s.id("u1")]: 0, [s.id("u2")]: 0, [s.id("u3")]: 0 });
     const ledger = await s.ledger();
-    expect(ledger.get(s.entryId("reversal", a.orderId))).toMatchObject({ points: -300, sourceEventId: bugged, migrationId: id, reason: "refund" });
+    expect(ledger.get(s.entryId("reversal", a.orderId))).toMatchObject({
+      points: -300,
+      sourceEventId: bugged,
+      migrationId: id,
+      reason: "refund",
+    });
     // The refund came first: it reverses the order; the chargeback after it finds nothing left.
     expect(ledger.get(s.entryId("reversal", c.orderId))).toMatchObject({ sourceEventId: twice1, reason: "refund" });
     expect(twice2).not.toBe(twice1);
@@ -187,19 +215,32 @@ describe("maxEvents", () => {
     const s = await Store.create("cap");
     const gems = s.product("gems", 10);
     const purchases = [];
-    for (let day = 1; day <= 3; day++) for (let i = 0; i < 4; i++) purchases.push(s.purchase({ user: `u${i}`, product: gems, day, minute: i }));
+    for (let day = 1; day <= 3; day++)
+      for (let i = 0; i < 4; i++) purchases.push(s.purchase({ user: `u${i}`, product: gems, day, minute: i }));
     await s.write();
 
     const dryId = await postRun({ type: "webhook_replay", ...s.range(1, 3), dryRun: true, maxEvents: 5 });
     const dry = await waitForRun(dryId);
-    expect(dry).toMatchObject({ status: "completed", total: 5, processed: 5, capReached: true, selectedEvents: 12, plannedEvents: 5 });
+    expect(dry).toMatchObject({
+      status: "completed",
+      total: 5,
+      processed: 5,
+      capReached: true,
+      selectedEvents: 12,
+      plannedEvents: 5,
+    });
 
     const id = await postRun({ type: "webhook_replay", ...s.range(1, 3), dryRun: false, maxEvents: 5 });
     expect(await waitForRun(id)).toMatchObject({ status: "completed", total: 5, processed: 5, capReached: true });
-    const expected = purchases.slice(0, 5).map((p) => p.eventId).sort();
+    const expected = purchases
+      .slice(0, 5)
+      .map((p) => p.eventId)
+      .sort();
     expect(await s.processedIds()).toEqual(expected);
 
-    const rest = await waitForRun(await postRun({ type: "webhook_replay", ...s.range(1, 3), dryRun: false, maxEvents: 100 }));
+    const rest = await waitForRun(
+      await postRun({ type: "webhook_replay", ...s.range(1, 3), dryRun: false, maxEvents: 100 }),
+    );
     expect(rest).toMatchObject({ total: 7, processed: 7, capReached: false });
     expect(Object.keys(await s.ledgerPoints())).toHaveLength(12);
     await s.expectWalletsMatchLedger();
@@ -208,7 +249,9 @@ describe("maxEvents", () => {
   it("an empty range completes at once without queueing anything", async () => {
     const s = await Store.create("empty");
     const days = new Date(Date.UTC(s.year, 1, 29)).getUTCDate() === 29 ? 366 : 365;
-    const res = await api("POST", "/api/jobs/backfill", { body: { type: "webhook_replay", startDate: `${s.year}-01-01`, endDate: `${s.year}-12-31`, dryRun: false } });
+    const res = await api("POST", "/api/jobs/backfill", {
+      body: { type: "webhook_replay", startDate: `${s.year}-01-01`, endDate: `${s.year}-12-31`, dryRun: false },
+    });
     expect(res.status).toBe(202);
     expect(res.body).toMatchObject({ status: "pending", chunks: days, plannedEvents: 0 });
     const run = await waitForRun(res.body.migrationId, ["completed"], 10_000);

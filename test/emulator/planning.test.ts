@@ -17,12 +17,17 @@ describe("planning a 366-day range", () => {
       const day = 1 + ((k * 37) % 366);
       perDay.set(day, (perDay.get(day) ?? 0) + 1);
       const { orderId } = s.purchase({ user: `u${k % 5}`, product: gems, day, minute: k % 1400 });
-      if (k % 7 === 0) s.reversal(orderId, { user: `u${k % 5}`, product: gems, day: Math.min(366, day + 1), minute: k % 1400 });
+      if (k % 7 === 0)
+        s.reversal(orderId, { user: `u${k % 5}`, product: gems, day: Math.min(366, day + 1), minute: k % 1400 });
     }
     await s.write();
 
     for (const cap of [1, 57, 150, 299, 300, 330, 10_000]) {
-      const plan = await planRun(db(), { type: "webhook_replay", ...s.range(1, 366), maxEvents: cap }, { shardEvents: 5000 });
+      const plan = await planRun(
+        db(),
+        { type: "webhook_replay", ...s.range(1, 366), maxEvents: cap },
+        { shardEvents: 5000 },
+      );
       // Per phase its events, those processed and those marked unprocessed; one read of the selected events'
       // times per phase with any.
       expect(plan.queries, `cap ${cap}: queries`).toBeLessThanOrEqual(3 * 3 + 2);
@@ -45,9 +50,16 @@ describe("planning a 366-day range", () => {
     }
     // No closings: two reads of times, purchases' and refunds'.
     // Per phase its events and those processed, once those marked unprocessed; no closings: two reads of times.
-    expect((await planRun(db(), { type: "webhook_replay", ...s.range(1, 366), maxEvents: 100_000 }, { shardEvents: 5000 })).queries).toBe(3 * 2 + 1 + 2);
+    expect(
+      (await planRun(db(), { type: "webhook_replay", ...s.range(1, 366), maxEvents: 100_000 }, { shardEvents: 5000 }))
+        .queries,
+    ).toBe(3 * 2 + 1 + 2);
     // A reversal backfill selects every refund: two counts, one read.
-    const backfill = await planRun(db(), { type: "reversal_backfill", ...s.range(1, 366), maxEvents: 10 }, { shardEvents: 5000 });
+    const backfill = await planRun(
+      db(),
+      { type: "reversal_backfill", ...s.range(1, 366), maxEvents: 10 },
+      { shardEvents: 5000 },
+    );
     expect(backfill).toMatchObject({ queries: 2 + 1, planned: 10, selected: 43 });
   }, 300_000);
 });
@@ -65,10 +77,18 @@ describe("planning a store whose receiver leaves `processed` out", () => {
     await s.write();
     // Absent means false: every other event has no `processed` at all.
     const { FieldValue } = await import("firebase-admin/firestore");
-    await Promise.all(s.events.filter((_, i) => i % 2 === 0).map((e) => db().collection("webhookEvents").doc(e.id).update({ processed: FieldValue.delete() })));
+    await Promise.all(
+      s.events
+        .filter((_, i) => i % 2 === 0)
+        .map((e) => db().collection("webhookEvents").doc(e.id).update({ processed: FieldValue.delete() })),
+    );
     const days = [...perDay.keys()].length;
     for (const cap of [1, 13, 40, 100]) {
-      const plan = await planRun(db(), { type: "webhook_replay", ...s.range(1, 30), maxEvents: cap }, { shardEvents: 5000 });
+      const plan = await planRun(
+        db(),
+        { type: "webhook_replay", ...s.range(1, 30), maxEvents: cap },
+        { shardEvents: 5000 },
+      );
       let left = cap;
       for (let day = 1; day <= 30; day++) {
         const has = perDay.get(day) ?? 0;
@@ -106,7 +126,7 @@ function roundGate(): { gate: QueryGate; rounds: () => number } {
       for (const send of batch) send();
     }, 5);
   };
-  const gate: QueryGate = <T,>(send: () => Promise<T>) =>
+  const gate: QueryGate = <T>(send: () => Promise<T>) =>
     new Promise<T>((resolve, reject) => {
       waiting.push(() => {
         inFlight++;
@@ -140,9 +160,17 @@ describe("a start's round trips", () => {
     await s.write();
     const { FieldValue } = await import("firebase-admin/firestore");
     // Events go purchase, refund, purchase, refund…: every other order's two lose the field.
-    await Promise.all(s.events.filter((_, i) => i % 4 < 2).map((e) => db().collection("webhookEvents").doc(e.id).update({ processed: FieldValue.delete() })));
+    await Promise.all(
+      s.events
+        .filter((_, i) => i % 4 < 2)
+        .map((e) => db().collection("webhookEvents").doc(e.id).update({ processed: FieldValue.delete() })),
+    );
     const { gate, rounds } = roundGate();
-    const plan = await planRun(db(), { type: "webhook_replay", ...s.range(1, 32), maxEvents: 10_000 }, { shardEvents: 5000, gate });
+    const plan = await planRun(
+      db(),
+      { type: "webhook_replay", ...s.range(1, 32), maxEvents: 10_000 },
+      { shardEvents: 5000, gate },
+    );
     expect(plan).toMatchObject({ selected: 128, planned: 128 });
     // One round for the range's counts, then log2(32) + 1 rounds of halvings, for both phases at once.
     const bound = 1 + Math.ceil(Math.log2(32)) + 1;
@@ -217,7 +245,8 @@ describe("the event cap while events arrive", () => {
       const day1 = tasks.find((t) => (t.payload as { chunkId: string }).chunkId === s.day(1));
       expect(day1, JSON.stringify(tasks)).toBeDefined();
       await arrive();
-      for (const t of [day1, ...tasks.filter((x) => x !== day1)]) if (t) await deliverWithRetries(deps, t.payload, t.taskId);
+      for (const t of [day1, ...tasks.filter((x) => x !== day1)])
+        if (t) await deliverWithRetries(deps, t.payload, t.taskId);
     }
     const run = await deliverAll(deps, queue, id);
     expect(run.status).toBe("completed");
@@ -237,7 +266,14 @@ describe("an order's record of its lines", () => {
     const s = await Store.create("orderrecord");
     const gems = s.product("gems", 10);
     const coins = s.product("coins", 3);
-    const kept = s.purchase({ user: "u1", day: 1, lines: [{ product: gems, quantity: 2 }, { product: coins, giftTo: "u2" }] });
+    const kept = s.purchase({
+      user: "u1",
+      day: 1,
+      lines: [
+        { product: gems, quantity: 2 },
+        { product: coins, giftTo: "u2" },
+      ],
+    });
     const legacy = s.purchase({ user: "u3", product: gems, day: 1 });
     s.reversal(kept.orderId, { type: "chargeback", day: 2 });
     s.reversal(legacy.orderId, { day: 2 });
@@ -260,8 +296,17 @@ describe("an order's record of its lines", () => {
     // As if credited by a version that kept no record: the refund finds the lines by a query instead.
     await db().collection("ledgerOrders").doc(legacy.orderId).delete();
     await replay(2, 2);
-    const reversed = [...(await s.ledger()).values()].filter((e) => e.kind === "reversal").map((e) => `${e.orderId}/${e.lineId}`).sort();
-    expect(reversed).toEqual([`${kept.orderId}/${kept.lineIds[0]}`, `${kept.orderId}/${kept.lineIds[1]}`, `${legacy.orderId}/${legacy.lineIds[0]}`].sort());
+    const reversed = [...(await s.ledger()).values()]
+      .filter((e) => e.kind === "reversal")
+      .map((e) => `${e.orderId}/${e.lineId}`)
+      .sort();
+    expect(reversed).toEqual(
+      [
+        `${kept.orderId}/${kept.lineIds[0]}`,
+        `${kept.orderId}/${kept.lineIds[1]}`,
+        `${legacy.orderId}/${legacy.lineIds[0]}`,
+      ].sort(),
+    );
     expect(await s.balances()).toEqual({ [s.user("u1")]: 0, [s.user("u2")]: 0, [s.user("u3")]: 0 });
   });
 });

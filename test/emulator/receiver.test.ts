@@ -3,7 +3,19 @@
 // redelivery, even five at once, stores and applies the event once; a failure is stored for the replay.
 import { beforeAll, describe, expect, it } from "vitest";
 import { signPayload } from "../../functions/src/core/signature";
-import { chargeback, chargebackClosed, deliveryItemAdded, EXAMPLE_POINTS, EXAMPLE_PRODUCTS, FlakeIds, minecraftCustomer, orderCompleted, orderOf, refund, type Envelope } from "../../scripts/paynow-payloads";
+import {
+  chargeback,
+  chargebackClosed,
+  deliveryItemAdded,
+  EXAMPLE_POINTS,
+  EXAMPLE_PRODUCTS,
+  FlakeIds,
+  minecraftCustomer,
+  orderCompleted,
+  orderOf,
+  refund,
+  type Envelope,
+} from "../../scripts/paynow-payloads";
 import { ensureLocalWebhookSecrets } from "../../scripts/setup";
 import { Timestamp } from "firebase-admin/firestore";
 import { db, requireStack, postRun, uniqueYear, waitForRun } from "../support/emulator";
@@ -20,7 +32,11 @@ interface Sent {
 }
 
 async function post(raw: string, headers: Record<string, string>): Promise<Sent> {
-  const res = await fetch(url(), { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: raw });
+  const res = await fetch(url(), {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...headers },
+    body: raw,
+  });
   const text = await res.text();
   let body: unknown = text;
   try {
@@ -70,7 +86,10 @@ describe("the PayNow receiver", () => {
     });
     expect(JSON.stringify(order).length).toBeGreaterThan(4000);
     const answer = await send(order);
-    expect(answer).toMatchObject({ status: 200, body: { received: true, eventId: order.event_id, stored: "created", outcome: { result: "processed" } } });
+    expect(answer).toMatchObject({
+      status: 200,
+      body: { received: true, eventId: order.event_id, stored: "created", outcome: { result: "processed" } },
+    });
     expect(await wallet(buyer.id)).toBe(1000);
     expect(await wallet(friend.id)).toBe(3000);
     const { orderId } = orderOf(order);
@@ -83,30 +102,65 @@ describe("the PayNow receiver", () => {
     );
     const event = (await db().collection("webhookEvents").doc(order.event_id).get()).data() ?? {};
     // PayNow's body verbatim, plus the receipt time and the mark.
-    expect(event).toMatchObject({ event_type: "ON_ORDER_COMPLETED", event_id: order.event_id, body: order.body, processed: true, processedBy: null });
+    expect(event).toMatchObject({
+      event_type: "ON_ORDER_COMPLETED",
+      event_id: order.event_id,
+      body: order.body,
+      processed: true,
+      processedBy: null,
+    });
     expect(event.createdAt).toBeDefined();
   });
 
   it("takes a line back on its refund, the rest on a chargeback, and gives them back once when the chargeback is won", async () => {
     const buyer = someone();
-    const order = orderCompleted(ids, { atMs: nextAt(), customer: buyer, lines: [{ product: EXAMPLE_PRODUCTS.vip, quantity: 1 }, { product: EXAMPLE_PRODUCTS.gems, quantity: 2 }] });
+    const order = orderCompleted(ids, {
+      atMs: nextAt(),
+      customer: buyer,
+      lines: [
+        { product: EXAMPLE_PRODUCTS.vip, quantity: 1 },
+        { product: EXAMPLE_PRODUCTS.gems, quantity: 2 },
+      ],
+    });
     const { orderId, total, lineTotals } = orderOf(order);
     await send(order);
     expect(await wallet(buyer.id)).toBe(3000);
-    expect((await send(refund(ids, { atMs: nextAt(), orderId, customer: buyer, paymentAmount: total, refundAmount: lineTotals[1]! }))).body.outcome).toMatchObject({ result: "processed" });
+    expect(
+      (
+        await send(
+          refund(ids, { atMs: nextAt(), orderId, customer: buyer, paymentAmount: total, refundAmount: lineTotals[1]! }),
+        )
+      ).body.outcome,
+    ).toMatchObject({ result: "processed" });
     expect(await wallet(buyer.id)).toBe(1000);
     await send(chargeback(ids, { atMs: nextAt(), orderId, customer: buyer, amount: total }));
     expect(await wallet(buyer.id)).toBe(0);
     const won = chargebackClosed(ids, { atMs: nextAt(), orderId, customer: buyer, amount: total, outcome: "won" });
-    expect((await send(won)).body.outcome).toMatchObject({ result: "processed", entries: [{ kind: "reinstatement", points: 1000 }] });
-    expect((await send({ ...won, event_id: ids.next(nextAt()) })).body.outcome).toMatchObject({ result: "skipped", reason: "ALREADY_REINSTATED" });
+    expect((await send(won)).body.outcome).toMatchObject({
+      result: "processed",
+      entries: [{ kind: "reinstatement", points: 1000 }],
+    });
+    expect((await send({ ...won, event_id: ids.next(nextAt()) })).body.outcome).toMatchObject({
+      result: "skipped",
+      reason: "ALREADY_REINSTATED",
+    });
     expect(await wallet(buyer.id)).toBe(1000);
-    expect((await entriesOf(orderId)).map((e) => e.kind).sort()).toEqual(["purchase", "purchase", "reinstatement", "reversal", "reversal"]);
+    expect((await entriesOf(orderId)).map((e) => e.kind).sort()).toEqual([
+      "purchase",
+      "purchase",
+      "reinstatement",
+      "reversal",
+      "reversal",
+    ]);
   });
 
   it("stores and applies a redelivery once, even five at once", async () => {
     const buyer = someone();
-    const order = orderCompleted(ids, { atMs: nextAt(), customer: buyer, lines: [{ product: EXAMPLE_PRODUCTS.vip, quantity: 2 }] });
+    const order = orderCompleted(ids, {
+      atMs: nextAt(),
+      customer: buyer,
+      lines: [{ product: EXAMPLE_PRODUCTS.vip, quantity: 2 }],
+    });
     const raw = JSON.stringify(order);
     const answers = await Promise.all(Array.from({ length: 5 }, () => post(raw, signed(raw))));
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200]);
@@ -121,9 +175,19 @@ describe("the PayNow receiver", () => {
   it("answers 2xx for an event it cannot apply, and leaves it unprocessed with its code for the replay", async () => {
     const buyer = someone();
     const unknown = { ...EXAMPLE_PRODUCTS.vip, id: ids.next(nextAt()), slug: "retired-bundle" };
-    const order = orderCompleted(ids, { atMs: nextAt(), customer: buyer, lines: [{ product: EXAMPLE_PRODUCTS.vip, quantity: 1 }, { product: unknown, quantity: 1 }] });
+    const order = orderCompleted(ids, {
+      atMs: nextAt(),
+      customer: buyer,
+      lines: [
+        { product: EXAMPLE_PRODUCTS.vip, quantity: 1 },
+        { product: unknown, quantity: 1 },
+      ],
+    });
     const answer = await send(order);
-    expect(answer).toMatchObject({ status: 200, body: { stored: "created", outcome: { result: "error", code: "PRODUCT_NOT_FOUND" } } });
+    expect(answer).toMatchObject({
+      status: 200,
+      body: { stored: "created", outcome: { result: "error", code: "PRODUCT_NOT_FOUND" } },
+    });
     const event = (await db().collection("webhookEvents").doc(order.event_id).get()).data() ?? {};
     expect(event.processed).toBe(false);
     expect(event.lastError).toMatchObject({ code: "PRODUCT_NOT_FOUND", message: expect.stringContaining(unknown.id) });
@@ -133,7 +197,12 @@ describe("the PayNow receiver", () => {
 
   it("stores other event types and moves no money for them", async () => {
     const buyer = someone();
-    const item = deliveryItemAdded(ids, { atMs: nextAt(), customer: buyer, product: EXAMPLE_PRODUCTS.vip, orderId: ids.next(nextAt()) });
+    const item = deliveryItemAdded(ids, {
+      atMs: nextAt(),
+      customer: buyer,
+      product: EXAMPLE_PRODUCTS.vip,
+      orderId: ids.next(nextAt()),
+    });
     expect(await send(item)).toMatchObject({ status: 200, body: { stored: "created", outcome: null } });
     expect(await stored(item.event_id)).toBe(true);
     expect(await wallet(buyer.id)).toBe(0);
@@ -148,9 +217,24 @@ describe("the PayNow receiver", () => {
 function history(at: () => number) {
   const [buyer, friend, other, third] = [someone(), someone(), someone(), someone()];
   const unknown = { ...EXAMPLE_PRODUCTS.vip, id: ids.next(at()), slug: "retired-bundle" };
-  const a = orderCompleted(ids, { atMs: at(), customer: buyer, lines: [{ product: EXAMPLE_PRODUCTS.vip, quantity: 1 }, { product: EXAMPLE_PRODUCTS.gems, quantity: 2, giftTo: friend }] });
-  const b = orderCompleted(ids, { atMs: at(), customer: other, lines: [{ product: EXAMPLE_PRODUCTS.gems, quantity: 3 }] });
-  const c = orderCompleted(ids, { atMs: at(), customer: third, lines: [{ product: EXAMPLE_PRODUCTS.vip, quantity: 2 }] });
+  const a = orderCompleted(ids, {
+    atMs: at(),
+    customer: buyer,
+    lines: [
+      { product: EXAMPLE_PRODUCTS.vip, quantity: 1 },
+      { product: EXAMPLE_PRODUCTS.gems, quantity: 2, giftTo: friend },
+    ],
+  });
+  const b = orderCompleted(ids, {
+    atMs: at(),
+    customer: other,
+    lines: [{ product: EXAMPLE_PRODUCTS.gems, quantity: 3 }],
+  });
+  const c = orderCompleted(ids, {
+    atMs: at(),
+    customer: third,
+    lines: [{ product: EXAMPLE_PRODUCTS.vip, quantity: 2 }],
+  });
   const d = orderCompleted(ids, { atMs: at(), customer: third, lines: [{ product: unknown, quantity: 1 }] });
   const [oa, ob, oc, od] = [orderOf(a), orderOf(b), orderOf(c), orderOf(d)];
   const events = [
@@ -158,7 +242,13 @@ function history(at: () => number) {
     b,
     c,
     d,
-    refund(ids, { atMs: at(), orderId: oa.orderId, customer: buyer, paymentAmount: oa.total, refundAmount: oa.lineTotals[1] as number }),
+    refund(ids, {
+      atMs: at(),
+      orderId: oa.orderId,
+      customer: buyer,
+      paymentAmount: oa.total,
+      refundAmount: oa.lineTotals[1] as number,
+    }),
     refund(ids, { atMs: at(), orderId: ob.orderId, customer: other, paymentAmount: ob.total, refundAmount: ob.total }),
     chargeback(ids, { atMs: at(), orderId: oa.orderId, customer: buyer, amount: oa.total }),
     chargeback(ids, { atMs: at(), orderId: oc.orderId, customer: third, amount: oc.total }),
@@ -166,14 +256,21 @@ function history(at: () => number) {
     chargebackClosed(ids, { atMs: at(), orderId: oa.orderId, customer: buyer, amount: oa.total, outcome: "won" }),
     chargebackClosed(ids, { atMs: at(), orderId: oc.orderId, customer: third, amount: oc.total, outcome: "lost" }),
   ];
-  return { events, wallets: [buyer.id, friend.id, other.id, third.id], orders: [oa.orderId, ob.orderId, oc.orderId, od.orderId] };
+  return {
+    events,
+    wallets: [buyer.id, friend.id, other.id, third.id],
+    orders: [oa.orderId, ob.orderId, oc.orderId, od.orderId],
+  };
 }
 
 /** Every entry of these orders, as kind, the order's place, the line's place, the wallet's place and points: comparable across stores. */
 async function shapeOf(orders: string[], wallets: string[]) {
   const out: string[] = [];
   for (const [k, orderId] of orders.entries()) {
-    for (const e of await entriesOf(orderId)) out.push(`${String(e.kind)} order${k} line${String(e.lineIndex)} wallet${wallets.indexOf(e.userId as string)} ${String(e.points)} ${String(e.reason)}`);
+    for (const e of await entriesOf(orderId))
+      out.push(
+        `${String(e.kind)} order${k} line${String(e.lineIndex)} wallet${wallets.indexOf(e.userId as string)} ${String(e.points)} ${String(e.reason)}`,
+      );
   }
   return out.sort();
 }
@@ -189,14 +286,22 @@ describe("live processing and a replay decide alike", () => {
     const missed = history(() => (t += 60_000));
     let at = Date.UTC(year, 0, 2, 12);
     const batch = db().batch();
-    for (const e of missed.events) batch.set(db().collection("webhookEvents").doc(e.event_id), { ...e, createdAt: Timestamp.fromMillis((at += 60_000)), processed: false });
+    for (const e of missed.events)
+      batch.set(db().collection("webhookEvents").doc(e.event_id), {
+        ...e,
+        createdAt: Timestamp.fromMillis((at += 60_000)),
+        processed: false,
+      });
     await batch.commit();
     const day = `${year}-01-02`;
-    const run = await waitForRun(await postRun({ type: "webhook_replay", startDate: day, endDate: day, dryRun: false }));
+    const run = await waitForRun(
+      await postRun({ type: "webhook_replay", startDate: day, endDate: day, dryRun: false }),
+    );
     expect(run).toMatchObject({ status: "completed", total: 11, errors: 2 });
 
     expect(await shapeOf(missed.orders, missed.wallets)).toEqual(await shapeOf(live.orders, live.wallets));
-    for (const [k, w] of missed.wallets.entries()) expect(await wallet(w), `wallet ${k}`).toBe(await wallet(live.wallets[k] as string));
+    for (const [k, w] of missed.wallets.entries())
+      expect(await wallet(w), `wallet ${k}`).toBe(await wallet(live.wallets[k] as string));
     // What failed live failed in the replay too, with the same code, and stays for a later run.
     const codes = async (events: Envelope[]) => {
       const snaps = await db().getAll(...events.map((e) => db().collection("webhookEvents").doc(e.event_id)));
@@ -211,10 +316,22 @@ describe("live processing and a replay decide alike", () => {
     let at = Date.UTC(year, 0, 3, 1);
     const buyers = Array.from({ length: 6 }, () => someone());
     const orders = Array.from({ length: 24 }, (_, i) =>
-      orderCompleted(ids, { atMs: (at += 60_000), customer: buyers[i % 6] as (typeof buyers)[number], lines: [{ product: EXAMPLE_PRODUCTS.vip, quantity: 1 }, { product: EXAMPLE_PRODUCTS.gems, quantity: 1 + (i % 3) }] }),
+      orderCompleted(ids, {
+        atMs: (at += 60_000),
+        customer: buyers[i % 6] as (typeof buyers)[number],
+        lines: [
+          { product: EXAMPLE_PRODUCTS.vip, quantity: 1 },
+          { product: EXAMPLE_PRODUCTS.gems, quantity: 1 + (i % 3) },
+        ],
+      }),
     );
     const batch = db().batch();
-    for (const o of orders) batch.set(db().collection("webhookEvents").doc(o.event_id), { ...o, createdAt: Timestamp.fromMillis(at), processed: false });
+    for (const o of orders)
+      batch.set(db().collection("webhookEvents").doc(o.event_id), {
+        ...o,
+        createdAt: Timestamp.fromMillis(at),
+        processed: false,
+      });
     await batch.commit();
 
     // At once: the replay of the stored orders, and PayNow resending every order (another event id, the
@@ -225,8 +342,21 @@ describe("live processing and a replay decide alike", () => {
         const resent = await send({ ...o, event_id: ids.next(nextAt()) });
         const { orderId, total, lineTotals } = orderOf(o);
         const customer = buyers[i % 6] as (typeof buyers)[number];
-        if (i % 3 === 0) return [resent, await send(refund(ids, { atMs: nextAt(), orderId, customer, paymentAmount: total, refundAmount: lineTotals[0] as number }))];
-        if (i % 3 === 1) return [resent, await send(chargeback(ids, { atMs: nextAt(), orderId, customer, amount: total }))];
+        if (i % 3 === 0)
+          return [
+            resent,
+            await send(
+              refund(ids, {
+                atMs: nextAt(),
+                orderId,
+                customer,
+                paymentAmount: total,
+                refundAmount: lineTotals[0] as number,
+              }),
+            ),
+          ];
+        if (i % 3 === 1)
+          return [resent, await send(chargeback(ids, { atMs: nextAt(), orderId, customer, amount: total }))];
         return [resent];
       }),
     );
@@ -237,48 +367,122 @@ describe("live processing and a replay decide alike", () => {
     const sums = new Map<string, number>();
     for (const o of orders) {
       const entries = await entriesOf(orderOf(o).orderId);
-      expect(entries.filter((e) => e.kind === "purchase"), "one purchase entry per line").toHaveLength(2);
-      for (const line of [0, 1]) expect(entries.filter((e) => e.kind === "reversal" && e.lineIndex === line).length).toBeLessThanOrEqual(1);
+      expect(
+        entries.filter((e) => e.kind === "purchase"),
+        "one purchase entry per line",
+      ).toHaveLength(2);
+      for (const line of [0, 1])
+        expect(entries.filter((e) => e.kind === "reversal" && e.lineIndex === line).length).toBeLessThanOrEqual(1);
       for (const e of entries) sums.set(e.userId as string, (sums.get(e.userId as string) ?? 0) + (e.points as number));
     }
     for (const b of buyers) expect(await wallet(b.id), `wallet of ${b.id}`).toBe(sums.get(b.id) ?? 0);
     const real = await db().collection("ledgerEntries").where("migrationId", "==", runId).count().get();
-    const byReceiver = answers.flat().filter((a) => a.body.outcome?.result === "processed" && a.body.outcome.entries.some((e: { kind: string }) => e.kind === "purchase")).length;
+    const byReceiver = answers
+      .flat()
+      .filter(
+        (a) =>
+          a.body.outcome?.result === "processed" &&
+          a.body.outcome.entries.some((e: { kind: string }) => e.kind === "purchase"),
+      ).length;
     // Together they credited every order exactly once; which of them credited which is the timing's.
     expect(real.data().count / 2 + byReceiver).toBe(24);
   });
 });
 
 describe("the receiver's attack table: each refused request stores nothing", () => {
-  const order = () => orderCompleted(ids, { atMs: nextAt(), customer: someone(), lines: [{ product: EXAMPLE_PRODUCTS.vip, quantity: 1 }] });
+  const order = () =>
+    orderCompleted(ids, {
+      atMs: nextAt(),
+      customer: someone(),
+      lines: [{ product: EXAMPLE_PRODUCTS.vip, quantity: 1 }],
+    });
   const hex = (raw: string, ts: string) => Buffer.from(signPayload(SECRET, ts, raw), "base64").toString("hex");
   const cases: Array<[string, (env: Envelope) => { raw: string; headers: Record<string, string> }, number, string]> = [
-    ["a tampered body", (env) => {
-      const raw = JSON.stringify(env);
-      return { raw: raw.replace('"quantity":1', '"quantity":9'), headers: signed(raw) };
-    }, 401, "signature_invalid"],
-    ["a wrong secret", (env) => ({ raw: JSON.stringify(env), headers: signed(JSON.stringify(env), { secret: "pnwh_not_ours" }) }), 401, "signature_invalid"],
-    ["hex instead of base64", (env) => {
-      const raw = JSON.stringify(env);
-      const ts = String(Date.now());
-      return { raw, headers: { "PayNow-Signature": hex(raw, ts), "PayNow-Timestamp": ts } };
-    }, 401, "signature_invalid"],
-    ["a stale timestamp (6 minutes)", (env) => ({ raw: JSON.stringify(env), headers: signed(JSON.stringify(env), { timestamp: Date.now() - 6 * 60_000 }) }), 401, "timestamp_out_of_range"],
-    ["a future timestamp (6 minutes)", (env) => ({ raw: JSON.stringify(env), headers: signed(JSON.stringify(env), { timestamp: Date.now() + 6 * 60_000 }) }), 401, "timestamp_out_of_range"],
-    ["no signature header", (env) => ({ raw: JSON.stringify(env), headers: { "PayNow-Timestamp": String(Date.now()) } }), 400, "signature_missing"],
-    ["no timestamp header", (env) => ({ raw: JSON.stringify(env), headers: { "PayNow-Signature": signed(JSON.stringify(env))["PayNow-Signature"] } }), 400, "signature_missing"],
-    ["a signed body that is not JSON", (env) => {
-      const raw = `${JSON.stringify(env)}}`;
-      return { raw, headers: signed(raw) };
-    }, 400, "invalid_json"],
-    ["a signed body that is not a PayNow envelope", (env) => {
-      const raw = JSON.stringify({ type: "order.completed", id: env.event_id, data: env.body });
-      return { raw, headers: signed(raw) };
-    }, 400, "invalid_envelope"],
-    ["a signed body over 1 MiB", (env) => {
-      const raw = JSON.stringify({ ...env, body: { ...env.body, padding: "x".repeat(1024 * 1024) } });
-      return { raw, headers: signed(raw) };
-    }, 413, "payload_too_large"],
+    [
+      "a tampered body",
+      (env) => {
+        const raw = JSON.stringify(env);
+        return { raw: raw.replace('"quantity":1', '"quantity":9'), headers: signed(raw) };
+      },
+      401,
+      "signature_invalid",
+    ],
+    [
+      "a wrong secret",
+      (env) => ({ raw: JSON.stringify(env), headers: signed(JSON.stringify(env), { secret: "pnwh_not_ours" }) }),
+      401,
+      "signature_invalid",
+    ],
+    [
+      "hex instead of base64",
+      (env) => {
+        const raw = JSON.stringify(env);
+        const ts = String(Date.now());
+        return { raw, headers: { "PayNow-Signature": hex(raw, ts), "PayNow-Timestamp": ts } };
+      },
+      401,
+      "signature_invalid",
+    ],
+    [
+      "a stale timestamp (6 minutes)",
+      (env) => ({
+        raw: JSON.stringify(env),
+        headers: signed(JSON.stringify(env), { timestamp: Date.now() - 6 * 60_000 }),
+      }),
+      401,
+      "timestamp_out_of_range",
+    ],
+    [
+      "a future timestamp (6 minutes)",
+      (env) => ({
+        raw: JSON.stringify(env),
+        headers: signed(JSON.stringify(env), { timestamp: Date.now() + 6 * 60_000 }),
+      }),
+      401,
+      "timestamp_out_of_range",
+    ],
+    [
+      "no signature header",
+      (env) => ({ raw: JSON.stringify(env), headers: { "PayNow-Timestamp": String(Date.now()) } }),
+      400,
+      "signature_missing",
+    ],
+    [
+      "no timestamp header",
+      (env) => ({
+        raw: JSON.stringify(env),
+        headers: { "PayNow-Signature": signed(JSON.stringify(env))["PayNow-Signature"] },
+      }),
+      400,
+      "signature_missing",
+    ],
+    [
+      "a signed body that is not JSON",
+      (env) => {
+        const raw = `${JSON.stringify(env)}}`;
+        return { raw, headers: signed(raw) };
+      },
+      400,
+      "invalid_json",
+    ],
+    [
+      "a signed body that is not a PayNow envelope",
+      (env) => {
+        const raw = JSON.stringify({ type: "order.completed", id: env.event_id, data: env.body });
+        return { raw, headers: signed(raw) };
+      },
+      400,
+      "invalid_envelope",
+    ],
+    [
+      "a signed body over 1 MiB",
+      (env) => {
+        const raw = JSON.stringify({ ...env, body: { ...env.body, padding: "x".repeat(1024 * 1024) } });
+        return { raw, headers: signed(raw) };
+      },
+      413,
+      "payload_too_large",
+    ],
   ];
 
   it.each(cases)("refuses %s", async (_name, make, status, code) => {
@@ -297,7 +501,10 @@ describe("the receiver's attack table: each refused request stores nothing", () 
   it("accepts the second subscription's secret", async () => {
     const env = order();
     const raw = JSON.stringify(env);
-    expect(await post(raw, signed(raw, { secret: SECOND_SECRET }))).toMatchObject({ status: 200, body: { stored: "created" } });
+    expect(await post(raw, signed(raw, { secret: SECOND_SECRET }))).toMatchObject({
+      status: 200,
+      body: { stored: "created" },
+    });
   });
 
   it("refuses anything but POST", async () => {

@@ -30,24 +30,66 @@ interface Endpoint {
 // A completed run: its control calls get past authorization and are then refused for the run's state
 // (409), which shows the role was allowed without changing the run.
 const ENDPOINTS: Endpoint[] = [
-  { name: "list runs", method: "GET", path: () => "/api/admin/dataMigrations?limit=1", writes: false, expect: { nobody: 401, viewer: 200, scheduler: 403, operator: 200, unlisted: 403 } },
-  { name: "a run", method: "GET", path: () => `/api/admin/dataMigrations/${runId}`, writes: false, expect: { nobody: 401, viewer: 200, scheduler: 403, operator: 200, unlisted: 403 } },
-  { name: "a report", method: "GET", path: () => `/api/admin/dataMigrations/${runId}/report`, writes: false, expect: { nobody: 401, viewer: 200, scheduler: 403, operator: 200, unlisted: 403 } },
-  { name: "who am I", method: "GET", path: () => "/api/admin/me", writes: false, expect: { nobody: 401, viewer: 200, scheduler: 403, operator: 200, unlisted: 403 } },
-  { name: "the kill switch", method: "GET", path: () => "/api/admin/killSwitch", writes: false, expect: { nobody: 401, viewer: 200, scheduler: 403, operator: 200, unlisted: 403 } },
-  ...(["pause", "resume", "cancel", "retry"] as const).map(
-    (action): Endpoint => ({
-      name: action,
-      method: "POST",
-      path: () => `/api/admin/dataMigrations/${runId}/${action}`,
-      writes: true,
-      expect: { nobody: 401, viewer: 403, scheduler: 403, operator: 409, unlisted: 403 },
-    }),
-  ),
-  { name: "flip the kill switch", method: "POST", path: () => "/api/admin/killSwitch", body: { enabled: true }, writes: true, expect: { nobody: 401, viewer: 403, scheduler: 403, operator: 200, unlisted: 403 } },
+  {
+    name: "list runs",
+    method: "GET",
+    path: () => "/api/admin/dataMigrations?limit=1",
+    writes: false,
+    expect: { nobody: 401, viewer: 200, scheduler: 403, operator: 200, unlisted: 403 },
+  },
+  {
+    name: "a run",
+    method: "GET",
+    path: () => `/api/admin/dataMigrations/${runId}`,
+    writes: false,
+    expect: { nobody: 401, viewer: 200, scheduler: 403, operator: 200, unlisted: 403 },
+  },
+  {
+    name: "a report",
+    method: "GET",
+    path: () => `/api/admin/dataMigrations/${runId}/report`,
+    writes: false,
+    expect: { nobody: 401, viewer: 200, scheduler: 403, operator: 200, unlisted: 403 },
+  },
+  {
+    name: "who am I",
+    method: "GET",
+    path: () => "/api/admin/me",
+    writes: false,
+    expect: { nobody: 401, viewer: 200, scheduler: 403, operator: 200, unlisted: 403 },
+  },
+  {
+    name: "the kill switch",
+    method: "GET",
+    path: () => "/api/admin/killSwitch",
+    writes: false,
+    expect: { nobody: 401, viewer: 200, scheduler: 403, operator: 200, unlisted: 403 },
+  },
+  ...(["pause", "resume", "cancel", "retry"] as const).map((action): Endpoint => ({
+    name: action,
+    method: "POST",
+    path: () => `/api/admin/dataMigrations/${runId}/${action}`,
+    writes: true,
+    expect: { nobody: 401, viewer: 403, scheduler: 403, operator: 409, unlisted: 403 },
+  })),
+  {
+    name: "flip the kill switch",
+    method: "POST",
+    path: () => "/api/admin/killSwitch",
+    body: { enabled: true },
+    writes: true,
+    expect: { nobody: 401, viewer: 403, scheduler: 403, operator: 200, unlisted: 403 },
+  },
   // A scheduler may start only the recurring replay it is configured for (issue 18 item 10); this is an
   // operator's dry run over given days.
-  { name: "start a run", method: "POST", path: () => "/api/jobs/backfill", body: start, writes: true, expect: { nobody: 401, viewer: 403, scheduler: 403, operator: 202, unlisted: 403 } },
+  {
+    name: "start a run",
+    method: "POST",
+    path: () => "/api/jobs/backfill",
+    body: start,
+    writes: true,
+    expect: { nobody: 401, viewer: 403, scheduler: 403, operator: 202, unlisted: 403 },
+  },
 ];
 
 /** Everything a call could write. */
@@ -59,7 +101,13 @@ async function footprint(): Promise<string> {
     db().collection("dataMigrations").doc(runId).get(),
     db().collection("featureFlags").doc("backfill").get(),
   ]);
-  return JSON.stringify([runs, keys, actions.data().count, run.updateTime?.toMillis(), flag.updateTime?.toMillis() ?? null]);
+  return JSON.stringify([
+    runs,
+    keys,
+    actions.data().count,
+    run.updateTime?.toMillis(),
+    flag.updateTime?.toMillis() ?? null,
+  ]);
 }
 
 beforeAll(async () => {
@@ -69,7 +117,13 @@ beforeAll(async () => {
 });
 
 describe("the role matrix", () => {
-  const cases = ENDPOINTS.flatMap((e) => (["nobody", "viewer", "scheduler", "operator", "unlisted"] as const).map((who) => ({ ...e, who, status: e.expect[who] })));
+  const cases = ENDPOINTS.flatMap((e) =>
+    (["nobody", "viewer", "scheduler", "operator", "unlisted"] as const).map((who) => ({
+      ...e,
+      who,
+      status: e.expect[who],
+    })),
+  );
 
   it.each(cases)("$who → $name: $status", async ({ who, method, path, body, writes, status }) => {
     const bearer = who === "nobody" ? null : await token({ email: EMAIL[who] });
@@ -79,7 +133,8 @@ describe("the role matrix", () => {
     if (status === 401 || status === 403) {
       expect(res.body.error.code).toBe(status === 401 ? "unauthenticated" : "forbidden");
       // The sentence names the list that would grant the call.
-      if (status === 403) expect(res.body.error.message).toMatch(/add it to (OPERATOR_EMAILS|VIEWER_EMAILS)|Operators start other runs/);
+      if (status === 403)
+        expect(res.body.error.message).toMatch(/add it to (OPERATOR_EMAILS|VIEWER_EMAILS)|Operators start other runs/);
       if (writes) expect(await footprint(), "a refused call writes nothing").toBe(before);
     }
   });
@@ -108,7 +163,9 @@ describe("what a scheduler may start (issue 18 item 10)", () => {
       const res = await api("POST", "/api/jobs/backfill", { body, token: bearer });
       expect(res.status, JSON.stringify(body)).toBe(403);
       expect(res.body.error.code).toBe("forbidden");
-      expect(res.body.error.message).toContain('may start only the recurring replay {"type": "webhook_replay", "lookbackDays": 2, "dryRun": false, "maxEvents": at most 10000}');
+      expect(res.body.error.message).toContain(
+        'may start only the recurring replay {"type": "webhook_replay", "lookbackDays": 2, "dryRun": false, "maxEvents": at most 10000}',
+      );
       expect(await footprint(), `${JSON.stringify(body)} writes nothing`).toBe(before);
     }
   });
@@ -119,22 +176,39 @@ describe("what a scheduler may start (issue 18 item 10)", () => {
     expect(res.status, res.text).toBe(202);
     const id = res.body.migrationId as string;
     await waitForRun(id);
-    expect((await api("GET", `/api/admin/dataMigrations/${id}`)).body.migration).toMatchObject({ requestedBy: EMAIL.scheduler, lookbackDays: 2, dryRun: false, maxEvents: 500 });
+    expect((await api("GET", `/api/admin/dataMigrations/${id}`)).body.migration).toMatchObject({
+      requestedBy: EMAIL.scheduler,
+      lookbackDays: 2,
+      dryRun: false,
+      maxEvents: 500,
+    });
   });
 });
 
 describe("what the roles record", () => {
   it("a run and a control action record the caller's email and subject", async () => {
     const bearer = await token({ email: EMAIL.operator, claims: { sub: "oncall-subject-1" } });
-    const res = await api("POST", "/api/jobs/backfill", { body: { ...start, startDate: "2391-01-01", endDate: "2391-01-01" }, token: bearer });
+    const res = await api("POST", "/api/jobs/backfill", {
+      body: { ...start, startDate: "2391-01-01", endDate: "2391-01-01" },
+      token: bearer,
+    });
     expect(res.status).toBe(202);
     const id = res.body.migrationId as string;
     await waitForRun(id);
-    expect((await api("GET", `/api/admin/dataMigrations/${id}`)).body.migration).toMatchObject({ requestedBy: EMAIL.operator, requestedBySub: "oncall-subject-1" });
+    expect((await api("GET", `/api/admin/dataMigrations/${id}`)).body.migration).toMatchObject({
+      requestedBy: EMAIL.operator,
+      requestedBySub: "oncall-subject-1",
+    });
     await api("POST", `/api/admin/dataMigrations/${id}/cancel`, { token: bearer });
     const actions = await db().collection("dataMigrations").doc(id).collection("actions").get();
     expect(actions.docs.map((d) => d.data())).toEqual([
-      expect.objectContaining({ action: "cancel", outcome: "refused", email: EMAIL.operator, sub: "oncall-subject-1", statusBefore: "completed" }),
+      expect.objectContaining({
+        action: "cancel",
+        outcome: "refused",
+        email: EMAIL.operator,
+        sub: "oncall-subject-1",
+        statusBefore: "completed",
+      }),
     ]);
   });
 
@@ -143,7 +217,11 @@ describe("what the roles record", () => {
     const off = await api("POST", "/api/admin/killSwitch", { body: { enabled: false }, token: bearer });
     expect(off.status).toBe(200);
     expect(off.body).toMatchObject({ enabled: false, disabledBy: "featureFlags/backfill" });
-    expect((await db().collection("featureFlags").doc("backfill").get()).data()).toMatchObject({ enabled: false, updatedBy: EMAIL.operator, updatedBySub: "oncall-subject-2" });
+    expect((await db().collection("featureFlags").doc("backfill").get()).data()).toMatchObject({
+      enabled: false,
+      updatedBy: EMAIL.operator,
+      updatedBySub: "oncall-subject-2",
+    });
     expect((await api("POST", "/api/jobs/backfill", { body: start })).status).toBe(503);
     const on = await api("POST", "/api/admin/killSwitch", { body: { enabled: true }, token: bearer });
     expect(on.body).toMatchObject({ enabled: true, disabledBy: null });

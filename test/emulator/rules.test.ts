@@ -1,6 +1,11 @@
 // firestore.rules against the Firestore emulator, as a signed-in game client would meet them.
 import { readFileSync } from "node:fs";
-import { assertFails, assertSucceeds, initializeTestEnvironment, type RulesTestEnvironment } from "@firebase/rules-unit-testing";
+import {
+  assertFails,
+  assertSucceeds,
+  initializeTestEnvironment,
+  type RulesTestEnvironment,
+} from "@firebase/rules-unit-testing";
 import { collection, doc, getDoc, getDocs, query, setDoc, setLogLevel, where } from "firebase/firestore";
 import { afterAll, beforeAll, describe, it } from "vitest";
 
@@ -53,11 +58,14 @@ describe("security rules", () => {
     await assertFails(setDoc(doc(db, "products/gems"), { name: "Gems", points: 1 }));
   });
 
-  it.each(["webhookEvents/e1", "dataMigrations/webhook_replay_1", "featureFlags/backfill"])("hide %s from clients", async (path) => {
-    await assertFails(getDoc(doc(env.authenticatedContext("alice").firestore(), path)));
-    await assertFails(setDoc(doc(env.authenticatedContext("alice").firestore(), path), { x: 1 }));
-    await assertFails(getDoc(doc(env.unauthenticatedContext().firestore(), path)));
-  });
+  it.each(["webhookEvents/e1", "dataMigrations/webhook_replay_1", "featureFlags/backfill"])(
+    "hide %s from clients",
+    async (path) => {
+      await assertFails(getDoc(doc(env.authenticatedContext("alice").firestore(), path)));
+      await assertFails(setDoc(doc(env.authenticatedContext("alice").firestore(), path), { x: 1 }));
+      await assertFails(getDoc(doc(env.unauthenticatedContext().firestore(), path)));
+    },
+  );
 
   it("hide wallets from signed-out clients", async () => {
     await assertFails(getDoc(doc(env.unauthenticatedContext().firestore(), "wallets/alice")));

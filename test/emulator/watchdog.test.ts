@@ -12,16 +12,18 @@ import { entriesOf, runDoc } from "../support/runs";
 const BY = TEST_CALLER;
 const LEASE_MS = LEASE_SECONDS * 1000;
 
-
-
 async function chunkDoc(id: string, day: string) {
-  return (await db().collection("dataMigrations").doc(id).collection("chunks").doc(day).get()).data() as Record<string, unknown>;
+  return (await db().collection("dataMigrations").doc(id).collection("chunks").doc(day).get()).data() as Record<
+    string,
+    unknown
+  >;
 }
 
 async function store(name: string, days: number, perDay: number) {
   const s = await Store.create(name);
   const gems = s.product("gems", 2);
-  for (let day = 1; day <= days; day++) for (let i = 0; i < perDay; i++) s.purchase({ user: `u${i % 3}`, product: gems, day, minute: i });
+  for (let day = 1; day <= days; day++)
+    for (let i = 0; i < perDay; i++) s.purchase({ user: `u${i % 3}`, product: gems, day, minute: i });
   await s.write();
   return s;
 }
@@ -107,8 +109,13 @@ describe("the watchdog", () => {
         },
       },
     });
-    const id = await startInProcess(testDeps({ queue }).deps, { type: "webhook_replay", ...s.range(1, 2), dryRun: false });
-    for (const task of (queue as RecordingQueue).drain()) await deliverOnce(deps, task.payload, task.taskId).catch(() => undefined);
+    const id = await startInProcess(testDeps({ queue }).deps, {
+      type: "webhook_replay",
+      ...s.range(1, 2),
+      dryRun: false,
+    });
+    for (const task of (queue as RecordingQueue).drain())
+      await deliverOnce(deps, task.payload, task.taskId).catch(() => undefined);
     const chunks = await db().collection("dataMigrations").doc(id).collection("chunks").get();
     expect(chunks.docs.map((c) => c.get("status"))).toEqual(["done", "done"]);
     expect((await runDoc(id)).status).toBe("running");
@@ -124,7 +131,9 @@ describe("the watchdog", () => {
     const refusing = new (class extends RecordingQueue {
       refuse = false;
       override enqueue(payload: Parameters<RecordingQueue["enqueue"]>[0], taskId: string) {
-        return this.refuse ? Promise.reject(new Error("injected: Cloud Tasks refused")) : super.enqueue(payload, taskId);
+        return this.refuse
+          ? Promise.reject(new Error("injected: Cloud Tasks refused"))
+          : super.enqueue(payload, taskId);
       }
     })();
     const plain = testDeps({ config: { pageSize: 3 }, queue: refusing });
@@ -151,7 +160,12 @@ describe("the watchdog", () => {
     // A late record of generation 0's task (queued long ago) arrives now: it must not claim generation 1 is queued.
     const { enqueueChunk } = await import("../../functions/src/runs/advance");
     refusing.refuse = false;
-    await enqueueChunk(plain.deps, id, { id: s.day(1), step: { phase: "purchases", step: "scan" }, generation: 0 }, Date.now());
+    await enqueueChunk(
+      plain.deps,
+      id,
+      { id: s.day(1), step: { phase: "purchases", step: "scan" }, generation: 0 },
+      Date.now(),
+    );
     expect(await chunkDoc(id, s.day(1))).toMatchObject({ generation: 1, queued: null });
 
     await watchRuns(plain.deps);
@@ -159,7 +173,9 @@ describe("the watchdog", () => {
     const run = await deliverAll(plain.deps, refusing, id);
     expect(run).toMatchObject({ status: "completed", total: 6, processed: 6 });
     const repaired = plain.memory.lines.filter((l) => l.event === "run_repaired" && l.migration_id === id);
-    expect(repaired).toEqual([expect.objectContaining({ repair: "enqueue", chunk_id: s.day(1), reason: "not_queued", severity: "WARNING" })]);
+    expect(repaired).toEqual([
+      expect.objectContaining({ repair: "enqueue", chunk_id: s.day(1), reason: "not_queued", severity: "WARNING" }),
+    ]);
   });
 
   it("fails a poison chunk after WATCHDOG_MAX_CRASHES re-queues instead of re-queueing it forever, and a retry can still finish it", async () => {
@@ -194,12 +210,23 @@ describe("the watchdog", () => {
     expect(repairs).toEqual(["requeue", "requeue", "fail_chunk"]);
     expect(crashes).toBe(3);
     expect(await runDoc(id)).toMatchObject({ status: "failed", chunksFailed: 1 });
-    expect(await chunkDoc(id, s.day(1))).toMatchObject({ status: "failed", crashes: 2, lastError: expect.stringMatching(/stopped without finishing 3 times in a row.*Fix the cause, then retry the run/) });
+    expect(await chunkDoc(id, s.day(1))).toMatchObject({
+      status: "failed",
+      crashes: 2,
+      lastError: expect.stringMatching(/stopped without finishing 3 times in a row.*Fix the cause, then retry the run/),
+    });
     // What the alert is built on: the chunk's failure and the run's, at ERROR.
-    expect(memory.lines).toEqual(expect.arrayContaining([
-      expect.objectContaining({ event: "chunk_failed", reason: "kept_crashing", severity: "ERROR", migration_id: id }),
-      expect.objectContaining({ event: "run_failed", severity: "ERROR", migration_id: id }),
-    ]));
+    expect(memory.lines).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          event: "chunk_failed",
+          reason: "kept_crashing",
+          severity: "ERROR",
+          migration_id: id,
+        }),
+        expect.objectContaining({ event: "run_failed", severity: "ERROR", migration_id: id }),
+      ]),
+    );
     // The cause fixed, a retry starts the chunk's count afresh and finishes it.
     poison = false;
     await controlRun(deps, id, "retry", BY);

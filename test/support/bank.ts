@@ -36,37 +36,59 @@ export interface BankSpec {
   malformed: number;
 }
 
-export function bankArbitrary(limits: { maxDays: number; maxUsers: number; minOrders: number; maxOrders: number; markedOnly: boolean }): fc.Arbitrary<BankSpec> {
-  return fc
-    .record({ days: fc.integer({ min: 1, max: limits.maxDays }), users: fc.integer({ min: 1, max: limits.maxUsers }) })
-    .chain(({ days, users }) =>
-      fc.record({
-        days: fc.constant(days),
-        users: fc.constant(users),
-        malformed: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 2 }) }),
-        orders: fc.array(
-          fc.record({
-            user: fc.integer({ min: 0, max: users - 1 }),
-            day: fc.integer({ min: 1, max: days }),
-            product: fc.oneof({ weight: 6, arbitrary: fc.constantFrom<ProductName>("gems", "coins") }, { weight: 1, arbitrary: fc.constant<ProductName>("ghost") }),
-            quantity: fc.integer({ min: 1, max: 3 }),
-            lines: fc.oneof({ weight: 3, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.constant(2) }),
-            reversal: fc.oneof(
-              { weight: 5, arbitrary: fc.constant<ReversalKind>("none") },
-              { weight: 2, arbitrary: fc.constantFrom<ReversalKind>("refund", "chargeback") },
-              { weight: 1, arbitrary: fc.constant<ReversalKind>("both") },
-            ),
-            reversalDelay: fc.integer({ min: 0, max: 2 }),
-            live: fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
-            resent: fc.oneof({ weight: 8, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
-            reversalMarkedOnly: limits.markedOnly ? fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }) : fc.constant(false),
-          }),
-          { minLength: limits.minOrders, maxLength: limits.maxOrders },
-        ),
-      }),
-    )
-    // Live processing of a ghost product fails and leaves the event unprocessed: never live.
-    .map((spec) => ({ ...spec, orders: spec.orders.map((o) => ({ ...o, live: o.live && o.product !== "ghost" })) }));
+export function bankArbitrary(limits: {
+  maxDays: number;
+  maxUsers: number;
+  minOrders: number;
+  maxOrders: number;
+  markedOnly: boolean;
+}): fc.Arbitrary<BankSpec> {
+  return (
+    fc
+      .record({
+        days: fc.integer({ min: 1, max: limits.maxDays }),
+        users: fc.integer({ min: 1, max: limits.maxUsers }),
+      })
+      .chain(({ days, users }) =>
+        fc.record({
+          days: fc.constant(days),
+          users: fc.constant(users),
+          malformed: fc.oneof(
+            { weight: 4, arbitrary: fc.constant(0) },
+            { weight: 1, arbitrary: fc.integer({ min: 1, max: 2 }) },
+          ),
+          orders: fc.array(
+            fc.record({
+              user: fc.integer({ min: 0, max: users - 1 }),
+              day: fc.integer({ min: 1, max: days }),
+              product: fc.oneof(
+                { weight: 6, arbitrary: fc.constantFrom<ProductName>("gems", "coins") },
+                { weight: 1, arbitrary: fc.constant<ProductName>("ghost") },
+              ),
+              quantity: fc.integer({ min: 1, max: 3 }),
+              lines: fc.oneof({ weight: 3, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.constant(2) }),
+              reversal: fc.oneof(
+                { weight: 5, arbitrary: fc.constant<ReversalKind>("none") },
+                { weight: 2, arbitrary: fc.constantFrom<ReversalKind>("refund", "chargeback") },
+                { weight: 1, arbitrary: fc.constant<ReversalKind>("both") },
+              ),
+              reversalDelay: fc.integer({ min: 0, max: 2 }),
+              live: fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+              resent: fc.oneof(
+                { weight: 8, arbitrary: fc.constant(false) },
+                { weight: 1, arbitrary: fc.constant(true) },
+              ),
+              reversalMarkedOnly: limits.markedOnly
+                ? fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) })
+                : fc.constant(false),
+            }),
+            { minLength: limits.minOrders, maxLength: limits.maxOrders },
+          ),
+        }),
+      )
+      // Live processing of a ghost product fails and leaves the event unprocessed: never live.
+      .map((spec) => ({ ...spec, orders: spec.orders.map((o) => ({ ...o, live: o.live && o.product !== "ghost" })) }))
+  );
 }
 
 /** The spec a seed stands for: the same seed always gives the same store. */
@@ -81,7 +103,14 @@ export interface Expected {
   /** User id → balance (only users with entries). */
   balances: Record<string, number>;
   /** What a full-range replay of the store (from its initial state) examines and decides. */
-  replay: { total: number; processed: number; skipped: number; errors: number; errorIds: string[]; selectedIds: string[] };
+  replay: {
+    total: number;
+    processed: number;
+    skipped: number;
+    errors: number;
+    errorIds: string[];
+    selectedIds: string[];
+  };
 }
 
 export interface BankStore {
@@ -123,10 +152,18 @@ export async function writeBank(name: string, spec: BankSpec): Promise<BankStore
     const resent = o.resent ? s.duplicatePurchase(purchase.orderId, { day: o.day, minute: i * 4 + 1 }) : null;
     const reversalDay = Math.min(spec.days, o.day + o.reversalDelay);
     const reversals: string[] = [];
-    const types = o.reversal === "none" ? [] : o.reversal === "both" ? (["refund", "chargeback"] as const) : [o.reversal];
+    const types =
+      o.reversal === "none" ? [] : o.reversal === "both" ? (["refund", "chargeback"] as const) : [o.reversal];
     types.forEach((type, k) => {
       // Two reversal webhooks of one order arrive at different minutes; only the first can reverse its lines.
-      reversals.push(s.reversal(purchase.orderId, { day: reversalDay, minute: 1000 + i * 4 + k, type, markedOnly: o.reversalMarkedOnly }));
+      reversals.push(
+        s.reversal(purchase.orderId, {
+          day: reversalDay,
+          minute: 1000 + i * 4 + k,
+          type,
+          markedOnly: o.reversalMarkedOnly,
+        }),
+      );
     });
     const owner = s.user(user);
     const purchaseIds = purchase.lineIds.map((_, k) => s.entryId("purchase", purchase.orderId, k));
@@ -172,7 +209,21 @@ export async function writeBank(name: string, spec: BankSpec): Promise<BankStore
     s,
     spec,
     owners,
-    afterReplay: { ledger, balances: balancesOf(owners, ledger), replay: { total, processed, skipped, errors: errorIds.length, errorIds: errorIds.sort(), selectedIds: s.events.filter((e) => !e.live && !e.markedOnly).map((e) => e.id).sort() } },
+    afterReplay: {
+      ledger,
+      balances: balancesOf(owners, ledger),
+      replay: {
+        total,
+        processed,
+        skipped,
+        errors: errorIds.length,
+        errorIds: errorIds.sort(),
+        selectedIds: s.events
+          .filter((e) => !e.live && !e.markedOnly)
+          .map((e) => e.id)
+          .sort(),
+      },
+    },
     afterBoth,
     eventIds: s.events.map((e) => e.id),
   };
@@ -205,14 +256,17 @@ export async function expectBankInvariants(bank: BankStore, note: string): Promi
     if (e.kind !== "purchase") {
       const purchase = ledger.get(`purchase_${e.orderId}_${e.lineId}`);
       expect(purchase, `${note}: ${e.kind} ${id} has its purchase`).toBeDefined();
-      expect(e.points, `${note}: ${e.kind} ${id} moves exactly its purchase's points`).toBe((e.kind === "reversal" ? -1 : 1) * (purchase?.points ?? 0));
+      expect(e.points, `${note}: ${e.kind} ${id} moves exactly its purchase's points`).toBe(
+        (e.kind === "reversal" ? -1 : 1) * (purchase?.points ?? 0),
+      );
       expect(e.userId, `${note}: ${e.kind} ${id} moves its purchase's wallet`).toBe(purchase?.userId);
     }
   }
   const sums: Record<string, number> = {};
   for (const e of ledger.values()) sums[e.userId] = (sums[e.userId] ?? 0) + e.points;
   const balances = await bank.s.balances();
-  for (const user of bank.s.users) expect(balances[user] ?? 0, `${note}: wallet of ${user} equals its ledger`).toBe(sums[user] ?? 0);
+  for (const user of bank.s.users)
+    expect(balances[user] ?? 0, `${note}: wallet of ${user} equals its ledger`).toBe(sums[user] ?? 0);
   return points;
 }
 
@@ -223,14 +277,19 @@ export async function recount(migrationId: string) {
   const sum = (field: string) => chunks.docs.reduce((n, d) => n + ((d.get(field) as number | undefined) ?? 0), 0);
   return {
     chunks: { total: sum("total"), processed: sum("processed"), skipped: sum("skipped"), errors: sum("errors") },
-    errorIds: errors.docs.filter((d) => d.get("resolved") !== true).map((d) => d.id).sort(),
+    errorIds: errors.docs
+      .filter((d) => d.get("resolved") !== true)
+      .map((d) => d.id)
+      .sort(),
   };
 }
 
 /** A small deterministic stream of numbers from a seed, for decisions made while a run is under way. */
 export function seededStream(seed: number, length = 4096): () => number {
   // Uniform integers scaled down (fc.double is uniform over representable doubles, which crowd near 0).
-  const values = fc.sample(fc.noBias(fc.integer({ min: 0, max: 0xffffffff })), { seed, numRuns: length }).map((n) => n / 0x100000000);
+  const values = fc
+    .sample(fc.noBias(fc.integer({ min: 0, max: 0xffffffff })), { seed, numRuns: length })
+    .map((n) => n / 0x100000000);
   let i = 0;
   return () => values[i++ % values.length] as number;
 }

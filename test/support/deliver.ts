@@ -49,7 +49,12 @@ export async function deliverWithRetries(deps: Deps, payload: unknown, taskName:
 }
 
 /** Delivers every task until the queue stays empty; returns the run as it ends up. */
-export async function deliverAll(deps: Deps, queue: RecordingQueue, migrationId: string, plan: DeliveryPlan = {}): Promise<RunDoc> {
+export async function deliverAll(
+  deps: Deps,
+  queue: RecordingQueue,
+  migrationId: string,
+  plan: DeliveryPlan = {},
+): Promise<RunDoc> {
   const times = plan.times ?? 1;
   for (let round = 0; round < (plan.maxRounds ?? 100); round++) {
     const tasks = queue.drain();

@@ -22,7 +22,9 @@ export function requireStack(): { api: string; logFile: string } {
   const api = process.env.BACKFILL_API_URL;
   const logFile = process.env.BACKFILL_EMULATOR_LOG;
   if (!process.env.FIRESTORE_EMULATOR_HOST || !api || !logFile) {
-    throw new Error('Emulator tests run inside the local stack: npm test, or npm run emulators:exec -- "vitest run --project emulator"');
+    throw new Error(
+      'Emulator tests run inside the local stack: npm test, or npm run emulators:exec -- "vitest run --project emulator"',
+    );
   }
   return { api, logFile };
 }
@@ -61,7 +63,11 @@ export async function api<T = any>(
   path: string,
   options: { body?: unknown; raw?: string; token?: string | null; headers?: Record<string, string> } = {},
 ): Promise<ApiResponse<T>> {
-  const res = await client({ token: options.token }).raw(method, path, { body: options.body, rawBody: options.raw, headers: options.headers });
+  const res = await client({ token: options.token }).raw(method, path, {
+    body: options.body,
+    rawBody: options.raw,
+    headers: options.headers,
+  });
   return { status: res.status, body: res.body as T, text: res.text, headers: res.headers };
 }
 
@@ -77,7 +83,8 @@ export async function waitForRun(id: string, statuses: string[] = FINISHED, time
   for (;;) {
     const run = (await db().collection("dataMigrations").doc(id).get()).data() as RunDoc | undefined;
     if (run && statuses.includes(run.status)) return run;
-    if (Date.now() > deadline) throw new Error(`run ${id} is ${run?.status ?? "missing"} after ${timeoutMs} ms; wanted ${statuses.join("|")}`);
+    if (Date.now() > deadline)
+      throw new Error(`run ${id} is ${run?.status ?? "missing"} after ${timeoutMs} ms; wanted ${statuses.join("|")}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -100,7 +107,10 @@ export async function uniqueYear(): Promise<number> {
  */
 export async function clearFirestore(): Promise<void> {
   requireStack();
-  const res = await fetch(`http://${process.env.FIRESTORE_EMULATOR_HOST}/emulator/v1/projects/${PROJECT_ID}/databases/(default)/documents`, { method: "DELETE" });
+  const res = await fetch(
+    `http://${process.env.FIRESTORE_EMULATOR_HOST}/emulator/v1/projects/${PROJECT_ID}/databases/(default)/documents`,
+    { method: "DELETE" },
+  );
   if (!res.ok) throw new Error(`clearing the Firestore emulator failed: ${res.status} ${await res.text()}`);
 }
 
@@ -115,7 +125,9 @@ export async function countDocs(collection: string): Promise<number> {
 }
 
 /** Structured log lines the functions wrote, as the emulator relayed them, for one run. */
-export function readLogs(filter: (line: Record<string, unknown>) => boolean = () => true): Array<Record<string, unknown>> {
+export function readLogs(
+  filter: (line: Record<string, unknown>) => boolean = () => true,
+): Array<Record<string, unknown>> {
   const { logFile } = requireStack();
   const lines: Array<Record<string, unknown>> = [];
   for (const raw of readFileSync(logFile, "utf8").split("\n")) {
@@ -132,7 +144,10 @@ export function readLogs(filter: (line: Record<string, unknown>) => boolean = ()
 }
 
 /** Log lines of one run; waits briefly for the emulator to relay them. */
-export async function runLogs(migrationId: string, until: (lines: Array<Record<string, unknown>>) => boolean): Promise<Array<Record<string, unknown>>> {
+export async function runLogs(
+  migrationId: string,
+  until: (lines: Array<Record<string, unknown>>) => boolean,
+): Promise<Array<Record<string, unknown>>> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     const lines = readLogs((l) => l.migration_id === migrationId);
@@ -176,7 +191,11 @@ export class MemoryLog {
 
 /** Dependencies for calling handlers in this process, against the emulator's Firestore. */
 export function testDeps(options: { config?: Partial<Config>; faults?: FaultInjector; queue?: ChunkQueue } = {}) {
-  const base = loadConfig({ GCLOUD_PROJECT: PROJECT_ID, FUNCTIONS_EMULATOR: "true", OIDC_AUDIENCES: "http://127.0.0.1:5000" });
+  const base = loadConfig({
+    GCLOUD_PROJECT: PROJECT_ID,
+    FUNCTIONS_EMULATOR: "true",
+    OIDC_AUDIENCES: "http://127.0.0.1:5000",
+  });
   const memory = new MemoryLog();
   const queue = options.queue ?? new RecordingQueue();
   const deps: Deps = {
@@ -185,7 +204,10 @@ export function testDeps(options: { config?: Partial<Config>; faults?: FaultInje
     config: { ...base, maxActiveRuns: 1000, ...options.config },
     queue,
     log: memory.log,
-    verifier: createTokenVerifier({ audiences: ["unused"], google: { issuers: GOOGLE_ISSUERS, certs: () => Promise.resolve({}) } }),
+    verifier: createTokenVerifier({
+      audiences: ["unused"],
+      google: { issuers: GOOGLE_ISSUERS, certs: () => Promise.resolve({}) },
+    }),
     now: () => new Date(),
     faults: options.faults,
   };

@@ -89,15 +89,28 @@ export interface Prediction {
 }
 
 type Phase = "purchases" | "reversals" | "closings";
-const PHASE_OF: Record<string, Phase> = { ON_ORDER_COMPLETED: "purchases", ON_REFUND: "reversals", ON_CHARGEBACK: "reversals", ON_CHARGEBACK_CLOSED: "closings" };
+const PHASE_OF: Record<string, Phase> = {
+  ON_ORDER_COMPLETED: "purchases",
+  ON_REFUND: "reversals",
+  ON_CHARGEBACK: "reversals",
+  ON_CHARGEBACK_CLOSED: "closings",
+};
 const PHASES: Phase[] = ["purchases", "reversals", "closings"];
 const DAY_MS = 86_400_000;
 
 type Json = Record<string, unknown>;
 const obj = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
-const usableId = (v: unknown): v is string => typeof v === "string" && v.length > 0 && v.length <= 200 && !v.includes("/") && v !== "." && v !== ".." && !/^__.*__$/.test(v);
+const usableId = (v: unknown): v is string =>
+  typeof v === "string" &&
+  v.length > 0 &&
+  v.length <= 200 &&
+  !v.includes("/") &&
+  v !== "." &&
+  v !== ".." &&
+  !/^__.*__$/.test(v);
 const amount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
-const byTime = (a: OracleEvent, b: OracleEvent) => a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+const byTime = (a: OracleEvent, b: OracleEvent) =>
+  a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 const dayMs = (day: string) => Date.parse(`${day}T00:00:00.000Z`);
 const phaseOf = (e: OracleEvent): Phase | undefined => PHASE_OF[e.data.event_type as string];
 
@@ -134,12 +147,28 @@ export class Oracle {
   /** An order's lines with their wallets, or null when the order is not valid. */
   private lines(e: OracleEvent): { orderId: string; total: number; lines: Line[] } | null {
     const b = e.data.body;
-    if (!obj(b) || !usableId(b.id) || !obj(b.customer) || !amount(b.total_amount) || !Array.isArray(b.lines) || b.lines.length === 0) return null;
+    if (
+      !obj(b) ||
+      !usableId(b.id) ||
+      !obj(b.customer) ||
+      !amount(b.total_amount) ||
+      !Array.isArray(b.lines) ||
+      b.lines.length === 0
+    )
+      return null;
     const lines: Line[] = [];
     for (const l of b.lines as unknown[]) {
       if (!obj(l) || !usableId(l.id) || lines.some((x) => x.id === l.id) || !usableId(l.product_id)) return null;
-      if (typeof l.quantity !== "number" || !Number.isSafeInteger(l.quantity) || l.quantity < 1 || !amount(l.total_amount)) return null;
-      const wallet = this.wallet(l.gift_to_customer === null || l.gift_to_customer === undefined ? b.customer : l.gift_to_customer);
+      if (
+        typeof l.quantity !== "number" ||
+        !Number.isSafeInteger(l.quantity) ||
+        l.quantity < 1 ||
+        !amount(l.total_amount)
+      )
+        return null;
+      const wallet = this.wallet(
+        l.gift_to_customer === null || l.gift_to_customer === undefined ? b.customer : l.gift_to_customer,
+      );
       if (wallet === null) return null;
       lines.push({ id: l.id, productId: l.product_id, quantity: l.quantity, total: l.total_amount, wallet });
     }
@@ -170,9 +199,12 @@ export class Oracle {
   /** The wallets an event would move, by the canary's rule; null when it names none. */
   private walletsOf(e: OracleEvent, view: ReadonlyMap<string, Entry>): string[] | null {
     if (!this.valid(e)) return null;
-    if (e.data.event_type === "ON_ORDER_COMPLETED") return (this.lines(e) as { lines: Line[] }).lines.map((l) => l.wallet);
+    if (e.data.event_type === "ON_ORDER_COMPLETED")
+      return (this.lines(e) as { lines: Line[] }).lines.map((l) => l.wallet);
     const orderId = this.orderOf(e);
-    const wallets = [...view.values()].filter((x) => x.kind === "purchase" && x.orderId === orderId).map((x) => x.userId);
+    const wallets = [...view.values()]
+      .filter((x) => x.kind === "purchase" && x.orderId === orderId)
+      .map((x) => x.userId);
     return wallets.length > 0 ? wallets : null;
   }
 
@@ -187,10 +219,16 @@ export class Oracle {
   }
 
   /** Decides one event against `view` (a dry run's: the ledger and its shadow), writing there through `write`. */
-  private decide(run: { id: string | null; type: RunSpec["type"]; dryRun: boolean }, e: OracleEvent, view: Map<string, Entry>, write: (id: string, entry: Entry) => void): Outcome {
+  private decide(
+    run: { id: string | null; type: RunSpec["type"]; dryRun: boolean },
+    e: OracleEvent,
+    view: Map<string, Entry>,
+    write: (id: string, entry: Entry) => void,
+  ): Outcome {
     if (!this.valid(e)) return { result: "error", detail: "INVALID_EVENT" };
     const processed = e.data.processed === true;
-    if (run.type === "webhook_replay" && processed && (run.id === null || e.data.processedBy !== run.id)) return { result: "skipped", detail: "ALREADY_PROCESSED" };
+    if (run.type === "webhook_replay" && processed && (run.id === null || e.data.processedBy !== run.id))
+      return { result: "skipped", detail: "ALREADY_PROCESSED" };
     const mark = () => {
       if (!run.dryRun && !processed) Object.assign(e.data, { processed: true, processedBy: run.id });
     };
@@ -206,7 +244,10 @@ export class Oracle {
     };
     const orderId = this.orderOf(e);
     const entries = [...view].filter(([, x]) => x.orderId === orderId);
-    const purchases = entries.filter(([, x]) => x.kind === "purchase").map(([, x]) => x).sort((a, b) => a.lineIndex - b.lineIndex);
+    const purchases = entries
+      .filter(([, x]) => x.kind === "purchase")
+      .map(([, x]) => x)
+      .sort((a, b) => a.lineIndex - b.lineIndex);
     const has = (kind: Entry["kind"], lineId: string) => view.get(`${kind}_${orderId}_${lineId}`);
 
     if (e.data.event_type === "ON_ORDER_COMPLETED") {
@@ -220,7 +261,18 @@ export class Oracle {
         if (typeof points !== "number" || !Number.isInteger(points) || points <= 0) return error("PRODUCT_INVALID");
         made.push([
           `purchase_${orderId}_${line.id}`,
-          { kind: "purchase", orderId, lineId: line.id, lineIndex: index, userId: line.wallet, points: points * line.quantity, lineTotal: line.total, orderTotal: order.total, reason: null, sourceEventId: e.id },
+          {
+            kind: "purchase",
+            orderId,
+            lineId: line.id,
+            lineIndex: index,
+            userId: line.wallet,
+            points: points * line.quantity,
+            lineTotal: line.total,
+            orderTotal: order.total,
+            reason: null,
+            sourceEventId: e.id,
+          },
         ]);
       }
       return done(made);
@@ -233,7 +285,8 @@ export class Oracle {
     if (e.data.event_type === "ON_CHARGEBACK_CLOSED") {
       if (body.chargeback_status === "lost") return skip("CHARGEBACK_LOST");
       if (purchases.length === 0) return error("ORIGINAL_PURCHASE_NOT_FOUND");
-      if (entries.some(([, x]) => x.kind === "reinstatement" && x.sourceEventId === e.id)) return skip("ALREADY_REINSTATED");
+      if (entries.some(([, x]) => x.kind === "reinstatement" && x.sourceEventId === e.id))
+        return skip("ALREADY_REINSTATED");
       const charged = purchases.filter((p) => has("reversal", p.lineId)?.reason === "chargeback");
       if (charged.length === 0) return error("CHARGEBACK_NOT_REVERSED");
       const todo = charged.filter((p) => !has("reinstatement", p.lineId));
@@ -256,7 +309,8 @@ export class Oracle {
 
   /** The store's ledger as a run sees it, and where its writes go. */
   private viewFor(run: { id: string | null; dryRun: boolean }) {
-    if (!run.dryRun || run.id === null) return { view: this.ledger, write: (id: string, entry: Entry) => void this.ledger.set(id, entry) };
+    if (!run.dryRun || run.id === null)
+      return { view: this.ledger, write: (id: string, entry: Entry) => void this.ledger.set(id, entry) };
     const shadow = this.shadows.get(run.id) ?? new Map<string, Entry>();
     this.shadows.set(run.id, shadow);
     const view = new Map([...this.ledger, ...shadow]);
@@ -293,7 +347,9 @@ export class Oracle {
   /** A retry of `run`: its failed events again, by phase and time, each error replaced by its new outcome. */
   retry(run: RunSpec): Prediction {
     const all = this.decided.get(run.id) ?? new Map<string, Outcome>();
-    const failed = [...all.entries()].filter(([, o]) => o.result === "error").map(([id]) => this.events.get(id) as OracleEvent);
+    const failed = [...all.entries()]
+      .filter(([, o]) => o.result === "error")
+      .map(([id]) => this.events.get(id) as OracleEvent);
     const ordered = PHASES.flatMap((p) => failed.filter((e) => phaseOf(e) === p).sort(byTime));
     const { view, write } = this.viewFor(run);
     for (const e of ordered) all.set(e.id, this.decide(run, e, view, write));
@@ -313,11 +369,16 @@ export class Oracle {
     const disagreements: string[] = [];
     const outcomes = new Map<string, Outcome>();
     for (const p of PHASES) {
-      const mine = events.filter((e) => phaseOf(e) === p).sort((a, b) => rank[claims.get(a.id) as Result] - rank[claims.get(b.id) as Result] || byTime(a, b));
+      const mine = events
+        .filter((e) => phaseOf(e) === p)
+        .sort((a, b) => rank[claims.get(a.id) as Result] - rank[claims.get(b.id) as Result] || byTime(a, b));
       for (const e of mine) {
         const outcome = this.decide(run, e, view, write);
         outcomes.set(e.id, outcome);
-        if (outcome.result !== claims.get(e.id)) disagreements.push(`${e.id}: the run says ${claims.get(e.id) ?? "?"}, the rules say ${outcome.result} (${outcome.detail ?? ""})`);
+        if (outcome.result !== claims.get(e.id))
+          disagreements.push(
+            `${e.id}: the run says ${claims.get(e.id) ?? "?"}, the rules say ${outcome.result} (${outcome.detail ?? ""})`,
+          );
       }
     }
     this.decided.set(run.id, outcomes);

@@ -27,7 +27,12 @@ export async function expectRecount(id: string, note: string) {
   const writers = new Set(entries.docs.map((d) => d.get("sourceEventId") as string));
   expect(run.processed, `${note}: processed equals the events the run's entries name`).toBe(writers.size);
   const report = await buildReport(testDeps().deps, id);
-  expect(report.totals, `${note}: counters equal a recount of the page records`).toEqual({ total: run.total, processed: run.processed, skipped: run.skipped, errors: run.errors });
+  expect(report.totals, `${note}: counters equal a recount of the page records`).toEqual({
+    total: run.total,
+    processed: run.processed,
+    skipped: run.skipped,
+    errors: run.errors,
+  });
   expect(report.reconciled, `${note}: reconciled`).toBe(true);
   expect(report.verification.ok, `${note}: verification ${JSON.stringify(report.verification)}`).toBe(true);
   return { run, report };

@@ -115,7 +115,13 @@ export class Store {
 
   private catalogProduct(id: string): CatalogProduct {
     const points = this.products.get(id) ?? 1;
-    return { id, versionId: id, slug: `p-${id.slice(-6)}`, name: `Product ${id.slice(-6)}`, price: 100 + (points % 50) * 10 };
+    return {
+      id,
+      versionId: id,
+      slug: `p-${id.slice(-6)}`,
+      name: `Product ${id.slice(-6)}`,
+      price: 100 + (points % 50) * 10,
+    };
   }
 
   raw(data: Record<string, unknown>, options: { live?: boolean; markedOnly?: boolean; id?: string } = {}): string {
@@ -125,7 +131,10 @@ export class Store {
   }
 
   private add(envelope: Envelope, spec: EventSpec): string {
-    return this.raw({ ...envelope, createdAt: this.at(spec.day, spec.minute ?? this.events.length), processed: false }, spec);
+    return this.raw(
+      { ...envelope, createdAt: this.at(spec.day, spec.minute ?? this.events.length), processed: false },
+      spec,
+    );
   }
 
   private ms(spec: EventSpec): number {
@@ -147,16 +156,28 @@ export class Store {
     }));
     const envelope = orderCompleted(this.flakes, { atMs: this.ms(spec), customer, orderId, lines });
     const body = envelope.body as { total_amount: number; lines: Array<{ id: string; total_amount: number }> };
-    this.orders.set(orderId, { orderId, customer, total: body.total_amount, lineIds: body.lines.map((l) => l.id), lineTotals: body.lines.map((l) => l.total_amount) });
+    this.orders.set(orderId, {
+      orderId,
+      customer,
+      total: body.total_amount,
+      lineIds: body.lines.map((l) => l.id),
+      lineTotals: body.lines.map((l) => l.total_amount),
+    });
     const eventId = this.add(envelope, spec);
     return { orderId, eventId, lineIds: body.lines.map((l) => l.id) };
   }
 
   /** Another ON_ORDER_COMPLETED of an existing order under a new event id (PayNow resent it). */
   duplicatePurchase(orderId: string, spec: EventSpec): string {
-    const first = this.events.find((e) => e.data.event_type === "ON_ORDER_COMPLETED" && (e.data.body as { id?: unknown }).id === orderId);
+    const first = this.events.find(
+      (e) => e.data.event_type === "ON_ORDER_COMPLETED" && (e.data.body as { id?: unknown }).id === orderId,
+    );
     if (!first) throw new Error(`no order ${orderId} in this store`);
-    const envelope = { event_type: "ON_ORDER_COMPLETED", event_id: this.flakes.next(this.ms(spec)), body: structuredClone(first.data.body) } as Envelope;
+    const envelope = {
+      event_type: "ON_ORDER_COMPLETED",
+      event_id: this.flakes.next(this.ms(spec)),
+      body: structuredClone(first.data.body),
+    } as Envelope;
     return this.add(envelope, spec);
   }
 
@@ -180,7 +201,16 @@ export class Store {
   closing(orderId: string, spec: EventSpec & { outcome: "won" | "lost" }): string {
     const order = this.orders.get(orderId);
     const customer = order?.customer ?? this.customer(spec.user ?? "u1");
-    return this.add(chargebackClosed(this.flakes, { atMs: this.ms(spec), orderId, customer, amount: order?.total ?? 999, outcome: spec.outcome }), spec);
+    return this.add(
+      chargebackClosed(this.flakes, {
+        atMs: this.ms(spec),
+        orderId,
+        customer,
+        amount: order?.total ?? 999,
+        outcome: spec.outcome,
+      }),
+      spec,
+    );
   }
 
   /** An event of a type that moves no money (ON_DELIVERY_ITEM_ADDED). */
@@ -193,8 +223,13 @@ export class Store {
 
   /** An ON_ORDER_COMPLETED without its customer: every run reports it INVALID_EVENT. */
   malformed(spec: EventSpec): string {
-    const envelope = orderCompleted(this.flakes, { atMs: this.ms(spec), customer: this.customer(spec.user ?? "u1"), orderId: this.id(`bad${this.events.length}`), lines: [{ product: this.catalogProduct(spec.product ?? ([...this.products.keys()][0] as string)), quantity: 1 }] });
-    delete (envelope.body).customer;
+    const envelope = orderCompleted(this.flakes, {
+      atMs: this.ms(spec),
+      customer: this.customer(spec.user ?? "u1"),
+      orderId: this.id(`bad${this.events.length}`),
+      lines: [{ product: this.catalogProduct(spec.product ?? ([...this.products.keys()][0] as string)), quantity: 1 }],
+    });
+    delete envelope.body.customer;
     return this.add(envelope, spec);
   }
 
@@ -212,9 +247,12 @@ export class Store {
     for (const e of this.events) batch.set(firestore.collection("webhookEvents").doc(e.id), e.data);
     await batch.commit();
     const catalog = new ProductCatalog(firestore);
-    const live = this.events.filter((e) => e.live).sort((a, b) => (a.data.createdAt as Timestamp).toMillis() - (b.data.createdAt as Timestamp).toMillis());
+    const live = this.events
+      .filter((e) => e.live)
+      .sort((a, b) => (a.data.createdAt as Timestamp).toMillis() - (b.data.createdAt as Timestamp).toMillis());
     for (const types of [["ON_ORDER_COMPLETED"], ["ON_REFUND", "ON_CHARGEBACK"], ["ON_CHARGEBACK_CLOSED"]]) {
-      for (const e of live.filter((x) => types.includes(x.data.event_type as string))) await applyEvent(firestore, e.id, { walletField: "id" }, catalog);
+      for (const e of live.filter((x) => types.includes(x.data.event_type as string)))
+        await applyEvent(firestore, e.id, { walletField: "id" }, catalog);
     }
     for (const e of this.events.filter((x) => x.markedOnly)) {
       await firestore.collection("webhookEvents").doc(e.id).update({ processed: true, processedBy: null });
@@ -233,7 +271,10 @@ export class Store {
     const entries = new Map<string, MoneyEntry>();
     const users = [...this.users];
     for (let i = 0; i < users.length; i += 30) {
-      const snap = await db().collection("ledgerEntries").where("userId", "in", users.slice(i, i + 30)).get();
+      const snap = await db()
+        .collection("ledgerEntries")
+        .where("userId", "in", users.slice(i, i + 30))
+        .get();
       for (const doc of snap.docs) entries.set(doc.id, doc.data() as MoneyEntry);
     }
     return entries;
@@ -263,11 +304,14 @@ export class Store {
   }
 
   async event(id: string): Promise<Record<string, unknown>> {
-    return ((await db().collection("webhookEvents").doc(id).get()).data() ?? {});
+    return (await db().collection("webhookEvents").doc(id).get()).data() ?? {};
   }
 
   async processedIds(): Promise<string[]> {
     const snaps = await db().getAll(...this.events.map((e) => db().collection("webhookEvents").doc(e.id)));
-    return snaps.filter((s) => s.get("processed") === true).map((s) => s.id).sort();
+    return snaps
+      .filter((s) => s.get("processed") === true)
+      .map((s) => s.id)
+      .sort();
   }
 }

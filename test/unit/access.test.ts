@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { admit, overlaps } from "../../functions/src/core/admission";
-import { honoursSchedulerHeaders, permissionsOf, refusal, schedulerRefusal, type Permission } from "../../functions/src/core/access";
+import {
+  honoursSchedulerHeaders,
+  permissionsOf,
+  refusal,
+  schedulerRefusal,
+  type Permission,
+} from "../../functions/src/core/access";
 
 const roles = { viewers: ["v@x", "vs@x"], operators: ["o@x"], schedulers: ["s@x", "vs@x"] };
 
@@ -13,13 +19,20 @@ describe("roles", () => {
     ["nobody@x", []],
   ])("%s may %j", (email, rights) => {
     expect([...permissionsOf(email, roles)].sort()).toEqual([...rights].sort());
-    for (const p of ["read", "start", "control"] as Permission[]) expect(refusal(email, p, roles) === null).toBe(rights.includes(p));
+    for (const p of ["read", "start", "control"] as Permission[])
+      expect(refusal(email, p, roles) === null).toBe(rights.includes(p));
   });
 
   it("says what the caller may not do and which list would allow it", () => {
-    expect(refusal("v@x", "start", roles)).toBe("v@x is not allowed to start runs; add it to OPERATOR_EMAILS (or SCHEDULER_EMAILS for a Cloud Scheduler job) to grant it.");
-    expect(refusal("s@x", "read", roles)).toBe("s@x is not allowed to read runs; add it to VIEWER_EMAILS (read only) or OPERATOR_EMAILS to grant it.");
-    expect(refusal("v@x", "control", roles)).toBe("v@x is not allowed to change runs or the kill switch; add it to OPERATOR_EMAILS to grant it.");
+    expect(refusal("v@x", "start", roles)).toBe(
+      "v@x is not allowed to start runs; add it to OPERATOR_EMAILS (or SCHEDULER_EMAILS for a Cloud Scheduler job) to grant it.",
+    );
+    expect(refusal("s@x", "read", roles)).toBe(
+      "s@x is not allowed to read runs; add it to VIEWER_EMAILS (read only) or OPERATOR_EMAILS to grant it.",
+    );
+    expect(refusal("v@x", "control", roles)).toBe(
+      "v@x is not allowed to change runs or the kill switch; add it to OPERATOR_EMAILS to grant it.",
+    );
   });
 
   it("honours Cloud Scheduler headers from schedulers only", () => {
@@ -30,26 +43,51 @@ describe("roles", () => {
 });
 
 describe("admission", () => {
-  const run = (id: string, startDate: string, endDate: string, over: Partial<{ type: string; dryRun: boolean }> = {}) => ({ id, type: "webhook_replay", startDate, endDate, dryRun: false, ...over });
+  const run = (
+    id: string,
+    startDate: string,
+    endDate: string,
+    over: Partial<{ type: string; dryRun: boolean }> = {},
+  ) => ({ id, type: "webhook_replay", startDate, endDate, dryRun: false, ...over });
 
   it("knows when two ranges share a day, both ends included", () => {
-    expect(overlaps({ startDate: "2025-01-01", endDate: "2025-01-05" }, { startDate: "2025-01-05", endDate: "2025-01-09" })).toBe(true);
-    expect(overlaps({ startDate: "2025-01-06", endDate: "2025-01-09" }, { startDate: "2025-01-01", endDate: "2025-01-05" })).toBe(false);
-    expect(overlaps({ startDate: "2025-01-01", endDate: "2025-01-05" }, { startDate: "2025-01-06", endDate: "2025-01-09" })).toBe(false);
-    expect(overlaps({ startDate: "2025-01-02", endDate: "2025-01-03" }, { startDate: "2025-01-01", endDate: "2025-01-09" })).toBe(true);
+    expect(
+      overlaps({ startDate: "2025-01-01", endDate: "2025-01-05" }, { startDate: "2025-01-05", endDate: "2025-01-09" }),
+    ).toBe(true);
+    expect(
+      overlaps({ startDate: "2025-01-06", endDate: "2025-01-09" }, { startDate: "2025-01-01", endDate: "2025-01-05" }),
+    ).toBe(false);
+    expect(
+      overlaps({ startDate: "2025-01-01", endDate: "2025-01-05" }, { startDate: "2025-01-06", endDate: "2025-01-09" }),
+    ).toBe(false);
+    expect(
+      overlaps({ startDate: "2025-01-02", endDate: "2025-01-03" }, { startDate: "2025-01-01", endDate: "2025-01-09" }),
+    ).toBe(true);
   });
 
   it("refuses a real run over an active real run's days of the same type, naming it", () => {
     const active = [run("a", "2025-01-01", "2025-01-05")];
-    expect(admit(run("b", "2025-01-05", "2025-01-08"), active, 10)).toMatchObject({ ok: false, status: 409, code: "run_overlaps", activeRunId: "a", message: expect.stringMatching(/^Run a \(webhook_replay, 2025-01-01 to 2025-01-05\) is still active/) });
+    expect(admit(run("b", "2025-01-05", "2025-01-08"), active, 10)).toMatchObject({
+      ok: false,
+      status: 409,
+      code: "run_overlaps",
+      activeRunId: "a",
+      message: expect.stringMatching(/^Run a \(webhook_replay, 2025-01-01 to 2025-01-05\) is still active/),
+    });
     expect(admit(run("b", "2025-01-06", "2025-01-08"), active, 10)).toEqual({ ok: true });
     expect(admit(run("b", "2025-01-01", "2025-01-05", { dryRun: true }), active, 10)).toEqual({ ok: true });
-    expect(admit(run("b", "2025-01-01", "2025-01-05", { type: "reversal_backfill" }), active, 10)).toEqual({ ok: true });
-    expect(admit(run("b", "2025-01-01", "2025-01-05"), [run("a", "2025-01-01", "2025-01-05", { dryRun: true })], 10)).toEqual({ ok: true });
+    expect(admit(run("b", "2025-01-01", "2025-01-05", { type: "reversal_backfill" }), active, 10)).toEqual({
+      ok: true,
+    });
+    expect(
+      admit(run("b", "2025-01-01", "2025-01-05"), [run("a", "2025-01-01", "2025-01-05", { dryRun: true })], 10),
+    ).toEqual({ ok: true });
   });
 
   it("refuses any run past the limit of active runs, counting dry ones", () => {
-    const active = Array.from({ length: 3 }, (_, i) => run(`r${i}`, `2030-01-0${i + 1}`, `2030-01-0${i + 1}`, { dryRun: i === 0 }));
+    const active = Array.from({ length: 3 }, (_, i) =>
+      run(`r${i}`, `2030-01-0${i + 1}`, `2030-01-0${i + 1}`, { dryRun: i === 0 }),
+    );
     expect(admit(run("n", "2031-01-01", "2031-01-01", { dryRun: true }), active, 3)).toEqual({
       ok: false,
       status: 429,
@@ -58,7 +96,10 @@ describe("admission", () => {
     });
     expect(admit(run("n", "2031-01-01", "2031-01-01"), active, 4)).toEqual({ ok: true });
     // An overlap is the reason given before the count.
-    expect(admit(run("n", "2030-01-02", "2030-01-02"), active, 3)).toMatchObject({ code: "run_overlaps", activeRunId: "r1" });
+    expect(admit(run("n", "2030-01-02", "2030-01-02"), active, 3)).toMatchObject({
+      code: "run_overlaps",
+      activeRunId: "r1",
+    });
   });
 });
 
@@ -72,7 +113,11 @@ describe("what a scheduler may start (issue 18 item 10)", () => {
     ["without a cap (the default applies)", { type: "webhook_replay", lookbackDays: 2, dryRun: false }, true],
     ["a higher cap", { ...body, maxEvents: 10001 }, false],
     ["another window", { ...body, lookbackDays: 3 }, false],
-    ["dates instead of a window", { type: "webhook_replay", startDate: "2025-01-01", endDate: "2025-01-02", dryRun: false }, false],
+    [
+      "dates instead of a window",
+      { type: "webhook_replay", startDate: "2025-01-01", endDate: "2025-01-02", dryRun: false },
+      false,
+    ],
     ["a dry run when the replay is real", { ...body, dryRun: true }, false],
     ["no dryRun (a dry run) when the replay is real", { type: "webhook_replay", lookbackDays: 2, maxEvents: 5 }, false],
     ["another type", { ...body, type: "reversal_backfill" }, false],

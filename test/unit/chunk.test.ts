@@ -1,8 +1,26 @@
 // The chunk state machine (core/chunk.ts): every transition in every status, from a table written from the
 // rules in the module's header, not from its code.
 import { describe, expect, it } from "vitest";
-import { afterStep, isFinishedChunk, newChunk, nextPhase, positionKey, type Chunk, type Holder } from "../../functions/src/core/chunk";
-import { cancelChunk, claim, commitPage, fail, markQueued, noteError, release, requeue, resumeChunk, retryChunk, settle, wake, type PageResult } from "../../functions/src/core/chunkTransitions";
+import {
+  afterStep,
+  isFinishedChunk,
+  newChunk,
+  nextPhase,
+  positionKey,
+  type Chunk,
+  type Holder,
+} from "../../functions/src/core/chunk";
+import { claim, commitPage, release, settle, type PageResult } from "../../functions/src/core/chunkTransitions";
+import {
+  cancelChunk,
+  fail,
+  markQueued,
+  noteError,
+  requeue,
+  resumeChunk,
+  retryChunk,
+  wake,
+} from "../../functions/src/core/chunkControl";
 import { nextMove, type DeliveryView } from "../../functions/src/core/nextMove";
 import { CHUNK_STATUSES, type ChunkStatus } from "../../functions/src/core/types";
 
@@ -68,10 +86,18 @@ describe("claim", () => {
     otherTaskExpired: "claimed",
   };
   const table = CHUNK_STATUSES.flatMap((status) =>
-    LEASE_NAMES.map((lease) => [status, lease, status === "pending" || status === "running" ? byLease[lease] : "inactive"] as const),
+    LEASE_NAMES.map(
+      (lease) => [status, lease, status === "pending" || status === "running" ? byLease[lease] : "inactive"] as const,
+    ),
   );
   it.each(table)("a %s chunk with lease %s: %s", (status, lease, expected) => {
-    const c = chunk({ status, lease: leases[lease], attempts: 2, startedAt: status === "running" ? 5 : null, pausedReason: "x" });
+    const c = chunk({
+      status,
+      lease: leases[lease],
+      attempts: 2,
+      startedAt: status === "running" ? 5 : null,
+      pausedReason: "x",
+    });
     const t = claim(c, me, NOW, LEASE);
     expect(t.result.kind).toBe(expected);
     if (expected === "claimed") {
@@ -106,9 +132,24 @@ function page(c: Chunk, over: Partial<PageResult> = {}): PageResult {
 
 describe("commitPage", () => {
   it("adds a scan page's counters, moves that phase's position and renews the holder's lease", () => {
-    const c = chunk({ lease: leases.mine, total: 4, processed: 1, skipped: 2, errors: 1, pages: 2, progress: { purchases: { cursor: null, examined: 4 } } });
+    const c = chunk({
+      lease: leases.mine,
+      total: 4,
+      processed: 1,
+      skipped: 2,
+      errors: 1,
+      pages: 2,
+      progress: { purchases: { cursor: null, examined: 4 } },
+    });
     const t = commitPage(c, page(c), me, NOW, LEASE);
-    expect(t.result).toEqual({ kind: "committed", page: 3, status: "running", counters: { total: 7, processed: 3, skipped: 3, errors: 1 }, stoppedAtBudget: false, stepDone: false });
+    expect(t.result).toEqual({
+      kind: "committed",
+      page: 3,
+      status: "running",
+      counters: { total: 7, processed: 3, skipped: 3, errors: 1 },
+      stoppedAtBudget: false,
+      stepDone: false,
+    });
     expect(t.update).toEqual({
       total: 7,
       processed: 3,
@@ -134,7 +175,10 @@ describe("commitPage", () => {
       { progress: { purchases: { cursor: { seconds: 1, nanos: 0, id: "a" }, examined: 0 } } },
       { progress: { purchases: { cursor: null, examined: 1 } } },
     ] as Array<Partial<Chunk>>) {
-      expect(commitPage({ ...c, ...moved }, planned, me, NOW, LEASE), JSON.stringify(moved)).toEqual({ result: { kind: "conflict" }, update: null });
+      expect(commitPage({ ...c, ...moved }, planned, me, NOW, LEASE), JSON.stringify(moved)).toEqual({
+        result: { kind: "conflict" },
+        update: null,
+      });
     }
   });
 
@@ -151,26 +195,63 @@ describe("commitPage", () => {
 
   it("replaces an errors step's old errors by their new outcomes, keeping the total and the scan position", () => {
     const scanned = { cursor: { seconds: 3, nanos: 0, id: "z" }, examined: 9 };
-    const c = chunk({ step: { phase: "purchases", step: "errors" }, lease: leases.mine, total: 9, processed: 5, errors: 4, progress: { purchases: scanned } });
-    const t = commitPage(c, page(c, { outcomes: { total: 3, processed: 2, skipped: 0, errors: 1 }, examined: 0, errorCursor: "e7" }), me, NOW, LEASE);
-    expect(t.update).toMatchObject({ total: 9, processed: 7, skipped: 0, errors: 2, errorCursor: "e7", progress: { purchases: scanned } });
+    const c = chunk({
+      step: { phase: "purchases", step: "errors" },
+      lease: leases.mine,
+      total: 9,
+      processed: 5,
+      errors: 4,
+      progress: { purchases: scanned },
+    });
+    const t = commitPage(
+      c,
+      page(c, { outcomes: { total: 3, processed: 2, skipped: 0, errors: 1 }, examined: 0, errorCursor: "e7" }),
+      me,
+      NOW,
+      LEASE,
+    );
+    expect(t.update).toMatchObject({
+      total: 9,
+      processed: 7,
+      skipped: 0,
+      errors: 2,
+      errorCursor: "e7",
+      progress: { purchases: scanned },
+    });
   });
 
   describe("at the end of a step", () => {
-    const done = (c: Chunk, over: Partial<PageResult> = {}) => commitPage(c, page(c, { stepDone: true, ...over }), me, NOW, LEASE);
+    const done = (c: Chunk, over: Partial<PageResult> = {}) =>
+      commitPage(c, page(c, { stepDone: true, ...over }), me, NOW, LEASE);
 
     it("a running chunk moves to the next step of the same phase at once", () => {
-      const c = chunk({ lease: leases.mine, upcoming: [{ phase: "purchases", step: "errors" }, { phase: "reversals", step: "scan" }] });
+      const c = chunk({
+        lease: leases.mine,
+        upcoming: [
+          { phase: "purchases", step: "errors" },
+          { phase: "reversals", step: "scan" },
+        ],
+      });
       const t = done(c);
       expect(t.result).toMatchObject({ status: "running", stepDone: true });
-      expect(t.update).toMatchObject({ step: { phase: "purchases", step: "errors" }, upcoming: [{ phase: "reversals", step: "scan" }], errorCursor: null });
+      expect(t.update).toMatchObject({
+        step: { phase: "purchases", step: "errors" },
+        upcoming: [{ phase: "reversals", step: "scan" }],
+        errorCursor: null,
+      });
       expect(t.update?.lease).toEqual({ ...me, expiresAt: NOW + LEASE });
     });
 
     it("waits for a later phase, letting go of its lease and its task", () => {
       const c = chunk({ lease: leases.mine, queued: 0 });
       const t = done(c);
-      expect(t.update).toMatchObject({ status: "waiting", step: { phase: "reversals", step: "scan" }, upcoming: [], lease: null, queued: null });
+      expect(t.update).toMatchObject({
+        status: "waiting",
+        step: { phase: "reversals", step: "scan" },
+        upcoming: [],
+        lease: null,
+        queued: null,
+      });
     });
 
     it("is done when nothing is left", () => {
@@ -192,7 +273,12 @@ describe("commitPage", () => {
       ["cancelled", "none", "cancelled"],
       ["running", "none", "done"],
     ] as const)("a %s chunk whose step ends with %s next is %s", (status, next, expected) => {
-      const upcoming = next === "none" ? [] : next === "same phase" ? [{ phase: "purchases" as const, step: "errors" as const }] : [{ phase: "reversals" as const, step: "scan" as const }];
+      const upcoming =
+        next === "none"
+          ? []
+          : next === "same phase"
+            ? [{ phase: "purchases" as const, step: "errors" as const }]
+            : [{ phase: "reversals" as const, step: "scan" as const }];
       const c = chunk({ status, upcoming });
       const t = done(c);
       expect(t.result).toMatchObject({ status: expected });
@@ -209,9 +295,13 @@ describe("settle", () => {
   const canCancel: ChunkStatus[] = ["pending", "running", "waiting", "paused"];
   // A lease other than the stopping delivery's own may have been left mid-page by a delivery that vanished
   // (issue 18 item 1): a pause keeps that doubt on the chunk, a cancel drains the page first.
-  const inDoubt = (lease: LeaseName, withMe: boolean, doubted: boolean) => doubted || (lease !== "none" && !(withMe && lease === "mine"));
+  const inDoubt = (lease: LeaseName, withMe: boolean, doubted: boolean) =>
+    doubted || (lease !== "none" && !(withMe && lease === "mine"));
   const byLease = (to: "paused" | "cancelled", lease: LeaseName, withMe: boolean, doubted: boolean): string => {
-    const stoppable = lease === "none" || lease === "otherTaskExpired" || (withMe && (lease === "mine" || lease === "sameTaskEarlierLive"));
+    const stoppable =
+      lease === "none" ||
+      lease === "otherTaskExpired" ||
+      (withMe && (lease === "mine" || lease === "sameTaskEarlierLive"));
     if (!stoppable) return "held";
     return to === "cancelled" && inDoubt(lease, withMe, doubted) ? "drain" : "settled";
   };
@@ -219,41 +309,68 @@ describe("settle", () => {
     CHUNK_STATUSES.flatMap((status) =>
       LEASE_NAMES.flatMap((lease) =>
         [true, false].flatMap((withMe) =>
-          [false, true].map((doubted) => [to, status, lease, withMe, doubted, (to === "paused" ? canPause : canCancel).includes(status) ? byLease(to, lease, withMe, doubted) : "unchanged"] as const),
+          [false, true].map(
+            (doubted) =>
+              [
+                to,
+                status,
+                lease,
+                withMe,
+                doubted,
+                (to === "paused" ? canPause : canCancel).includes(status)
+                  ? byLease(to, lease, withMe, doubted)
+                  : "unchanged",
+              ] as const,
+          ),
         ),
       ),
     ),
   );
-  it.each(table)("to %s from %s with lease %s (by its holder: %s, page in doubt: %s): %s", (to, status, lease, withMe, doubted, expected) => {
-    const c = chunk({ status, lease: leases[lease], pausedReason: "earlier", queued: 3, pageInDoubt: doubted });
-    const t = settle(c, to, "why", withMe ? me : null, NOW);
-    expect(t.result).toBe(expected);
-    if (expected !== "settled") {
-      expect(t.update).toBeNull();
-      return;
-    }
-    expect(t.update).toEqual({
-      status: to,
-      lease: null,
-      queued: null,
-      pausedReason: to === "paused" ? "why" : "earlier",
-      ...(to === "cancelled" ? { finishedAt: NOW } : { pageInDoubt: inDoubt(lease, withMe, doubted) }),
-    });
-  });
+  it.each(table)(
+    "to %s from %s with lease %s (by its holder: %s, page in doubt: %s): %s",
+    (to, status, lease, withMe, doubted, expected) => {
+      const c = chunk({ status, lease: leases[lease], pausedReason: "earlier", queued: 3, pageInDoubt: doubted });
+      const t = settle(c, to, "why", withMe ? me : null, NOW);
+      expect(t.result).toBe(expected);
+      if (expected !== "settled") {
+        expect(t.update).toBeNull();
+        return;
+      }
+      expect(t.update).toEqual({
+        status: to,
+        lease: null,
+        queued: null,
+        pausedReason: to === "paused" ? "why" : "earlier",
+        ...(to === "cancelled" ? { finishedAt: NOW } : { pageInDoubt: inDoubt(lease, withMe, doubted) }),
+      });
+    },
+  );
 });
 
 describe("cancel", () => {
-  it.each(CHUNK_STATUSES.flatMap((status) => LEASE_NAMES.flatMap((lease) => [false, true].map((doubted) => [status, lease, doubted] as const))))("a %s chunk with lease %s (page in doubt: %s)", (status, lease, doubted) => {
+  it.each(
+    CHUNK_STATUSES.flatMap((status) =>
+      LEASE_NAMES.flatMap((lease) => [false, true].map((doubted) => [status, lease, doubted] as const)),
+    ),
+  )("a %s chunk with lease %s (page in doubt: %s)", (status, lease, doubted) => {
     const c = chunk({ status, lease: leases[lease], generation: 4, queued: 4, pageInDoubt: doubted });
     const t = cancelChunk(c, NOW);
     const unfinished = !isFinishedChunk(status);
     if (!unfinished) return expect(t).toEqual({ result: "unchanged", update: null });
     const stoppable = lease === "none" || leases[lease].expiresAt <= NOW;
     if (!stoppable) return expect(t).toEqual({ result: "held", update: null });
-    if (lease === "none" && !doubted) return expect(t).toEqual({ result: "cancelled", update: { status: "cancelled", lease: null, queued: null, pausedReason: null, finishedAt: NOW } });
+    if (lease === "none" && !doubted)
+      return expect(t).toEqual({
+        result: "cancelled",
+        update: { status: "cancelled", lease: null, queued: null, pausedReason: null, finishedAt: NOW },
+      });
     // A holder vanished mid-page: a fresh task finishes that page, then cancels the chunk. A paused chunk
     // becomes due again for it, under a new generation.
-    if (status === "paused") return expect(t).toEqual({ result: "drain", update: { status: "pending", pausedReason: null, generation: 5, queued: null, queuedAt: null } });
+    if (status === "paused")
+      return expect(t).toEqual({
+        result: "drain",
+        update: { status: "pending", pausedReason: null, generation: 5, queued: null, queuedAt: null },
+      });
     if (status === "waiting") return expect(t).toEqual({ result: "drain", update: null });
     return expect(t).toEqual({ result: "drain", update: { generation: 5, queued: null, queuedAt: null } });
   });
@@ -265,7 +382,10 @@ describe("the other transitions, in every status", () => {
   it.each(statuses)("resume of a %s chunk", (status) => {
     const c = chunk({ status, generation: 2, queued: 2, queuedAt: 9, pausedReason: "operator" });
     if (status !== "paused") return expect(resumeChunk(c, "purchases")).toEqual({ result: false, update: null });
-    expect(resumeChunk(c, "purchases")).toEqual({ result: true, update: { status: "pending", pausedReason: null, generation: 3, queued: null, queuedAt: null } });
+    expect(resumeChunk(c, "purchases")).toEqual({
+      result: true,
+      update: { status: "pending", pausedReason: null, generation: 3, queued: null, queuedAt: null },
+    });
     expect(resumeChunk(c, "reversals").update?.status).toBe("waiting");
   });
 
@@ -288,31 +408,48 @@ describe("the other transitions, in every status", () => {
   it.each(statuses)("requeue of a %s chunk", (status) => {
     const c = chunk({ status, generation: 7, queued: 7, queuedAt: 1, lease: leases.otherTaskExpired });
     const can = status === "pending" || status === "running";
-    expect(requeue(c)).toEqual(can ? { result: true, update: { generation: 8, queued: null, queuedAt: null } } : { result: false, update: null });
+    expect(requeue(c)).toEqual(
+      can ? { result: true, update: { generation: 8, queued: null, queuedAt: null } } : { result: false, update: null },
+    );
     // A re-queue after a delivery vanished holding the chunk counts as a crash; a stalled task does not.
-    expect(requeue({ ...c, crashes: 2 }, true)).toEqual(can ? { result: true, update: { generation: 8, queued: null, queuedAt: null, crashes: 3 } } : { result: false, update: null });
+    expect(requeue({ ...c, crashes: 2 }, true)).toEqual(
+      can
+        ? { result: true, update: { generation: 8, queued: null, queuedAt: null, crashes: 3 } }
+        : { result: false, update: null },
+    );
   });
 
-  const failed = { result: true, update: { status: "failed", lastError: "boom", lease: null, queued: null, finishedAt: NOW } };
+  const failed = {
+    result: true,
+    update: { status: "failed", lastError: "boom", lease: null, queued: null, finishedAt: NOW },
+  };
   it.each(statuses)("fail of a %s chunk", (status) => {
     const c = chunk({ status, lease: leases.mine, queued: 1 });
     const can = status === "pending" || status === "running";
-    expect(fail(c, "boom", NOW, { task: me.task, generation: null })).toEqual(can ? failed : { result: false, update: null });
+    expect(fail(c, "boom", NOW, { task: me.task, generation: null })).toEqual(
+      can ? failed : { result: false, update: null },
+    );
   });
 
   // Issue 18 item 4: an old generation's last attempt must not fail a chunk a newer task is working.
   it.each(LEASE_NAMES)("fail by a task's last attempt, with the chunk's lease %s", (name) => {
     const c = chunk({ status: "running", generation: 2, lease: leases[name] });
     const anotherTaskWorks = name === "otherTaskLive";
-    expect(fail(c, "boom", NOW, { task: me.task, generation: 2 })).toEqual(anotherTaskWorks ? { result: false, update: null } : failed);
-    expect(fail(c, "boom", NOW, { task: me.task, generation: null })).toEqual(anotherTaskWorks ? { result: false, update: null } : failed);
+    expect(fail(c, "boom", NOW, { task: me.task, generation: 2 })).toEqual(
+      anotherTaskWorks ? { result: false, update: null } : failed,
+    );
+    expect(fail(c, "boom", NOW, { task: me.task, generation: null })).toEqual(
+      anotherTaskWorks ? { result: false, update: null } : failed,
+    );
     // Queued for generation 1, superseded by the watchdog's generation 2: never its to fail.
     expect(fail(c, "boom", NOW, { task: me.task, generation: 1 })).toEqual({ result: false, update: null });
   });
 
   it.each(statuses)("noteError on a %s chunk", (status) => {
     const c = chunk({ status, lastError: "old" });
-    expect(noteError(c, "new")).toEqual(isFinishedChunk(status) ? { result: false, update: null } : { result: true, update: { lastError: "new" } });
+    expect(noteError(c, "new")).toEqual(
+      isFinishedChunk(status) ? { result: false, update: null } : { result: true, update: { lastError: "new" } },
+    );
     expect(noteError(c, "old")).toEqual({ result: false, update: null });
   });
 
@@ -325,7 +462,17 @@ describe("the other transitions, in every status", () => {
 
   it.each(statuses)("retry of a %s chunk", (status) => {
     const phases = ["purchases", "reversals"] as const;
-    const c = chunk({ status, step: { phase: "reversals", step: "scan" }, upcoming: [], errorCursor: "e5", generation: 1, crashes: 3, lease: leases.mine, lastError: "x", finishedAt: 4 });
+    const c = chunk({
+      status,
+      step: { phase: "reversals", step: "scan" },
+      upcoming: [],
+      errorCursor: "e5",
+      generation: 1,
+      crashes: 3,
+      lease: leases.mine,
+      lastError: "x",
+      finishedAt: 4,
+    });
     const t = retryChunk(c, ["purchases"], phases);
     if (status === "failed") {
       // What it had left (the reversals scan, resumed where it stopped) after the purchases errors step.
@@ -346,7 +493,10 @@ describe("the other transitions, in every status", () => {
         },
       });
       // Failed in the step it resumes: its errors position is kept.
-      expect(retryChunk(c, [], phases).update).toMatchObject({ step: { phase: "reversals", step: "scan" }, errorCursor: "e5" });
+      expect(retryChunk(c, [], phases).update).toMatchObject({
+        step: { phase: "reversals", step: "scan" },
+        errorCursor: "e5",
+      });
     } else if (status === "done") {
       expect(t.update).toMatchObject({ status: "waiting", step: { phase: "purchases", step: "errors" }, upcoming: [] });
       // A done chunk without errors has nothing to retry.
@@ -360,18 +510,29 @@ describe("the other transitions, in every status", () => {
 describe("a new chunk", () => {
   const replay = { phases: ["purchases", "reversals", "closings"] as const };
   it("starts at its first phase with budget, with a scan step for every phase it has budget in", () => {
-    expect(newChunk(D, { purchases: 2, reversals: 1, closings: 1 }, { phases: [...replay.phases] }, NOW)).toMatchObject({
-      status: "pending",
-      step: { phase: "purchases", step: "scan" },
-      upcoming: [{ phase: "reversals", step: "scan" }, { phase: "closings", step: "scan" }],
-      finishedAt: null,
-      generation: 0,
-      queued: null,
-    });
+    expect(newChunk(D, { purchases: 2, reversals: 1, closings: 1 }, { phases: [...replay.phases] }, NOW)).toMatchObject(
+      {
+        status: "pending",
+        step: { phase: "purchases", step: "scan" },
+        upcoming: [
+          { phase: "reversals", step: "scan" },
+          { phase: "closings", step: "scan" },
+        ],
+        finishedAt: null,
+        generation: 0,
+        queued: null,
+      },
+    );
     // Only reversals: it waits for the reversals phase.
-    expect(newChunk(D, { purchases: 0, reversals: 3 }, { phases: [...replay.phases] }, NOW)).toMatchObject({ status: "waiting", step: { phase: "reversals", step: "scan" }, upcoming: [] });
+    expect(newChunk(D, { purchases: 0, reversals: 3 }, { phases: [...replay.phases] }, NOW)).toMatchObject({
+      status: "waiting",
+      step: { phase: "reversals", step: "scan" },
+      upcoming: [],
+    });
     expect(newChunk(D, {}, { phases: [...replay.phases] }, NOW)).toMatchObject({ status: "done", finishedAt: NOW });
-    expect(newChunk(D, { reversals: 3 }, { phases: ["reversals", "closings"] }, NOW)).toMatchObject({ status: "pending" });
+    expect(newChunk(D, { reversals: 3 }, { phases: ["reversals", "closings"] }, NOW)).toMatchObject({
+      status: "pending",
+    });
   });
 });
 
@@ -394,25 +555,87 @@ describe("a delivery's next move", () => {
   it.each([
     ["no run", base({ run: null }), { kind: "exit", why: "missing" }],
     ["no chunk", base({ chunk: null }), { kind: "exit", why: "missing" }],
-    ["a completed run", base({ run: { status: "completed", pausedReason: null } }), { kind: "exit", why: "run_finished" }],
+    [
+      "a completed run",
+      base({ run: { status: "completed", pausedReason: null } }),
+      { kind: "exit", why: "run_finished" },
+    ],
     ["a failed run", base({ run: { status: "failed", pausedReason: null } }), { kind: "exit", why: "run_finished" }],
-    ["its lease taken over", base({ holding: true, chunk: chunk({ lease: leases.otherTaskLive }) }), { kind: "exit", why: "taken_over" }],
-    ["a cancelled run", base({ run: { status: "cancelled", pausedReason: null } }), { kind: "settle", to: "cancelled", reason: "run_cancelled", drainAllowed: true }],
-    ["a cancelled run, switch off", base({ run: { status: "cancelled", pausedReason: null }, killSwitchOn: false }), { kind: "settle", to: "cancelled", reason: "run_cancelled", drainAllowed: false }],
-    ["a cancelled run, draining", base({ run: { status: "cancelled", pausedReason: null }, holding: true, chunk: held, draining: true }), { kind: "page" }],
-    ["a cancelled run, drained", base({ run: { status: "cancelled", pausedReason: null }, holding: true, chunk: held, draining: true, drained: true }), { kind: "settle", to: "cancelled", reason: "run_cancelled", drainAllowed: true }],
-    ["the kill switch off", base({ killSwitchOn: false }), { kind: "settle", to: "paused", reason: "kill_switch", drainAllowed: false }],
-    ["a paused run", base({ run: { status: "paused", pausedReason: "error_rate" } }), { kind: "settle", to: "paused", reason: "error_rate", drainAllowed: false }],
-    ["a paused run without a reason", base({ run: { status: "paused", pausedReason: null } }), { kind: "settle", to: "paused", reason: "paused", drainAllowed: false }],
+    [
+      "its lease taken over",
+      base({ holding: true, chunk: chunk({ lease: leases.otherTaskLive }) }),
+      { kind: "exit", why: "taken_over" },
+    ],
+    [
+      "a cancelled run",
+      base({ run: { status: "cancelled", pausedReason: null } }),
+      { kind: "settle", to: "cancelled", reason: "run_cancelled", drainAllowed: true },
+    ],
+    [
+      "a cancelled run, switch off",
+      base({ run: { status: "cancelled", pausedReason: null }, killSwitchOn: false }),
+      { kind: "settle", to: "cancelled", reason: "run_cancelled", drainAllowed: false },
+    ],
+    [
+      "a cancelled run, draining",
+      base({ run: { status: "cancelled", pausedReason: null }, holding: true, chunk: held, draining: true }),
+      { kind: "page" },
+    ],
+    [
+      "a cancelled run, drained",
+      base({
+        run: { status: "cancelled", pausedReason: null },
+        holding: true,
+        chunk: held,
+        draining: true,
+        drained: true,
+      }),
+      { kind: "settle", to: "cancelled", reason: "run_cancelled", drainAllowed: true },
+    ],
+    [
+      "the kill switch off",
+      base({ killSwitchOn: false }),
+      { kind: "settle", to: "paused", reason: "kill_switch", drainAllowed: false },
+    ],
+    [
+      "a paused run",
+      base({ run: { status: "paused", pausedReason: "error_rate" } }),
+      { kind: "settle", to: "paused", reason: "error_rate", drainAllowed: false },
+    ],
+    [
+      "a paused run without a reason",
+      base({ run: { status: "paused", pausedReason: null } }),
+      { kind: "settle", to: "paused", reason: "paused", drainAllowed: false },
+    ],
     ["a waiting chunk", base({ chunk: chunk({ status: "waiting" }) }), { kind: "exit", why: "inactive" }],
     ["a done chunk", base({ chunk: chunk({ status: "done" }) }), { kind: "exit", why: "inactive" }],
-    ["an older task generation", base({ generation: 1, chunk: chunk({ status: "pending", generation: 2 }) }), { kind: "exit", why: "superseded" }],
-    ["the current generation", base({ generation: 2, chunk: chunk({ status: "pending", generation: 2 }) }), { kind: "claim" }],
-    ["a newer generation than the chunk's", base({ generation: 3, chunk: chunk({ status: "pending", generation: 2 }) }), { kind: "claim" }],
+    [
+      "an older task generation",
+      base({ generation: 1, chunk: chunk({ status: "pending", generation: 2 }) }),
+      { kind: "exit", why: "superseded" },
+    ],
+    [
+      "the current generation",
+      base({ generation: 2, chunk: chunk({ status: "pending", generation: 2 }) }),
+      { kind: "claim" },
+    ],
+    [
+      "a newer generation than the chunk's",
+      base({ generation: 3, chunk: chunk({ status: "pending", generation: 2 }) }),
+      { kind: "claim" },
+    ],
     ["any generation", base(), { kind: "claim" }],
     ["a pending run", base({ run: { status: "pending", pausedReason: null } }), { kind: "claim" }],
-    ["held, slice over, pages done", base({ holding: true, chunk: held, pages: 1, sliceOver: true }), { kind: "handoff" }],
-    ["held, slice over, no page yet", base({ holding: true, chunk: held, pages: 0, sliceOver: true }), { kind: "page" }],
+    [
+      "held, slice over, pages done",
+      base({ holding: true, chunk: held, pages: 1, sliceOver: true }),
+      { kind: "handoff" },
+    ],
+    [
+      "held, slice over, no page yet",
+      base({ holding: true, chunk: held, pages: 0, sliceOver: true }),
+      { kind: "page" },
+    ],
     ["held, slice left", base({ holding: true, chunk: held, pages: 3 }), { kind: "page" }],
   ] as const)("with %s", (_name, view, expected) => {
     expect(nextMove(view)).toEqual(expected);
@@ -427,7 +650,11 @@ describe("steps", () => {
   });
 
   it("the position key changes with every part of a position", () => {
-    const c = chunk({ progress: { purchases: { cursor: { seconds: 1, nanos: 2, id: "a" }, examined: 3 } }, pages: 5, errorCursor: "e" });
+    const c = chunk({
+      progress: { purchases: { cursor: { seconds: 1, nanos: 2, id: "a" }, examined: 3 } },
+      pages: 5,
+      errorCursor: "e",
+    });
     const keys = new Set(
       [
         c,
@@ -444,47 +671,109 @@ describe("steps", () => {
     );
     expect(keys.size).toBe(10);
     // Another phase's progress is not part of this phase's position.
-    expect(positionKey({ ...c, progress: { ...c.progress, reversals: { cursor: null, examined: 9 } } })).toBe(positionKey(c));
+    expect(positionKey({ ...c, progress: { ...c.progress, reversals: { cursor: null, examined: 9 } } })).toBe(
+      positionKey(c),
+    );
   });
 
   it("after a step", () => {
-    expect(afterStep({ phase: "purchases", step: "scan" }, [])).toEqual({ status: "done", current: { phase: "purchases", step: "scan" }, upcoming: [] });
+    expect(afterStep({ phase: "purchases", step: "scan" }, [])).toEqual({
+      status: "done",
+      current: { phase: "purchases", step: "scan" },
+      upcoming: [],
+    });
   });
 });
 
 describe("edges of the rules", () => {
   it("a chunk with nothing to do is done at the run's last phase", () => {
-    expect(newChunk(D, {}, { phases: ["reversals", "closings"] }, NOW)).toMatchObject({ status: "done", step: { phase: "closings", step: "scan" }, upcoming: [], stoppedAtBudget: false });
-    expect(newChunk(D, { purchases: 0 }, { phases: ["purchases", "reversals", "closings"] }, NOW).step).toEqual({ phase: "closings", step: "scan" });
+    expect(newChunk(D, {}, { phases: ["reversals", "closings"] }, NOW)).toMatchObject({
+      status: "done",
+      step: { phase: "closings", step: "scan" },
+      upcoming: [],
+      stoppedAtBudget: false,
+    });
+    expect(newChunk(D, { purchases: 0 }, { phases: ["purchases", "reversals", "closings"] }, NOW).step).toEqual({
+      phase: "closings",
+      step: "scan",
+    });
   });
 
   it("an errors step is added once per phase, even when a failed chunk already had one left", () => {
     const phases = ["purchases", "reversals"] as const;
-    const c = chunk({ status: "failed", step: { phase: "purchases", step: "errors" }, upcoming: [{ phase: "reversals", step: "scan" }], errorCursor: "e3" });
+    const c = chunk({
+      status: "failed",
+      step: { phase: "purchases", step: "errors" },
+      upcoming: [{ phase: "reversals", step: "scan" }],
+      errorCursor: "e3",
+    });
     expect(retryChunk(c, ["purchases", "reversals"], phases).update).toMatchObject({
       step: { phase: "purchases", step: "errors" },
-      upcoming: [{ phase: "reversals", step: "scan" }, { phase: "reversals", step: "errors" }],
+      upcoming: [
+        { phase: "reversals", step: "scan" },
+        { phase: "reversals", step: "errors" },
+      ],
       errorCursor: "e3",
     });
     // A done chunk starts its errors step from the beginning; so does a failed one resuming another step.
-    expect(retryChunk({ ...c, status: "done" }, ["purchases"], phases).update).toMatchObject({ step: { phase: "purchases", step: "errors" }, errorCursor: null });
-    const inScan = chunk({ status: "failed", step: { phase: "purchases", step: "scan" }, upcoming: [], errorCursor: "e3" });
-    expect(retryChunk(inScan, ["purchases"], phases).update).toMatchObject({ step: { phase: "purchases", step: "scan" }, upcoming: [{ phase: "purchases", step: "errors" }], errorCursor: "e3" });
-    const inReversals = chunk({ status: "failed", step: { phase: "reversals", step: "errors" }, upcoming: [], errorCursor: "e3" });
-    expect(retryChunk(inReversals, ["purchases"], phases).update).toMatchObject({ step: { phase: "purchases", step: "errors" }, errorCursor: null });
-    expect(retryChunk({ ...inReversals, step: { phase: "reversals", step: "scan" } }, [], phases).update).toMatchObject({ step: { phase: "reversals", step: "scan" }, errorCursor: "e3" });
+    expect(retryChunk({ ...c, status: "done" }, ["purchases"], phases).update).toMatchObject({
+      step: { phase: "purchases", step: "errors" },
+      errorCursor: null,
+    });
+    const inScan = chunk({
+      status: "failed",
+      step: { phase: "purchases", step: "scan" },
+      upcoming: [],
+      errorCursor: "e3",
+    });
+    expect(retryChunk(inScan, ["purchases"], phases).update).toMatchObject({
+      step: { phase: "purchases", step: "scan" },
+      upcoming: [{ phase: "purchases", step: "errors" }],
+      errorCursor: "e3",
+    });
+    const inReversals = chunk({
+      status: "failed",
+      step: { phase: "reversals", step: "errors" },
+      upcoming: [],
+      errorCursor: "e3",
+    });
+    expect(retryChunk(inReversals, ["purchases"], phases).update).toMatchObject({
+      step: { phase: "purchases", step: "errors" },
+      errorCursor: null,
+    });
+    expect(retryChunk({ ...inReversals, step: { phase: "reversals", step: "scan" } }, [], phases).update).toMatchObject(
+      { step: { phase: "reversals", step: "scan" }, errorCursor: "e3" },
+    );
   });
 
   it("a step's end moves to the next step as planned: no step is dropped", () => {
-    const upcoming = [{ phase: "purchases" as const, step: "errors" as const }, { phase: "reversals" as const, step: "errors" as const }, { phase: "reversals" as const, step: "scan" as const }];
+    const upcoming = [
+      { phase: "purchases" as const, step: "errors" as const },
+      { phase: "reversals" as const, step: "errors" as const },
+      { phase: "reversals" as const, step: "scan" as const },
+    ];
     const scan = chunk({ lease: leases.mine, upcoming });
-    expect(commitPage(scan, page(scan, { stepDone: true }), me, NOW, LEASE).update).toMatchObject({ step: upcoming[0], upcoming: upcoming.slice(1) });
-    const errors = chunk({ lease: leases.mine, step: { phase: "purchases", step: "errors" }, upcoming: [{ phase: "reversals", step: "scan" }] });
-    expect(commitPage(errors, page(errors, { stepDone: true, stoppedAtBudget: true }), me, NOW, LEASE).update).toMatchObject({ status: "waiting", step: { phase: "reversals", step: "scan" } });
+    expect(commitPage(scan, page(scan, { stepDone: true }), me, NOW, LEASE).update).toMatchObject({
+      step: upcoming[0],
+      upcoming: upcoming.slice(1),
+    });
+    const errors = chunk({
+      lease: leases.mine,
+      step: { phase: "purchases", step: "errors" },
+      upcoming: [{ phase: "reversals", step: "scan" }],
+    });
+    expect(
+      commitPage(errors, page(errors, { stepDone: true, stoppedAtBudget: true }), me, NOW, LEASE).update,
+    ).toMatchObject({ status: "waiting", step: { phase: "reversals", step: "scan" } });
   });
 
   it("keeps an errors step's and a waiting chunk's bookkeeping exact", () => {
-    const c = chunk({ lease: leases.mine, status: "running", queued: 2, upcoming: [{ phase: "purchases", step: "errors" }] });
+    const c = chunk({
+      lease: leases.mine,
+      status: "running",
+      queued: 2,
+      upcoming: [{ phase: "purchases", step: "errors" }],
+    });
     const same = commitPage(c, page(c, { stepDone: true }), me, NOW, LEASE).update;
     expect(same).not.toHaveProperty("queued");
     expect(same).not.toHaveProperty("finishedAt");
@@ -497,8 +786,25 @@ describe("edges of the rules", () => {
   });
 
   it("a delivery that never held a lease is not taken over", () => {
-    const v = { run: { status: "running" as const, pausedReason: null }, killSwitchOn: true, me, holding: true, generation: null, draining: false, drained: false, pages: 1, sliceOver: false };
+    const v = {
+      run: { status: "running" as const, pausedReason: null },
+      killSwitchOn: true,
+      me,
+      holding: true,
+      generation: null,
+      draining: false,
+      drained: false,
+      pages: 1,
+      sliceOver: false,
+    };
     expect(nextMove({ ...v, chunk: chunk({ lease: null }) })).toEqual({ kind: "exit", why: "taken_over" });
-    expect(nextMove({ ...v, holding: false, generation: 0, chunk: chunk({ status: "pending", lease: null, generation: 0 }) })).toEqual({ kind: "claim" });
+    expect(
+      nextMove({
+        ...v,
+        holding: false,
+        generation: 0,
+        chunk: chunk({ status: "pending", lease: null, generation: 0 }),
+      }),
+    ).toEqual({ kind: "claim" });
   });
 });

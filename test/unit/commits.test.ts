@@ -13,13 +13,27 @@ import { decideMoney } from "../../functions/src/core/money";
 import { type MoneyEntry } from "../../functions/src/core/ledger";
 import { writeIntents } from "../../functions/src/ledger/writes";
 import { COMMIT_WRITES, groupByOrder } from "../../functions/src/ledger/groups";
-import { chargeback, FlakeIds, minecraftCustomer, orderCompleted, orderOf, refund, type CatalogProduct } from "../../scripts/paynow-payloads";
+import {
+  chargeback,
+  FlakeIds,
+  minecraftCustomer,
+  orderCompleted,
+  orderOf,
+  refund,
+  type CatalogProduct,
+} from "../../scripts/paynow-payloads";
 
 const seed = Number(process.env.COMMIT_SEED ?? 20261204);
 // References only: nothing here talks to Firestore.
 const db = getFirestore(initializeApp({ projectId: "commits-unit" }, "commits-unit"));
 
-const PRODUCT: CatalogProduct = { id: "460093881390764032", versionId: "460093881390764033", slug: "gems", name: "1,000 Gems", price: 499 };
+const PRODUCT: CatalogProduct = {
+  id: "460093881390764032",
+  versionId: "460093881390764033",
+  slug: "gems",
+  name: "1,000 Gems",
+  price: 499,
+};
 const products = new Map([[PRODUCT.id, { name: PRODUCT.name, points: 1000 }]]);
 
 const orderArb = fc.record({
@@ -32,33 +46,78 @@ const orderArb = fc.record({
 describe(`a group's commit (fast-check seed ${seed}, COMMIT_SEED)`, () => {
   it("writes at most what one commit takes, whenever the group holds more than one order", () => {
     fc.assert(
-      fc.property(fc.array(orderArb, { minLength: 1, maxLength: 120, size: "max" }), fc.integer({ min: 1, max: 150 }), fc.integer({ min: 1, max: 150 }), (orders, size, walletSize) => {
-        const ids = new FlakeIds();
-        const customers = Array.from({ length: 41 }, (_, i) => minecraftCustomer(ids.next(Date.UTC(2026, 0, 1) + i), `player${i}`));
-        const docs: DocumentSnapshot[] = [];
-        const push = (data: Record<string, unknown>) => docs.push({ id: data.event_id as string, data: () => data } as unknown as DocumentSnapshot);
-        let at = Date.UTC(2026, 5, 1);
-        for (const o of orders) {
-          const buyer = customers[o.buyer] as (typeof customers)[number];
-          const lines = Array.from({ length: o.lines }, (_, k) => ({ product: PRODUCT, quantity: 1 + (k % 3), ...(k < o.gifts ? { giftTo: customers[(o.buyer + k + 1) % 41] } : {}) }));
-          const order = orderCompleted(ids, { atMs: (at += 1000), customer: buyer, lines });
-          push({ ...order, processed: false });
-          const { orderId, total } = orderOf(order);
-          if (o.follow === "refund") push({ ...refund(ids, { atMs: (at += 1000), orderId, customer: buyer, paymentAmount: total, refundAmount: total }), processed: false });
-          if (o.follow === "chargeback") push({ ...chargeback(ids, { atMs: (at += 1000), orderId, customer: buyer, amount: total }), processed: false });
-        }
-        const ledger = new Map<string, MoneyEntry>();
-        for (const group of groupByOrder(docs, size, "id", walletSize)) {
-          const ctx = { runId: "run-1", mode: "webhook_replay" as const, dryRun: false, walletField: "id" as const, page: "2026-06-01-1" };
-          const { intents } = decideMoney(ctx, group.map((d) => ({ id: d.id, data: d.data() })), { ledger, shadow: new Map(), products });
-          let writes = 0;
-          const count = () => void writes++;
-          writeIntents({ create: count, set: count, update: count }, db, ctx, intents);
-          for (const i of intents) if (i.kind === "createEntry") ledger.set(i.id, i.entry);
-          const orderCount = new Set(group.map((d) => (d.data() as { body: { id?: string; order_id?: string } }).body.order_id ?? (d.data() as { body: { id: string } }).body.id)).size;
-          if (orderCount > 1) expect(writes, `a group of ${orderCount} orders, ${group.length} events`).toBeLessThanOrEqual(COMMIT_WRITES);
-        }
-      }),
+      fc.property(
+        fc.array(orderArb, { minLength: 1, maxLength: 120, size: "max" }),
+        fc.integer({ min: 1, max: 150 }),
+        fc.integer({ min: 1, max: 150 }),
+        (orders, size, walletSize) => {
+          const ids = new FlakeIds();
+          const customers = Array.from({ length: 41 }, (_, i) =>
+            minecraftCustomer(ids.next(Date.UTC(2026, 0, 1) + i), `player${i}`),
+          );
+          const docs: DocumentSnapshot[] = [];
+          const push = (data: Record<string, unknown>) =>
+            docs.push({ id: data.event_id as string, data: () => data } as unknown as DocumentSnapshot);
+          let at = Date.UTC(2026, 5, 1);
+          for (const o of orders) {
+            const buyer = customers[o.buyer] as (typeof customers)[number];
+            const lines = Array.from({ length: o.lines }, (_, k) => ({
+              product: PRODUCT,
+              quantity: 1 + (k % 3),
+              ...(k < o.gifts ? { giftTo: customers[(o.buyer + k + 1) % 41] } : {}),
+            }));
+            const order = orderCompleted(ids, { atMs: (at += 1000), customer: buyer, lines });
+            push({ ...order, processed: false });
+            const { orderId, total } = orderOf(order);
+            if (o.follow === "refund")
+              push({
+                ...refund(ids, {
+                  atMs: (at += 1000),
+                  orderId,
+                  customer: buyer,
+                  paymentAmount: total,
+                  refundAmount: total,
+                }),
+                processed: false,
+              });
+            if (o.follow === "chargeback")
+              push({
+                ...chargeback(ids, { atMs: (at += 1000), orderId, customer: buyer, amount: total }),
+                processed: false,
+              });
+          }
+          const ledger = new Map<string, MoneyEntry>();
+          for (const group of groupByOrder(docs, size, "id", walletSize)) {
+            const ctx = {
+              runId: "run-1",
+              mode: "webhook_replay" as const,
+              dryRun: false,
+              walletField: "id" as const,
+              page: "2026-06-01-1",
+            };
+            const { intents } = decideMoney(
+              ctx,
+              group.map((d) => ({ id: d.id, data: d.data() })),
+              { ledger, shadow: new Map(), products },
+            );
+            let writes = 0;
+            const count = () => void writes++;
+            writeIntents({ create: count, set: count, update: count }, db, ctx, intents);
+            for (const i of intents) if (i.kind === "createEntry") ledger.set(i.id, i.entry);
+            const orderCount = new Set(
+              group.map(
+                (d) =>
+                  (d.data() as { body: { id?: string; order_id?: string } }).body.order_id ??
+                  (d.data() as { body: { id: string } }).body.id,
+              ),
+            ).size;
+            if (orderCount > 1)
+              expect(writes, `a group of ${orderCount} orders, ${group.length} events`).toBeLessThanOrEqual(
+                COMMIT_WRITES,
+              );
+          }
+        },
+      ),
       { seed, numRuns: 200 },
     );
   });

@@ -5,7 +5,12 @@ const prod = { GCLOUD_PROJECT: "store-prod", OIDC_AUDIENCES: '["https://store-pr
 
 describe("configuration", () => {
   it("reads list params in the JSON form the runtime passes and in comma-separated form", () => {
-    const config = loadConfig({ ...prod, OPERATOR_EMAILS: '["Ops@Example.com"]', VIEWER_EMAILS: "a@x.io, b@x.io", SCHEDULER_EMAILS: "" });
+    const config = loadConfig({
+      ...prod,
+      OPERATOR_EMAILS: '["Ops@Example.com"]',
+      VIEWER_EMAILS: "a@x.io, b@x.io",
+      SCHEDULER_EMAILS: "",
+    });
     expect(config.roles).toEqual({ operators: ["ops@example.com"], viewers: ["a@x.io", "b@x.io"], schedulers: [] });
     expect(config.maxActiveRuns).toBe(10);
     expect(config.emulator).toBe(false);
@@ -13,7 +18,11 @@ describe("configuration", () => {
   });
 
   it("trusts the local operator and key only in the emulator under a demo- project", () => {
-    const emulated = loadConfig({ GCLOUD_PROJECT: "demo-backfill", FUNCTIONS_EMULATOR: "true", LOCAL_OIDC_PUBLIC_KEY_FILE: "k.pem" });
+    const emulated = loadConfig({
+      GCLOUD_PROJECT: "demo-backfill",
+      FUNCTIONS_EMULATOR: "true",
+      LOCAL_OIDC_PUBLIC_KEY_FILE: "k.pem",
+    });
     expect(emulated.emulator).toBe(true);
     expect(emulated.roles.operators).toContain(LOCAL_OPERATOR_EMAIL);
     expect(emulated.localOidcPublicKeyFile).toBe("k.pem");

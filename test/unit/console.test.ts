@@ -3,7 +3,13 @@
 // README's rules (and arithmetic), not computed with the functions under test.
 import { describe, expect, it } from "vitest";
 import { describeOutcome, differingEvents, explain, type Outcome } from "../../functions/src/core/compare";
-import { DEFAULT_DELIVERY_EVENTS_PER_SECOND, estimateSeconds, etaSeconds, measuredDeliveryRate, throughputSeries } from "../../functions/src/core/estimate";
+import {
+  DEFAULT_DELIVERY_EVENTS_PER_SECOND,
+  estimateSeconds,
+  etaSeconds,
+  measuredDeliveryRate,
+  throughputSeries,
+} from "../../functions/src/core/estimate";
 import { parseExecutePlan, parseStartRun } from "../../functions/src/core/request";
 import { formatDuration } from "../../functions/src/http/client";
 
@@ -12,7 +18,10 @@ const valid = { type: "webhook_replay", startDate: "2025-01-01", endDate: "2025-
 
 describe("request bodies", () => {
   it("a canary's user ids are de-duplicated and sorted; without them the run covers everyone", () => {
-    expect(parseStartRun({ ...valid, userIds: ["b", "a", "b"] }, options)).toMatchObject({ ok: true, value: { userIds: ["a", "b"] } });
+    expect(parseStartRun({ ...valid, userIds: ["b", "a", "b"] }, options)).toMatchObject({
+      ok: true,
+      value: { userIds: ["a", "b"] },
+    });
     expect(parseStartRun(valid, options)).toMatchObject({ ok: true, value: { userIds: null } });
   });
 
@@ -27,7 +36,10 @@ describe("request bodies", () => {
 
   it("a body with planOf is a plan execution and may hold nothing else", () => {
     expect(parseExecutePlan(valid)).toBeNull();
-    expect(parseExecutePlan({ planOf: "webhook_replay_1700000000000" })).toEqual({ ok: true, value: { planOf: "webhook_replay_1700000000000" } });
+    expect(parseExecutePlan({ planOf: "webhook_replay_1700000000000" })).toEqual({
+      ok: true,
+      value: { planOf: "webhook_replay_1700000000000" },
+    });
     const extra = parseExecutePlan({ planOf: "webhook_replay_1", dryRun: false, maxEvents: 3 });
     expect(extra).toMatchObject({ ok: false });
     if (extra && !extra.ok) {
@@ -37,7 +49,10 @@ describe("request bodies", () => {
     for (const bad of ["", "a/b", "__x__", 42, null]) {
       const r = parseExecutePlan({ planOf: bad });
       expect(r?.ok, String(bad)).toBe(false);
-      if (r && !r.ok) expect(r.problems).toEqual([{ field: "planOf", message: expect.stringMatching(/planOf must be the id of a completed dry run/) }]);
+      if (r && !r.ok)
+        expect(r.problems).toEqual([
+          { field: "planOf", message: expect.stringMatching(/planOf must be the id of a completed dry run/) },
+        ]);
     }
   });
 });
@@ -62,13 +77,24 @@ describe("time estimates", () => {
     // Six chunks: two waves (0.3 s), 3 deliveries; 9,000 in 2.85 s.
     expect(measuredDeliveryRate([sample({ chunks: 6 })], false, queue)).toBeCloseTo(9000 / 2.85 / 3, 6);
     // Median of the runs of the same mode; the other mode stands in when there are none.
-    expect(measuredDeliveryRate([sample(), sample({ finishedAt: 11_150 }), sample({ finishedAt: 3650 })], false, queue)).toBeCloseTo(1000, 6);
-    expect(measuredDeliveryRate([sample(), sample({ dryRun: true, finishedAt: 3650 })], true, queue)).toBeCloseTo(2000, 6);
+    expect(
+      measuredDeliveryRate([sample(), sample({ finishedAt: 11_150 }), sample({ finishedAt: 3650 })], false, queue),
+    ).toBeCloseTo(1000, 6);
+    expect(measuredDeliveryRate([sample(), sample({ dryRun: true, finishedAt: 3650 })], true, queue)).toBeCloseTo(
+      2000,
+      6,
+    );
     expect(measuredDeliveryRate([sample()], true, queue)).toBeCloseTo(1000, 6);
   });
 
   it("ignores runs that did not complete, are too small to measure or have no times", () => {
-    const ignored = [sample({ status: "failed" }), sample({ total: 1999 }), sample({ startedAt: null }), sample({ finishedAt: null }), sample({ status: "cancelled" })];
+    const ignored = [
+      sample({ status: "failed" }),
+      sample({ total: 1999 }),
+      sample({ startedAt: null }),
+      sample({ finishedAt: null }),
+      sample({ status: "cancelled" }),
+    ];
     expect(measuredDeliveryRate(ignored, false, queue)).toBeNull();
   });
 
@@ -94,13 +120,18 @@ describe("time estimates", () => {
     expect(etaSeconds({ ...base, total: 0 }, 3000)).toBe(7);
     expect(etaSeconds({ ...base, total: 0, status: "pending", startedAt: null }, 3000)).toBe(10);
     expect(etaSeconds({ ...base, total: 0 }, 60_000)).toBe(0);
-    for (const status of ["paused", "completed", "failed", "cancelled"]) expect(etaSeconds({ ...base, status }, 5000)).toBeNull();
+    for (const status of ["paused", "completed", "failed", "cancelled"])
+      expect(etaSeconds({ ...base, status }, 5000)).toBeNull();
   });
 
   it("prefers the pace of the last 30 s over the whole run's average", () => {
     // 60 s in, 1,000 of 4,000 examined: 900 of them in pages of the last 30 s (30/s), 100 before.
     const run = { status: "running", total: 1000, plannedEvents: 4000, startedAt: 0, estimatedSeconds: 10 };
-    const pages = [{ at: 10_000, total: 100 }, { at: 40_000, total: 450 }, { at: 59_000, total: 450 }];
+    const pages = [
+      { at: 10_000, total: 100 },
+      { at: 40_000, total: 450 },
+      { at: 59_000, total: 450 },
+    ];
     expect(etaSeconds(run, 60_000, pages)).toBe(100);
     // Nothing landed in the last 30 s: the average pace (1,000 in 60 s), 3,000 left → 180 s.
     expect(etaSeconds(run, 60_000, [{ at: 10_000, total: 1000 }])).toBe(180);
@@ -110,7 +141,14 @@ describe("time estimates", () => {
 
   it("draws throughput per second, per 10 s or per minute depending on the run's length", () => {
     const t0 = Date.UTC(2025, 0, 1);
-    const short = throughputSeries([{ at: t0 + 500, total: 10 }, { at: t0 + 2500, total: 30 }], t0, t0 + 3000);
+    const short = throughputSeries(
+      [
+        { at: t0 + 500, total: 10 },
+        { at: t0 + 2500, total: 30 },
+      ],
+      t0,
+      t0 + 3000,
+    );
     expect(short.bucketSeconds).toBe(1);
     expect(short.points.map((p) => p.events)).toEqual([10, 0, 30, 0]);
     expect(short.points[2]).toEqual({ at: new Date(t0 + 2000).toISOString(), events: 30, perSecond: 30 });
@@ -124,7 +162,13 @@ describe("time estimates", () => {
   });
 
   it("formats durations for people", () => {
-    expect([formatDuration(0), formatDuration(59.4), formatDuration(200), formatDuration(3900), formatDuration(null)]).toEqual(["0 s", "59 s", "3 min 20 s", "1 h 05 min", "—"]);
+    expect([
+      formatDuration(0),
+      formatDuration(59.4),
+      formatDuration(200),
+      formatDuration(3900),
+      formatDuration(null),
+    ]).toEqual(["0 s", "59 s", "3 min 20 s", "1 h 05 min", "—"]);
   });
 });
 
@@ -134,25 +178,46 @@ describe("the dry-run comparison", () => {
   const err = (code: string): Outcome => ({ outcome: "error", code });
   const dry = { id: "dry", createdAt: 1000, capReached: false };
   const real = { id: "real", createdAt: 5000, capReached: false };
-  const now = (over: Partial<{ exists: boolean; processed: boolean; processedBy: string | null; arrivedAt: number | null }> = {}) => ({ exists: true, processed: false, processedBy: null, arrivedAt: 500, ...over });
+  const now = (
+    over: Partial<{ exists: boolean; processed: boolean; processedBy: string | null; arrivedAt: number | null }> = {},
+  ) => ({ exists: true, processed: false, processedBy: null, arrivedAt: 500, ...over });
 
   it("lists events whose outcome differs or that only one run examined", () => {
-    const d = new Map<string, Outcome>([["a", p], ["b", p], ["c", err("PRODUCT_NOT_FOUND")], ["e", skip("PURCHASE_EXISTS")]]);
-    const r = new Map<string, Outcome>([["a", p], ["c", p], ["d", p], ["e", skip("ALREADY_REVERSED")]]);
+    const d = new Map<string, Outcome>([
+      ["a", p],
+      ["b", p],
+      ["c", err("PRODUCT_NOT_FOUND")],
+      ["e", skip("PURCHASE_EXISTS")],
+    ]);
+    const r = new Map<string, Outcome>([
+      ["a", p],
+      ["c", p],
+      ["d", p],
+      ["e", skip("ALREADY_REVERSED")],
+    ]);
     expect(differingEvents(d, r)).toEqual(["b", "c", "d", "e"]);
     expect(differingEvents(d, d)).toEqual([]);
-    expect([describeOutcome(p), describeOutcome(skip("X")), describeOutcome(err("Y")), describeOutcome(undefined)]).toEqual(["processed", "skipped (X)", "error (Y)", "not examined"]);
+    expect([
+      describeOutcome(p),
+      describeOutcome(skip("X")),
+      describeOutcome(err("Y")),
+      describeOutcome(undefined),
+    ]).toEqual(["processed", "skipped (X)", "error (Y)", "not examined"]);
   });
 
   it("says why, from what the event is now and what each run planned", () => {
-    expect(explain(p, undefined, now({ processed: true, processedBy: null }), dry, real)).toMatch(/processed by live traffic/);
+    expect(explain(p, undefined, now({ processed: true, processedBy: null }), dry, real)).toMatch(
+      /processed by live traffic/,
+    );
     expect(explain(p, undefined, now({ exists: false }), dry, real)).toMatch(/deleted/);
     expect(explain(p, undefined, now(), dry, { ...real, capReached: true })).toMatch(/real run's event cap/);
     expect(explain(undefined, p, now({ arrivedAt: 2000 }), dry, real)).toMatch(/arrived after the dry run was planned/);
     expect(explain(undefined, p, now(), { ...dry, capReached: true }, real)).toMatch(/dry run's event cap/);
     expect(explain(err("PRODUCT_NOT_FOUND"), p, now(), dry, real)).toMatch(/product was added/);
     expect(explain(err("ORIGINAL_PURCHASE_NOT_FOUND"), p, now(), dry, real)).toMatch(/purchase was credited/);
-    expect(explain(p, skip("PURCHASE_EXISTS"), now({ processed: true, processedBy: "real" }), dry, real)).toMatch(/ledger entry already existed/);
+    expect(explain(p, skip("PURCHASE_EXISTS"), now({ processed: true, processedBy: "real" }), dry, real)).toMatch(
+      /ledger entry already existed/,
+    );
     expect(explain(p, err("PRODUCT_INVALID"), now(), dry, real)).toMatch(/real run failed on it \(PRODUCT_INVALID\)/);
   });
 });

@@ -12,7 +12,9 @@ const facts = (status: RunStatus, extra: Partial<{ openErrors: number; retries: 
 });
 
 describe("run control decisions", () => {
-  const table: Array<[ControlAction, RunStatus, "change" | "noop" | "conflict", Partial<{ openErrors: number; retries: number }>?]> = [
+  const table: Array<
+    [ControlAction, RunStatus, "change" | "noop" | "conflict", Partial<{ openErrors: number; retries: number }>?]
+  > = [
     ["pause", "pending", "change"],
     ["pause", "running", "change"],
     ["pause", "paused", "noop"],
@@ -46,8 +48,12 @@ describe("run control decisions", () => {
   });
 
   it("tells the operator what to do instead", () => {
-    expect(decideControl("resume", facts("failed"), "r")).toMatchObject({ message: expect.stringMatching(/use retry/) });
-    expect(decideControl("resume", facts("completed"), "r")).toMatchObject({ message: expect.stringMatching(/nothing to resume/) });
+    expect(decideControl("resume", facts("failed"), "r")).toMatchObject({
+      message: expect.stringMatching(/use retry/),
+    });
+    expect(decideControl("resume", facts("completed"), "r")).toMatchObject({
+      message: expect.stringMatching(/nothing to resume/),
+    });
   });
 });
 

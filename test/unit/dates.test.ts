@@ -15,7 +15,13 @@ describe("UTC day arithmetic", () => {
   });
 
   it("computes a trailing window that ends today", () => {
-    expect(trailingWindow(new Date("2025-03-01T03:00:00Z"), 2)).toEqual({ startDate: "2025-02-28", endDate: "2025-03-01" });
-    expect(trailingWindow(new Date("2025-03-01T23:59:59Z"), 1)).toEqual({ startDate: "2025-03-01", endDate: "2025-03-01" });
+    expect(trailingWindow(new Date("2025-03-01T03:00:00Z"), 2)).toEqual({
+      startDate: "2025-02-28",
+      endDate: "2025-03-01",
+    });
+    expect(trailingWindow(new Date("2025-03-01T23:59:59Z"), 1)).toEqual({
+      startDate: "2025-03-01",
+      endDate: "2025-03-01",
+    });
   });
 });

@@ -23,7 +23,10 @@ describe(`a functions deploy and a paused queue (firebase-tools ${pinned})`, () 
       id: "backfillChunk",
       project: "store-prod",
       region: "us-central1",
-      taskQueueTrigger: { rateLimits: { maxConcurrentDispatches: 6, maxDispatchesPerSecond: 20 }, retryConfig: { maxAttempts: 5, minBackoffSeconds: 10, maxBackoffSeconds: 600, maxDoublings: 4 } },
+      taskQueueTrigger: {
+        rateLimits: { maxConcurrentDispatches: 6, maxDispatchesPerSecond: 20 },
+        retryConfig: { maxAttempts: 5, minBackoffSeconds: 10, maxBackoffSeconds: 600, maxDoublings: 4 },
+      },
     };
     const wanted = tasks.queueFromEndpoint(endpoint);
     const paused = { ...JSON.parse(JSON.stringify(wanted)), state: "PAUSED" };

@@ -58,7 +58,10 @@ describe("docs that cannot drift", () => {
     ] as const) {
       const fields = fieldsOf(path, name).filter((f) => f !== "id");
       expect(fields.length, name).toBeGreaterThan(15);
-      expect(fields.filter((f) => !doc.includes(`\`${f}\``)), `${name} fields missing from docs/data-model.md`).toEqual([]);
+      expect(
+        fields.filter((f) => !doc.includes(`\`${f}\``)),
+        `${name} fields missing from docs/data-model.md`,
+      ).toEqual([]);
     }
   });
 });

@@ -35,7 +35,10 @@ const UNQUERIED_LARGE: Array<[string, string]> = [
   ["shadowOrders", "lines"],
 ];
 
-const exempt = (collection: string, field: string) => config.fieldOverrides.some((o) => o.collectionGroup === collection && o.fieldPath === field && o.indexes.length === 0);
+const exempt = (collection: string, field: string) =>
+  config.fieldOverrides.some(
+    (o) => o.collectionGroup === collection && o.fieldPath === field && o.indexes.length === 0,
+  );
 
 /** Every `where`/`orderBy` field in the functions' source (a query on an exempt field fails in production). */
 function queriedFields(): Set<string> {
@@ -44,7 +47,9 @@ function queriedFields(): Set<string> {
     for (const name of readdirSync(dir)) {
       const path = join(dir, name);
       if (statSync(path).isDirectory()) walk(path);
-      else if (path.endsWith(".ts")) for (const m of readFileSync(path, "utf8").matchAll(/\.(?:where|orderBy)\("([A-Za-z_.]+)"/g)) out.add(m[1] as string);
+      else if (path.endsWith(".ts"))
+        for (const m of readFileSync(path, "utf8").matchAll(/\.(?:where|orderBy)\("([A-Za-z_.]+)"/g))
+          out.add(m[1] as string);
     }
   };
   walk(join(root, "functions", "src"));
@@ -52,18 +57,24 @@ function queriedFields(): Set<string> {
 }
 
 describe("index exemptions (firestore.indexes.json)", () => {
-  it.each(SEQUENTIAL_WRITES.filter(([, , q]) => !q))("exempts %s.%s, a write-time field no query reads", (collection, field) => {
-    expect(exempt(collection, field)).toBe(true);
-  });
+  it.each(SEQUENTIAL_WRITES.filter(([, , q]) => !q))(
+    "exempts %s.%s, a write-time field no query reads",
+    (collection, field) => {
+      expect(exempt(collection, field)).toBe(true);
+    },
+  );
 
   it.each(UNQUERIED_LARGE)("exempts %s.%s, a large field no query reads", (collection, field) => {
     expect(exempt(collection, field)).toBe(true);
   });
 
-  it.each(SEQUENTIAL_WRITES.filter(([, , q]) => q))("keeps %s.%s indexed: a query needs it, and docs/capacity.md names its limit", (collection, field) => {
-    expect(exempt(collection, field)).toBe(false);
-    expect(readFileSync(join(root, "docs", "capacity.md"), "utf8")).toContain(`${collection}.${field}`);
-  });
+  it.each(SEQUENTIAL_WRITES.filter(([, , q]) => q))(
+    "keeps %s.%s indexed: a query needs it, and docs/capacity.md names its limit",
+    (collection, field) => {
+      expect(exempt(collection, field)).toBe(false);
+      expect(readFileSync(join(root, "docs", "capacity.md"), "utf8")).toContain(`${collection}.${field}`);
+    },
+  );
 
   it("exempts nothing a query of the functions filters or sorts on in the same collection", () => {
     const queried = queriedFields();

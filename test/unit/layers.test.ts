@@ -10,7 +10,7 @@ const src = join(__dirname, "..", "..", "functions", "src");
 /** Lowest first, as docs/architecture.md lists them; top-level files are named by their file. */
 const LAYERS = [
   ["core"],
-  ["errors", "params", "config", "log", "deps"],
+  ["errors", "params", "config", "memory", "log", "deps"],
   ["platform"],
   ["store", "auth"],
   ["runtime", "ledger"],
@@ -21,13 +21,16 @@ const LAYERS = [
 ];
 const rank = (layer: string) => {
   const i = LAYERS.findIndex((names) => names.includes(layer));
-  if (i < 0) throw new Error(`functions/src/${layer} is in no layer of test/unit/layers.test.ts; add it where it belongs`);
+  if (i < 0)
+    throw new Error(`functions/src/${layer} is in no layer of test/unit/layers.test.ts; add it where it belongs`);
   return i;
 };
 const layerOf = (path: string) => (path.includes("/") ? path.slice(0, path.indexOf("/")) : path.replace(/\.ts$/, ""));
 
 function files(dir = ""): string[] {
-  return readdirSync(join(src, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : []));
+  return readdirSync(join(src, dir), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : [],
+  );
 }
 
 /** The functions/src modules a file imports values from (not `import type`, not `type` specifiers only). */

@@ -22,11 +22,14 @@ describe("exported names in functions/src", () => {
     for (const path of sources(join(root, "functions", "src"))) {
       const file = relative(root, path);
       const text = readFileSync(path, "utf8");
-      for (const m of text.matchAll(/^export (?:async )?(?:function|const|class|interface|type|enum) ([A-Za-z_$][\w$]*)/gm)) {
+      for (const m of text.matchAll(
+        /^export (?:async )?(?:function|const|class|interface|type|enum) ([A-Za-z_$][\w$]*)/gm,
+      )) {
         owners.set(m[1] as string, [...(owners.get(m[1] as string) ?? []), file]);
       }
       for (const m of text.matchAll(/^import (?:type )?\{([^}]*)\} from "\.[^"]*"/gm)) {
-        for (const part of (m[1] as string).split(",")) if (/\sas\s/.test(part)) aliased.push(`${file}: ${part.trim()}`);
+        for (const part of (m[1] as string).split(","))
+          if (/\sas\s/.test(part)) aliased.push(`${file}: ${part.trim()}`);
       }
     }
     expect([...owners].filter(([, files]) => files.length > 1)).toEqual([]);

@@ -13,7 +13,9 @@ import { authorization } from "../../scripts/cli";
 
 const root = join(__dirname, "..", "..");
 const deploy = readFileSync(join(root, "docs", "deploy.md"), "utf8");
-const blocks = [...deploy.matchAll(/```(?:sh|bash)\n([\s\S]*?)```/g)].map((m) => (m[1] as string).replace(/\s*\\\n\s*/g, " "));
+const blocks = [...deploy.matchAll(/```(?:sh|bash)\n([\s\S]*?)```/g)].map((m) =>
+  (m[1] as string).replace(/\s*\\\n\s*/g, " "),
+);
 
 describe("operators as themselves (docs/deploy.md)", () => {
   it("gives each person an account of their own, and no shared operator account anywhere in the docs", () => {
@@ -22,14 +24,19 @@ describe("operators as themselves (docs/deploy.md)", () => {
     }
     const lists = /OPERATOR_EMAILS=(\S+)/.exec(deploy)?.[1]?.split(",") ?? [];
     expect(lists.length).toBeGreaterThan(1);
-    for (const email of lists) expect(email, "one account per person").toMatch(/^op-[a-z]+@<project-id>\.iam\.gserviceaccount\.com$/);
+    for (const email of lists)
+      expect(email, "one account per person").toMatch(/^op-[a-z]+@<project-id>\.iam\.gserviceaccount\.com$/);
     const commands = blocks.join("\n");
     // Created per person, and only that person may mint its tokens (on the account, not the project).
     expect(commands).toMatch(/gcloud iam service-accounts create op-alice /);
-    expect(commands).toMatch(/gcloud iam service-accounts add-iam-policy-binding op-alice@<project-id>\.iam\.gserviceaccount\.com --member=user:alice@example\.com --role=roles\/iam\.serviceAccountOpenIdTokenCreator/);
+    expect(commands).toMatch(
+      /gcloud iam service-accounts add-iam-policy-binding op-alice@<project-id>\.iam\.gserviceaccount\.com --member=user:alice@example\.com --role=roles\/iam\.serviceAccountOpenIdTokenCreator/,
+    );
     expect(commands).not.toMatch(/projects add-iam-policy-binding[^\n]*serviceAccountOpenIdTokenCreator/);
     // Her token is her account's, for the API's URL, with the email the allowlist checks.
-    expect(commands).toMatch(/gcloud auth print-identity-token --impersonate-service-account=op-alice@<project-id>\.iam\.gserviceaccount\.com --audiences="\$BACKFILL_API_URL" --include-email/);
+    expect(commands).toMatch(
+      /gcloud auth print-identity-token --impersonate-service-account=op-alice@<project-id>\.iam\.gserviceaccount\.com --audiences="\$BACKFILL_API_URL" --include-email/,
+    );
   });
 });
 
@@ -50,14 +57,22 @@ describe("the CLI with impersonated application default credentials", () => {
       JSON.stringify({
         type: "impersonated_service_account",
         service_account_impersonation_url: `https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${account}:generateAccessToken`,
-        source_credentials: { type: "authorized_user", client_id: "764086051850-example.apps.googleusercontent.com", client_secret: "d-FL95Q19q7MQmFpd7hHD0Ty", refresh_token: "1//0example-refresh-token" },
+        source_credentials: {
+          type: "authorized_user",
+          client_id: "764086051850-example.apps.googleusercontent.com",
+          client_secret: "d-FL95Q19q7MQmFpd7hHD0Ty",
+          refresh_token: "1//0example-refresh-token",
+        },
         delegates: [],
       }),
     );
     vi.stubEnv("GOOGLE_APPLICATION_CREDENTIALS", file);
     vi.stubEnv("BACKFILL_TOKEN", "");
     // Alice's own login (the source credentials) and IAM's answer, stubbed where the library makes its calls.
-    vi.spyOn(OAuth2Client.prototype, "getAccessToken").mockResolvedValue({ token: "alice-access-token", res: null } as never);
+    vi.spyOn(OAuth2Client.prototype, "getAccessToken").mockResolvedValue({
+      token: "alice-access-token",
+      res: null,
+    } as never);
     const asked: Array<{ url: string; data: unknown }> = [];
     vi.spyOn(OAuth2Client.prototype, "request").mockImplementation(((opts: { url: string; data: unknown }) => {
       asked.push({ url: opts.url, data: opts.data });
@@ -65,6 +80,11 @@ describe("the CLI with impersonated application default credentials", () => {
     }) as never);
 
     expect(await authorization({ api, json: false })).toBe("Bearer id-token-of-op-alice");
-    expect(asked).toEqual([{ url: `https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${account}:generateIdToken`, data: expect.objectContaining({ audience: api, includeEmail: true }) }]);
+    expect(asked).toEqual([
+      {
+        url: `https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${account}:generateIdToken`,
+        data: expect.objectContaining({ audience: api, includeEmail: true }),
+      },
+    ]);
   });
 });

@@ -3,7 +3,13 @@
 // its share of the pace needs; pages stay small enough that a pause still lands within seconds.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { estimateSeconds, measuredDeliveryRate, PACE_PAGE_SECONDS, pacedPageSize, paceRestMs } from "../../functions/src/core/estimate";
+import {
+  estimateSeconds,
+  measuredDeliveryRate,
+  PACE_PAGE_SECONDS,
+  pacedPageSize,
+  paceRestMs,
+} from "../../functions/src/core/estimate";
 
 const seed = Number(process.env.PACE_SEED ?? 20_261_201);
 
@@ -52,7 +58,15 @@ describe("a paced run", () => {
     expect(estimateSeconds(15_000, 7, queue, 1000, 200)).toBe(77);
     // One chunk gets one share of the pace: three times as long.
     expect(estimateSeconds(3000, 1, queue, 1000, 300)).toBe(32);
-    const paced = { status: "completed", dryRun: false, total: 15_000, chunks: 7, startedAt: 0, finishedAt: 77_000, paced: true };
+    const paced = {
+      status: "completed",
+      dryRun: false,
+      total: 15_000,
+      chunks: 7,
+      startedAt: 0,
+      finishedAt: 77_000,
+      paced: true,
+    };
     expect(measuredDeliveryRate([paced], false, queue)).toBeNull();
   });
 });

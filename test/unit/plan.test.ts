@@ -33,7 +33,10 @@ describe("chunk steps", () => {
   const phases = ["purchases", "reversals"] as const;
   it("starts at the first phase with work, waits for a later one, or is done at once", () => {
     const both = initialSteps({ purchases: 2, reversals: 1 }, phases);
-    expect(positionFor(both, "purchases", phases)).toMatchObject({ status: "pending", current: { phase: "purchases", step: "scan" } });
+    expect(positionFor(both, "purchases", phases)).toMatchObject({
+      status: "pending",
+      current: { phase: "purchases", step: "scan" },
+    });
     expect(positionFor(initialSteps({ purchases: 0, reversals: 1 }, phases), "purchases", phases)).toMatchObject({
       status: "waiting",
       current: { phase: "reversals" },
@@ -42,13 +45,20 @@ describe("chunk steps", () => {
   });
 
   it("runs a same-phase step on at once, waits for a later phase, and is done when nothing is left", () => {
-    expect(afterStep({ phase: "purchases", step: "scan" }, [{ phase: "purchases", step: "errors" }])).toMatchObject({ status: "running" });
-    expect(afterStep({ phase: "purchases", step: "scan" }, [{ phase: "reversals", step: "scan" }])).toMatchObject({ status: "waiting" });
+    expect(afterStep({ phase: "purchases", step: "scan" }, [{ phase: "purchases", step: "errors" }])).toMatchObject({
+      status: "running",
+    });
+    expect(afterStep({ phase: "purchases", step: "scan" }, [{ phase: "reversals", step: "scan" }])).toMatchObject({
+      status: "waiting",
+    });
     expect(afterStep({ phase: "reversals", step: "scan" }, []).status).toBe("done");
   });
 
   it("gives a retried chunk its unfinished steps plus an errors step per phase with open errors, in phase order", () => {
-    const failedInPurchases = [{ phase: "purchases" as const, step: "scan" as const }, { phase: "reversals" as const, step: "scan" as const }];
+    const failedInPurchases = [
+      { phase: "purchases" as const, step: "scan" as const },
+      { phase: "reversals" as const, step: "scan" as const },
+    ];
     expect(retrySteps(failedInPurchases, ["reversals", "purchases"], phases)).toEqual([
       { phase: "purchases", step: "scan" },
       { phase: "purchases", step: "errors" },
@@ -59,8 +69,18 @@ describe("chunk steps", () => {
   });
 
   it("counts an errors step as a replacement, keeping the total", () => {
-    expect(pageDelta("errors", { total: 3, processed: 2, skipped: 0, errors: 1 })).toEqual({ total: 0, processed: 2, skipped: 0, errors: -2 });
-    expect(pageDelta("scan", { total: 3, processed: 2, skipped: 0, errors: 1 })).toEqual({ total: 3, processed: 2, skipped: 0, errors: 1 });
+    expect(pageDelta("errors", { total: 3, processed: 2, skipped: 0, errors: 1 })).toEqual({
+      total: 0,
+      processed: 2,
+      skipped: 0,
+      errors: -2,
+    });
+    expect(pageDelta("scan", { total: 3, processed: 2, skipped: 0, errors: 1 })).toEqual({
+      total: 3,
+      processed: 2,
+      skipped: 0,
+      errors: 1,
+    });
   });
 });
 
@@ -82,7 +102,7 @@ describe("page outcome encoding", () => {
       { e: "evt_1", r: "p" as const, x: "purchase_o1" },
       { e: "weird\tid\nwith\\stuff", r: "e" as const, x: "INVALID_EVENT" },
       { e: "evt_3", r: "s" as const, x: "ALREADY_PROCESSED" },
-      { e: "\"quoted", r: "p" as const, x: "purchase_\"q" },
+      { e: '"quoted', r: "p" as const, x: 'purchase_"q' },
     ];
     expect(decodeOutcomes(encodeOutcomes(outcomes))).toEqual(outcomes);
     expect(decodeOutcomes("")).toEqual([]);
@@ -133,7 +153,9 @@ describe("counting each chunk's events", () => {
           });
           // One count per split of a part holding events: at most one per chunk holding events, per level.
           const nonEmpty = held.filter((n) => n > 0).length;
-          expect(calls).toBeLessThanOrEqual(Math.max(0, Math.min(held.length - 1, nonEmpty * Math.ceil(Math.log2(held.length)))));
+          expect(calls).toBeLessThanOrEqual(
+            Math.max(0, Math.min(held.length - 1, nonEmpty * Math.ceil(Math.log2(held.length)))),
+          );
         },
       ),
       { seed, numRuns: 300 },
@@ -149,13 +171,17 @@ describe("counting each chunk's events", () => {
 
   it("puts each time in the span that holds it", () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 30 }), fc.array(fc.nat(2000)), (widths, times) => {
-        const spans: Array<{ startMs: number; endMs: number }> = [];
-        let at = 100;
-        for (const w of widths) spans.push({ startMs: at, endMs: (at += w) });
-        const expected = spans.map((s) => times.filter((t) => t >= s.startMs && t < s.endMs).length);
-        expect(bucketTimes(times, spans)).toEqual(expected);
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 30 }),
+        fc.array(fc.nat(2000)),
+        (widths, times) => {
+          const spans: Array<{ startMs: number; endMs: number }> = [];
+          let at = 100;
+          for (const w of widths) spans.push({ startMs: at, endMs: (at += w) });
+          const expected = spans.map((s) => times.filter((t) => t >= s.startMs && t < s.endMs).length);
+          expect(bucketTimes(times, spans)).toEqual(expected);
+        },
+      ),
       { seed, numRuns: 300 },
     );
   });

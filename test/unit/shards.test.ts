@@ -25,17 +25,32 @@ describe("cutting a range into chunks", () => {
       fc.asyncProperty(
         fc.integer({ min: 1, max: 12 }),
         // Events: some spread over the range, some bunched into bursts (a hot hour, one millisecond).
-        fc.array(fc.tuple(fc.integer({ min: 0, max: 11 }), fc.integer({ min: 0, max: DAY_MS - 1 })), { maxLength: 300 }),
-        fc.array(fc.tuple(fc.integer({ min: 0, max: 11 }), fc.integer({ min: 0, max: DAY_MS - 1 }), fc.integer({ min: 1, max: 120 }), fc.integer({ min: 0, max: 3_600_000 })), { maxLength: 3 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 11 }), fc.integer({ min: 0, max: DAY_MS - 1 })), {
+          maxLength: 300,
+        }),
+        fc.array(
+          fc.tuple(
+            fc.integer({ min: 0, max: 11 }),
+            fc.integer({ min: 0, max: DAY_MS - 1 }),
+            fc.integer({ min: 1, max: 120 }),
+            fc.integer({ min: 0, max: 3_600_000 }),
+          ),
+          { maxLength: 3 },
+        ),
         fc.integer({ min: 1, max: 60 }),
         fc.integer({ min: 12, max: 60 }),
         async (dayCount, spread, bursts, shardEvents, maxChunks) => {
           const days = daysInRange("2025-01-01", new Date(START + (dayCount - 1) * DAY_MS).toISOString().slice(0, 10));
           const times = [
             ...spread.filter(([d]) => d < dayCount).map(([d, ms]) => START + d * DAY_MS + ms),
-            ...bursts.filter(([d]) => d < dayCount).flatMap(([d, at, n, width]) =>
-              Array.from({ length: n }, (_, i) => START + d * DAY_MS + Math.min(DAY_MS - 1, at + Math.floor((i * width) / n))),
-            ),
+            ...bursts
+              .filter(([d]) => d < dayCount)
+              .flatMap(([d, at, n, width]) =>
+                Array.from(
+                  { length: n },
+                  (_, i) => START + d * DAY_MS + Math.min(DAY_MS - 1, at + Math.floor((i * width) / n)),
+                ),
+              ),
           ];
           const c = counter(times);
           const { spans, queries } = await cutRange(days, shardEvents, maxChunks, c.count);
@@ -53,14 +68,19 @@ describe("cutting a range into chunks", () => {
             }
           });
           expect(spans.length).toBeLessThanOrEqual(maxChunks);
-          const inSpan = (s: { startMs: number; endMs: number }) => times.filter((t) => t >= s.startMs && t < s.endMs).length;
+          const inSpan = (s: { startMs: number; endMs: number }) =>
+            times.filter((t) => t >= s.startMs && t < s.endMs).length;
           for (const day of days) {
             const parts = spans.filter((s) => dayOfChunk(s.id) === day);
             const whole = parts.length === 1 && parts[0]?.id === day;
-            const n = inSpan({ startMs: Date.parse(`${day}T00:00:00Z`), endMs: Date.parse(`${day}T00:00:00Z`) + DAY_MS });
+            const n = inSpan({
+              startMs: Date.parse(`${day}T00:00:00Z`),
+              endMs: Date.parse(`${day}T00:00:00Z`) + DAY_MS,
+            });
             // A small day is never cut; a cut day's ids are its shards in order.
             if (n <= shardEvents) expect(whole, `${day} holds ${n}`).toBe(true);
-            if (!whole) expect(parts.map((p) => p.id)).toEqual(parts.map((_, k) => `${day}~${String(k).padStart(4, "0")}`));
+            if (!whole)
+              expect(parts.map((p) => p.id)).toEqual(parts.map((_, k) => `${day}~${String(k).padStart(4, "0")}`));
           }
           // With room for them, shards hold at most shardEvents, unless their events share a millisecond.
           const grown = spans.some((s) => s.id.includes("~") && inSpan(s) > shardEvents && s.endMs - s.startMs > 2);
@@ -75,7 +95,10 @@ describe("cutting a range into chunks", () => {
     const days = daysInRange("2025-01-01", "2025-12-31");
     // 365 quiet days and one hot day of 20 000 events.
     const hot = Date.UTC(2025, 5, 1);
-    const times = [...days.map((_, i) => START + i * DAY_MS + 1000), ...Array.from({ length: 20_000 }, (_, i) => hot + i * 4000)];
+    const times = [
+      ...days.map((_, i) => START + i * DAY_MS + 1000),
+      ...Array.from({ length: 20_000 }, (_, i) => hot + i * 4000),
+    ];
     const c = counter(times);
     const { spans, queries } = await cutRange(days, 2000, 497, c.count);
     const shards = spans.filter((s) => s.id.includes("~"));

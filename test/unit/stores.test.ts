@@ -19,14 +19,19 @@ function sources(dir: string): string[] {
 /** The table's rows: each collection named in the first cell, with the module in the second. */
 function writerTable(): Array<{ collections: string[]; module: string | null }> {
   const doc = read("docs/architecture.md");
-  const section = doc.slice(doc.indexOf("### Who writes what"), doc.indexOf("\n## ", doc.indexOf("### Who writes what")));
+  const section = doc.slice(
+    doc.indexOf("### Who writes what"),
+    doc.indexOf("\n## ", doc.indexOf("### Who writes what")),
+  );
   return section
     .split("\n")
     .filter((line) => line.startsWith("| `"))
     .map((line) => {
       const [first, second] = line.split("|").slice(1, 3) as [string, string];
       return {
-        collections: [...first.matchAll(/`([^`]+)`/g)].map((m) => (m[1] as string).replace(/^dataMigrations\/\{id\}\//, "")),
+        collections: [...first.matchAll(/`([^`]+)`/g)].map((m) =>
+          (m[1] as string).replace(/^dataMigrations\/\{id\}\//, ""),
+        ),
         module: /`(functions\/src\/[^`]+)`/.exec(second)?.[1] ?? null,
       };
     });
@@ -39,7 +44,8 @@ const strip = (source: string) => source.replace(/\/\*[\s\S]*?\*\//g, "").replac
  * reference (`.doc(…)`, a `ref`, a `collection(…)`, a `refs(db).x`) or on a batch, transaction or writer. Maps, sets,
  * hashes, HTTP responses and the task queue have receivers of other names.
  */
-const WRITE = /(?:refs\([^()]*\)\.\w+|\.doc\([^()]*\)|\bref\w*|\bRef\w*|\.collection\([^()]*\)|\bbatch|\btx|\btransaction|\bwriter)\s*\.(?:create|set|update|delete|add)\(/;
+const WRITE =
+  /(?:refs\([^()]*\)\.\w+|\.doc\([^()]*\)|\bref\w*|\bRef\w*|\.collection\([^()]*\)|\bbatch|\btx|\btransaction|\bwriter)\s*\.(?:create|set|update|delete|add)\(/;
 
 function writingFiles(): string[] {
   return sources("functions/src").filter((path) => WRITE.test(strip(read(path))));
@@ -67,8 +73,13 @@ describe("one writer per collection", () => {
       report: "functions/src/store/reportCache.ts",
     };
     for (const [accessor, owner] of Object.entries(owners)) {
-      const users = sources("functions/src").filter((path) => new RegExp(`\\.${accessor}\\(`).test(strip(read(path))) && /refs\(/.test(read(path)));
-      expect(users.map((p) => relative(root, join(root, p))), accessor).toEqual([owner]);
+      const users = sources("functions/src").filter(
+        (path) => new RegExp(`\\.${accessor}\\(`).test(strip(read(path))) && /refs\(/.test(read(path)),
+      );
+      expect(
+        users.map((p) => relative(root, join(root, p))),
+        accessor,
+      ).toEqual([owner]);
     }
   });
 });

@@ -16,10 +16,17 @@ function fold(pages: ReadonlyArray<{ at: number; events: number }>): ThroughputB
 }
 
 // Pages a chunk commits: times that mostly move forward (deliveries' clocks may disagree by a little).
-const pagesArb = fc.array(fc.record({ gap: fc.oneof(fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: 4_000_000 })), skew: fc.integer({ min: -500, max: 0 }), events: fc.integer({ min: 1, max: 500 }) }), {
-  minLength: 1,
-  maxLength: 300,
-});
+const pagesArb = fc.array(
+  fc.record({
+    gap: fc.oneof(fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: 4_000_000 })),
+    skew: fc.integer({ min: -500, max: 0 }),
+    events: fc.integer({ min: 1, max: 500 }),
+  }),
+  {
+    minLength: 1,
+    maxLength: 300,
+  },
+);
 
 describe(`a chunk's throughput buckets (fast-check seed ${seed}, THROUGHPUT_SEED)`, () => {
   it("draw every examined event once, in at most 120 intervals, none after the page that examined it", () => {

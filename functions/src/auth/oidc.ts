@@ -29,7 +29,8 @@ export interface TokenVerifier {
   verify(authorization: string | undefined): Promise<Caller>;
 }
 
-const unauthenticated = (message: string) => new AppError(401, "unauthenticated", message, undefined, { "WWW-Authenticate": "Bearer" });
+const unauthenticated = (message: string) =>
+  new AppError(401, "unauthenticated", message, undefined, { "WWW-Authenticate": "Bearer" });
 
 /** Library messages embed the token and its claims; callers and logs get only the reason. */
 function reasonFor(error: unknown): string {
@@ -88,8 +89,15 @@ export function createTokenVerifier(opts: {
       if (!payload) throw unauthenticated("Invalid token: it carries no claims.");
       // Claims of the wrong type are a bad token, never a server error.
       const claims = payload as unknown as Record<string, unknown>;
-      for (const [claim, type] of [["exp", "number"], ["iat", "number"], ["nbf", "number"], ["email", "string"], ["sub", "string"]] as const) {
-        if (claims[claim] !== undefined && typeof claims[claim] !== type) throw unauthenticated(`Invalid token: its ${claim} claim must be a ${type}.`);
+      for (const [claim, type] of [
+        ["exp", "number"],
+        ["iat", "number"],
+        ["nbf", "number"],
+        ["email", "string"],
+        ["sub", "string"],
+      ] as const) {
+        if (claims[claim] !== undefined && typeof claims[claim] !== type)
+          throw unauthenticated(`Invalid token: its ${claim} claim must be a ${type}.`);
       }
       // The library checks iat and exp; nbf, when present, must have passed too (same clock skew allowance).
       const nbf = claims.nbf as number | undefined;
@@ -98,7 +106,11 @@ export function createTokenVerifier(opts: {
       }
       const email = claims.email as string | undefined;
       if (!email) {
-        throw new AppError(403, "forbidden", "The token has no email claim; call with a user or service-account ID token that includes the email.");
+        throw new AppError(
+          403,
+          "forbidden",
+          "The token has no email claim; call with a user or service-account ID token that includes the email.",
+        );
       }
       if (payload.email_verified !== true) {
         throw new AppError(403, "email_not_verified", `The token's email ${email} is not verified.`);
@@ -139,7 +151,8 @@ export function requirePermission(caller: Caller, needed: Permission, roles: Rol
  * library's own checks would refuse other tokens too, but later and less plainly.
  */
 function checkHeader(token: string): void {
-  if (token.split(".").length !== 3) throw unauthenticated("Invalid token: the token is not a JWT (expected three dot-separated parts).");
+  if (token.split(".").length !== 3)
+    throw unauthenticated("Invalid token: the token is not a JWT (expected three dot-separated parts).");
   let header: unknown;
   try {
     header = JSON.parse(Buffer.from(token.split(".")[0] ?? "", "base64url").toString("utf8"));
@@ -148,5 +161,6 @@ function checkHeader(token: string): void {
   }
   const h = (header ?? {}) as { alg?: unknown; kid?: unknown };
   if (h.alg !== "RS256") throw unauthenticated("Invalid token: only RS256-signed ID tokens are accepted.");
-  if (typeof h.kid !== "string" || h.kid.length === 0) throw unauthenticated("Invalid token: the token does not name its signing key (kid).");
+  if (typeof h.kid !== "string" || h.kid.length === 0)
+    throw unauthenticated("Invalid token: the token does not name its signing key (kid).");
 }

@@ -1,7 +1,7 @@
 // The chunks a delivery takes on once its own chunk needs nothing more: those an earlier attempt of its
 // task left, else the next due, untouched one in the run's phase (in a sequential phase, the next chunk in
 // order, woken by this delivery).
-import { wake } from "../core/chunkTransitions";
+import { wake } from "../core/chunkControl";
 import { SEQUENTIAL_PHASES } from "../core/types";
 import type { Deps } from "../deps";
 import { advanceRun, mayWork } from "../runs/advance";
@@ -19,15 +19,26 @@ const HELP_ORPHANS = 4;
  * died), else the next due, untouched one in the run's phase.
  * Empty when there is none, or the delivery's time is up.
  */
-export async function chunksToHelp(deps: Deps, runId: string, delivery: Delivery, handled: Set<string>, startedAt: number): Promise<ChunkTask[]> {
+export async function chunksToHelp(
+  deps: Deps,
+  runId: string,
+  delivery: Delivery,
+  handled: Set<string>,
+  startedAt: number,
+): Promise<ChunkTask[]> {
   if (deps.now().getTime() - startedAt > deps.config.sliceSeconds * 1000) return [];
   const chunks = chunkStore(deps.db);
   // Only a retry can find chunks its task took on and left (a first attempt has taken none yet).
-  const [run, held] = await Promise.all([runStore(deps.db).get(runId), delivery.retryCount > 0 ? chunks.heldBy(runId, delivery.taskName) : null]);
+  const [run, held] = await Promise.all([
+    runStore(deps.db).get(runId),
+    delivery.retryCount > 0 ? chunks.heldBy(runId, delivery.taskName) : null,
+  ]);
   if (!run) return [];
   const task = (chunkId: string): ChunkTask => ({ runId, chunkId, generation: null });
   // Chunks an earlier attempt of this task took on are this task's to finish, or to park if the run stopped.
-  const orphans = (held ?? []).filter((h) => !handled.has(h.data.id) && (h.data.status === "running" || h.data.status === "pending"));
+  const orphans = (held ?? []).filter(
+    (h) => !handled.has(h.data.id) && (h.data.status === "running" || h.data.status === "pending"),
+  );
   if (orphans.length > 0) return orphans.slice(0, HELP_ORPHANS).map((h) => task(h.data.id));
   if (run.data.status !== "running") return [];
   const free = async (phase = run.data.phase) => {
@@ -47,8 +58,10 @@ export async function chunksToHelp(deps: Deps, runId: string, delivery: Delivery
   const [next] = mayWork(await chunks.heads(runId), phase);
   const now = deps.now().getTime();
   if (next && !handled.has(next.data.id)) {
-    if (next.data.status === "waiting" && (await chunks.applyTo(runId, next, wake(next.data, phase)))) return [task(next.data.id)];
-    if (next.data.status === "pending" && (!next.data.lease || next.data.lease.expiresAt <= now)) return [task(next.data.id)];
+    if (next.data.status === "waiting" && (await chunks.applyTo(runId, next, wake(next.data, phase))))
+      return [task(next.data.id)];
+    if (next.data.status === "pending" && (!next.data.lease || next.data.lease.expiresAt <= now))
+      return [task(next.data.id)];
     return [];
   }
   if (next) return [];

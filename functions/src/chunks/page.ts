@@ -4,7 +4,7 @@
 import { positionKey, type Chunk, type Holder } from "../core/chunk";
 import { commitPage, type CommitResult, type PageResult } from "../core/chunkTransitions";
 import type { Run } from "../core/run";
-import { busiestWallet, type BusiestWallet, type MoneyContext, type MoneyOutcome } from "../core/money";
+import { busiestWallet, type BusiestWallet, type MoneyContext, type MoneyOutcome } from "../core/outcomes";
 import { errorRateOverWindow, AUTO_PAUSE_WINDOW } from "../core/window";
 import { countOutcomes } from "../core/types";
 import type { Deps } from "../deps";
@@ -34,17 +34,34 @@ export async function processPage(
   const pageStarted = deps.now().getTime();
   const probe = { runId: run.id, chunkId: chunk.id };
   const from = positionKey(chunk);
-  const plan = chunk.step.step === "errors" ? await planErrorsPage(deps, run, chunk) : await planScanPage(deps, run, chunk, buffer);
+  const plan =
+    chunk.step.step === "errors"
+      ? await planErrorsPage(deps, run, chunk)
+      : await planScanPage(deps, run, chunk, buffer);
 
-  const ctx: MoneyContext = { runId: run.id, mode: run.type, dryRun: run.dryRun, walletField: config.walletField, userIds: run.userIds, page: nextPageId(chunk) };
-  const applied = await applyPage(db, ctx, plan.docs, catalog, {
-    groupSize: config.groupSize,
-    walletGroupSize: config.walletGroupSize,
-    parallelGroups: config.parallelGroups,
-    beforeGroup: async (index, groups) => {
-      if (index === Math.floor(groups / 2) && index > 0) await deps.faults?.at("page-half-applied", probe);
+  const ctx: MoneyContext = {
+    runId: run.id,
+    mode: run.type,
+    dryRun: run.dryRun,
+    walletField: config.walletField,
+    userIds: run.userIds,
+    page: nextPageId(chunk),
+  };
+  const applied = await applyPage(
+    db,
+    ctx,
+    plan.docs,
+    catalog,
+    {
+      groupSize: config.groupSize,
+      walletGroupSize: config.walletGroupSize,
+      parallelGroups: config.parallelGroups,
+      beforeGroup: async (index, groups) => {
+        if (index === Math.floor(groups / 2) && index > 0) await deps.faults?.at("page-half-applied", probe);
+      },
     },
-  }, deps.faults);
+    deps.faults,
+  );
   const outcomes = applied.outcomes;
   await deps.faults?.at(plan.page.stepDone ? "before-chunk-finish" : "before-page-commit", probe);
 
@@ -53,16 +70,26 @@ export async function processPage(
   // Documents the page read: its planning, its groups, the chunk its commit re-reads, and the run, chunk
   // and kill switch read before it (PAGE_BOUNDARY_READS).
   const reads = plan.reads + applied.reads + 1 + PAGE_BOUNDARY_READS;
-  const committed = await commitPageWithRecords(deps, run, chunk.id, me, page, outcomes, { writes: applied.writes, reads, busiestWallet: busiestWallet(outcomes, applied.walletWrites) });
+  const committed = await commitPageWithRecords(deps, run, chunk.id, me, page, outcomes, {
+    writes: applied.writes,
+    reads,
+    busiestWallet: busiestWallet(outcomes, applied.walletWrites),
+  });
   if (committed.kind === "conflict") {
     buffer.current = null;
     return { ...committed, examined: 0 };
   }
   const fields = runFields(run.id, run);
   for (const o of outcomes) {
-    if (o.result === "error") deps.log.eventFailed(fields, chunk.id, { eventId: o.eventId, code: o.code, message: o.message });
+    if (o.result === "error")
+      deps.log.eventFailed(fields, chunk.id, { eventId: o.eventId, code: o.code, message: o.message });
   }
-  deps.log.pageCommitted(fields, { id: chunk.id, phase: chunk.step.phase, page: committed.page, step: chunk.step.step }, counted, deps.now().getTime() - pageStarted);
+  deps.log.pageCommitted(
+    fields,
+    { id: chunk.id, phase: chunk.step.phase, page: committed.page, step: chunk.step.step },
+    counted,
+    deps.now().getTime() - pageStarted,
+  );
   if (counted.errors > 0 && run.maxErrorRate < 1) await checkErrorRate(deps, run);
   return { ...committed, examined: counted.total };
 }
@@ -121,7 +148,8 @@ async function commitPageWithRecords(
     await batch.commit();
   } catch (error) {
     const code = (error as { code?: unknown }).code;
-    if (code === 9 || code === "failed-precondition" || code === 6 /* page record exists */) return { kind: "conflict" };
+    if (code === 9 || code === "failed-precondition" || code === 6 /* page record exists */)
+      return { kind: "conflict" };
     throw error;
   }
   return transition.result;

@@ -5,7 +5,7 @@ import type { Chunk } from "../core/chunk";
 import type { PageResult } from "../core/chunkTransitions";
 import { daySpan } from "../core/shards";
 import type { Run } from "../core/run";
-import { countedIn } from "../core/money";
+import { countedIn } from "../core/outcomes";
 import { orderIdOf } from "../core/paynow";
 import { isSelected, type SelectingRun } from "../core/selection";
 import { PHASE_EVENT_TYPES, SEQUENTIAL_PHASES } from "../core/types";
@@ -14,7 +14,7 @@ import { linesOfOrders } from "../ledger/reads";
 import { refs } from "../platform/collections";
 import { decodeOutcomes, pageStore } from "../store/pages";
 import { errorStore } from "../store/errors";
-import { fromStoredCursor, toStoredCursor } from "../store/chunks";
+import { fromStoredCursor, toStoredCursor } from "../store/chunkDoc";
 
 /** An errors step re-examines at most this many events per page (its writes share one batch). */
 const ERRORS_PAGE_SIZE = 100;
@@ -44,32 +44,61 @@ export interface ReadBuffer {
   reachedEnd: boolean;
 }
 
-const cursorKey = (c: Chunk["progress"][keyof Chunk["progress"]]) => (c?.cursor ? `${c.cursor.seconds}.${c.cursor.nanos}/${c.cursor.id}` : "start");
+const cursorKey = (c: Chunk["progress"][keyof Chunk["progress"]]) =>
+  c?.cursor ? `${c.cursor.seconds}.${c.cursor.nanos}/${c.cursor.id}` : "start";
 
-const room = (chunk: Chunk) => (chunk.budgets[chunk.step.phase] ?? 0) - (chunk.progress[chunk.step.phase]?.examined ?? 0);
+const room = (chunk: Chunk) =>
+  (chunk.budgets[chunk.step.phase] ?? 0) - (chunk.progress[chunk.step.phase]?.examined ?? 0);
 
-const selectingRun = (deps: Deps, run: Run): SelectingRun => ({ runId: run.id, type: run.type, dryRun: run.dryRun, userIds: run.userIds, walletField: deps.config.walletField });
+const selectingRun = (deps: Deps, run: Run): SelectingRun => ({
+  runId: run.id,
+  type: run.type,
+  dryRun: run.dryRun,
+  userIds: run.userIds,
+  walletField: deps.config.walletField,
+});
 
 /**
  * A canary's refunds, chargebacks and closings move the wallets of their orders' purchase entries: those
  * of the real ledger, and for a dry run the purchases it would have written. Purchase entries never
  * change once written, so what this read finds is what the decision will find.
  */
-async function orderWalletsFor(deps: Deps, run: Run, docs: readonly DocumentSnapshot[], reads: { n: number }): Promise<(orderId: string) => readonly string[] | undefined> {
+async function orderWalletsFor(
+  deps: Deps,
+  run: Run,
+  docs: readonly DocumentSnapshot[],
+  reads: { n: number },
+): Promise<(orderId: string) => readonly string[] | undefined> {
   const orderIds = [...new Set(docs.map((d) => orderIdOf(d.data())).filter((id): id is string => id !== null))];
-  const lines = await linesOfOrders(deps.db, (...docs: FirebaseFirestore.DocumentReference[]) => deps.db.getAll(...docs), run.dryRun ? run.id : null, orderIds, reads);
+  const lines = await linesOfOrders(
+    deps.db,
+    (...docs: FirebaseFirestore.DocumentReference[]) => deps.db.getAll(...docs),
+    run.dryRun ? run.id : null,
+    orderIds,
+    reads,
+  );
   return (orderId) => {
     const found = lines.get(orderId);
     return found && found.length > 0 ? [...new Set(found.map((l) => l.userId))] : undefined;
   };
 }
 
-export async function planScanPage(deps: Deps, run: Run, chunk: Chunk, buffer: { current: ReadBuffer | null }): Promise<PagePlan> {
+export async function planScanPage(
+  deps: Deps,
+  run: Run,
+  chunk: Chunk,
+  buffer: { current: ReadBuffer | null },
+): Promise<PagePlan> {
   const phase = chunk.step.phase;
   const progress = chunk.progress[phase];
   const keep = { errorCursor: chunk.errorCursor };
   const left = room(chunk);
-  if (left <= 0) return { docs: [], reads: 0, page: { ...keep, examined: 0, cursor: progress?.cursor ?? null, stepDone: true, stoppedAtBudget: true } };
+  if (left <= 0)
+    return {
+      docs: [],
+      reads: 0,
+      page: { ...keep, examined: 0, cursor: progress?.cursor ?? null, stepDone: true, stoppedAtBudget: true },
+    };
   const after = cursorKey(progress);
   const sequential = SEQUENTIAL_PHASES.includes(phase);
   const keys = [`${chunk.id}|${after}`, ...(sequential && !progress?.cursor ? [`from:${chunk.startMs}`] : [])];
@@ -83,7 +112,12 @@ export async function planScanPage(deps: Deps, run: Run, chunk: Chunk, buffer: {
     reachedEnd = raw.length < deps.config.readSize;
     // A query is billed one read even when it returns nothing.
     reads.n += Math.max(raw.length, 1);
-    await deps.faults?.at("page-read", { runId: run.id, chunkId: chunk.id, cursor: progress?.cursor ? after : null, phase });
+    await deps.faults?.at("page-read", {
+      runId: run.id,
+      chunkId: chunk.id,
+      cursor: progress?.cursor ? after : null,
+      phase,
+    });
   }
   // What lies beyond the chunk's span (a sequential phase reads on) is the next chunk's.
   const split = raw.findIndex((d) => (d.get("createdAt") as Timestamp).toMillis() >= chunk.endMs);
@@ -100,7 +134,8 @@ export async function planScanPage(deps: Deps, run: Run, chunk: Chunk, buffer: {
   const canary = run.userIds !== null;
   // A canary looks the wallets of refunds, chargebacks and closings up for a window of the read at a time.
   const window = canary && phase !== "purchases" ? Math.min(inSpan.length, deps.config.pageSize * 4) : inSpan.length;
-  const orderWallets = canary && phase !== "purchases" ? await orderWalletsFor(deps, run, inSpan.slice(0, window), reads) : undefined;
+  const orderWallets =
+    canary && phase !== "purchases" ? await orderWalletsFor(deps, run, inSpan.slice(0, window), reads) : undefined;
   const counted = await countedElsewhere(deps, run, chunk, inSpan.slice(0, window), reads);
   const limit = Math.min(deps.config.pageSize, left);
   const taken: FirebaseFirestore.QueryDocumentSnapshot[] = [];
@@ -114,21 +149,35 @@ export async function planScanPage(deps: Deps, run: Run, chunk: Chunk, buffer: {
     if (!canary || isSelected(doc.data(), selection, phase, orderWallets)) taken.push(doc);
   }
   const last = inSpan[end - 1];
-  const cursor = last ? fromStoredCursor({ createdAt: last.get("createdAt") as Timestamp, id: last.id }) : (progress?.cursor ?? null);
+  const cursor = last
+    ? fromStoredCursor({ createdAt: last.get("createdAt") as Timestamp, id: last.id })
+    : (progress?.cursor ?? null);
   const rest = inSpan.slice(end);
   const budgetSpent = charged >= left;
   const endOfSpan = rest.length === 0 && spanRead;
   if (endOfSpan) {
     // The next chunk's, in a sequential phase: the docs read past this span, which are all of its events
     // when the read reached the end of the range.
-    buffer.current = sequential && (beyond.length > 0 || reachedEnd) ? { key: `from:${chunk.endMs}`, phase, docs: beyond, reachedEnd } : null;
+    buffer.current =
+      sequential && (beyond.length > 0 || reachedEnd)
+        ? { key: `from:${chunk.endMs}`, phase, docs: beyond, reachedEnd }
+        : null;
   } else {
-    buffer.current = rest.length > 0 ? { key: `${chunk.id}|${cursorKey({ cursor, examined: 0 })}`, phase, docs: [...rest, ...beyond], reachedEnd } : null;
+    buffer.current =
+      rest.length > 0
+        ? { key: `${chunk.id}|${cursorKey({ cursor, examined: 0 })}`, phase, docs: [...rest, ...beyond], reachedEnd }
+        : null;
   }
   return {
     docs: taken,
     reads: reads.n,
-    page: { ...keep, examined: charged, cursor, stepDone: endOfSpan || budgetSpent, stoppedAtBudget: budgetSpent && !endOfSpan },
+    page: {
+      ...keep,
+      examined: charged,
+      cursor,
+      stepDone: endOfSpan || budgetSpent,
+      stoppedAtBudget: budgetSpent && !endOfSpan,
+    },
   };
 }
 
@@ -141,7 +190,13 @@ export const nextPageId = (chunk: Chunk) => `${chunk.id}-${chunk.pages + 1}`;
  * and that page's record lists them. A mark whose page did not commit, or committed without the event (a
  * crashed page retried after the event moved), counts the event here. Rare: one read per such page.
  */
-async function countedElsewhere(deps: Deps, run: Run, chunk: Chunk, docs: readonly DocumentSnapshot[], reads: { n: number }): Promise<Set<string>> {
+async function countedElsewhere(
+  deps: Deps,
+  run: Run,
+  chunk: Chunk,
+  docs: readonly DocumentSnapshot[],
+  reads: { n: number },
+): Promise<Set<string>> {
   const here = nextPageId(chunk);
   const byPage = new Map<string, string[]>();
   for (const doc of docs) {
@@ -160,7 +215,13 @@ async function countedElsewhere(deps: Deps, run: Run, chunk: Chunk, docs: readon
 }
 
 export async function planErrorsPage(deps: Deps, run: Run, chunk: Chunk): Promise<PagePlan> {
-  const ids = await errorStore(deps.db).openOfChunk(run.id, chunk.id, chunk.step.phase, chunk.errorCursor, ERRORS_PAGE_SIZE);
+  const ids = await errorStore(deps.db).openOfChunk(
+    run.id,
+    chunk.id,
+    chunk.step.phase,
+    chunk.errorCursor,
+    ERRORS_PAGE_SIZE,
+  );
   const reads = Math.max(ids.length, 1) + ids.length;
   await deps.faults?.at("page-read", { runId: run.id, chunkId: chunk.id, cursor: chunk.errorCursor });
   const read = ids.length > 0 ? await deps.db.getAll(...ids.map((id) => refs(deps.db).events.doc(id))) : [];
@@ -196,10 +257,13 @@ function scanQuery(deps: Deps, run: Run, chunk: Chunk): Query {
   let query: Query = refs(deps.db)
     .events.where("createdAt", ">=", Timestamp.fromMillis(startMs))
     .where("createdAt", "<", Timestamp.fromMillis(endMs));
-  const ofType = types.length === 1 ? Filter.where("event_type", "==", types[0]) : Filter.where("event_type", "in", types);
+  const ofType =
+    types.length === 1 ? Filter.where("event_type", "==", types[0]) : Filter.where("event_type", "in", types);
   if (run.type === "webhook_replay" && run.unmarkedEvents === 0) {
     const unprocessed = Filter.where("processed", "==", false);
-    query = query.where(Filter.and(ofType, run.dryRun ? unprocessed : Filter.or(unprocessed, Filter.where("processedBy", "==", run.id))));
+    query = query.where(
+      Filter.and(ofType, run.dryRun ? unprocessed : Filter.or(unprocessed, Filter.where("processedBy", "==", run.id))),
+    );
   } else query = query.where(ofType);
   query = query.orderBy("createdAt").orderBy(FieldPath.documentId());
   const cursor = toStoredCursor(chunk.progress[phase]?.cursor ?? null);

@@ -7,7 +7,8 @@
 // after a crash never counts an event twice, and every entry it wrote is counted once.
 import { randomUUID } from "node:crypto";
 import { type Chunk, type Holder } from "../core/chunk";
-import { cancelChunk, claim, release, resumeChunk, settle } from "../core/chunkTransitions";
+import { claim, release, settle } from "../core/chunkTransitions";
+import { cancelChunk, resumeChunk } from "../core/chunkControl";
 import { nextMove } from "../core/nextMove";
 import { markStarted, type Run } from "../core/run";
 import { pacedPageSize, paceRestMs } from "../core/estimate";
@@ -48,7 +49,12 @@ export interface ChunkTask {
   generation: number | null;
 }
 
-export async function workOnChunk(deps: Deps, task: ChunkTask, delivery: Delivery, catalog: ProductCatalog): Promise<void> {
+export async function workOnChunk(
+  deps: Deps,
+  task: ChunkTask,
+  delivery: Delivery,
+  catalog: ProductCatalog,
+): Promise<void> {
   const { db, config } = deps;
   const chunks = chunkStore(db);
   const runs = runStore(db);
@@ -59,7 +65,11 @@ export async function workOnChunk(deps: Deps, task: ChunkTask, delivery: Deliver
   const buffer: { current: ReadBuffer | null } = { current: null };
 
   for (;;) {
-    const [runSnap, chunkSnap, flagSnap] = await db.getAll(runs.doc(runId), chunks.doc(runId, chunkId), refs(db).killSwitch);
+    const [runSnap, chunkSnap, flagSnap] = await db.getAll(
+      runs.doc(runId),
+      chunks.doc(runId, chunkId),
+      refs(db).killSwitch,
+    );
     const run = runs.fromSnapshot(runSnap);
     const chunk = chunks.fromSnapshot(chunkSnap);
     const now = deps.now().getTime();
@@ -73,7 +83,8 @@ export async function workOnChunk(deps: Deps, task: ChunkTask, delivery: Deliver
       sliceOver: now - startedAt > config.sliceSeconds * 1000,
     });
     if (move.kind === "exit") {
-      if (move.why === "missing") deps.log.internalError("chunk_lookup", new Error(`run ${runId} or its chunk ${chunkId} does not exist`));
+      if (move.why === "missing")
+        deps.log.internalError("chunk_lookup", new Error(`run ${runId} or its chunk ${chunkId} does not exist`));
       return;
     }
     const r = run as Versioned<Run>;
@@ -81,11 +92,22 @@ export async function workOnChunk(deps: Deps, task: ChunkTask, delivery: Deliver
     const fields = runFields(runId, r.data);
 
     if (move.kind === "settle") {
-      const { result, chunk: settled, written } = await chunks.apply(runId, chunkId, (fresh) =>
-        fresh ? settle(fresh, move.to, move.reason, me, deps.now().getTime()) : { result: "unchanged" as const, update: null },
+      const {
+        result,
+        chunk: settled,
+        written,
+      } = await chunks.apply(runId, chunkId, (fresh) =>
+        fresh
+          ? settle(fresh, move.to, move.reason, me, deps.now().getTime())
+          : { result: "unchanged" as const, update: null },
       );
       if (written && settled) {
-        deps.log.chunkStopped(fields, { id: chunkId, phase: settled.step.phase, status: move.to, reason: move.reason }, settled, deps.now().getTime() - startedAt);
+        deps.log.chunkStopped(
+          fields,
+          { id: chunkId, phase: settled.step.phase, status: move.to, reason: move.reason },
+          settled,
+          deps.now().getTime() - startedAt,
+        );
         if (move.reason === "kill_switch") await pauseRun(deps, runId, "kill_switch");
         if (move.to === "paused") await reconcileStopped(deps, runId, chunkId);
         return;
@@ -93,7 +115,9 @@ export async function workOnChunk(deps: Deps, task: ChunkTask, delivery: Deliver
       // A delivery that vanished mid-page left this chunk of a cancelled run: finish its page, then stop.
       if (result === "drain" && move.drainAllowed && !state.holding) {
         const claimed = await chunks.apply(runId, chunkId, (fresh) =>
-          fresh ? claim(fresh, me, deps.now().getTime(), LEASE_SECONDS * 1000) : { result: { kind: "inactive" as const }, update: null },
+          fresh
+            ? claim(fresh, me, deps.now().getTime(), LEASE_SECONDS * 1000)
+            : { result: { kind: "inactive" as const }, update: null },
         );
         if (claimed.result.kind !== "claimed") return;
         Object.assign(state, { holding: true, draining: true });
@@ -105,7 +129,9 @@ export async function workOnChunk(deps: Deps, task: ChunkTask, delivery: Deliver
 
     if (move.kind === "claim") {
       const claimed = await chunks.apply(runId, chunkId, (fresh) =>
-        fresh ? claim(fresh, me, deps.now().getTime(), LEASE_SECONDS * 1000) : { result: { kind: "inactive" as const }, update: null },
+        fresh
+          ? claim(fresh, me, deps.now().getTime(), LEASE_SECONDS * 1000)
+          : { result: { kind: "inactive" as const }, update: null },
       );
       const kind = claimed.result.kind;
       if (kind === "taken" || kind === "inactive") return; // another task's delivery is on it, and that task answers for it
@@ -120,7 +146,10 @@ export async function workOnChunk(deps: Deps, task: ChunkTask, delivery: Deliver
       }
       state.holding = true;
       deps.log.chunkStarted(fields, { id: chunkId, phase: c.data.step.phase, attempt: delivery.retryCount + 1 });
-      if (r.data.status === "pending") await runs.apply(runId, (fresh) => (fresh ? markStarted(fresh, deps.now().getTime()) : { result: false, update: null }));
+      if (r.data.status === "pending")
+        await runs.apply(runId, (fresh) =>
+          fresh ? markStarted(fresh, deps.now().getTime()) : { result: false, update: null },
+        );
       await deps.faults?.at("after-claim", { runId, chunkId });
       // The claim changed only the lease and the status: work the first page from the chunk as claimed.
       if (!claimed.chunk) continue;
@@ -132,7 +161,9 @@ export async function workOnChunk(deps: Deps, task: ChunkTask, delivery: Deliver
       // go first: the continuation is another task, and would otherwise find the chunk taken. Should this
       // delivery die in between, Cloud Tasks retries it, and the retry picks the chunk up again.
       const { generation, step, pages } = c.data;
-      await chunks.apply(runId, chunkId, (fresh) => (fresh ? release(fresh, me, deps.now().getTime()) : { result: false, update: null }));
+      await chunks.apply(runId, chunkId, (fresh) =>
+        fresh ? release(fresh, me, deps.now().getTime()) : { result: false, update: null },
+      );
       await deps.queue.enqueue(
         { migrationId: runId, chunkId, generation },
         chunkTaskId({ runId, chunkId, phase: step.phase, generation, continuation: pages }),
@@ -148,7 +179,10 @@ export async function workOnChunk(deps: Deps, task: ChunkTask, delivery: Deliver
       continue;
     }
     const pace = r.data.maxEventsPerSecond;
-    const pageDeps = pace === null ? deps : { ...deps, config: { ...config, pageSize: pacedPageSize(config.pageSize, pace, config.queue) } };
+    const pageDeps =
+      pace === null
+        ? deps
+        : { ...deps, config: { ...config, pageSize: pacedPageSize(config.pageSize, pace, config.queue) } };
     const pageStarted = deps.now().getTime();
     const result = await processPage(pageDeps, r.data, c.data, catalog, me, buffer);
     const worked = deps.now().getTime() - pageStarted;
@@ -162,7 +196,8 @@ export async function workOnChunk(deps: Deps, task: ChunkTask, delivery: Deliver
           id: chunkId,
           phase: c.data.step.phase,
           status: result.status === "running" ? "next_step" : result.status,
-          reason: c.data.step.step === "errors" ? "errors_retried" : result.stoppedAtBudget ? "budget_reached" : "end_of_day",
+          reason:
+            c.data.step.step === "errors" ? "errors_retried" : result.stoppedAtBudget ? "budget_reached" : "end_of_day",
         },
         result.counters,
         deps.now().getTime() - startedAt,
@@ -183,9 +218,13 @@ async function reconcileStopped(deps: Deps, runId: string, chunkId: string): Pro
   const chunks = chunkStore(deps.db);
   const { status, phase } = run.data;
   if (status === "pending" || status === "running") {
-    const { written, chunk } = await chunks.apply(runId, chunkId, (c) => (c ? resumeChunk(c, phase) : { result: false, update: null }));
+    const { written, chunk } = await chunks.apply(runId, chunkId, (c) =>
+      c ? resumeChunk(c, phase) : { result: false, update: null },
+    );
     if (written && chunk?.status === "pending") await enqueueChunk(deps, runId, chunk, deps.now().getTime());
   } else if (status === "cancelled") {
-    await chunks.apply(runId, chunkId, (c) => (c ? cancelChunk(c, deps.now().getTime()) : { result: "unchanged" as const, update: null }));
+    await chunks.apply(runId, chunkId, (c) =>
+      c ? cancelChunk(c, deps.now().getTime()) : { result: "unchanged" as const, update: null },
+    );
   }
 }

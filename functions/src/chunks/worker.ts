@@ -8,7 +8,7 @@
 // only retries an attempt it has given up on. The lease keeps deliveries from contending for the same
 // documents; correctness never depends on it.
 import { z } from "zod";
-import { fail, noteError } from "../core/chunkTransitions";
+import { fail, noteError } from "../core/chunkControl";
 import { CHUNK_ID_PATTERN } from "../core/shards";
 import type { Deps } from "../deps";
 import { ProductCatalog } from "../ledger/reads";
@@ -43,7 +43,10 @@ const payloadSchema = z.strictObject({
 export async function handleChunkTask(deps: Deps, payload: unknown, delivery: Delivery): Promise<void> {
   const parsed = payloadSchema.safeParse(payload);
   if (!parsed.success) {
-    deps.log.internalError("chunk_payload", new Error(`ignoring malformed chunk task payload: ${JSON.stringify(payload)}`));
+    deps.log.internalError(
+      "chunk_payload",
+      new Error(`ignoring malformed chunk task payload: ${JSON.stringify(payload)}`),
+    );
     return;
   }
   const runId = parsed.data.migrationId;
@@ -55,7 +58,9 @@ export async function handleChunkTask(deps: Deps, payload: unknown, delivery: De
   for (let batch = [own]; batch.length > 0; batch = await chunksToHelp(deps, runId, delivery, handled, startedAt)) {
     for (const task of batch) handled.add(task.chunkId);
     const outcomes = await Promise.allSettled(batch.map((task) => workOnChunk(deps, task, delivery, catalog)));
-    const failures = outcomes.flatMap((o, i) => (o.status === "rejected" ? [{ chunkId: (batch[i] as ChunkTask).chunkId, error: o.reason as unknown }] : []));
+    const failures = outcomes.flatMap((o, i) =>
+      o.status === "rejected" ? [{ chunkId: (batch[i] as ChunkTask).chunkId, error: o.reason as unknown }] : [],
+    );
     const first = failures[0];
     if (!first) continue;
     const lastAttempt = delivery.retryCount + 1 >= deps.config.taskMaxAttempts;
@@ -78,9 +83,16 @@ export async function handleChunkTask(deps: Deps, payload: unknown, delivery: De
       const now = deps.now().getTime();
       // Its own chunk as the generation its task was queued for; a chunk it helped with, as the task holding it.
       const by = { task: delivery.taskName, generation: id === own.chunkId ? own.generation : null };
-      const { written, chunk } = await chunks.apply(runId, id, (c) => (c ? fail(c, describe(first.error), now, by) : { result: false, update: null }));
+      const { written, chunk } = await chunks.apply(runId, id, (c) =>
+        c ? fail(c, describe(first.error), now, by) : { result: false, update: null },
+      );
       if (written && chunk) {
-        deps.log.chunkStopped(fields, { id, phase: chunk.step.phase, status: "failed", reason: describe(first.error) }, chunk, 0);
+        deps.log.chunkStopped(
+          fields,
+          { id, phase: chunk.step.phase, status: "failed", reason: describe(first.error) },
+          chunk,
+          0,
+        );
       }
     }
     break;

@@ -58,14 +58,18 @@ const SCHEDULER_FIELDS = new Set(["type", "lookbackDays", "dryRun", "maxEvents"]
 export function schedulerRefusal(email: string, roles: Roles, body: unknown, replay: RecurringReplay): string | null {
   if (roles.operators.includes(email) || !roles.schedulers.includes(email)) return null;
   const wanted = `{"type": "webhook_replay", "lookbackDays": ${replay.lookbackDays}, "dryRun": ${replay.dryRun}, "maxEvents": at most ${replay.maxEvents}}`;
-  const refuse = (what: string) => `${email} is a scheduler (SCHEDULER_EMAILS): it may start only the recurring replay ${wanted}; ${what}. Operators start other runs.`;
+  const refuse = (what: string) =>
+    `${email} is a scheduler (SCHEDULER_EMAILS): it may start only the recurring replay ${wanted}; ${what}. Operators start other runs.`;
   if (typeof body !== "object" || body === null || Array.isArray(body)) return null; // the body's own validation answers
   const b = body as Record<string, unknown>;
   const extra = Object.keys(b).filter((k) => !SCHEDULER_FIELDS.has(k));
   if (extra.length > 0) return refuse(`this body also sets ${extra.sort().join(", ")}`);
   if (b.type !== "webhook_replay") return refuse(`this body asks for ${JSON.stringify(b.type)}`);
-  if (b.lookbackDays !== replay.lookbackDays) return refuse(`this body asks for lookbackDays ${JSON.stringify(b.lookbackDays ?? null)}`);
-  if ((b.dryRun ?? true) !== replay.dryRun) return refuse(`this body asks for dryRun ${JSON.stringify(b.dryRun ?? true)}`);
-  if (typeof b.maxEvents === "number" && b.maxEvents > replay.maxEvents) return refuse(`this body asks for maxEvents ${b.maxEvents}`);
+  if (b.lookbackDays !== replay.lookbackDays)
+    return refuse(`this body asks for lookbackDays ${JSON.stringify(b.lookbackDays ?? null)}`);
+  if ((b.dryRun ?? true) !== replay.dryRun)
+    return refuse(`this body asks for dryRun ${JSON.stringify(b.dryRun ?? true)}`);
+  if (typeof b.maxEvents === "number" && b.maxEvents > replay.maxEvents)
+    return refuse(`this body asks for maxEvents ${b.maxEvents}`);
   return null;
 }

@@ -16,7 +16,10 @@ export type Admission =
   | { ok: false; status: 429; code: "too_many_runs"; message: string };
 
 /** Whether two UTC day ranges (`YYYY-MM-DD`, both ends included) share a day. */
-export function overlaps(a: Pick<ActiveRun, "startDate" | "endDate">, b: Pick<ActiveRun, "startDate" | "endDate">): boolean {
+export function overlaps(
+  a: Pick<ActiveRun, "startDate" | "endDate">,
+  b: Pick<ActiveRun, "startDate" | "endDate">,
+): boolean {
   return a.startDate <= b.endDate && b.startDate <= a.endDate;
 }
 

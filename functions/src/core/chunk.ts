@@ -145,7 +145,8 @@ export interface ChunkPosition {
 /** Where a chunk with `steps` to do stands while the run is in `runPhase`. */
 export function positionFor(steps: readonly Step[], runPhase: Phase, phases: readonly Phase[]): ChunkPosition {
   const [current, ...upcoming] = steps;
-  if (!current) return { status: "done", current: { phase: phases[phases.length - 1] as Phase, step: "scan" }, upcoming: [] };
+  if (!current)
+    return { status: "done", current: { phase: phases[phases.length - 1] as Phase, step: "scan" }, upcoming: [] };
   return { status: current.phase === runPhase ? "pending" : "waiting", current, upcoming };
 }
 
@@ -160,7 +161,11 @@ export function afterStep(finished: Step, upcoming: readonly Step[]): ChunkPosit
  * The steps a retry gives a chunk: what it had left (a failed chunk resumes its step where it stopped),
  * plus an errors step for every phase where it has open errors, each phase's steps in phase order.
  */
-export function retrySteps(remaining: readonly Step[], errorPhases: readonly Phase[], phases: readonly Phase[]): Step[] {
+export function retrySteps(
+  remaining: readonly Step[],
+  errorPhases: readonly Phase[],
+  phases: readonly Phase[],
+): Step[] {
   const steps: Step[] = [];
   for (const phase of phases) {
     const own = remaining.filter((s) => s.phase === phase);
@@ -179,13 +184,23 @@ export function nextPhase(current: Phase, phases: readonly Phase[]): Phase | und
 /** How a page changes a chunk's counters: a scan adds its events; an errors step replaces their old error. */
 export function pageDelta(step: Step["step"], outcomes: Counters): Counters {
   if (step === "scan") return outcomes;
-  return { total: 0, processed: outcomes.processed, skipped: outcomes.skipped, errors: outcomes.errors - outcomes.total };
+  return {
+    total: 0,
+    processed: outcomes.processed,
+    skipped: outcomes.skipped,
+    errors: outcomes.errors - outcomes.total,
+  };
 }
 
 // ───────────────────────────── creation ─────────────────────────────
 
 /** A new chunk: a scan step for every phase it has budget in. */
-export function newChunk(span: Span, budgets: Partial<Record<Phase, number>>, run: { phases: readonly Phase[] }, now: number): Chunk {
+export function newChunk(
+  span: Span,
+  budgets: Partial<Record<Phase, number>>,
+  run: { phases: readonly Phase[] },
+  now: number,
+): Chunk {
   const position = positionFor(initialSteps(budgets, run.phases), run.phases[0] as Phase, run.phases);
   return {
     id: span.id,

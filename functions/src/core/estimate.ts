@@ -53,19 +53,34 @@ function shape(chunks: number, queue: QueueCapacity): { parallel: number; waves:
  * deliveries that worked side by side; the median of those; runs of the other mode when there are none;
  * null when no run qualifies.
  */
-export function measuredDeliveryRate(recent: readonly RunSample[], dryRun: boolean, queue: QueueCapacity): number | null {
-  const usable = recent.filter((r) => r.status === "completed" && r.paced !== true && r.total >= MIN_SAMPLE_EVENTS && r.startedAt !== null && r.finishedAt !== null && r.finishedAt > r.startedAt);
+export function measuredDeliveryRate(
+  recent: readonly RunSample[],
+  dryRun: boolean,
+  queue: QueueCapacity,
+): number | null {
+  const usable = recent.filter(
+    (r) =>
+      r.status === "completed" &&
+      r.paced !== true &&
+      r.total >= MIN_SAMPLE_EVENTS &&
+      r.startedAt !== null &&
+      r.finishedAt !== null &&
+      r.finishedAt > r.startedAt,
+  );
   const same = usable.filter((r) => r.dryRun === dryRun);
   const chosen = (same.length > 0 ? same : usable)
     .map((r) => {
       const { parallel, waves } = shape(r.chunks ?? 0, queue);
-      const working = ((r.finishedAt as number) - (r.startedAt as number)) / 1000 - FIXED_SECONDS - waves * CHUNK_SECONDS;
+      const working =
+        ((r.finishedAt as number) - (r.startedAt as number)) / 1000 - FIXED_SECONDS - waves * CHUNK_SECONDS;
       return r.total / Math.max(1, working) / parallel;
     })
     .sort((a, b) => a - b);
   if (chosen.length === 0) return null;
   const mid = Math.floor(chosen.length / 2);
-  return chosen.length % 2 === 1 ? (chosen[mid] as number) : ((chosen[mid - 1] as number) + (chosen[mid] as number)) / 2;
+  return chosen.length % 2 === 1
+    ? (chosen[mid] as number)
+    : ((chosen[mid - 1] as number) + (chosen[mid] as number)) / 2;
 }
 
 /** What of a plan runs in sequential phases: its events, and its turns (a chunk with budget in such a phase). */
@@ -92,7 +107,11 @@ export function estimateSeconds(
   const { parallel, waves } = shape(chunks, queue);
   const rate = Math.max(deliveryEventsPerSecond, 1);
   const side = Math.min(Math.max(sequential.events, 0), plannedEvents);
-  const work = waves * CHUNK_SECONDS + (plannedEvents - side) / (rate * parallel) + side / rate + Math.max(sequential.turns, 0) * SEQUENTIAL_TURN_SECONDS;
+  const work =
+    waves * CHUNK_SECONDS +
+    (plannedEvents - side) / (rate * parallel) +
+    side / rate +
+    Math.max(sequential.turns, 0) * SEQUENTIAL_TURN_SECONDS;
   const dispatch = chunks / Math.max(queue.dispatchesPerSecond, 1);
   // A paced run goes no faster than its pace (and, with fewer chunks than the queue runs at once, slower).
   const paced = maxEventsPerSecond === null ? 0 : plannedEvents / ((maxEventsPerSecond * parallel) / paceShares(queue));
@@ -109,7 +128,12 @@ export function paceShares(queue: QueueCapacity): number {
  * together keep below `maxEventsPerSecond`: each may examine its share of the pace, and `workedMs` is how
  * long the page itself took.
  */
-export function paceRestMs(examined: number, workedMs: number, maxEventsPerSecond: number | null, queue: QueueCapacity): number {
+export function paceRestMs(
+  examined: number,
+  workedMs: number,
+  maxEventsPerSecond: number | null,
+  queue: QueueCapacity,
+): number {
   if (maxEventsPerSecond === null || examined <= 0) return 0;
   const share = maxEventsPerSecond / paceShares(queue);
   return Math.max(0, Math.ceil((examined / share) * 1000 - workedMs));
@@ -195,9 +219,23 @@ function widen(b: ThroughputBuckets, seconds: number): ThroughputBuckets {
 }
 
 /** Chunks' buckets as the points the chart and the ETA take: each non-empty interval at its start. */
-export function throughputPoints(chunks: ReadonlyArray<{ throughput: ThroughputBuckets | null }>): Array<{ at: number; total: number }> {
+export function throughputPoints(
+  chunks: ReadonlyArray<{ throughput: ThroughputBuckets | null }>,
+): Array<{ at: number; total: number }> {
   return chunks.flatMap((c) =>
-    c.throughput ? c.throughput.events.flatMap((n, i) => (n > 0 ? [{ at: (c.throughput as ThroughputBuckets).since + i * (c.throughput as ThroughputBuckets).seconds * 1000, total: n }] : [])) : [],
+    c.throughput
+      ? c.throughput.events.flatMap((n, i) =>
+          n > 0
+            ? [
+                {
+                  at:
+                    (c.throughput as ThroughputBuckets).since + i * (c.throughput as ThroughputBuckets).seconds * 1000,
+                  total: n,
+                },
+              ]
+            : [],
+        )
+      : [],
   );
 }
 
@@ -216,7 +254,11 @@ export interface ThroughputPoint {
  * intervals of a minute, or of 10 seconds (1 second) for runs shorter than 10 minutes (1 minute), so that
  * even a short run draws more than one bar. Intervals without pages are zeros.
  */
-export function throughputSeries(pages: ReadonlyArray<{ at: number; total: number }>, startedAt: number | null, until: number): { bucketSeconds: number; points: ThroughputPoint[] } {
+export function throughputSeries(
+  pages: ReadonlyArray<{ at: number; total: number }>,
+  startedAt: number | null,
+  until: number,
+): { bucketSeconds: number; points: ThroughputPoint[] } {
   if (pages.length === 0) return { bucketSeconds: 60, points: [] };
   const first = Math.min(startedAt ?? Infinity, ...pages.map((p) => p.at));
   const last = Math.max(until, ...pages.map((p) => p.at));
@@ -231,6 +273,10 @@ export function throughputSeries(pages: ReadonlyArray<{ at: number; total: numbe
   }
   return {
     bucketSeconds,
-    points: events.map((n, i) => ({ at: new Date(first + i * size).toISOString(), events: n, perSecond: Math.round((n / bucketSeconds) * 10) / 10 })),
+    points: events.map((n, i) => ({
+      at: new Date(first + i * size).toISOString(),
+      events: n,
+      perSecond: Math.round((n / bucketSeconds) * 10) / 10,
+    })),
   };
 }

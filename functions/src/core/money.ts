@@ -12,83 +12,27 @@
 // - a chargeback (ON_CHARGEBACK) reverses every line not yet reversed;
 // - a reversal entry exists at most once per line, whatever the events;
 // - a closing (ON_CHARGEBACK_CLOSED) `won` reinstates every line a chargeback reversed, once; `lost` is skipped.
-import { moneyEntryId, type EntryKind, type EntryMove, type MoneyEntry, type Product } from "./ledger";
-import { moneyFacts, type MoneyFacts, type WalletField } from "./paynow";
-import type { RunType } from "./types";
-
-/** Who is applying events: a run (replay or reversal backfill, dry or real) or live webhook processing. */
-export interface MoneyContext {
-  runId: string | null;
-  mode: RunType | "live";
-  dryRun: boolean;
-  walletField: WalletField;
-  /**
-   * A canary's wallets (null: every wallet). The run selects only events whose wallets are all among them;
-   * should an event here move another wallet all the same (its order's entries changed since it was
-   * selected), it is skipped `OUTSIDE_CANARY` and writes nothing.
-   */
-  userIds?: readonly string[] | null;
-  /**
-   * The page record (`{chunkId}-{n}`) whose commit counts these decisions; absent for live processing. An
-   * event a run counts is marked `countedIn.{runId}` with it, so that the scan, meeting the event again
-   * after its `createdAt` moved past the chunk's position, knows it was counted (issue 18 item 2).
-   */
-  page?: string;
-}
-
-/** Where a run counted an event: the page record named in its `countedIn` mark (undefined: not counted by the run). */
-export function countedIn(data: unknown, runId: string): string | undefined {
-  const marks = (data as { countedIn?: unknown } | undefined)?.countedIn;
-  const page = marks !== null && typeof marks === "object" ? (marks as Record<string, unknown>)[runId] : undefined;
-  return typeof page === "string" ? page : undefined;
-}
-
-/** One stored event as the decisions see it. */
-export interface StoredEvent {
-  id: string;
-  /** The raw document (PayNow's envelope plus the product's fields). */
-  data: unknown;
-}
-
-/** The documents the decisions depend on, as read inside the transaction. */
-export interface MoneyState {
-  /** Every real ledger entry of the orders the events are about, by id. */
-  ledger: ReadonlyMap<string, MoneyEntry>;
-  /** A dry run's own would-be entries of those orders, from its shadow ledger. Empty for real runs. */
-  shadow: ReadonlyMap<string, MoneyEntry>;
-  /** Products by id (null: present but unusable; absent: missing). */
-  products: ReadonlyMap<string, Product | null>;
-}
-
-export const MONEY_ERROR_CODES = [
-  "INVALID_EVENT",
-  "PRODUCT_NOT_FOUND",
-  "PRODUCT_INVALID",
-  "ORIGINAL_PURCHASE_NOT_FOUND",
-  "REFUND_UNMATCHED",
-  "CHARGEBACK_NOT_REVERSED",
-] as const;
-export type MoneyErrorCode = (typeof MONEY_ERROR_CODES)[number];
-
-export type MoneySkipReason = "ALREADY_PROCESSED" | "PURCHASE_EXISTS" | "ALREADY_REVERSED" | "ALREADY_REINSTATED" | "CHARGEBACK_LOST" | "OUTSIDE_CANARY";
-
-export type MoneyOutcome =
-  | { eventId: string; result: "processed"; entries: EntryMove[] }
-  | { eventId: string; result: "skipped"; reason: MoneySkipReason }
-  | { eventId: string; result: "error"; code: MoneyErrorCode; message: string };
-
-export type MoneyIntent =
-  | { kind: "createEntry"; target: "ledger" | "shadow"; id: string; entry: MoneyEntry }
-  | { kind: "creditWallet"; userId: string; points: number }
-  | { kind: "markProcessed"; eventId: string }
-  | { kind: "markDryRun"; eventId: string }
-  /** `countedIn.{runId}`: the page whose commit counts the event (MoneyContext.page). */
-  | { kind: "markCounted"; eventId: string; page: string };
+import { moneyEntryId, type EntryKind, type EntryMove, type MoneyEntry } from "./ledger";
+import {
+  countedIn,
+  type MoneyContext,
+  type MoneyErrorCode,
+  type MoneyIntent,
+  type MoneyOutcome,
+  type MoneySkipReason,
+  type MoneyState,
+  type StoredEvent,
+} from "./outcomes";
+import { moneyFacts, type MoneyFacts } from "./paynow";
 
 const moveOf = (id: string, e: MoneyEntry): EntryMove => ({ id, kind: e.kind, userId: e.userId, points: e.points });
 
 /** Decides every event in order; each later event sees the entries the earlier ones create. */
-export function decideMoney(ctx: MoneyContext, events: readonly StoredEvent[], state: MoneyState): { outcomes: MoneyOutcome[]; intents: MoneyIntent[] } {
+export function decideMoney(
+  ctx: MoneyContext,
+  events: readonly StoredEvent[],
+  state: MoneyState,
+): { outcomes: MoneyOutcome[]; intents: MoneyIntent[] } {
   const created = new Map<string, MoneyEntry>();
   const intents: MoneyIntent[] = [];
   const credits = new Map<string, number>();
@@ -102,14 +46,16 @@ export function decideMoney(ctx: MoneyContext, events: readonly StoredEvent[], s
     return [...all];
   };
 
-  const isMine = (e: MoneyEntry, eventId: string) => ctx.runId !== null && e.migrationId === ctx.runId && e.sourceEventId === eventId;
+  const isMine = (e: MoneyEntry, eventId: string) =>
+    ctx.runId !== null && e.migrationId === ctx.runId && e.sourceEventId === eventId;
   const markDone = (event: StoredEvent, processed: boolean) => {
     if (!ctx.dryRun && !processed) intents.push({ kind: "markProcessed", eventId: event.id });
   };
 
   const write = (event: StoredEvent, processed: boolean, entries: Array<[string, MoneyEntry]>): MoneyOutcome => {
     const canary = ctx.userIds;
-    if (canary && entries.some(([, e]) => !canary.includes(e.userId))) return { eventId: event.id, result: "skipped", reason: "OUTSIDE_CANARY" };
+    if (canary && entries.some(([, e]) => !canary.includes(e.userId)))
+      return { eventId: event.id, result: "skipped", reason: "OUTSIDE_CANARY" };
     for (const [id, entry] of entries) {
       created.set(id, entry);
       intents.push({ kind: "createEntry", target: ctx.dryRun ? "shadow" : "ledger", id, entry });
@@ -121,13 +67,25 @@ export function decideMoney(ctx: MoneyContext, events: readonly StoredEvent[], s
   };
 
   /** Entries this event wrote already: ours from an earlier delivery (counted again), or someone else's. */
-  const already = (event: StoredEvent, processed: boolean, own: Array<[string, MoneyEntry]>, reason: MoneySkipReason, markSkip: boolean): MoneyOutcome => {
-    if (own.every(([, e]) => isMine(e, event.id))) return { eventId: event.id, result: "processed", entries: own.map(([id, e]) => moveOf(id, e)) };
+  const already = (
+    event: StoredEvent,
+    processed: boolean,
+    own: Array<[string, MoneyEntry]>,
+    reason: MoneySkipReason,
+    markSkip: boolean,
+  ): MoneyOutcome => {
+    if (own.every(([, e]) => isMine(e, event.id)))
+      return { eventId: event.id, result: "processed", entries: own.map(([id, e]) => moveOf(id, e)) };
     if (markSkip) markDone(event, processed);
     return { eventId: event.id, result: "skipped", reason };
   };
 
-  const error = (event: StoredEvent, code: MoneyErrorCode, message: string): MoneyOutcome => ({ eventId: event.id, result: "error", code, message });
+  const error = (event: StoredEvent, code: MoneyErrorCode, message: string): MoneyOutcome => ({
+    eventId: event.id,
+    result: "error",
+    code,
+    message,
+  });
   const skip = (event: StoredEvent, processed: boolean, reason: MoneySkipReason, markSkip: boolean): MoneyOutcome => {
     if (markSkip) markDone(event, processed);
     return { eventId: event.id, result: "skipped", reason };
@@ -135,7 +93,11 @@ export function decideMoney(ctx: MoneyContext, events: readonly StoredEvent[], s
   // A reversal backfill leaves the marks of what it only looked at alone; a replay marks what needs nothing.
   const marksSkips = ctx.mode !== "reversal_backfill";
 
-  const purchase = (event: StoredEvent, processed: boolean, facts: Extract<MoneyFacts, { type: "ON_ORDER_COMPLETED" }>): MoneyOutcome => {
+  const purchase = (
+    event: StoredEvent,
+    processed: boolean,
+    facts: Extract<MoneyFacts, { type: "ON_ORDER_COMPLETED" }>,
+  ): MoneyOutcome => {
     // PayNow's line ids are the order's: a redelivery names the same lines.
     const lineIds = new Set(facts.lines.map((l) => l.lineId));
     const existing = entriesOf(facts.orderId).filter(([, e]) => e.kind === "purchase" && lineIds.has(e.lineId));
@@ -144,10 +106,13 @@ export function decideMoney(ctx: MoneyContext, events: readonly StoredEvent[], s
     for (const [index, line] of facts.lines.entries()) {
       const product = state.products.get(line.productId);
       const where = `order ${facts.orderId}, line ${line.lineId}`;
-      if (product === undefined) return error(event, "PRODUCT_NOT_FOUND", `Product not found: ${line.productId} (${where})`);
-      if (product === null) return error(event, "PRODUCT_INVALID", `Product ${line.productId} has no valid points value (${where})`);
+      if (product === undefined)
+        return error(event, "PRODUCT_NOT_FOUND", `Product not found: ${line.productId} (${where})`);
+      if (product === null)
+        return error(event, "PRODUCT_INVALID", `Product ${line.productId} has no valid points value (${where})`);
       const points = product.points * line.quantity;
-      if (!Number.isSafeInteger(points)) return error(event, "INVALID_EVENT", `Invalid event: quantity × points is too large (${where})`);
+      if (!Number.isSafeInteger(points))
+        return error(event, "INVALID_EVENT", `Invalid event: quantity × points is too large (${where})`);
       entries.push([
         moneyEntryId("purchase", facts.orderId, line.lineId),
         {
@@ -182,16 +147,37 @@ export function decideMoney(ctx: MoneyContext, events: readonly StoredEvent[], s
         reinstatement: byId.get(moneyEntryId("reinstatement", orderId, p.lineId)) ?? null,
       }));
   };
-  const ownOf = (orderId: string, eventId: string, kind: EntryKind) => entriesOf(orderId).filter(([, e]) => e.kind === kind && e.sourceEventId === eventId);
+  const ownOf = (orderId: string, eventId: string, kind: EntryKind) =>
+    entriesOf(orderId).filter(([, e]) => e.kind === kind && e.sourceEventId === eventId);
   const noPurchase = (event: StoredEvent, orderId: string) =>
-    error(event, "ORIGINAL_PURCHASE_NOT_FOUND", `Original purchase entries not found for order ${orderId}: replay its ON_ORDER_COMPLETED first`);
+    error(
+      event,
+      "ORIGINAL_PURCHASE_NOT_FOUND",
+      `Original purchase entries not found for order ${orderId}: replay its ON_ORDER_COMPLETED first`,
+    );
 
-  const follow = (event: StoredEvent, kind: "reversal" | "reinstatement", p: MoneyEntry, reason: MoneyEntry["reason"]): [string, MoneyEntry] => [
+  const follow = (
+    event: StoredEvent,
+    kind: "reversal" | "reinstatement",
+    p: MoneyEntry,
+    reason: MoneyEntry["reason"],
+  ): [string, MoneyEntry] => [
     moneyEntryId(kind, p.orderId, p.lineId),
-    { ...p, kind, points: kind === "reversal" ? -p.points : p.points, sourceEventId: event.id, reason, migrationId: ctx.runId },
+    {
+      ...p,
+      kind,
+      points: kind === "reversal" ? -p.points : p.points,
+      sourceEventId: event.id,
+      reason,
+      migrationId: ctx.runId,
+    },
   ];
 
-  const reverse = (event: StoredEvent, processed: boolean, facts: Extract<MoneyFacts, { type: "ON_REFUND" | "ON_CHARGEBACK" }>): MoneyOutcome => {
+  const reverse = (
+    event: StoredEvent,
+    processed: boolean,
+    facts: Extract<MoneyFacts, { type: "ON_REFUND" | "ON_CHARGEBACK" }>,
+  ): MoneyOutcome => {
     const lines = linesOf(facts.orderId);
     if (lines.length === 0) return noPurchase(event, facts.orderId);
     const own = ownOf(facts.orderId, event.id, "reversal");
@@ -216,10 +202,18 @@ export function decideMoney(ctx: MoneyContext, events: readonly StoredEvent[], s
         targets = [line];
       }
     }
-    return write(event, processed, targets.map((l) => follow(event, "reversal", l.purchase, reason)));
+    return write(
+      event,
+      processed,
+      targets.map((l) => follow(event, "reversal", l.purchase, reason)),
+    );
   };
 
-  const close = (event: StoredEvent, processed: boolean, facts: Extract<MoneyFacts, { type: "ON_CHARGEBACK_CLOSED" }>): MoneyOutcome => {
+  const close = (
+    event: StoredEvent,
+    processed: boolean,
+    facts: Extract<MoneyFacts, { type: "ON_CHARGEBACK_CLOSED" }>,
+  ): MoneyOutcome => {
     if (facts.outcome === "lost") return skip(event, processed, "CHARGEBACK_LOST", marksSkips);
     const lines = linesOf(facts.orderId);
     if (lines.length === 0) return noPurchase(event, facts.orderId);
@@ -227,11 +221,19 @@ export function decideMoney(ctx: MoneyContext, events: readonly StoredEvent[], s
     if (own.length > 0) return already(event, processed, own, "ALREADY_REINSTATED", marksSkips);
     const charged = lines.filter((l) => l.reversal?.reason === "chargeback");
     if (charged.length === 0) {
-      return error(event, "CHARGEBACK_NOT_REVERSED", `No line of order ${facts.orderId} was reversed by a chargeback, so a won chargeback has nothing to reinstate: replay its ON_CHARGEBACK first`);
+      return error(
+        event,
+        "CHARGEBACK_NOT_REVERSED",
+        `No line of order ${facts.orderId} was reversed by a chargeback, so a won chargeback has nothing to reinstate: replay its ON_CHARGEBACK first`,
+      );
     }
     const todo = charged.filter((l) => l.reinstatement === null);
     if (todo.length === 0) return skip(event, processed, "ALREADY_REINSTATED", marksSkips);
-    return write(event, processed, todo.map((l) => follow(event, "reinstatement", l.purchase, "chargeback")));
+    return write(
+      event,
+      processed,
+      todo.map((l) => follow(event, "reinstatement", l.purchase, "chargeback")),
+    );
   };
 
   const decide = (event: StoredEvent): MoneyOutcome => {
@@ -241,7 +243,8 @@ export function decideMoney(ctx: MoneyContext, events: readonly StoredEvent[], s
     const processed = data.processed === true;
     // A replay (or live processing) acts only on events nobody has processed; a reversal backfill looks at
     // processed refunds, chargebacks and closings too, because that is where missing entries hide.
-    const processedElsewhere = ctx.mode !== "reversal_backfill" && processed && (ctx.runId === null || data.processedBy !== ctx.runId);
+    const processedElsewhere =
+      ctx.mode !== "reversal_backfill" && processed && (ctx.runId === null || data.processedBy !== ctx.runId);
     if (processedElsewhere) return { eventId: event.id, result: "skipped", reason: "ALREADY_PROCESSED" };
     const facts = check.facts;
     if (facts.type === "ON_ORDER_COMPLETED") return purchase(event, processed, facts);
@@ -259,28 +262,14 @@ export function decideMoney(ctx: MoneyContext, events: readonly StoredEvent[], s
     if (page === undefined || runId === null || outcome.result === "error") return outcome;
     const before = countedIn(event.data, runId);
     if (before === page) return outcome;
-    const writesEvent = intents.slice(marked).some((i) => (i.kind === "markProcessed" || i.kind === "markDryRun") && i.eventId === event.id);
-    if (writesEvent || outcome.result === "processed" || before !== undefined) intents.push({ kind: "markCounted", eventId: event.id, page });
+    const writesEvent = intents
+      .slice(marked)
+      .some((i) => (i.kind === "markProcessed" || i.kind === "markDryRun") && i.eventId === event.id);
+    if (writesEvent || outcome.result === "processed" || before !== undefined)
+      intents.push({ kind: "markCounted", eventId: event.id, page });
     return outcome;
   });
 
   for (const [userId, points] of credits) intents.push({ kind: "creditWallet", userId, points });
   return { outcomes, intents };
-}
-
-/** The wallet a page's processed events moved most often, and how many times its commits wrote it. */
-export interface BusiestWallet {
-  userId: string;
-  events: number;
-  writes: number;
-}
-
-export function busiestWallet(outcomes: readonly MoneyOutcome[], walletWrites: readonly string[]): BusiestWallet | null {
-  const events = new Map<string, number>();
-  for (const o of outcomes) if (o.result === "processed") for (const userId of new Set(o.entries.map((e) => e.userId))) events.set(userId, (events.get(userId) ?? 0) + 1);
-  let best: [string, number] | null = null;
-  for (const [userId, n] of events) if (!best || n > best[1] || (n === best[1] && userId < best[0])) best = [userId, n];
-  if (!best) return null;
-  const [userId, n] = best;
-  return { userId, events: n, writes: walletWrites.filter((w) => w === userId).length };
 }

@@ -5,7 +5,10 @@ import type { Chunk, Holder } from "./chunk";
 
 /** What a delivery knows at a page boundary. */
 export interface DeliveryView {
-  run: { status: "pending" | "running" | "paused" | "completed" | "failed" | "cancelled"; pausedReason: string | null } | null;
+  run: {
+    status: "pending" | "running" | "paused" | "completed" | "failed" | "cancelled";
+    pausedReason: string | null;
+  } | null;
   killSwitchOn: boolean;
   chunk: Chunk | null;
   me: Holder;
@@ -41,7 +44,8 @@ export function nextMove(v: DeliveryView): Move {
     return { kind: "settle", to: "cancelled", reason: "run_cancelled", drainAllowed: v.killSwitchOn };
   }
   if (!v.killSwitchOn) return { kind: "settle", to: "paused", reason: "kill_switch", drainAllowed: false };
-  if (run.status === "paused") return { kind: "settle", to: "paused", reason: run.pausedReason ?? "paused", drainAllowed: false };
+  if (run.status === "paused")
+    return { kind: "settle", to: "paused", reason: run.pausedReason ?? "paused", drainAllowed: false };
   if (chunk.status !== "pending" && chunk.status !== "running") return { kind: "exit", why: "inactive" };
   if (!v.holding) {
     if (v.generation !== null && v.generation < chunk.generation) return { kind: "exit", why: "superseded" };

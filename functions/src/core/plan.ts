@@ -32,7 +32,12 @@ export interface Allocation {
  * Shares `maxEvents` out in phase order, then day order, from a count per day and phase. `totals` (events
  * selected per phase in the whole range) stands in for the sum of the counts when those stop at the cap.
  */
-export function allocateBudgets(counts: readonly SelectedCount[], phases: readonly Phase[], maxEvents: number, totals?: Partial<Record<Phase, number>>): Allocation {
+export function allocateBudgets(
+  counts: readonly SelectedCount[],
+  phases: readonly Phase[],
+  maxEvents: number,
+  totals?: Partial<Record<Phase, number>>,
+): Allocation {
   const budgets = new Map<string, Partial<Record<Phase, number>>>();
   let remaining = maxEvents;
   let selected = 0;
@@ -59,7 +64,12 @@ export function allocateBudgets(counts: readonly SelectedCount[], phases: readon
  * split (the second is the parent's count minus it), never splitting a part that holds nothing or lies
  * past the cap: the counts taken follow the spans that hold events, not the range's length.
  */
-export async function countSpans(spans: number, total: number, cap: number, count: (from: number, to: number) => Promise<number>): Promise<number[]> {
+export async function countSpans(
+  spans: number,
+  total: number,
+  cap: number,
+  count: (from: number, to: number) => Promise<number>,
+): Promise<number[]> {
   const out = Array.from({ length: spans }, () => 0);
   const walk = async (from: number, to: number, held: number, room: number): Promise<void> => {
     if (held <= 0 || room <= 0 || from >= to) return;
@@ -76,7 +86,10 @@ export async function countSpans(spans: number, total: number, cap: number, coun
 }
 
 /** How many of `times` (ms, any order) fall in each of `spans` ([startMs, endMs), in time order, contiguous). */
-export function bucketTimes(times: readonly number[], spans: ReadonlyArray<{ startMs: number; endMs: number }>): number[] {
+export function bucketTimes(
+  times: readonly number[],
+  spans: ReadonlyArray<{ startMs: number; endMs: number }>,
+): number[] {
   const out = spans.map(() => 0);
   for (const t of times) {
     let lo = 0;
@@ -91,5 +104,3 @@ export function bucketTimes(times: readonly number[], spans: ReadonlyArray<{ sta
   }
   return out;
 }
-
-

@@ -11,8 +11,7 @@ export interface FieldProblem {
 export const MAX_EVENTS_LIMIT = 100_000;
 export const DEFAULT_MAX_EVENTS = 1000;
 
-const day = (field: string) =>
-  z.iso.date({ error: `${field} must be a real calendar date written YYYY-MM-DD (UTC)` });
+const day = (field: string) => z.iso.date({ error: `${field} must be a real calendar date written YYYY-MM-DD (UTC)` });
 
 const rate = "maxErrorRate must be a number from 0 to 1 (0.05 means 5%; 1 never pauses)";
 
@@ -55,7 +54,11 @@ const startRunSchema = z.strictObject(
       .min(1, { error: perSecond })
       .max(MAX_EVENTS_PER_SECOND_LIMIT, { error: perSecond })
       .optional(),
-    userIds: z.array(userId, { error: userIdsMessage }).min(1, { error: userIdsMessage }).max(MAX_USER_IDS, { error: userIdsMessage }).optional(),
+    userIds: z
+      .array(userId, { error: userIdsMessage })
+      .min(1, { error: userIdsMessage })
+      .max(MAX_USER_IDS, { error: userIdsMessage })
+      .optional(),
   },
   { error: (issue) => (issue.code === "unrecognized_keys" ? undefined : "the body must be a JSON object") },
 );
@@ -138,10 +141,16 @@ export function parseStartRun(
   let endDate: string;
   if (input.lookbackDays !== undefined) {
     if (input.startDate !== undefined || input.endDate !== undefined) {
-      return { ok: false, problems: [{ field: "lookbackDays", message: "give either startDate and endDate, or lookbackDays, not both" }] };
+      return {
+        ok: false,
+        problems: [{ field: "lookbackDays", message: "give either startDate and endDate, or lookbackDays, not both" }],
+      };
     }
     if (input.lookbackDays > options.maxRangeDays) {
-      return { ok: false, problems: [{ field: "lookbackDays", message: `lookbackDays may be at most ${options.maxRangeDays}` }] };
+      return {
+        ok: false,
+        problems: [{ field: "lookbackDays", message: `lookbackDays may be at most ${options.maxRangeDays}` }],
+      };
     }
     ({ startDate, endDate } = trailingWindow(options.now, input.lookbackDays));
   } else {
@@ -149,7 +158,10 @@ export function parseStartRun(
     if (missing.length > 0) {
       return {
         ok: false,
-        problems: missing.map((field) => ({ field, message: `${field} is required (YYYY-MM-DD), unless you give lookbackDays` })),
+        problems: missing.map((field) => ({
+          field,
+          message: `${field} is required (YYYY-MM-DD), unless you give lookbackDays`,
+        })),
       };
     }
     startDate = input.startDate as string;
@@ -195,7 +207,12 @@ export function parseExecutePlan(body: unknown): Parsed<{ planOf: string }> | nu
   const result = executePlanSchema.safeParse(body);
   if (result.success) return { ok: true, value: result.data };
   const problems = problemsFromZod(result.error, ["planOf"]).map((p) =>
-    p.field === "planOf" || p.field === "body" ? p : { field: p.field, message: `${p.field} cannot be combined with planOf: the real run takes every parameter from its dry run` },
+    p.field === "planOf" || p.field === "body"
+      ? p
+      : {
+          field: p.field,
+          message: `${p.field} cannot be combined with planOf: the real run takes every parameter from its dry run`,
+        },
   );
   return { ok: false, problems };
 }

@@ -4,7 +4,15 @@
 // every transition takes the run as read and returns what to write; the store applies it only to that same
 // version.
 import { isFinishedChunk, nextPhase, type ChunkHead } from "./chunk";
-import { addCounters, ZERO_COUNTERS, type ChunkStatus, type Counters, type Phase, type RunStatus, type RunType } from "./types";
+import {
+  addCounters,
+  ZERO_COUNTERS,
+  type ChunkStatus,
+  type Counters,
+  type Phase,
+  type RunStatus,
+  type RunType,
+} from "./types";
 
 /** A run as the rules see it (`dataMigrations/{id}`). Times are epoch milliseconds. */
 export interface Run extends Counters {
@@ -106,7 +114,12 @@ export function resumeRun(run: Run, now: number): RunTransition<boolean> {
   if (run.status !== "paused") return { result: false, update: null };
   return {
     result: true,
-    update: { status: run.startedAt !== null ? "running" : "pending", pausedReason: null, autoPause: null, windowSince: now },
+    update: {
+      status: run.startedAt !== null ? "running" : "pending",
+      pausedReason: null,
+      autoPause: null,
+      windowSince: now,
+    },
   };
 }
 
@@ -153,7 +166,11 @@ export function phaseBlocked(chunks: readonly ChunkSummary[], phase: Phase): boo
 export function openPhases(run: Run, chunks: readonly ChunkSummary[]): RunTransition<Phase> {
   if (!isActiveRun(run.status)) return { result: run.phase, update: null };
   let phase = run.phase;
-  for (let following = nextPhase(phase, run.phases); following && !phaseBlocked(chunks, phase); following = nextPhase(phase, run.phases)) {
+  for (
+    let following = nextPhase(phase, run.phases);
+    following && !phaseBlocked(chunks, phase);
+    following = nextPhase(phase, run.phases)
+  ) {
     phase = following;
   }
   return { result: phase, update: phase === run.phase ? null : { phase } };
@@ -167,10 +184,13 @@ export interface RunProgress extends Counters {
   chunksCancelled: number;
 }
 
-export function summarize(chunks: readonly Pick<ChunkHead, "status" | "total" | "processed" | "skipped" | "errors">[]): RunProgress {
+export function summarize(
+  chunks: readonly Pick<ChunkHead, "status" | "total" | "processed" | "skipped" | "errors">[],
+): RunProgress {
   let counters: Counters = ZERO_COUNTERS;
   const count = (s: ChunkStatus) => chunks.filter((c) => c.status === s).length;
-  for (const c of chunks) counters = addCounters(counters, { total: c.total, processed: c.processed, skipped: c.skipped, errors: c.errors });
+  for (const c of chunks)
+    counters = addCounters(counters, { total: c.total, processed: c.processed, skipped: c.skipped, errors: c.errors });
   return {
     ...counters,
     chunksTotal: chunks.length,
@@ -192,7 +212,11 @@ export function finalStatus(progress: RunProgress): Extract<RunStatus, "complete
  * still follow a page its chunks commit late. The caller read the run before the chunks and writes only
  * if the run is unchanged, so a slower roll-up's older sum never overwrites a newer one.
  */
-export function rollUp(run: Run, chunks: readonly ChunkSummary[], now: number): RunTransition<{ progress: RunProgress; closed: RunStatus | null }> {
+export function rollUp(
+  run: Run,
+  chunks: readonly ChunkSummary[],
+  now: number,
+): RunTransition<{ progress: RunProgress; closed: RunStatus | null }> {
   const progress = summarize(chunks);
   const finished = chunks.every((c) => isFinishedChunk(c.status));
   const update: Partial<Run> = {};
@@ -209,9 +233,9 @@ export function rollUp(run: Run, chunks: readonly ChunkSummary[], now: number): 
       finishedAt: now,
       startedAt: run.startedAt ?? now,
       pausedReason: null,
-      failureReason: closed === "failed" ? `${progress.chunksFailed} chunk(s) failed after exhausting their retries` : null,
+      failureReason:
+        closed === "failed" ? `${progress.chunksFailed} chunk(s) failed after exhausting their retries` : null,
     });
   }
   return { result: { progress, closed }, update: Object.keys(update).length > 0 ? update : null };
 }
-

@@ -18,4 +18,3 @@ export function walletSample(userIds: readonly string[], seed: string, size = WA
     .map((x) => x.u)
     .sort();
 }
-

@@ -18,7 +18,11 @@ export interface SelectingRun {
  * refund, chargeback or closing the wallets are those of its order's purchase entries, which the caller
  * looks up (`orderWallets`); undefined when the order has none, or the event is not a usable money event.
  */
-export function walletsOf(data: unknown, walletField: WalletField, orderWallets?: (orderId: string) => readonly string[] | undefined): readonly string[] | undefined {
+export function walletsOf(
+  data: unknown,
+  walletField: WalletField,
+  orderWallets?: (orderId: string) => readonly string[] | undefined,
+): readonly string[] | undefined {
   const check = moneyFacts(data, walletField);
   if (!check.ok) return undefined;
   const facts = check.facts;
@@ -40,7 +44,8 @@ export function isSelected(
   orderWallets?: (orderId: string) => readonly string[] | undefined,
 ): boolean {
   if (!(PHASE_EVENT_TYPES[phase] as readonly unknown[]).includes(event.event_type)) return false;
-  const open = run.type === "reversal_backfill" || event.processed !== true || (!run.dryRun && event.processedBy === run.runId);
+  const open =
+    run.type === "reversal_backfill" || event.processed !== true || (!run.dryRun && event.processedBy === run.runId);
   if (!open) return false;
   const canary = run.userIds;
   if (!canary) return true;

@@ -58,7 +58,8 @@ export async function cutRange(
   count: SpanCounter,
   total?: number,
 ): Promise<{ spans: Span[]; queries: number }> {
-  if (maxChunks > 9999 || days.length > maxChunks) throw new RangeError(`${days.length} days do not fit in ${maxChunks} chunks`);
+  if (maxChunks > 9999 || days.length > maxChunks)
+    throw new RangeError(`${days.length} days do not fit in ${maxChunks} chunks`);
   let queries = 0;
   const counted = async (startMs: number, endMs: number) => {
     queries++;
@@ -75,7 +76,8 @@ export async function cutRange(
     const wholeDays = node.startMs % DAY_MS === 0 && node.endMs % DAY_MS === 0 && spanDays >= 1;
     let mid: number;
     if (wholeDays && spanDays > 1) mid = node.startMs + Math.floor(spanDays / 2) * DAY_MS;
-    else if (node.endMs - node.startMs >= MIN_SHARD_MS) mid = node.startMs + Math.floor((node.endMs - node.startMs) / 2);
+    else if (node.endMs - node.startMs >= MIN_SHARD_MS)
+      mid = node.startMs + Math.floor((node.endMs - node.startMs) / 2);
     else return null;
     const left = await counted(node.startMs, mid);
     node.halves = [
@@ -112,7 +114,14 @@ function mergeSlivers(leaves: readonly Node[], size: number): Node[] {
   for (const leaf of leaves) {
     const prev = out[out.length - 1];
     const subDay = (n: Node) => n.endMs - n.startMs < DAY_MS;
-    if (prev && subDay(prev) && subDay(leaf) && prev.endMs === leaf.startMs && formatDay(prev.startMs) === formatDay(leaf.startMs) && prev.count + leaf.count <= size) {
+    if (
+      prev &&
+      subDay(prev) &&
+      subDay(leaf) &&
+      prev.endMs === leaf.startMs &&
+      formatDay(prev.startMs) === formatDay(leaf.startMs) &&
+      prev.count + leaf.count <= size
+    ) {
       out[out.length - 1] = { startMs: prev.startMs, endMs: leaf.endMs, count: prev.count + leaf.count };
     } else out.push(leaf);
   }

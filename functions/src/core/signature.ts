@@ -9,7 +9,12 @@ export const SIGNATURE_TOLERANCE_MS = 5 * 60 * 1000;
 
 export type SignatureCheck =
   | { ok: true; secretIndex: number }
-  | { ok: false; status: 400 | 401; code: "signature_missing" | "timestamp_invalid" | "timestamp_out_of_range" | "signature_invalid"; message: string };
+  | {
+      ok: false;
+      status: 400 | 401;
+      code: "signature_missing" | "timestamp_invalid" | "timestamp_out_of_range" | "signature_invalid";
+      message: string;
+    };
 
 /** The base64 signature PayNow sends for this timestamp and body. */
 export function signPayload(secret: string, timestamp: string, rawBody: Buffer | string): string {
@@ -31,10 +36,20 @@ export function verifySignature(
 ): SignatureCheck {
   const { signature, timestamp } = headers;
   if (!signature || !timestamp) {
-    return { ok: false, status: 400, code: "signature_missing", message: "PayNow-Signature and PayNow-Timestamp headers are required" };
+    return {
+      ok: false,
+      status: 400,
+      code: "signature_missing",
+      message: "PayNow-Signature and PayNow-Timestamp headers are required",
+    };
   }
   if (!/^\d{1,16}$/.test(timestamp)) {
-    return { ok: false, status: 400, code: "timestamp_invalid", message: "PayNow-Timestamp must be Unix time in milliseconds" };
+    return {
+      ok: false,
+      status: 400,
+      code: "timestamp_invalid",
+      message: "PayNow-Timestamp must be Unix time in milliseconds",
+    };
   }
   const skew = nowMs - Number(timestamp);
   if (Math.abs(skew) > SIGNATURE_TOLERANCE_MS) {
@@ -52,6 +67,12 @@ export function verifySignature(
     const expected = Buffer.from(signPayload(secret, timestamp, rawBody), "base64");
     if (provided && provided.length === expected.length && timingSafeEqual(provided, expected) && match < 0) match = i;
   }
-  if (match < 0) return { ok: false, status: 401, code: "signature_invalid", message: "PayNow-Signature does not match the body under any configured webhook secret" };
+  if (match < 0)
+    return {
+      ok: false,
+      status: 401,
+      code: "signature_invalid",
+      message: "PayNow-Signature does not match the body under any configured webhook secret",
+    };
   return { ok: true, secretIndex: match };
 }

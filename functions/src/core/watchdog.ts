@@ -1,7 +1,8 @@
 // What the watchdog repairs when a run could make no progress, as a pure plan: runs/watchdog.ts reads the
 // run and its chunks, asks planRepairs, and applies each repair through the chunk and run stores.
 import { isFinishedChunk, type ChunkHead } from "./chunk";
-import { requeue, settle } from "./chunkTransitions";
+import { settle } from "./chunkTransitions";
+import { requeue } from "./chunkControl";
 import { isActiveRun, type Run } from "./run";
 
 export type Repair =
@@ -48,10 +49,15 @@ export function planRepairs(run: Run, chunks: readonly ChunkHead[], s: WatchSett
     if (isActiveRun(status)) {
       if (c.status === "paused") repairs.push({ kind: "resume_chunk", chunkId: c.id, why: "paused_in_running_run" });
       else if (c.status === "running" && expired(c)) {
-        repairs.push(c.crashes >= s.maxCrashes ? { kind: "fail_chunk", chunkId: c.id, why: "kept_crashing" } : { kind: "requeue", chunkId: c.id, why: "lease_expired" });
-      }
-      else if ((c.status === "running" || c.status === "pending") && stalled(c)) repairs.push({ kind: "requeue", chunkId: c.id, why: "task_stalled" });
-      else if (c.status === "pending" && c.queued !== c.generation) repairs.push({ kind: "enqueue", chunkId: c.id, why: "not_queued" });
+        repairs.push(
+          c.crashes >= s.maxCrashes
+            ? { kind: "fail_chunk", chunkId: c.id, why: "kept_crashing" }
+            : { kind: "requeue", chunkId: c.id, why: "lease_expired" },
+        );
+      } else if ((c.status === "running" || c.status === "pending") && stalled(c))
+        repairs.push({ kind: "requeue", chunkId: c.id, why: "task_stalled" });
+      else if (c.status === "pending" && c.queued !== c.generation)
+        repairs.push({ kind: "enqueue", chunkId: c.id, why: "not_queued" });
     } else if (status === "paused") {
       if ((c.status === "running" && (expired(c) || c.lease === null)) || (c.status === "pending" && stalled(c))) {
         repairs.push({ kind: "settle", chunkId: c.id, to: "paused", why: "run_paused" });
@@ -59,7 +65,8 @@ export function planRepairs(run: Run, chunks: readonly ChunkHead[], s: WatchSett
     } else if (status === "cancelled") {
       const stop = settle(c, "cancelled", null, null, s.now).result;
       if (stop === "settled") repairs.push({ kind: "settle", chunkId: c.id, to: "cancelled", why: "run_cancelled" });
-      else if (stop === "drain" && s.killSwitchOn && requeue(c).update) repairs.push({ kind: "requeue", chunkId: c.id, why: "drain" });
+      else if (stop === "drain" && s.killSwitchOn && requeue(c).update)
+        repairs.push({ kind: "requeue", chunkId: c.id, why: "drain" });
     }
   }
   return repairs;

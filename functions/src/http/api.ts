@@ -48,14 +48,19 @@ const eventsLimit = z.coerce
   .default(REPORT_EVENTS_LIMIT);
 const reportQuery = z.strictObject({ limit: eventsLimit }, { error: "the report takes only limit" });
 const reportEventsQuery = z.strictObject(
-  { limit: eventsLimit, pageToken: z.string({ error: "pageToken is required: the nextPageToken of the report or of the previous slice" }).min(1, { error: "pageToken is required: the nextPageToken of the report or of the previous slice" }).max(2000, { error: "pageToken is not one this API gave" }) },
+  {
+    limit: eventsLimit,
+    pageToken: z
+      .string({ error: "pageToken is required: the nextPageToken of the report or of the previous slice" })
+      .min(1, { error: "pageToken is required: the nextPageToken of the report or of the previous slice" })
+      .max(2000, { error: "pageToken is not one this API gave" }),
+  },
   { error: "the event list takes limit and pageToken" },
 );
 
 const RUN_ID = "([A-Za-z0-9_-]{1,200})";
 /** Document ids Firestore reserves: no run has one, and asking Firestore for one is an error, not a miss. */
 const RESERVED_ID = /^__.*__$/;
-
 
 const ROUTES: Route[] = [
   {
@@ -122,7 +127,11 @@ const ROUTES: Route[] = [
     needs: "read",
     // What the console may offer this caller (a viewer's buttons are disabled, with the reason).
     handle: (deps, _req, caller) => {
-      const me: Me = { email: caller.email, sub: caller.sub, permissions: [...permissionsOf(caller.email, deps.config.roles)].sort() };
+      const me: Me = {
+        email: caller.email,
+        sub: caller.sub,
+        permissions: [...permissionsOf(caller.email, deps.config.roles)].sort(),
+      };
       return Promise.resolve({ status: 200, body: me });
     },
   },
@@ -169,15 +178,21 @@ function startOptions(req: Request, caller: Caller, deps: Deps): { idempotencyKe
 function refuseOversized(req: Request): void {
   const declared = Number(req.get("content-length") ?? 0);
   const size = Math.max(Number.isFinite(declared) ? declared : 0, req.rawBody?.length ?? 0);
-  if (size > MAX_BODY_BYTES) throw new AppError(413, "payload_too_large", `The body is ${size} bytes; the limit is ${MAX_BODY_BYTES}.`);
+  if (size > MAX_BODY_BYTES)
+    throw new AppError(413, "payload_too_large", `The body is ${size} bytes; the limit is ${MAX_BODY_BYTES}.`);
 }
 
 function jsonBody(req: Request): unknown {
   const type = (req.get("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
   if (type !== "application/json") {
-    throw new AppError(400, "invalid_content_type", "Send the body as JSON with the header Content-Type: application/json.", {
-      contentType: type || null,
-    });
+    throw new AppError(
+      400,
+      "invalid_content_type",
+      "Send the body as JSON with the header Content-Type: application/json.",
+      {
+        contentType: type || null,
+      },
+    );
   }
   // Its size was checked before the caller's token (refuseOversized).
   return req.body;
@@ -192,7 +207,13 @@ export async function handleApi(deps: Deps, req: Request, res: Response): Promis
     if (!hit?.match) {
       if (matching.length > 0) {
         const allow = [...new Set(matching.map((m) => m.route.method))].join(", ");
-        throw new AppError(405, "method_not_allowed", `${req.method} is not supported on ${path}; use ${allow}.`, undefined, { Allow: allow });
+        throw new AppError(
+          405,
+          "method_not_allowed",
+          `${req.method} is not supported on ${path}; use ${allow}.`,
+          undefined,
+          { Allow: allow },
+        );
       }
       const known = KNOWN_PREFIXES.some((p) => p.test(path));
       throw new AppError(
@@ -203,21 +224,38 @@ export async function handleApi(deps: Deps, req: Request, res: Response): Promis
           : `No endpoint at ${path}. The API serves POST /api/jobs/backfill, GET /api/admin/dataMigrations[/{id}[/report[/events]]], POST /api/admin/dataMigrations/{id}/{pause|resume|cancel|retry}, GET and POST /api/admin/killSwitch and GET /api/admin/me.`,
       );
     }
-    if (hit.match.slice(1).some((p) => RESERVED_ID.test(p ?? ""))) throw new AppError(404, "not_found", `No run or action at ${path}.`);
+    if (hit.match.slice(1).some((p) => RESERVED_ID.test(p ?? "")))
+      throw new AppError(404, "not_found", `No run or action at ${path}.`);
     // Oversized bodies are refused before the token is checked (the runtime has parsed them already: it
     // takes up to 32 MB before any code of ours runs; docs/deploy.md says what can stand in front).
     refuseOversized(req);
     caller = await deps.verifier.verify(req.get("authorization"));
     requirePermission(caller, hit.route.needs, deps.config.roles);
     const { status, body, headers } = await hit.route.handle(deps, req, caller, hit.match.slice(1));
-    res.status(status).set({ "Cache-Control": "no-store", ...headers }).json(body);
+    res
+      .status(status)
+      .set({ "Cache-Control": "no-store", ...headers })
+      .json(body);
   } catch (error) {
     const appError =
       error instanceof AppError
         ? error
-        : new AppError(500, "internal", "Unexpected server error. Check the function logs (event internal_error) and try again.");
+        : new AppError(
+            500,
+            "internal",
+            "Unexpected server error. Check the function logs (event internal_error) and try again.",
+          );
     if (!(error instanceof AppError)) deps.log.internalError(`${req.method} ${path}`, error);
-    deps.log.requestRejected({ method: req.method, path, status: appError.status, code: appError.code, caller: caller?.email });
-    res.status(appError.status).set({ "Cache-Control": "no-store", ...appError.headers }).json(appError.toJSON());
+    deps.log.requestRejected({
+      method: req.method,
+      path,
+      status: appError.status,
+      code: appError.code,
+      caller: caller?.email,
+    });
+    res
+      .status(appError.status)
+      .set({ "Cache-Control": "no-store", ...appError.headers })
+      .json(appError.toJSON());
   }
 }

@@ -3,7 +3,17 @@
 // its request and response types are the server's own schemas (http/schemas.ts). Runs in Node and in the
 // browser: it needs only fetch.
 import type { ControlAction } from "../core/control";
-import type { ControlResult, KillSwitchView, Me, Report, ReportEvents, RunDetail, RunList, StartedRun, StartRunBody } from "./schemas";
+import type {
+  ControlResult,
+  KillSwitchView,
+  Me,
+  Report,
+  ReportEvents,
+  RunDetail,
+  RunList,
+  StartedRun,
+  StartRunBody,
+} from "./schemas";
 
 export type * from "./schemas";
 
@@ -49,13 +59,18 @@ export interface RawResponse {
 }
 
 /** Which answer a call expects; http/validate.ts maps each to its schema. */
-export type AnswerName = "startedRun" | "runList" | "runDetail" | "report" | "reportEvents" | "controlResult" | "killSwitch" | "me";
+export type AnswerName =
+  "startedRun" | "runList" | "runDetail" | "report" | "reportEvents" | "controlResult" | "killSwitch" | "me";
 
 export class BackfillClient {
   constructor(private readonly options: ClientOptions) {}
 
   /** Any request, answered as it came (status, headers, body): what tests of malformed input need. */
-  async raw(method: string, path: string, init: { body?: unknown; rawBody?: string; headers?: Record<string, string> } = {}): Promise<RawResponse> {
+  async raw(
+    method: string,
+    path: string,
+    init: { body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+  ): Promise<RawResponse> {
     const headers: Record<string, string> = {};
     const auth = await this.options.authorization();
     if (auth) headers.authorization = auth;
@@ -83,10 +98,16 @@ export class BackfillClient {
     return { status: res.status, headers: res.headers, text, body };
   }
 
-  private async call<T>(answer: AnswerName, method: string, path: string, init: { body?: unknown; headers?: Record<string, string> } = {}): Promise<T> {
+  private async call<T>(
+    answer: AnswerName,
+    method: string,
+    path: string,
+    init: { body?: unknown; headers?: Record<string, string> } = {},
+  ): Promise<T> {
     const res = await this.raw(method, path, init);
     if (res.status < 200 || res.status >= 300) {
-      const error = (res.body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)?.error;
+      const error = (res.body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)
+        ?.error;
       if (error && typeof error.code === "string" && typeof error.message === "string") {
         throw new ApiError(res.status, error.code, error.message, error.details, res.headers.get("retry-after"));
       }
@@ -94,7 +115,12 @@ export class BackfillClient {
       throw new ApiError(res.status, `http_${res.status}`, res.text.trim().split("\n")[0] || `HTTP ${res.status}`);
     }
     const problem = this.options.validate?.(answer, res.body) ?? null;
-    if (problem !== null) throw new ApiError(res.status, "invalid_response", `${method} ${path} answered in a shape this client does not know: ${problem}`);
+    if (problem !== null)
+      throw new ApiError(
+        res.status,
+        "invalid_response",
+        `${method} ${path} answered in a shape this client does not know: ${problem}`,
+      );
     // The body as sent (fields this client does not know yet are kept).
     return res.body as T;
   }
@@ -128,7 +154,11 @@ export class BackfillClient {
   /** The next slice of a report's per-event list, from the `nextPageToken` of the report or of the slice before. */
   reportEvents(id: string, pageToken: string, limit?: number): Promise<ReportEvents> {
     const query = new URLSearchParams({ pageToken, ...(limit === undefined ? {} : { limit: String(limit) }) });
-    return this.call<ReportEvents>("reportEvents", "GET", `/api/admin/dataMigrations/${encodeURIComponent(id)}/report/events?${query.toString()}`);
+    return this.call<ReportEvents>(
+      "reportEvents",
+      "GET",
+      `/api/admin/dataMigrations/${encodeURIComponent(id)}/report/events?${query.toString()}`,
+    );
   }
 
   /** Every event of a report, slice after slice, as they come. */
@@ -143,7 +173,11 @@ export class BackfillClient {
   }
 
   control(id: string, action: ControlAction): Promise<ControlResult> {
-    return this.call<ControlResult>("controlResult", "POST", `/api/admin/dataMigrations/${encodeURIComponent(id)}/${action}`);
+    return this.call<ControlResult>(
+      "controlResult",
+      "POST",
+      `/api/admin/dataMigrations/${encodeURIComponent(id)}/${action}`,
+    );
   }
 
   killSwitch(): Promise<KillSwitchView> {

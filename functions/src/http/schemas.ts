@@ -144,7 +144,15 @@ export const runDetailSchema = z.object({
   money: moneyMovedSchema.nullable(),
   chunks: z.array(chunkViewSchema),
   errorSample: z.array(
-    z.object({ eventId: z.string(), code: z.string(), message: z.string(), chunkId: z.string(), phase: z.string(), attempts: z.number(), at: iso }),
+    z.object({
+      eventId: z.string(),
+      code: z.string(),
+      message: z.string(),
+      chunkId: z.string(),
+      phase: z.string(),
+      attempts: z.number(),
+      at: iso,
+    }),
   ),
   errorCount: z.number(),
   /** Documents this view read from Firestore: constant plus one per chunk, except the first view after the run ends. */
@@ -168,6 +176,15 @@ const reportEvent = z.object({
 });
 
 /** `GET /api/admin/dataMigrations/{id}/report`. */
+/** A slice of a report's per-event list, with the documents its answer read. */
+const eventSlice = {
+  /** Up to `limit` events of the per-event list, in chunk order then event id. */
+  events: z.array(reportEvent),
+  /** Where the list goes on: GET …/report/events?pageToken=; null when `events` is all of it. */
+  nextPageToken: z.string().nullable(),
+  docsRead: z.number(),
+};
+
 export const reportSchema = z.object({
   migration: z.object({
     id: z.string(),
@@ -186,19 +203,24 @@ export const reportSchema = z.object({
   totals: z.object(counters),
   counters: z.object(counters),
   reconciled: z.boolean(),
-  verification: z.object({ ok: z.boolean(), ledger: z.string(), processedEvents: z.number(), entriesFound: z.number(), walletsChecked: z.number(), computedAt: z.string() }).loose(),
+  verification: z
+    .object({
+      ok: z.boolean(),
+      ledger: z.string(),
+      processedEvents: z.number(),
+      entriesFound: z.number(),
+      walletsChecked: z.number(),
+      computedAt: z.string(),
+    })
+    .loose(),
   /** What the run did (a dry run: would do) to wallets; null until it has finished. */
   money: moneyMovedSchema.nullable(),
-  /** The first `limit` events of the per-event list, in chunk order then event id. */
-  events: z.array(reportEvent),
-  /** Where the list goes on: GET …/report/events?pageToken=; null when `events` is all of it. */
-  nextPageToken: z.string().nullable(),
-  docsRead: z.number(),
+  ...eventSlice,
 });
 export type Report = z.infer<typeof reportSchema>;
 
 /** `GET /api/admin/dataMigrations/{id}/report/events?pageToken=`: the next slice of a report's per-event list. */
-export const reportEventsSchema = z.object({ migrationId: z.string(), events: z.array(reportEvent), nextPageToken: z.string().nullable(), docsRead: z.number() });
+export const reportEventsSchema = z.object({ migrationId: z.string(), ...eventSlice });
 export type ReportEvents = z.infer<typeof reportEventsSchema>;
 
 /** `GET` and `POST /api/admin/killSwitch`. */
@@ -207,12 +229,21 @@ export const killSwitchSchema = z.object({
   disabledBy: z.enum(["BACKFILL_ENABLED", "featureFlags/backfill"]).nullable(),
   param: z.boolean(),
   /** The runtime flag as stored: its value, who set it last, and how (the API, or the break-glass script). */
-  flag: z.object({ enabled: z.unknown(), updatedBy: z.string().nullable(), updatedVia: z.string().nullable() }).nullable(),
+  flag: z
+    .object({ enabled: z.unknown(), updatedBy: z.string().nullable(), updatedVia: z.string().nullable() })
+    .nullable(),
 });
 export type KillSwitchView = z.infer<typeof killSwitchSchema>;
 
-export const killSwitchBodySchema = z.strictObject({ enabled: z.boolean({ error: "enabled must be true or false" }) }, { error: "the body must be a JSON object" });
+export const killSwitchBodySchema = z.strictObject(
+  { enabled: z.boolean({ error: "enabled must be true or false" }) },
+  { error: "the body must be a JSON object" },
+);
 
 /** `GET /api/admin/me`. */
-export const meSchema = z.object({ email: z.string(), sub: z.string(), permissions: z.array(z.enum(["read", "start", "control"])) });
+export const meSchema = z.object({
+  email: z.string(),
+  sub: z.string(),
+  permissions: z.array(z.enum(["read", "start", "control"])),
+});
 export type Me = z.infer<typeof meSchema>;

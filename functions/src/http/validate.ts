@@ -1,7 +1,16 @@
 // Checks the API's answers against the server's schemas, for clients that can afford zod (the CLI, the
 // tests, the bench): `new BackfillClient({ ..., validate: checkAnswer })`.
 import type { AnswerName } from "./client";
-import { controlResultSchema, killSwitchSchema, meSchema, reportEventsSchema, reportSchema, runDetailSchema, runListSchema, startedRunSchema } from "./schemas";
+import {
+  controlResultSchema,
+  killSwitchSchema,
+  meSchema,
+  reportEventsSchema,
+  reportSchema,
+  runDetailSchema,
+  runListSchema,
+  startedRunSchema,
+} from "./schemas";
 
 const SCHEMAS = {
   startedRun: startedRunSchema,
@@ -17,5 +26,7 @@ const SCHEMAS = {
 /** Null when `body` is a valid answer of its kind; else the problems, one per field. */
 export function checkAnswer(answer: AnswerName, body: unknown): string | null {
   const result = SCHEMAS[answer].safeParse(body);
-  return result.success ? null : result.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ");
+  return result.success
+    ? null
+    : result.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ");
 }

@@ -32,9 +32,7 @@ export async function createRun(
   const requestedBy = caller.email;
   const phases = phasesFor(request.type);
   const now = deps.now().getTime();
-  const chunks = plan.spans.map((span) =>
-    newChunk(span, plan.budgets.get(span.id) ?? {}, { phases }, now),
-  );
+  const chunks = plan.spans.map((span) => newChunk(span, plan.budgets.get(span.id) ?? {}, { phases }, now));
   const base: Omit<Run, "id"> = {
     type: request.type,
     startDate: request.startDate,
@@ -133,7 +131,10 @@ async function writeRun(
     },
   ).catch(async (error: unknown) => {
     // Refused because the run this very key started is active (or fills the last place): that run is the answer.
-    const earlier = error instanceof AppError && (error.code === "run_overlaps" || error.code === "too_many_runs") ? await replay() : null;
+    const earlier =
+      error instanceof AppError && (error.code === "run_overlaps" || error.code === "too_many_runs")
+        ? await replay()
+        : null;
     if (earlier) return { replayed: earlier };
     throw error;
   });

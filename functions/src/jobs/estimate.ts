@@ -20,7 +20,14 @@ export async function estimateRun(deps: Deps, request: StartRequest, plan: RunPl
       if (n > 0) Object.assign(sequential, { events: sequential.events + n, turns: sequential.turns + 1 });
     }
   }
-  return estimateSeconds(plan.planned, working, deps.config.queue, await recentDeliveryRate(deps, request.dryRun), request.maxEventsPerSecond, sequential);
+  return estimateSeconds(
+    plan.planned,
+    working,
+    deps.config.queue,
+    await recentDeliveryRate(deps, request.dryRun),
+    request.maxEventsPerSecond,
+    sequential,
+  );
 }
 
 const RECENT_RUNS = 50;

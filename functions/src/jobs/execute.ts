@@ -13,10 +13,21 @@ import { runStore } from "../store/runs";
 export async function requestFromPlan(deps: Deps, planOf: string): Promise<StartRequest> {
   const read = await runStore(deps.db).get(planOf);
   const newDryRun = "Start a new dry run (POST /api/jobs/backfill with dryRun true) and execute that one.";
-  if (!read) throw new AppError(404, "plan_not_found", `No run ${planOf} to execute; list runs with GET /api/admin/dataMigrations.`, { planOf });
+  if (!read)
+    throw new AppError(
+      404,
+      "plan_not_found",
+      `No run ${planOf} to execute; list runs with GET /api/admin/dataMigrations.`,
+      { planOf },
+    );
   const dry = read.data;
   if (!dry.dryRun) {
-    throw new AppError(409, "plan_invalid", `Run ${planOf} is a real run, not a dry run; only a dry run's plan can be executed.`, { planOf });
+    throw new AppError(
+      409,
+      "plan_invalid",
+      `Run ${planOf} is a real run, not a dry run; only a dry run's plan can be executed.`,
+      { planOf },
+    );
   }
   if (dry.status !== "completed") {
     throw new AppError(
@@ -33,7 +44,11 @@ export async function requestFromPlan(deps: Deps, planOf: string): Promise<Start
       409,
       "plan_expired",
       `Dry run ${planOf} finished ${Math.floor(ageMinutes)} minutes ago; a plan may be executed for ${maxAge} minutes (PLAN_MAX_AGE_MINUTES), after which the events it saw may have changed. ${newDryRun}`,
-      { planOf, finishedAt: dry.finishedAt === null ? null : new Date(dry.finishedAt).toISOString(), maxAgeMinutes: maxAge },
+      {
+        planOf,
+        finishedAt: dry.finishedAt === null ? null : new Date(dry.finishedAt).toISOString(),
+        maxAgeMinutes: maxAge,
+      },
     );
   }
   return {

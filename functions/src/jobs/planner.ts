@@ -39,7 +39,14 @@ interface PhaseCount {
  * the events' fields a count can filter on (a gift credits another customer, a refund moves the wallets of
  * its order's purchase), so a canary's counts are everyone's: an upper bound of what it selects.
  */
-async function countPhase(db: Firestore, type: RunType, phase: Phase, startMs: number, endMs: number, count: Counter): Promise<PhaseCount> {
+async function countPhase(
+  db: Firestore,
+  type: RunType,
+  phase: Phase,
+  startMs: number,
+  endMs: number,
+  count: Counter,
+): Promise<PhaseCount> {
   const q = ofPhase(inRange(db, startMs, endMs), phase);
   if (type === "reversal_backfill") {
     const total = await count(q);
@@ -118,9 +125,13 @@ export async function planRun(
   // unprocessed: the rest of the unprocessed have no `processed` field at all.
   const [counted, open] = await Promise.all([
     Promise.all(phases.map((phase) => countPhase(db, type, phase, rangeStart, rangeEnd, count))),
-    type === "webhook_replay" ? count(inRange(db, rangeStart, rangeEnd).where("event_type", "in", types).where("processed", "==", false)) : Promise.resolve(null),
+    type === "webhook_replay"
+      ? count(inRange(db, rangeStart, rangeEnd).where("event_type", "in", types).where("processed", "==", false))
+      : Promise.resolve(null),
   ]);
-  const totals: Partial<Record<Phase, number>> = Object.fromEntries(phases.map((p, i) => [p, (counted[i] as PhaseCount).selected]));
+  const totals: Partial<Record<Phase, number>> = Object.fromEntries(
+    phases.map((p, i) => [p, (counted[i] as PhaseCount).selected]),
+  );
   const selectedAll = counted.reduce((n, c) => n + c.selected, 0);
   const unmarkedEvents = open === null ? 0 : Math.max(0, selectedAll - open);
   // Chunks are sized by what their scans will read: a replay whose events all carry `processed` reads only
@@ -132,7 +143,9 @@ export async function planRun(
     return count(byIndex ? q.where("processed", "==", false) : q);
   };
   // A canary's events are few: its chunks stay days. Otherwise busy days are cut into shards.
-  const spans = request.userIds ? days.map(daySpan) : (await cutRange(days, options.shardEvents, MAX_CHUNKS, read, scanned)).spans;
+  const spans = request.userIds
+    ? days.map(daySpan)
+    : (await cutRange(days, options.shardEvents, MAX_CHUNKS, read, scanned)).spans;
 
   // Each phase's events per chunk, exact up to what is left of the cap after the phases before it; the
   // phases side by side.
@@ -145,30 +158,36 @@ export async function planRun(
     return { phase, selected, need };
   });
   const unmarked = unmarkedEvents;
-  const located = await Promise.all(needs.map(async ({ phase, selected, need }) => {
-    if (need === 0) return [];
-    let held: number[];
-    if (need <= LOCATE_LIMIT && (type === "reversal_backfill" || unmarked === 0)) {
-      // The earliest `need` selected events' times: which chunk holds how many, in one read.
-      let q = ofPhase(inRange(db, rangeStart, rangeEnd), phase);
-      if (type === "webhook_replay") q = q.where("processed", "==", false);
-      queries++;
-      const snap = await gate(() => q.orderBy("createdAt").select("createdAt").limit(need).get());
-      held = bucketTimes(snap.docs.map((d) => (d.get("createdAt") as Timestamp).toMillis()), spans);
-    } else {
-      // One count per split where every event carries `processed` (those not processed), else two.
-      const countOf = async (from: number, to: number) => {
-        const startMs = (spans[from] as Span).startMs;
-        const endMs = (spans[to - 1] as Span).endMs;
-        if (type === "webhook_replay" && unmarked === 0) return count(ofPhase(inRange(db, startMs, endMs), phase).where("processed", "==", false));
-        return (await countPhase(db, type, phase, startMs, endMs, count)).selected;
-      };
-      held = await countSpans(spans.length, selected, need, countOf);
-    }
-    const out: SelectedCount[] = [];
-    held.forEach((n, k) => out.push({ day: (spans[k] as Span).id, phase, selected: n }));
-    return out;
-  }));
+  const located = await Promise.all(
+    needs.map(async ({ phase, selected, need }) => {
+      if (need === 0) return [];
+      let held: number[];
+      if (need <= LOCATE_LIMIT && (type === "reversal_backfill" || unmarked === 0)) {
+        // The earliest `need` selected events' times: which chunk holds how many, in one read.
+        let q = ofPhase(inRange(db, rangeStart, rangeEnd), phase);
+        if (type === "webhook_replay") q = q.where("processed", "==", false);
+        queries++;
+        const snap = await gate(() => q.orderBy("createdAt").select("createdAt").limit(need).get());
+        held = bucketTimes(
+          snap.docs.map((d) => (d.get("createdAt") as Timestamp).toMillis()),
+          spans,
+        );
+      } else {
+        // One count per split where every event carries `processed` (those not processed), else two.
+        const countOf = async (from: number, to: number) => {
+          const startMs = (spans[from] as Span).startMs;
+          const endMs = (spans[to - 1] as Span).endMs;
+          if (type === "webhook_replay" && unmarked === 0)
+            return count(ofPhase(inRange(db, startMs, endMs), phase).where("processed", "==", false));
+          return (await countPhase(db, type, phase, startMs, endMs, count)).selected;
+        };
+        held = await countSpans(spans.length, selected, need, countOf);
+      }
+      const out: SelectedCount[] = [];
+      held.forEach((n, k) => out.push({ day: (spans[k] as Span).id, phase, selected: n }));
+      return out;
+    }),
+  );
   for (const counts of located) perChunk.push(...counts);
   const allocation = allocateBudgets(perChunk, phases, request.maxEvents, totals);
   return { ...allocation, spans, queries, unmarkedEvents };

@@ -15,13 +15,18 @@ export const DEFAULT_REPLAY_SCHEDULE = "0 3 * * *";
 export function replaySchedule(env: Record<string, string | undefined>): string {
   const schedule = env.REPLAY_SCHEDULE?.trim() || DEFAULT_REPLAY_SCHEDULE;
   if (!/^(\S+\s+){4}\S+$/.test(schedule) && !/^every /.test(schedule)) {
-    throw new Error(`REPLAY_SCHEDULE must be a cron expression with five fields or an App Engine "every ..." schedule, got "${schedule}"`);
+    throw new Error(
+      `REPLAY_SCHEDULE must be a cron expression with five fields or an App Engine "every ..." schedule, got "${schedule}"`,
+    );
   }
   return schedule;
 }
 
 /** Starts (or finds) the replay of the window that ends on `scheduleTime`'s UTC day. */
-export async function runScheduledReplay(deps: Deps, scheduleTime: Date): Promise<{ run: StartedRun; replayed: boolean } | null> {
+export async function runScheduledReplay(
+  deps: Deps,
+  scheduleTime: Date,
+): Promise<{ run: StartedRun; replayed: boolean } | null> {
   const { lookbackDays, dryRun, maxEvents } = deps.config.replay;
   const { startDate, endDate } = trailingWindow(scheduleTime, lookbackDays);
   const body = { type: "webhook_replay", startDate, endDate, dryRun, maxEvents };
@@ -35,7 +40,10 @@ export async function runScheduledReplay(deps: Deps, scheduleTime: Date): Promis
     // Nor while the previous window's real replay is still active over these days (paused on errors, say):
     // a second one would race it. The next firing covers the window again.
     // Nor while MAX_ACTIVE_RUNS runs are active: the next firing tries again.
-    if (error instanceof AppError && (error.code === "backfill_disabled" || error.code === "run_overlaps" || error.code === "too_many_runs")) {
+    if (
+      error instanceof AppError &&
+      (error.code === "backfill_disabled" || error.code === "run_overlaps" || error.code === "too_many_runs")
+    ) {
       deps.log.scheduledReplaySkipped({ startDate, endDate, reason: error.message });
       return null;
     }

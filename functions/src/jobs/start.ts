@@ -29,7 +29,11 @@ export interface StartOptions {
   asOf?: Date;
 }
 
-export async function startRun(deps: Deps, body: unknown, options: StartOptions): Promise<{ run: StartedRun; replayed: boolean }> {
+export async function startRun(
+  deps: Deps,
+  body: unknown,
+  options: StartOptions,
+): Promise<{ run: StartedRun; replayed: boolean }> {
   const key = options.idempotencyKey ?? null;
   checkKeyShape(key);
   const asked = parseBody(deps, body, options);

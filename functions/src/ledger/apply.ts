@@ -15,7 +15,8 @@
 // is an order credited in between: its refund then fails ORIGINAL_PURCHASE_NOT_FOUND, writing nothing,
 // and a later run applies it.
 import type { DocumentSnapshot, Firestore } from "firebase-admin/firestore";
-import { decideMoney, type MoneyContext, type MoneyOutcome } from "../core/money";
+import { decideMoney } from "../core/money";
+import { type MoneyContext, type MoneyOutcome } from "../core/outcomes";
 import { type MoneyEntry } from "../core/ledger";
 import { orderIdOf } from "../core/paynow";
 import type { FaultInjector } from "../deps";
@@ -49,7 +50,14 @@ class GroupTooLarge extends Error {
  * Applies `eventIds` for `ctx` in one transaction. One order's events must come in `(createdAt, event_id)`
  * order; they are decided in the order given.
  */
-export async function applyGroup(db: Firestore, ctx: MoneyContext, eventIds: readonly string[], catalog: ProductCatalog, faults?: FaultInjector, splittable = false): Promise<GroupResult> {
+export async function applyGroup(
+  db: Firestore,
+  ctx: MoneyContext,
+  eventIds: readonly string[],
+  catalog: ProductCatalog,
+  faults?: FaultInjector,
+  splittable = false,
+): Promise<GroupResult> {
   const r = refs(db);
   const result = await db.runTransaction(
     async (tx) => {
@@ -62,15 +70,22 @@ export async function applyGroup(db: Firestore, ctx: MoneyContext, eventIds: rea
         linesOfOrders(db, (...docs) => tx.getAll(...docs), dryRunId, orderIds, reads),
         catalog.load(events.flatMap((e) => productIdsOf(e.data))),
       ]);
-      const ids = entryIdsOf(events, [...orders].flatMap(([orderId, lines]) => lines.map((l) => ({ orderId, lineId: l.lineId }))));
+      const ids = entryIdsOf(
+        events,
+        [...orders].flatMap(([orderId, lines]) => lines.map((l) => ({ orderId, lineId: l.lineId }))),
+      );
       const read = async (collection: FirebaseFirestore.CollectionReference) => {
         const entries = new Map<string, MoneyEntry>();
         if (ids.length === 0) return entries;
         reads.n += ids.length;
-        for (const snap of await tx.getAll(...ids.map((id) => collection.doc(id)))) if (snap.exists) entries.set(snap.id, snap.data() as MoneyEntry);
+        for (const snap of await tx.getAll(...ids.map((id) => collection.doc(id))))
+          if (snap.exists) entries.set(snap.id, snap.data() as MoneyEntry);
         return entries;
       };
-      const [ledger, shadow] = await Promise.all([read(r.ledger), dryRunId ? read(r.shadow(dryRunId)) : Promise.resolve(new Map<string, MoneyEntry>())]);
+      const [ledger, shadow] = await Promise.all([
+        read(r.ledger),
+        dryRunId ? read(r.shadow(dryRunId)) : Promise.resolve(new Map<string, MoneyEntry>()),
+      ]);
       const { outcomes, intents } = decideMoney(ctx, events, { ledger, shadow, products });
       await faults?.at("group-transaction", { runId: ctx.runId ?? undefined });
       if (splittable) {
@@ -82,7 +97,11 @@ export async function applyGroup(db: Firestore, ctx: MoneyContext, eventIds: rea
       }
       const writes = writeIntents(tx, db, ctx, intents);
       // Processed without writing: the entries were this run's already, from another delivery.
-      const foundWritten = outcomes.some((o) => o.result === "processed" && !intents.some((i) => i.kind === "createEntry" && i.entry.sourceEventId === o.eventId));
+      const foundWritten = outcomes.some(
+        (o) =>
+          o.result === "processed" &&
+          !intents.some((i) => i.kind === "createEntry" && i.entry.sourceEventId === o.eventId),
+      );
       const walletWrites = intents.flatMap((i) => (i.kind === "creditWallet" ? [i.userId] : []));
       return { outcomes, writes, walletWrites, reads: reads.n, foundWritten };
     },
@@ -105,7 +124,14 @@ export interface PageOptions {
  * Applies a page of events (in `(createdAt, event_id)` order) for `ctx`: groups of whole orders, each in
  * its own transaction, several at once. Returns one outcome per event, in the order given.
  */
-export async function applyPage(db: Firestore, ctx: MoneyContext, docs: readonly DocumentSnapshot[], catalog: ProductCatalog, options: PageOptions, faults?: FaultInjector): Promise<GroupResult> {
+export async function applyPage(
+  db: Firestore,
+  ctx: MoneyContext,
+  docs: readonly DocumentSnapshot[],
+  catalog: ProductCatalog,
+  options: PageOptions,
+  faults?: FaultInjector,
+): Promise<GroupResult> {
   if (docs.length === 0) return { outcomes: [], writes: 0, walletWrites: [], reads: 0 };
   const groups = groupByOrder(docs, options.groupSize, ctx.walletField, options.walletGroupSize);
   const results = await mapWithConcurrency(groups, options.parallelGroups, async (group, index) => {
@@ -126,16 +152,35 @@ export async function applyPage(db: Firestore, ctx: MoneyContext, docs: readonly
  * estimate guessed a refunded order's lines too few), in two halves of whole orders, each decided again on
  * what it reads. One order is never split: an order whose events alone write more fails at its commit.
  */
-async function applySplitting(db: Firestore, ctx: MoneyContext, group: readonly DocumentSnapshot[], catalog: ProductCatalog, faults?: FaultInjector): Promise<GroupResult> {
+async function applySplitting(
+  db: Firestore,
+  ctx: MoneyContext,
+  group: readonly DocumentSnapshot[],
+  catalog: ProductCatalog,
+  faults?: FaultInjector,
+): Promise<GroupResult> {
   const orders = [...new Set(group.map((d) => orderIdOf(d.data()) ?? `\u0000${d.id}`))];
   try {
-    return await applyGroup(db, ctx, group.map((d) => d.id), catalog, faults, orders.length > 1);
+    return await applyGroup(
+      db,
+      ctx,
+      group.map((d) => d.id),
+      catalog,
+      faults,
+      orders.length > 1,
+    );
   } catch (error) {
     if (!(error instanceof GroupTooLarge)) throw error;
     const first = new Set(orders.slice(0, Math.ceil(orders.length / 2)));
     const inFirst = (d: DocumentSnapshot) => first.has(orderIdOf(d.data()) ?? `\u0000${d.id}`);
     const a = await applySplitting(db, ctx, group.filter(inFirst), catalog, faults);
-    const b = await applySplitting(db, ctx, group.filter((d) => !inFirst(d)), catalog, faults);
+    const b = await applySplitting(
+      db,
+      ctx,
+      group.filter((d) => !inFirst(d)),
+      catalog,
+      faults,
+    );
     const byId = new Map([...a.outcomes, ...b.outcomes].map((o) => [o.eventId, o]));
     return {
       outcomes: group.map((d) => byId.get(d.id) as MoneyOutcome),
@@ -147,7 +192,13 @@ async function applySplitting(db: Firestore, ctx: MoneyContext, group: readonly 
 }
 
 /** Applies one stored webhook event the way live processing does: no run, marked processed when it succeeds. */
-export async function applyEvent(db: Firestore, eventId: string, ctx: Pick<MoneyContext, "walletField">, catalog = new ProductCatalog(db), faults?: FaultInjector): Promise<MoneyOutcome> {
+export async function applyEvent(
+  db: Firestore,
+  eventId: string,
+  ctx: Pick<MoneyContext, "walletField">,
+  catalog = new ProductCatalog(db),
+  faults?: FaultInjector,
+): Promise<MoneyOutcome> {
   const live: MoneyContext = { runId: null, mode: "live", dryRun: false, walletField: ctx.walletField };
   const { outcomes } = await applyGroup(db, live, [eventId], catalog, faults);
   return outcomes[0] as MoneyOutcome;

@@ -39,13 +39,23 @@ function ordersOf(events: readonly DocumentSnapshot[]): Map<string, DocumentSnap
  * once: an order's lines' recipients when its purchase is among the events, else the buyer its refunds or
  * chargebacks name, else one wallet.
  */
-function orderCost(key: string, order: readonly DocumentSnapshot[], walletField: WalletField): { writes: number; wallets: readonly string[] } {
+function orderCost(
+  key: string,
+  order: readonly DocumentSnapshot[],
+  walletField: WalletField,
+): { writes: number; wallets: readonly string[] } {
   // A refund, chargeback or closing writes at most an entry per line of its order, when the order is here.
   const lines = Math.max(0, ...order.map((e) => linesOf(e.data()).length));
   let writes = 0;
   for (const e of order) writes += linesOf(e.data()).length > 0 || lines === 0 ? writesOf(e) : lines + 1;
   const recipients = order.flatMap((e) => walletsOf(e.data(), walletField) ?? []);
-  const named = recipients.length > 0 ? recipients : order.map((e) => buyerWallet(e.data(), walletField)).filter((w): w is string => w !== undefined).slice(0, 1);
+  const named =
+    recipients.length > 0
+      ? recipients
+      : order
+          .map((e) => buyerWallet(e.data(), walletField))
+          .filter((w): w is string => w !== undefined)
+          .slice(0, 1);
   return { writes, wallets: named.length > 0 ? named : [`\u0000${key}`] };
 }
 
@@ -58,13 +68,23 @@ function orderCost(key: string, order: readonly DocumentSnapshot[], walletField:
  * wallets' orders holds at most `size` events and WALLET_GROUP_WRITES estimated writes; orders of no known
  * wallet are grouped the same way. Orders are independent of each other, so their grouping changes no decision.
  */
-export function groupByOrder(events: readonly DocumentSnapshot[], size: number, walletField: WalletField = DEFAULT_WALLET_FIELD, walletSize = 150): DocumentSnapshot[][] {
+export function groupByOrder(
+  events: readonly DocumentSnapshot[],
+  size: number,
+  walletField: WalletField = DEFAULT_WALLET_FIELD,
+  walletSize = 150,
+): DocumentSnapshot[][] {
   const byOrder = ordersOf(events);
   // Each order's cost once: a group's estimate is its orders' writes plus the wallets they name, each once.
   const costs = new Map<readonly DocumentSnapshot[], { writes: number; wallets: readonly string[] }>();
   for (const [key, order] of byOrder) costs.set(order, orderCost(key, order, walletField));
-  const costOf = (order: readonly DocumentSnapshot[]) => costs.get(order) as { writes: number; wallets: readonly string[] };
-  const estimate = (orders: ReadonlyArray<readonly DocumentSnapshot[]>, wallets: ReadonlySet<string> = new Set(), writes = 0) => {
+  const costOf = (order: readonly DocumentSnapshot[]) =>
+    costs.get(order) as { writes: number; wallets: readonly string[] };
+  const estimate = (
+    orders: ReadonlyArray<readonly DocumentSnapshot[]>,
+    wallets: ReadonlySet<string> = new Set(),
+    writes = 0,
+  ) => {
     const named = new Set(wallets);
     let n = writes;
     for (const order of orders) {
@@ -75,7 +95,9 @@ export function groupByOrder(events: readonly DocumentSnapshot[], size: number, 
   };
   // The wallet an order's purchase credits first, else the buyer its refunds or chargebacks name.
   const walletOf = (order: DocumentSnapshot[]) =>
-    order.map((e) => walletsOf(e.data(), walletField)?.[0]).find((w) => w !== undefined) ?? order.map((e) => buyerWallet(e.data(), walletField)).find((w) => w !== undefined) ?? "";
+    order.map((e) => walletsOf(e.data(), walletField)?.[0]).find((w) => w !== undefined) ??
+    order.map((e) => buyerWallet(e.data(), walletField)).find((w) => w !== undefined) ??
+    "";
   // Each wallet's orders in page order (a Map keeps first-seen order); wallets in id order.
   const byWallet = new Map<string, DocumentSnapshot[][]>();
   for (const order of byOrder.values()) {
@@ -100,7 +122,11 @@ export function groupByOrder(events: readonly DocumentSnapshot[], size: number, 
   /** Starts a new group unless the current one takes these orders within `limit` events and the writes bound. */
   const makeRoom = (more: ReadonlyArray<readonly DocumentSnapshot[]>, limit: number) => {
     const events = more.reduce((n, o) => n + o.length, 0);
-    if (current.length > 0 && (current.length + events > limit || estimate(more, currentWallets, currentWrites) > WALLET_GROUP_WRITES)) close();
+    if (
+      current.length > 0 &&
+      (current.length + events > limit || estimate(more, currentWallets, currentWrites) > WALLET_GROUP_WRITES)
+    )
+      close();
   };
   for (const wallet of [...byWallet.keys()].sort()) {
     const orders = byWallet.get(wallet) as DocumentSnapshot[][];

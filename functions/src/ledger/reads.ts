@@ -41,17 +41,25 @@ const IN_LIMIT = 30;
 export function linesOf(data: unknown): Array<{ id?: unknown; product_id?: unknown }> {
   const d = data as { event_type?: unknown; body?: { lines?: unknown } } | undefined;
   if (d?.event_type !== "ON_ORDER_COMPLETED" || !Array.isArray(d.body?.lines)) return [];
-  return (d.body.lines as unknown[]).filter((l): l is { id?: unknown; product_id?: unknown } => typeof l === "object" && l !== null);
+  return (d.body.lines as unknown[]).filter(
+    (l): l is { id?: unknown; product_id?: unknown } => typeof l === "object" && l !== null,
+  );
 }
 
-export const productIdsOf = (data: unknown): string[] => linesOf(data).map((l) => l.product_id).filter(usableId);
+export const productIdsOf = (data: unknown): string[] =>
+  linesOf(data)
+    .map((l) => l.product_id)
+    .filter(usableId);
 
 /**
  * The entry ids the decisions need: for an order event its own lines' purchase entries (PayNow's line
  * ids are the order's, and a redelivery carries the same ones); for a refund, chargeback or closing
  * every entry its order's lines (found in `known`) can have.
  */
-export function entryIdsOf(events: ReadonlyArray<{ data: unknown }>, known: Iterable<{ orderId: string; lineId: string }>): string[] {
+export function entryIdsOf(
+  events: ReadonlyArray<{ data: unknown }>,
+  known: Iterable<{ orderId: string; lineId: string }>,
+): string[] {
   const ids = new Set<string>();
   const followed = new Set<string>();
   for (const e of events) {
@@ -64,19 +72,26 @@ export function entryIdsOf(events: ReadonlyArray<{ data: unknown }>, known: Iter
   }
   for (const e of known) {
     if (!followed.has(e.orderId)) continue;
-    for (const kind of ["purchase", "reversal", "reinstatement"] as const) ids.add(moneyEntryId(kind, e.orderId, e.lineId));
+    for (const kind of ["purchase", "reversal", "reinstatement"] as const)
+      ids.add(moneyEntryId(kind, e.orderId, e.lineId));
   }
   return [...ids];
 }
 
 /** The orders of refunds, chargebacks and closings, whose lines only a query can find. */
 export function followedOrders(events: ReadonlyArray<{ data: unknown }>): string[] {
-  const ids = events.filter((e) => (e.data as { event_type?: unknown } | undefined)?.event_type !== "ON_ORDER_COMPLETED").map((e) => orderIdOf(e.data));
+  const ids = events
+    .filter((e) => (e.data as { event_type?: unknown } | undefined)?.event_type !== "ON_ORDER_COMPLETED")
+    .map((e) => orderIdOf(e.data));
   return [...new Set(ids.filter((id): id is string => id !== null))];
 }
 
 /** Every entry of these orders in `collection`, by id, read with `get` (a transaction's, or a plain one). */
-export async function entriesOfOrders(get: (q: Query) => Promise<FirebaseFirestore.QuerySnapshot>, collection: Query, orderIds: readonly string[]): Promise<Map<string, MoneyEntry>> {
+export async function entriesOfOrders(
+  get: (q: Query) => Promise<FirebaseFirestore.QuerySnapshot>,
+  collection: Query,
+  orderIds: readonly string[],
+): Promise<Map<string, MoneyEntry>> {
   const found = new Map<string, MoneyEntry>();
   const groups: string[][] = [];
   for (let i = 0; i < orderIds.length; i += IN_LIMIT) groups.push(orderIds.slice(i, i + IN_LIMIT));
@@ -118,7 +133,9 @@ export async function linesOfOrders(
   const plain = (q: Query) => q.get();
   const [found, foundShadow] = await Promise.all([
     entriesOfOrders(plain, r.ledger.where("kind", "==", "purchase"), unrecorded),
-    dryRunId ? entriesOfOrders(plain, r.shadow(dryRunId).where("kind", "==", "purchase"), unrecorded) : Promise.resolve(new Map<string, MoneyEntry>()),
+    dryRunId
+      ? entriesOfOrders(plain, r.shadow(dryRunId).where("kind", "==", "purchase"), unrecorded)
+      : Promise.resolve(new Map<string, MoneyEntry>()),
   ]);
   reads.n += found.size + foundShadow.size + 1;
   for (const e of [...found.values(), ...foundShadow.values()]) {

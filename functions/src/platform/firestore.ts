@@ -1,4 +1,13 @@
-import { Timestamp, type DocumentData, type DocumentReference, type FirestoreDataConverter, type PartialWithFieldValue, type Precondition, type SetOptions, type UpdateData } from "firebase-admin/firestore";
+import {
+  Timestamp,
+  type DocumentData,
+  type DocumentReference,
+  type FirestoreDataConverter,
+  type PartialWithFieldValue,
+  type Precondition,
+  type SetOptions,
+  type UpdateData,
+} from "firebase-admin/firestore";
 
 /** A document as read, with the version its conditional writes refer to. */
 /**
@@ -60,6 +69,17 @@ export async function mapWithConcurrency<T, R>(
   return results;
 }
 
+/** Runs a write conditional on the version read; false when the document changed since (its precondition failed). */
+export async function writtenIfUnchanged(write: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await write();
+    return true;
+  } catch (error) {
+    if (isPreconditionFailure(error)) return false;
+    throw error;
+  }
+}
+
 /** True for the error a write with a failed precondition (document changed since read) throws. */
 export function isPreconditionFailure(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
@@ -85,7 +105,11 @@ export class Conflict<R = never> {
  * writers settles in a try or two, without the read locks of a transaction, which the emulator
  * serialises with multi-second waits).
  */
-export async function readDecideWrite<R>(what: string, attempt: (n: number) => Promise<R | Conflict<R>>, pauseMs?: (n: number) => number): Promise<R> {
+export async function readDecideWrite<R>(
+  what: string,
+  attempt: (n: number) => Promise<R | Conflict<R>>,
+  pauseMs?: (n: number) => number,
+): Promise<R> {
   for (let n = 0; ; n++) {
     const answer = await attempt(n);
     if (!(answer instanceof Conflict)) return answer;

@@ -58,7 +58,13 @@ export function firebaseChunkQueue(options: { projectId: string; emulator: boole
 }
 
 /** Task ids allow letters, digits, hyphens and underscores. */
-export function chunkTaskId(parts: { runId: string; chunkId: string; phase: string; generation: number; continuation?: number }): string {
+export function chunkTaskId(parts: {
+  runId: string;
+  chunkId: string;
+  phase: string;
+  generation: number;
+  continuation?: number;
+}): string {
   const base = `${parts.runId}-${parts.chunkId}-${parts.phase}-g${parts.generation}`;
   return (parts.continuation === undefined ? base : `${base}-p${parts.continuation}`).replace(/[^A-Za-z0-9_-]/g, "_");
 }

@@ -9,7 +9,7 @@
 // roll-up can never overwrite a newer one, and a retry that reopens the run cannot be closed again by a
 // roll-up that saw its chunks before the retry.
 import { type ChunkHead } from "../core/chunk";
-import { markQueued, wake } from "../core/chunkTransitions";
+import { markQueued, wake } from "../core/chunkControl";
 import { openPhases, pause, rollUp } from "../core/run";
 import type { AutoPause } from "../core/run";
 import { SEQUENTIAL_PHASES, type Phase } from "../core/types";
@@ -34,16 +34,28 @@ export async function advanceRun(deps: Deps, runId: string): Promise<void> {
     const heads = await chunks.heads(runId);
     await deps.faults?.at("before-run-close", { runId });
     const run = read.data;
-    const opened = openPhases(run, heads.map((h) => h.data));
+    const opened = openPhases(
+      run,
+      heads.map((h) => h.data),
+    );
     const moved = { ...run, ...opened.update };
-    const rolled = rollUp(moved, heads.map((h) => h.data), deps.now().getTime());
+    const rolled = rollUp(
+      moved,
+      heads.map((h) => h.data),
+      deps.now().getTime(),
+    );
     const update = { ...opened.update, ...rolled.update };
     if (Object.keys(update).length > 0) {
       if (!(await runs.write(runId, read.version, update))) {
         const must = opened.update !== null || rolled.result.closed !== null;
         return must ? new Conflict(MUST_ATTEMPTS) : new Conflict(MIRROR_ATTEMPTS, () => undefined);
       }
-      if (opened.update) deps.log.phaseStarted(runFields(runId, run), opened.result, heads.filter((h) => h.data.step.phase === opened.result).length);
+      if (opened.update)
+        deps.log.phaseStarted(
+          runFields(runId, run),
+          opened.result,
+          heads.filter((h) => h.data.step.phase === opened.result).length,
+        );
       if (rolled.result.closed) {
         deps.log.runFinished(runFields(runId, run), rolled.result.closed, rolled.result.progress, {
           durationMs: deps.now().getTime() - (run.startedAt ?? run.createdAt ?? deps.now().getTime()),
@@ -93,15 +105,29 @@ async function queueDue(deps: Deps, runId: string, heads: Array<Versioned<ChunkH
  * generation meanwhile (that generation's own task is queued by whoever created it). Cloud Tasks refuses a
  * name it has seen, so queueing the same generation twice runs it once.
  */
-export async function enqueueChunk(deps: Deps, runId: string, c: Pick<ChunkHead, "id" | "step" | "generation">, now: number): Promise<void> {
+export async function enqueueChunk(
+  deps: Deps,
+  runId: string,
+  c: Pick<ChunkHead, "id" | "step" | "generation">,
+  now: number,
+): Promise<void> {
   const taskId = chunkTaskId({ runId, chunkId: c.id, phase: c.step.phase, generation: c.generation });
   await deps.queue.enqueue({ migrationId: runId, chunkId: c.id, generation: c.generation }, taskId);
-  await chunkStore(deps.db).apply(runId, c.id, (fresh) => (fresh ? markQueued(fresh, c.generation, now) : { result: false, update: null }));
+  await chunkStore(deps.db).apply(runId, c.id, (fresh) =>
+    fresh ? markQueued(fresh, c.generation, now) : { result: false, update: null },
+  );
 }
 
 /** Pauses a pending or running run (kill switch, operator, or its own error rate); true if this call did. */
-export async function pauseRun(deps: Deps, runId: string, reason: string, autoPause: AutoPause | null = null): Promise<boolean> {
-  const { result, run } = await runStore(deps.db).apply(runId, (r) => (r ? pause(r, reason, autoPause) : { result: false, update: null }));
+export async function pauseRun(
+  deps: Deps,
+  runId: string,
+  reason: string,
+  autoPause: AutoPause | null = null,
+): Promise<boolean> {
+  const { result, run } = await runStore(deps.db).apply(runId, (r) =>
+    r ? pause(r, reason, autoPause) : { result: false, update: null },
+  );
   if (result && run) {
     deps.log.runPaused(
       runFields(runId, run),

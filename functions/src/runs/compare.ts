@@ -1,7 +1,16 @@
 // The comparison of a finished real run with the dry run it executed (`planOf`), as GET
 // /api/admin/dataMigrations/{id} shows it. Computed once the real run has finished and kept in
 // `dataMigrations/{id}/report/comparison` while the run's outcome is the same.
-import { COMPARED_COUNTERS, counterDifferences, describeOutcome, differingEvents, explain, type ComparedCounters, type EventNow, type Outcome } from "../core/compare";
+import {
+  COMPARED_COUNTERS,
+  counterDifferences,
+  describeOutcome,
+  differingEvents,
+  explain,
+  type ComparedCounters,
+  type EventNow,
+  type Outcome,
+} from "../core/compare";
 import { isFinishedRun, type Run } from "../core/run";
 import type { Deps } from "../deps";
 import type { PlanComparison } from "../http/schemas";
@@ -16,14 +25,28 @@ import { runStore } from "../store/runs";
 /** Differences listed with their reason; the count covers them all. */
 export const MAX_DIFFERENCES_LISTED = 100;
 
-const counters = (run: Run): ComparedCounters => Object.fromEntries(COMPARED_COUNTERS.map((k) => [k, run[k]])) as ComparedCounters;
+const counters = (run: Run): ComparedCounters =>
+  Object.fromEntries(COMPARED_COUNTERS.map((k) => [k, run[k]])) as ComparedCounters;
 
 const asOutcome = (e: ReportEvent): Outcome =>
-  e.outcome === "processed" ? { outcome: "processed" } : e.outcome === "skipped" ? { outcome: "skipped", reason: e.reason ?? "" } : { outcome: "error", code: e.code ?? "" };
+  e.outcome === "processed"
+    ? { outcome: "processed" }
+    : e.outcome === "skipped"
+      ? { outcome: "skipped", reason: e.reason ?? "" }
+      : { outcome: "error", code: e.code ?? "" };
 
 export async function planComparison(deps: Deps, real: Run, tally?: ReadTally): Promise<PlanComparison | null> {
   if (!real.planOf || !isFinishedRun(real.status)) return null;
-  const outcome = ["v2", real.status, real.retries, real.finishedAt, real.total, real.processed, real.skipped, real.errors];
+  const outcome = [
+    "v2",
+    real.status,
+    real.retries,
+    real.finishedAt,
+    real.total,
+    real.processed,
+    real.skipped,
+    real.errors,
+  ];
   return keptWhileSame(deps, real.id, "comparison", outcome, tally, () => compare(deps, real, tally));
 }
 
@@ -72,7 +95,12 @@ async function compare(deps: Deps, real: Run, tally: ReadTally | undefined): Pro
   const differences = listed.map((eventId) => {
     const d = dryOutcomes.get(eventId);
     const r = realOutcomes.get(eventId);
-    return { eventId, dry: describeOutcome(d), real: describeOutcome(r), why: explain(d, r, now.get(eventId), facts(dry), facts(real)) };
+    return {
+      eventId,
+      dry: describeOutcome(d),
+      real: describeOutcome(r),
+      why: explain(d, r, now.get(eventId), facts(dry), facts(real)),
+    };
   });
   const counterDiffs = counterDifferences(counters(dry), counters(real));
   // The same outcomes can still move other amounts: a product's points changed in between.
@@ -86,6 +114,9 @@ async function compare(deps: Deps, real: Run, tally: ReadTally | undefined): Pro
     differenceCount: differing.length,
     differences,
     money: { dry: dryMoney, real: realMoney },
-    note: moneyDiffers && differing.length === 0 ? "the same events moved other amounts of points than the dry run said: a product's points changed in between" : null,
+    note:
+      moneyDiffers && differing.length === 0
+        ? "the same events moved other amounts of points than the dry run said: a product's points changed in between"
+        : null,
   };
 }

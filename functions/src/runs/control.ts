@@ -2,7 +2,7 @@
 // makes no sense is refused with 409 and a message saying what to do instead. Every change is a
 // transition of core/run.ts and core/chunk.ts; after each call the watchdog looks the run over, so a
 // call never leaves it unable to make progress.
-import { cancelChunk, resumeChunk, retryChunk } from "../core/chunkTransitions";
+import { cancelChunk, resumeChunk, retryChunk } from "../core/chunkControl";
 import { cancelRun, pause, resumeRun, retryRun, type Run, type RunTransition } from "../core/run";
 import { decideControl, type ControlAction } from "../core/control";
 import type { Caller } from "../auth/oidc";
@@ -22,7 +22,8 @@ import { repairRun } from "./watchdog";
 
 const CHUNK_WRITE_CONCURRENCY = 16;
 
-const notFound = (id: string) => new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
+const notFound = (id: string) =>
+  new AppError(404, "not_found", `No run ${id}; list runs with GET /api/admin/dataMigrations.`);
 
 export async function controlRun(deps: Deps, id: string, action: ControlAction, caller: Caller) {
   const by = caller.email;
@@ -32,7 +33,13 @@ export async function controlRun(deps: Deps, id: string, action: ControlAction, 
   const openErrors = await errorStore(deps.db).openCount(id);
   const decision = decideControl(action, { status: run.status, openErrors, retries: run.retries }, id);
   if (decision.kind === "conflict") {
-    await runStore(deps.db).recordAction(id, { action, outcome: "refused", statusBefore: run.status, email: caller.email, sub: caller.sub });
+    await runStore(deps.db).recordAction(id, {
+      action,
+      outcome: "refused",
+      statusBefore: run.status,
+      email: caller.email,
+      sub: caller.sub,
+    });
     throw new AppError(409, "invalid_transition", decision.message, { status: run.status });
   }
   if ((action === "resume" || action === "retry") && decision.kind === "change") await assertRunsEnabled(deps);
@@ -49,7 +56,13 @@ export async function controlRun(deps: Deps, id: string, action: ControlAction, 
   }
   const outcome = changed ? "changed" : "noop";
   deps.log.runControlled(runFields(id, run), action, outcome, caller, run.status);
-  await runStore(deps.db).recordAction(id, { action, outcome, statusBefore: run.status, email: caller.email, sub: caller.sub });
+  await runStore(deps.db).recordAction(id, {
+    action,
+    outcome,
+    statusBefore: run.status,
+    email: caller.email,
+    sub: caller.sub,
+  });
   // Whatever happened around this call (a delivery parking its chunk as the run resumed, a task lost while
   // it was queued), the run is left able to make progress.
   await repairRun(deps, id);
@@ -73,7 +86,9 @@ async function resume(deps: Deps, id: string): Promise<boolean> {
   if (!run) return true;
   const chunks = chunkStore(deps.db);
   const paused = (await chunks.heads(id)).filter((h) => h.data.status === "paused");
-  await mapWithConcurrency(paused, CHUNK_WRITE_CONCURRENCY, (head) => chunks.apply(id, head.data.id, (c) => (c ? resumeChunk(c, run.data.phase) : { result: false, update: null })));
+  await mapWithConcurrency(paused, CHUNK_WRITE_CONCURRENCY, (head) =>
+    chunks.apply(id, head.data.id, (c) => (c ? resumeChunk(c, run.data.phase) : { result: false, update: null })),
+  );
   await advanceRun(deps, id);
   return true;
 }
@@ -90,7 +105,9 @@ async function cancel(deps: Deps, id: string): Promise<boolean> {
   const chunks = chunkStore(deps.db);
   const open = (await chunks.heads(id)).filter((h) => !["done", "failed", "cancelled"].includes(h.data.status));
   await mapWithConcurrency(open, CHUNK_WRITE_CONCURRENCY, async (head) => {
-    const { result, chunk } = await chunks.apply(id, head.data.id, (c) => (c ? cancelChunk(c, now) : { result: "unchanged" as const, update: null }));
+    const { result, chunk } = await chunks.apply(id, head.data.id, (c) =>
+      c ? cancelChunk(c, now) : { result: "unchanged" as const, update: null },
+    );
     if (result === "cancelled") {
       // Its queued task: the first of its generation, or the continuation a long day handed over to.
       const base = { runId: id, chunkId: head.data.id, phase: head.data.step.phase, generation: head.data.generation };
@@ -122,13 +139,22 @@ async function retry(deps: Deps, id: string): Promise<boolean> {
   // Admitted together with a mark on the run, so that a start landing before the retry reopens it still
   // counts it as active (it would otherwise see an ended run, drop it from the list and be admitted over
   // the same days).
-  await admitAndWrite(deps, { id, type, startDate, endDate, dryRun }, (batch) => runStore(deps.db).markRetryAdmitted(batch, id, deps.now().getTime()), () => Promise.resolve("retry" as const));
+  await admitAndWrite(
+    deps,
+    { id, type, startDate, endDate, dryRun },
+    (batch) => runStore(deps.db).markRetryAdmitted(batch, id, deps.now().getTime()),
+    () => Promise.resolve("retry" as const),
+  );
   await deps.faults?.at("retry-admitted", { runId: id });
   const errorPhases = await errorStore(deps.db).openPhases(id);
   const chunks = chunkStore(deps.db);
-  const targets = (await chunks.heads(id)).filter((h) => h.data.status === "failed" || (h.data.status === "done" && errorPhases.has(h.data.id)));
+  const targets = (await chunks.heads(id)).filter(
+    (h) => h.data.status === "failed" || (h.data.status === "done" && errorPhases.has(h.data.id)),
+  );
   await mapWithConcurrency(targets, CHUNK_WRITE_CONCURRENCY, (head) =>
-    chunks.apply(id, head.data.id, (c) => (c ? retryChunk(c, [...(errorPhases.get(c.id) ?? [])], read.data.phases) : { result: false, update: null })),
+    chunks.apply(id, head.data.id, (c) =>
+      c ? retryChunk(c, [...(errorPhases.get(c.id) ?? [])], read.data.phases) : { result: false, update: null },
+    ),
   );
   const now = deps.now().getTime();
   const changed = await changeRun(deps, id, (run) => retryRun(run, now));

@@ -72,11 +72,16 @@ const encodeCursor = (c: EventCursor) => Buffer.from(JSON.stringify([c.chunkId, 
 function decodeCursor(token: string, runId: string): EventCursor {
   try {
     const value = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as unknown;
-    if (Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === "string")) return { chunkId: value[0] as string, eventId: value[1] as string };
+    if (Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === "string"))
+      return { chunkId: value[0] as string, eventId: value[1] as string };
   } catch {
     // answered below
   }
-  throw new AppError(400, "invalid_page_token", `pageToken ${JSON.stringify(token.slice(0, 80))} is not one this API gave; start again from GET /api/admin/dataMigrations/${runId}/report and follow its nextPageToken.`);
+  throw new AppError(
+    400,
+    "invalid_page_token",
+    `pageToken ${JSON.stringify(token.slice(0, 80))} is not one this API gave; start again from GET /api/admin/dataMigrations/${runId}/report and follow its nextPageToken.`,
+  );
 }
 
 /**
@@ -115,7 +120,10 @@ async function eventSlice(
   // The messages of the errors listed, by id: at most one read per event listed.
   const failed = events.filter((e) => e.outcome === "error");
   if (failed.length > 0) {
-    const messages = await errorStore(deps.db).messages(runId, failed.map((e) => e.eventId));
+    const messages = await errorStore(deps.db).messages(
+      runId,
+      failed.map((e) => e.eventId),
+    );
     tally.docs(failed.length);
     for (const e of failed) e.message = messages.get(e.eventId);
   }
@@ -139,7 +147,11 @@ const groupByChunk = (pages: readonly PageDoc[]) => {
  */
 export async function buildReport(deps: Deps, id: string, options: { limit?: number } = {}) {
   const tally = new ReadTally();
-  const [read, pages, chunks] = await Promise.all([runStore(deps.db).get(id), pageStore(deps.db).all(id), chunkStore(deps.db).heads(id)]);
+  const [read, pages, chunks] = await Promise.all([
+    runStore(deps.db).get(id),
+    pageStore(deps.db).all(id),
+    chunkStore(deps.db).heads(id),
+  ]);
   tally.docs(1);
   tally.docs(pages.length);
   tally.docs(chunks.length);
@@ -150,7 +162,12 @@ export async function buildReport(deps: Deps, id: string, options: { limit?: num
   const totals: Counters = { total: byEvent.size, processed: 0, skipped: 0, errors: 0 };
   for (const e of byEvent.values()) totals[e.outcome === "error" ? "errors" : e.outcome]++;
   const live = summarize(chunks.map((c) => c.data));
-  const counters: Counters = { total: live.total, processed: live.processed, skipped: live.skipped, errors: live.errors };
+  const counters: Counters = {
+    total: live.total,
+    processed: live.processed,
+    skipped: live.skipped,
+    errors: live.errors,
+  };
   const reconciled =
     totals.total === totals.processed + totals.skipped + totals.errors &&
     (["total", "processed", "skipped", "errors"] as const).every((k) => totals[k] === counters[k]);
@@ -159,7 +176,15 @@ export async function buildReport(deps: Deps, id: string, options: { limit?: num
   const [verification, money, slice] = await Promise.all([
     storedVerification(deps, id, run, totals, tally, () => verify(deps, id, run, [...byEvent.values()], tally)),
     runMoney(deps, run, tally),
-    eventSlice(deps, id, [...byChunk.keys()], (chunkId) => Promise.resolve(byChunk.get(chunkId) ?? []), null, options.limit ?? REPORT_EVENTS_LIMIT, tally),
+    eventSlice(
+      deps,
+      id,
+      [...byChunk.keys()],
+      (chunkId) => Promise.resolve(byChunk.get(chunkId) ?? []),
+      null,
+      options.limit ?? REPORT_EVENTS_LIMIT,
+      tally,
+    ),
   ]);
 
   return {
@@ -205,6 +230,14 @@ export async function reportEvents(deps: Deps, id: string, pageToken: string, li
     tally.docs(pages.length);
     return pages;
   };
-  const slice = await eventSlice(deps, id, chunks.map((c) => c.data.id), pagesOf, after, limit, tally);
+  const slice = await eventSlice(
+    deps,
+    id,
+    chunks.map((c) => c.data.id),
+    pagesOf,
+    after,
+    limit,
+    tally,
+  );
   return { migrationId: id, ...slice, docsRead: tally.count };
 }

@@ -21,10 +21,24 @@ type Verification = Awaited<ReturnType<typeof verify>>;
  * computed once and kept (`dataMigrations/{id}/report/verification`), and served again while the run's
  * outcome is the same: same status, retries, finish time and totals (a retry or a late page recomputes it).
  */
-export async function storedVerification(deps: Deps, id: string, run: Run, totals: Counters, tally: ReadTally, compute: () => Promise<Verification>): Promise<Verification & { computedAt: string }> {
+export async function storedVerification(
+  deps: Deps,
+  id: string,
+  run: Run,
+  totals: Counters,
+  tally: ReadTally,
+  compute: () => Promise<Verification>,
+): Promise<Verification & { computedAt: string }> {
   const stamped = async () => ({ ...(await compute()), computedAt: new Date(deps.now().getTime()).toISOString() });
   if (!isFinishedRun(run.status)) return stamped();
-  return keptWhileSame(deps, id, "verification", ["v2", run.status, run.retries, run.finishedAt, totals], tally, stamped);
+  return keptWhileSame(
+    deps,
+    id,
+    "verification",
+    ["v2", run.status, run.retries, run.finishedAt, totals],
+    tally,
+    stamped,
+  );
 }
 
 /** Problems a verification lists at most; `problemCount` counts them all. */
@@ -40,12 +54,20 @@ export async function verify(deps: Deps, id: string, run: Run, events: readonly 
   const r = refs(deps.db);
   const processed = events.filter((e) => e.outcome === "processed");
   const collection = run.dryRun ? r.shadow(id) : r.ledger;
-  const writtenSnap = await (run.dryRun ? r.shadow(id) : r.ledger.where("migrationId", "==", id)).select("sourceEventId", "userId").get();
+  const writtenSnap = await (run.dryRun ? r.shadow(id) : r.ledger.where("migrationId", "==", id))
+    .select("sourceEventId", "userId")
+    .get();
   tally.docs(writtenSnap.size);
-  const written = new Map(writtenSnap.docs.map((d) => [d.id, { sourceEventId: d.get("sourceEventId") as string, userId: d.get("userId") as string }]));
+  const written = new Map(
+    writtenSnap.docs.map((d) => [
+      d.id,
+      { sourceEventId: d.get("sourceEventId") as string, userId: d.get("userId") as string },
+    ]),
+  );
 
   const claimed = new Map<string, number>();
-  for (const e of processed) for (const entryId of e.entryIds ?? []) claimed.set(entryId, (claimed.get(entryId) ?? 0) + 1);
+  for (const e of processed)
+    for (const entryId of e.entryIds ?? []) claimed.set(entryId, (claimed.get(entryId) ?? 0) + 1);
   // A claimed entry the run's query did not return is missing, or carries another run's id: read those.
   const absent = [...claimed.keys()].filter((entryId) => !written.has(entryId));
   const elsewhere = new Set<string>();
@@ -57,14 +79,28 @@ export async function verify(deps: Deps, id: string, run: Run, events: readonly 
   const entryProblems: Array<{ eventId: string; entryId: string; problem: string }> = processed.flatMap((e) =>
     (e.entryIds ?? []).flatMap((entryId) => {
       const entry = written.get(entryId);
-      if (!entry) return [{ eventId: e.eventId, entryId, problem: elsewhere.has(entryId) ? "ledger entry belongs to another event or run" : "ledger entry missing" }];
-      if (entry.sourceEventId !== e.eventId) return [{ eventId: e.eventId, entryId, problem: "ledger entry belongs to another event or run" }];
-      if ((claimed.get(entryId) ?? 0) > 1) return [{ eventId: e.eventId, entryId, problem: "entry claimed by several events" }];
+      if (!entry)
+        return [
+          {
+            eventId: e.eventId,
+            entryId,
+            problem: elsewhere.has(entryId) ? "ledger entry belongs to another event or run" : "ledger entry missing",
+          },
+        ];
+      if (entry.sourceEventId !== e.eventId)
+        return [{ eventId: e.eventId, entryId, problem: "ledger entry belongs to another event or run" }];
+      if ((claimed.get(entryId) ?? 0) > 1)
+        return [{ eventId: e.eventId, entryId, problem: "entry claimed by several events" }];
       return [];
     }),
   );
   for (const [entryId, entry] of written) {
-    if (!claimed.has(entryId)) entryProblems.push({ eventId: entry.sourceEventId, entryId, problem: "entry carries the run's id but no event the run examined claims it" });
+    if (!claimed.has(entryId))
+      entryProblems.push({
+        eventId: entry.sourceEventId,
+        entryId,
+        problem: "entry carries the run's id but no event the run examined claims it",
+      });
   }
   const entriesClaimed = processed.reduce((n, e) => n + (e.entryIds?.length ?? 0), 0);
 
@@ -74,7 +110,10 @@ export async function verify(deps: Deps, id: string, run: Run, events: readonly 
   await mapWithConcurrency(checked, WALLET_CONCURRENCY, async (userId) => {
     const [wallet, sum] = await Promise.all([
       r.wallets.doc(userId).get(),
-      r.ledger.where("userId", "==", userId).aggregate({ points: AggregateField.sum("points"), entries: AggregateField.count() }).get(),
+      r.ledger
+        .where("userId", "==", userId)
+        .aggregate({ points: AggregateField.sum("points"), entries: AggregateField.count() })
+        .get(),
     ]);
     tally.docs(1);
     tally.aggregation(sum.data().entries);
@@ -94,7 +133,13 @@ export async function verify(deps: Deps, id: string, run: Run, events: readonly 
     entryProblems: entryProblems.slice(0, MAX_PROBLEMS_LISTED),
     walletsTouched: run.dryRun ? 0 : touched.length,
     walletsChecked: checked.length,
-    walletSample: sampled ? { size: WALLET_SAMPLE, seed: id, rule: `the ${WALLET_SAMPLE} wallets whose sha256("${id}/" + userId) is smallest` } : null,
+    walletSample: sampled
+      ? {
+          size: WALLET_SAMPLE,
+          seed: id,
+          rule: `the ${WALLET_SAMPLE} wallets whose sha256("${id}/" + userId) is smallest`,
+        }
+      : null,
     walletMismatches,
     wallets: run.dryRun
       ? "not applicable: a dry run writes no wallets"

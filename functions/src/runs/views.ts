@@ -18,7 +18,8 @@ import { planComparison } from "./compare";
 import { runMoney } from "./moves";
 import { runStore } from "../store/runs";
 
-const iso = (t: unknown) => (t instanceof Timestamp ? t.toDate().toISOString() : typeof t === "number" ? new Date(t).toISOString() : null);
+const iso = (t: unknown) =>
+  t instanceof Timestamp ? t.toDate().toISOString() : typeof t === "number" ? new Date(t).toISOString() : null;
 
 function runView(id: string, run: Run): RunView {
   return {
@@ -140,7 +141,15 @@ export async function getRun(deps: Deps, id: string): Promise<RunDetail> {
     planComparison: comparison,
     money,
     chunks: chunks.map((c) => chunkView(c.data)),
-    errorSample: errorSample.map((e) => ({ eventId: e.eventId, code: e.code, message: e.message, chunkId: e.chunkId, phase: e.phase, attempts: e.attempts, at: iso(e.at) })),
+    errorSample: errorSample.map((e) => ({
+      eventId: e.eventId,
+      code: e.code,
+      message: e.message,
+      chunkId: e.chunkId,
+      phase: e.phase,
+      attempts: e.attempts,
+      at: iso(e.at),
+    })),
     errorCount,
     docsRead: tally.count,
   };
@@ -162,7 +171,11 @@ export async function killSwitchView(deps: Deps): Promise<KillSwitchView> {
     disabledBy: state.enabled ? null : state.source === "param" ? "BACKFILL_ENABLED" : "featureFlags/backfill",
     param: deps.config.backfillEnabled,
     flag: flag.exists
-      ? { enabled: flag.get("enabled") as unknown, updatedBy: (flag.get("updatedBy") ?? null) as string | null, updatedVia: (flag.get("updatedVia") ?? null) as string | null }
+      ? {
+          enabled: flag.get("enabled") as unknown,
+          updatedBy: (flag.get("updatedBy") ?? null) as string | null,
+          updatedVia: (flag.get("updatedVia") ?? null) as string | null,
+        }
       : null,
   };
 }

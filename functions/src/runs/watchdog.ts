@@ -4,7 +4,8 @@
 // new generation; a paused chunk in a running run is resumed; unfinished chunks of a stopped run that
 // nobody will stop are stopped. Then the run is advanced, which opens phases, queues due chunks and closes
 // a run whose chunks have all finished. Every repair is logged as `run_repaired`.
-import { fail, requeue, resumeChunk, settle } from "../core/chunkTransitions";
+import { settle } from "../core/chunkTransitions";
+import { fail, requeue, resumeChunk } from "../core/chunkControl";
 import { planRepairs, type Repair } from "../core/watchdog";
 import type { Deps } from "../deps";
 import { chunkStore } from "../store/chunks";
@@ -28,7 +29,12 @@ export async function repairRun(deps: Deps, runId: string): Promise<Repair[]> {
   const repairs = planRepairs(
     read.data,
     heads.map((h) => h.data),
-    { now, stallMs: deps.config.stallSeconds * 1000, killSwitchOn: killSwitch(deps.config, flag).enabled, maxCrashes: deps.config.maxCrashes },
+    {
+      now,
+      stallMs: deps.config.stallSeconds * 1000,
+      killSwitchOn: killSwitch(deps.config, flag).enabled,
+      maxCrashes: deps.config.maxCrashes,
+    },
   );
   const byId = new Map(heads.map((h) => [h.data.id, h]));
   const done: Repair[] = [];
@@ -47,7 +53,13 @@ export async function repairRun(deps: Deps, runId: string): Promise<Repair[]> {
         `last error: ${c.lastError ?? "none recorded"}. Fix the cause, then retry the run`;
       const t = fail(c, why, now, { task: "watchdog", generation: null });
       applied = await chunks.applyTo(runId, head, t);
-      if (applied) deps.log.chunkStopped(runFields(runId, read.data), { id: c.id, phase: c.step.phase, status: "failed", reason: "kept_crashing" }, c, 0);
+      if (applied)
+        deps.log.chunkStopped(
+          runFields(runId, read.data),
+          { id: c.id, phase: c.step.phase, status: "failed", reason: "kept_crashing" },
+          c,
+          0,
+        );
     } else if (repair.kind === "requeue") {
       const t = requeue(head.data, repair.why === "lease_expired");
       applied = await chunks.applyTo(runId, head, t);

@@ -45,37 +45,41 @@ export async function admitAndWrite<T>(
   };
   // Someone else admitted meanwhile: decide again on the list as it is now, a little later each time.
   const pause = (attempt: number) => Math.floor(Math.random() * 20 * Math.min(attempt + 1, 10));
-  return readDecideWrite<T | "written">("backfillAdmission/active", async () => {
-    const snap = await ref.get();
-    const listed = ((snap.get("runs") as ActiveRun[] | undefined) ?? []).filter((r) => r.id !== candidate.id);
-    const states = listed.length > 0 ? await db.getAll(...listed.map((r) => runs.doc(r.id))) : [];
-    const now = deps.now().getTime();
-    // A run is active while pending, running or paused, and while a retry admitted for it has not reopened it yet.
-    const active = listed.filter((_, i) => {
-      const state = states[i];
-      if (ACTIVE.includes(state?.get("status") as string)) return true;
-      const admittedAt = state?.get("retryAdmittedAt") as unknown;
-      return typeof admittedAt === "number" && now - admittedAt < RETRY_ADMISSION_HOLD_MS;
-    });
-    const decision = admit(candidate, active, deps.config.maxActiveRuns);
-    if (!decision.ok) throw refused(decision);
-    const batch = db.batch();
-    write(batch);
-    const list = { runs: [...active, candidate], updatedAt: FieldValue.serverTimestamp() };
-    if (snap.exists) batch.update(ref, list, { lastUpdateTime: snap.updateTime as Timestamp });
-    else batch.create(ref, list);
-    try {
-      await batch.commit();
-      return "written";
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      if (code === 6 /* ALREADY_EXISTS */) {
-        const answer = await onExists();
-        if (answer !== "retry") return answer;
-      } else if (!isPreconditionFailure(error)) {
-        throw error;
+  return readDecideWrite<T | "written">(
+    "backfillAdmission/active",
+    async () => {
+      const snap = await ref.get();
+      const listed = ((snap.get("runs") as ActiveRun[] | undefined) ?? []).filter((r) => r.id !== candidate.id);
+      const states = listed.length > 0 ? await db.getAll(...listed.map((r) => runs.doc(r.id))) : [];
+      const now = deps.now().getTime();
+      // A run is active while pending, running or paused, and while a retry admitted for it has not reopened it yet.
+      const active = listed.filter((_, i) => {
+        const state = states[i];
+        if (ACTIVE.includes(state?.get("status") as string)) return true;
+        const admittedAt = state?.get("retryAdmittedAt") as unknown;
+        return typeof admittedAt === "number" && now - admittedAt < RETRY_ADMISSION_HOLD_MS;
+      });
+      const decision = admit(candidate, active, deps.config.maxActiveRuns);
+      if (!decision.ok) throw refused(decision);
+      const batch = db.batch();
+      write(batch);
+      const list = { runs: [...active, candidate], updatedAt: FieldValue.serverTimestamp() };
+      if (snap.exists) batch.update(ref, list, { lastUpdateTime: snap.updateTime as Timestamp });
+      else batch.create(ref, list);
+      try {
+        await batch.commit();
+        return "written";
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        if (code === 6 /* ALREADY_EXISTS */) {
+          const answer = await onExists();
+          if (answer !== "retry") return answer;
+        } else if (!isPreconditionFailure(error)) {
+          throw error;
+        }
+        return new Conflict(ATTEMPTS, busy);
       }
-      return new Conflict(ATTEMPTS, busy);
-    }
-  }, pause);
+    },
+    pause,
+  );
 }

@@ -4,7 +4,7 @@
 // the run view and the report, all here.
 import { FieldValue, type Firestore, type Timestamp, type WriteBatch } from "firebase-admin/firestore";
 import type { Step } from "../core/chunk";
-import type { MoneyOutcome } from "../core/money";
+import type { MoneyOutcome } from "../core/outcomes";
 import type { Phase } from "../core/types";
 import { refs } from "../platform/collections";
 import { typed } from "../platform/firestore";
@@ -32,13 +32,29 @@ export function errorStore(db: Firestore) {
      * again: one more attempt), and in an errors step each event that got past its error resolved.
      * Returns the number of records written.
      */
-    recordOutcomes(batch: WriteBatch, runId: string, chunkId: string, step: Step, outcomes: readonly MoneyOutcome[]): number {
+    recordOutcomes(
+      batch: WriteBatch,
+      runId: string,
+      chunkId: string,
+      step: Step,
+      outcomes: readonly MoneyOutcome[],
+    ): number {
       const now = FieldValue.serverTimestamp();
       let written = 0;
       for (const o of outcomes) {
         const ref = errors(runId).doc(o.eventId);
         if (o.result === "error") {
-          const record = { eventId: o.eventId, code: o.code, message: o.message, chunkId, phase: step.phase, status: "open" as const, resolvedAs: null, attempts: FieldValue.increment(1), at: now };
+          const record = {
+            eventId: o.eventId,
+            code: o.code,
+            message: o.message,
+            chunkId,
+            phase: step.phase,
+            status: "open" as const,
+            resolvedAs: null,
+            attempts: FieldValue.increment(1),
+            at: now,
+          };
           batch.set(ref, record, { merge: true });
           written++;
         } else if (step.step === "errors") {
@@ -71,9 +87,19 @@ export function errorStore(db: Firestore) {
     },
 
     /** The event ids of a chunk's open errors in one phase, after `after`, by event id: an errors step's page. */
-    async openOfChunk(runId: string, chunkId: string, phase: Phase, after: string | null, limit: number): Promise<string[]> {
+    async openOfChunk(
+      runId: string,
+      chunkId: string,
+      phase: Phase,
+      after: string | null,
+      limit: number,
+    ): Promise<string[]> {
       // In the order of its composite index (firestore.indexes.json).
-      let query = errors(runId).where("chunkId", "==", chunkId).where("phase", "==", phase).where("status", "==", "open").orderBy("eventId");
+      let query = errors(runId)
+        .where("chunkId", "==", chunkId)
+        .where("phase", "==", phase)
+        .where("status", "==", "open")
+        .orderBy("eventId");
       if (after) query = query.startAfter(after);
       return (await query.limit(limit).get()).docs.map((d) => d.data().eventId);
     },

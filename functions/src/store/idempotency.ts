@@ -35,14 +35,27 @@ export interface IdempotencyKey {
 /** Refuses a malformed key (400, before anything is read). */
 export function checkKeyShape(key: string | null): void {
   if (key !== null && !KEY_PATTERN.test(key)) {
-    throw invalidRequest([{ field: "Idempotency-Key", message: "Idempotency-Key must be 1 to 200 printable ASCII characters without spaces" }]);
+    throw invalidRequest([
+      {
+        field: "Idempotency-Key",
+        message: "Idempotency-Key must be 1 to 200 printable ASCII characters without spaces",
+      },
+    ]);
   }
 }
 
 /** The key a request sent, scoped to its caller, for the body it sent: a new run's parameters or a plan's id. */
-export function idempotencyKey(deps: Deps, callerEmail: string, key: string, body: { request: StartRequest } | { planOf: string }): IdempotencyKey {
+export function idempotencyKey(
+  deps: Deps,
+  callerEmail: string,
+  key: string,
+  body: { request: StartRequest } | { planOf: string },
+): IdempotencyKey {
   const bodyHash = "request" in body ? hashRequest(body.request) : sha256(JSON.stringify({ planOf: body.planOf }));
-  const ref = deps.db.collection(COLLECTIONS.idempotency).doc(sha256(`${callerEmail}\n${key}`)).withConverter(typed<IdempotencyDoc>());
+  const ref = deps.db
+    .collection(COLLECTIONS.idempotency)
+    .doc(sha256(`${callerEmail}\n${key}`))
+    .withConverter(typed<IdempotencyDoc>());
   return { key, bodyHash, ref };
 }
 
@@ -62,7 +75,13 @@ export async function earlierAnswer(k: IdempotencyKey): Promise<StartedRun | nul
 }
 
 /** Adds the key's record to the batch that creates its run (the batch fails if another request created it first). */
-export function recordKey(batch: WriteBatch, k: IdempotencyKey, response: StartedRun, requestedBy: string, now: Date): void {
+export function recordKey(
+  batch: WriteBatch,
+  k: IdempotencyKey,
+  response: StartedRun,
+  requestedBy: string,
+  now: Date,
+): void {
   batch.create(k.ref, {
     key: k.key,
     bodyHash: k.bodyHash,

@@ -43,5 +43,11 @@ export interface KillSwitchSetter {
 
 /** Sets `featureFlags/backfill.enabled`, recording who did and how. */
 export async function writeKillSwitch(db: Firestore, enabled: boolean, by: KillSwitchSetter): Promise<void> {
-  await refs(db).killSwitch.set({ enabled, updatedBy: by.email, updatedBySub: by.sub, updatedVia: by.via, updatedAt: FieldValue.serverTimestamp() });
+  await refs(db).killSwitch.set({
+    enabled,
+    updatedBy: by.email,
+    updatedBySub: by.sub,
+    updatedVia: by.via,
+    updatedAt: FieldValue.serverTimestamp(),
+  });
 }

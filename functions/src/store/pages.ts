@@ -20,7 +20,9 @@ export interface PageOutcome {
  * as a JSON string.
  */
 export function encodeOutcomes(outcomes: readonly PageOutcome[]): string {
-  return outcomes.map((o) => [o.e, o.r, o.x].map((v) => (/[\t\n\\]|^"/.test(v) ? JSON.stringify(v) : v)).join("\t")).join("\n");
+  return outcomes
+    .map((o) => [o.e, o.r, o.x].map((v) => (/[\t\n\\]|^"/.test(v) ? JSON.stringify(v) : v)).join("\t"))
+    .join("\n");
 }
 
 export function decodeOutcomes(text: string): PageOutcome[] {

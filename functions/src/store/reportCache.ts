@@ -9,7 +9,14 @@ import type { ReadTally } from "../platform/firestore";
  * `dataMigrations/{id}/report/{name}` with the run outcome it was computed for (`key`), and served again
  * while that outcome is the same (a retry or a late page recomputes it).
  */
-export async function keptWhileSame<T>(deps: Deps, runId: string, name: string, outcome: unknown, tally: ReadTally | undefined, compute: () => Promise<T>): Promise<T> {
+export async function keptWhileSame<T>(
+  deps: Deps,
+  runId: string,
+  name: string,
+  outcome: unknown,
+  tally: ReadTally | undefined,
+  compute: () => Promise<T>,
+): Promise<T> {
   const ref = refs(deps.db).report(runId).doc(name);
   const key = JSON.stringify(outcome);
   const stored = await ref.get();

@@ -1,15 +1,26 @@
 // The only code that writes run documents (`dataMigrations/{runId}`). Every change is a transition of
 // core/run.ts, written only if the document is still the version the transition was decided on.
-import { FieldValue, Timestamp, type DocumentData, type DocumentSnapshot, type Firestore, type FirestoreDataConverter, type QueryDocumentSnapshot, type WriteBatch } from "firebase-admin/firestore";
+import {
+  FieldValue,
+  Timestamp,
+  type DocumentData,
+  type DocumentSnapshot,
+  type Firestore,
+  type FirestoreDataConverter,
+  type QueryDocumentSnapshot,
+  type WriteBatch,
+} from "firebase-admin/firestore";
 import type { AutoPause, Run } from "../core/run";
 import type { Phase, RunStatus, RunType } from "../core/types";
 import { COLLECTIONS, RUN_SUBCOLLECTIONS } from "../platform/collections";
-import { Conflict, isPreconditionFailure, readDecideWrite, type Versioned } from "../platform/firestore";
+import { Conflict, readDecideWrite, writtenIfUnchanged, type Versioned } from "../platform/firestore";
 
 type TimeField = "windowSince" | "startedAt" | "finishedAt";
 
 /** `dataMigrations/{runId}` as stored: the run without its id, its times as Timestamps (the wire name of a run is a data migration). */
-export type RunDoc = Omit<Run, "id" | TimeField | "createdAt" | "autoPause" | "unmarkedEvents"> & { [K in TimeField]: Timestamp | null } & {
+export type RunDoc = Omit<Run, "id" | TimeField | "createdAt" | "autoPause" | "unmarkedEvents"> & {
+  [K in TimeField]: Timestamp | null;
+} & {
   createdAt: Timestamp;
   updatedAt: Timestamp;
   autoPause: (Omit<AutoPause, "at"> & { at: Timestamp }) | null;
@@ -61,7 +72,9 @@ export function runFromFields(id: string, d: DocumentData): Run {
     maxErrorRate: (d.maxErrorRate ?? 1) as number,
     maxEventsPerSecond: typeof d.maxEventsPerSecond === "number" ? d.maxEventsPerSecond : null,
     windowSince: ms(d.windowSince),
-    autoPause: auto ? { errorRate: auto.errorRate, window: auto.window, threshold: auto.threshold, at: auto.at.toMillis() } : null,
+    autoPause: auto
+      ? { errorRate: auto.errorRate, window: auto.window, threshold: auto.threshold, at: auto.at.toMillis() }
+      : null,
     retries: (d.retries ?? 0) as number,
     lookbackDays: (d.lookbackDays ?? null) as number | null,
     userIds: Array.isArray(d.userIds) ? (d.userIds as string[]) : null,
@@ -79,7 +92,11 @@ export function runFromFields(id: string, d: DocumentData): Run {
 
 export const runConverter: FirestoreDataConverter<Run, DocumentData> = {
   // A new run's createdAt is the server's clock at the moment the batch that creates it commits.
-  toFirestore: (run) => ({ ...toFields(run as Run), createdAt: FieldValue.serverTimestamp(), updatedAt: FieldValue.serverTimestamp() }),
+  toFirestore: (run) => ({
+    ...toFields(run as Run),
+    createdAt: FieldValue.serverTimestamp(),
+    updatedAt: FieldValue.serverTimestamp(),
+  }),
   fromFirestore: (snap: QueryDocumentSnapshot) => runFromFields(snap.id, snap.data()),
 };
 
@@ -91,14 +108,11 @@ export function runStore(db: Firestore) {
   const versioned = (snap: DocumentSnapshot<Run>): Versioned<Run> | null =>
     snap.exists ? { data: snap.data() as Run, version: snap.updateTime as Timestamp } : null;
 
-  async function write(runId: string, version: Timestamp, update: Partial<Run>): Promise<boolean> {
-    try {
-      await db.collection(COLLECTIONS.runs).doc(runId).update({ ...toFields(update), updatedAt: FieldValue.serverTimestamp() }, { lastUpdateTime: version });
-      return true;
-    } catch (error) {
-      if (isPreconditionFailure(error)) return false;
-      throw error;
-    }
+  function write(runId: string, version: Timestamp, update: Partial<Run>): Promise<boolean> {
+    const fields = { ...toFields(update), updatedAt: FieldValue.serverTimestamp() };
+    return writtenIfUnchanged(() =>
+      db.collection(COLLECTIONS.runs).doc(runId).update(fields, { lastUpdateTime: version }),
+    );
   }
 
   return {
@@ -111,28 +125,44 @@ export function runStore(db: Firestore) {
     },
     /** A run from a snapshot read elsewhere (a getAll together with its chunk). */
     fromSnapshot(snap: DocumentSnapshot | undefined): Versioned<Run> | null {
-      return snap?.exists ? { data: runFromFields(snap.id, snap.data() as DocumentData), version: snap.updateTime as Timestamp } : null;
+      return snap?.exists
+        ? { data: runFromFields(snap.id, snap.data() as DocumentData), version: snap.updateTime as Timestamp }
+        : null;
     },
     create(batch: WriteBatch, run: Run): void {
       batch.create(ref(run.id), run);
     },
     /** Adds to the admission's batch the mark that a retry of the ended run was admitted at `at`. */
     markRetryAdmitted(batch: WriteBatch, runId: string, at: number): void {
-      batch.update(db.collection(COLLECTIONS.runs).doc(runId), { retryAdmittedAt: at, updatedAt: FieldValue.serverTimestamp() });
+      batch.update(db.collection(COLLECTIONS.runs).doc(runId), {
+        retryAdmittedAt: at,
+        updatedAt: FieldValue.serverTimestamp(),
+      });
     },
     /** Records an operator's control call on the run (`dataMigrations/{id}/actions/{auto}`): who, what, and what came of it. */
-    async recordAction(runId: string, action: { action: string; outcome: string; statusBefore: string; email: string; sub: string }): Promise<void> {
-      await db.collection(COLLECTIONS.runs).doc(runId).collection(RUN_SUBCOLLECTIONS.actions).add({ ...action, at: FieldValue.serverTimestamp() });
+    async recordAction(
+      runId: string,
+      action: { action: string; outcome: string; statusBefore: string; email: string; sub: string },
+    ): Promise<void> {
+      await db
+        .collection(COLLECTIONS.runs)
+        .doc(runId)
+        .collection(RUN_SUBCOLLECTIONS.actions)
+        .add({ ...action, at: FieldValue.serverTimestamp() });
     },
     /** Writes `update` only if the run is still at `version`. */
     write,
     /** Read, decide, write if unchanged; on a conflict read and decide again. */
-    async apply<R>(runId: string, decide: (run: Run | null) => { result: R; update: Partial<Run> | null }): Promise<{ result: R; run: Run | null; written: boolean }> {
+    async apply<R>(
+      runId: string,
+      decide: (run: Run | null) => { result: R; update: Partial<Run> | null },
+    ): Promise<{ result: R; run: Run | null; written: boolean }> {
       return readDecideWrite(`run ${runId}`, async () => {
         const read = versioned(await ref(runId).get());
         const { result, update } = decide(read?.data ?? null);
         if (!update || !read) return { result, run: read?.data ?? null, written: false };
-        if (await write(runId, read.version, update)) return { result, run: { ...read.data, ...update }, written: true };
+        if (await write(runId, read.version, update))
+          return { result, run: { ...read.data, ...update }, written: true };
         return new Conflict(CONFLICT_ATTEMPTS);
       });
     },

@@ -7,7 +7,7 @@
 // whatever applying did: a failure stays on the event (`processed: false`, `lastError`) for the next replay.
 import type { Request } from "firebase-functions/v2/https";
 import type { Response } from "express";
-import type { MoneyOutcome } from "../core/money";
+import type { MoneyOutcome } from "../core/outcomes";
 import { checkEnvelope, isMoneyEventType } from "../core/paynow";
 import { verifySignature } from "../core/signature";
 import type { Deps } from "../deps";
@@ -40,10 +40,15 @@ class Refusal extends Error {
 }
 
 function refuseEarly(req: Request): void {
-  if (req.method !== "POST") throw new Refusal(405, "method_not_allowed", `${req.method} is not supported; PayNow POSTs its webhooks`);
+  if (req.method !== "POST")
+    throw new Refusal(405, "method_not_allowed", `${req.method} is not supported; PayNow POSTs its webhooks`);
   const declared = Number(req.get("content-length") ?? "0");
   if (declared > MAX_WEBHOOK_BYTES || (req.rawBody?.length ?? 0) > MAX_WEBHOOK_BYTES) {
-    throw new Refusal(413, "payload_too_large", `The body is over ${MAX_WEBHOOK_BYTES} bytes; PayNow's webhooks are a few kilobytes`);
+    throw new Refusal(
+      413,
+      "payload_too_large",
+      `The body is over ${MAX_WEBHOOK_BYTES} bytes; PayNow's webhooks are a few kilobytes`,
+    );
   }
 }
 
@@ -70,19 +75,37 @@ export async function handlePaynowWebhook(deps: Deps, req: Request, res: Respons
     const answer = await receive(deps, envelope.eventType, envelope.eventId, envelope.body);
     res.status(200).set("Cache-Control", "no-store").json(answer);
   } catch (error) {
-    const refusal = error instanceof Refusal ? error : new Refusal(500, "internal", "Unexpected server error; PayNow will retry. Check the function logs (event internal_error).");
+    const refusal =
+      error instanceof Refusal
+        ? error
+        : new Refusal(
+            500,
+            "internal",
+            "Unexpected server error; PayNow will retry. Check the function logs (event internal_error).",
+          );
     if (!(error instanceof Refusal)) deps.log.internalError("paynow_webhook", error);
     deps.log.webhookRefused({ status: refusal.status, code: refusal.code, bytes: raw.length });
-    res.status(refusal.status).set("Cache-Control", "no-store").json({ error: { code: refusal.code, message: refusal.message } });
+    res
+      .status(refusal.status)
+      .set("Cache-Control", "no-store")
+      .json({ error: { code: refusal.code, message: refusal.message } });
   }
 }
 
-async function receive(deps: Deps, eventType: string, eventId: string, body: Record<string, unknown>): Promise<WebhookAnswer> {
+async function receive(
+  deps: Deps,
+  eventType: string,
+  eventId: string,
+  body: Record<string, unknown>,
+): Promise<WebhookAnswer> {
   const events = eventStore(deps.db);
-  const stored = await events.storeOnce({ event_type: eventType, event_id: eventId, body }, deps.now()).catch((error: unknown) => {
-    if ((error as { code?: unknown }).code === 3 /* INVALID_ARGUMENT */) throw new Refusal(400, "invalid_envelope", `Firestore cannot store this event: ${describe(error)}`);
-    throw error;
-  });
+  const stored = await events
+    .storeOnce({ event_type: eventType, event_id: eventId, body }, deps.now())
+    .catch((error: unknown) => {
+      if ((error as { code?: unknown }).code === 3 /* INVALID_ARGUMENT */)
+        throw new Refusal(400, "invalid_envelope", `Firestore cannot store this event: ${describe(error)}`);
+      throw error;
+    });
   let outcome: WebhookAnswer["outcome"] = null;
   if (stored === "created" && isMoneyEventType(eventType)) {
     try {
@@ -97,6 +120,12 @@ async function receive(deps: Deps, eventType: string, eventId: string, body: Rec
         .catch((error: unknown) => deps.log.internalError("paynow_webhook_last_error", error));
     }
   }
-  deps.log.webhookReceived({ eventId, eventType, stored, outcome: outcome?.result ?? null, code: outcome?.result === "error" ? outcome.code : null });
+  deps.log.webhookReceived({
+    eventId,
+    eventType,
+    stored,
+    outcome: outcome?.result ?? null,
+    code: outcome?.result === "error" ? outcome.code : null,
+  });
   return { received: true, eventId, eventType, stored, outcome };
 }

@@ -3,10 +3,22 @@
 // whole order, chargebacks, closings won and lost, redeliveries and broken events, in random order.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { decideMoney, type MoneyContext, type MoneyOutcome, type StoredEvent } from "../../../functions/src/core/money";
+import { decideMoney } from "../../../functions/src/core/money";
+import { type MoneyContext, type MoneyOutcome, type StoredEvent } from "../../../functions/src/core/outcomes";
 import { moneyEntryId, type MoneyEntry } from "../../../functions/src/core/ledger";
 import type { Product } from "../../../functions/src/core/ledger";
-import { chargeback, chargebackClosed, FlakeIds, minecraftCustomer, orderCompleted, orderOf, refund, type CatalogProduct, type Customer, type Envelope } from "../../../scripts/paynow-payloads";
+import {
+  chargeback,
+  chargebackClosed,
+  FlakeIds,
+  minecraftCustomer,
+  orderCompleted,
+  orderOf,
+  refund,
+  type CatalogProduct,
+  type Customer,
+  type Envelope,
+} from "../../../scripts/paynow-payloads";
 
 const seed = Number(process.env.MONEY_SEED ?? 20_261_201);
 const T0 = Date.UTC(2025, 0, 10, 12);
@@ -23,7 +35,9 @@ const POINTS = new Map<string, Product | null>([
   [CATALOG[2]!.id, null], // present, but without a usable points value
   // CATALOG[3] is missing from the catalog
 ]);
-const CUSTOMERS: Customer[] = ["601955712043163648", "601958830127697920", "603120447719821312"].map((id, i) => minecraftCustomer(id, ["BlockSmith42", "PixelFern", "Gravel_Queen"][i]!));
+const CUSTOMERS: Customer[] = ["601955712043163648", "601958830127697920", "603120447719821312"].map((id, i) =>
+  minecraftCustomer(id, ["BlockSmith42", "PixelFern", "Gravel_Queen"][i]!),
+);
 
 // ---------------------------------------------------------------------------------------------------
 // The oracle: the README's rules, on a plain model of orders and lines.
@@ -48,13 +62,21 @@ class Oracle {
     const b = e.body as Record<string, any>;
     if (e.event_type === "ON_ORDER_COMPLETED") {
       // A redelivery names the same lines (PayNow's line ids are the order's).
-      if (this.orders.get(b.id)?.lines.some((l) => (b.lines as Array<{ id: string }>).some((x) => x.id === l.id))) return { result: "skipped" };
+      if (this.orders.get(b.id)?.lines.some((l) => (b.lines as Array<{ id: string }>).some((x) => x.id === l.id)))
+        return { result: "skipped" };
       const lines: OLine[] = [];
       for (const l of b.lines) {
         const product = POINTS.get(l.product_id);
         if (product === undefined) return { result: "error", code: "PRODUCT_NOT_FOUND" };
         if (product === null) return { result: "error", code: "PRODUCT_INVALID" };
-        lines.push({ id: l.id, amount: l.total_amount, points: product.points * l.quantity, wallet: this.walletOf(l.gift_to_customer ?? b.customer), reversed: null, reinstated: false });
+        lines.push({
+          id: l.id,
+          amount: l.total_amount,
+          points: product.points * l.quantity,
+          wallet: this.walletOf(l.gift_to_customer ?? b.customer),
+          reversed: null,
+          reinstated: false,
+        });
       }
       this.orders.set(b.id, { total: b.total_amount, lines });
       for (const l of lines) this.move(l.wallet, l.points);
@@ -111,7 +133,10 @@ const specArb: fc.Arbitrary<Spec> = fc.record({
       customer: fc.nat(CUSTOMERS.length - 1),
       lines: fc.array(
         fc.record({
-          product: fc.oneof({ weight: 6, arbitrary: fc.nat(1) }, { weight: 1, arbitrary: fc.integer({ min: 2, max: 3 }) }),
+          product: fc.oneof(
+            { weight: 6, arbitrary: fc.nat(1) },
+            { weight: 1, arbitrary: fc.integer({ min: 2, max: 3 }) },
+          ),
           quantity: fc.integer({ min: 1, max: 3 }),
           gift: fc.option(fc.nat(CUSTOMERS.length - 1), { freq: 4 }),
           // Equal line totals make "the first open line" matter.
@@ -119,7 +144,13 @@ const specArb: fc.Arbitrary<Spec> = fc.record({
         }),
         { minLength: 1, maxLength: 3 },
       ),
-      follow: fc.array(fc.record({ kind: fc.constantFrom("refund", "refund", "chargeback", "won", "lost", "redeliver", "orphan"), pick: fc.nat(99) }), { maxLength: 4 }),
+      follow: fc.array(
+        fc.record({
+          kind: fc.constantFrom("refund", "refund", "chargeback", "won", "lost", "redeliver", "orphan"),
+          pick: fc.nat(99),
+        }),
+        { maxLength: 4 },
+      ),
       broken: fc.constantFrom(false, false, false, true),
     }),
     { minLength: 1, maxLength: 5 },
@@ -136,7 +167,12 @@ function build(spec: Spec): Array<{ env: Envelope; broken: boolean; at: number }
     const order = orderCompleted(ids, {
       atMs: (clock += 60_000),
       customer,
-      lines: o.lines.map((l) => ({ product: CATALOG[l.product]!, quantity: l.quantity, giftTo: l.gift === null ? undefined : CUSTOMERS[l.gift], totalAmount: l.amount ?? undefined })),
+      lines: o.lines.map((l) => ({
+        product: CATALOG[l.product]!,
+        quantity: l.quantity,
+        giftTo: l.gift === null ? undefined : CUSTOMERS[l.gift],
+        totalAmount: l.amount ?? undefined,
+      })),
     });
     const first = o.broken ? { ...order, body: { ...order.body, customer: undefined } } : order;
     out.push({ env: first, broken: o.broken, at: clock });
@@ -146,11 +182,32 @@ function build(spec: Spec): Array<{ env: Envelope; broken: boolean; at: number }
       if (f.kind === "refund") {
         const sum = (from: number) => lineTotals.slice(from).reduce((s, a) => s + a, 0);
         const choices = [total, ...lineTotals, sum(1), sum(1), sum(2), 1 + (f.pick % 7)];
-        out.push({ env: refund(ids, { atMs: at, orderId, customer, paymentAmount: total, refundAmount: choices[f.pick % choices.length]! }), broken: false, at });
-      } else if (f.kind === "chargeback") out.push({ env: chargeback(ids, { atMs: at, orderId, customer, amount: total }), broken: false, at });
-      else if (f.kind === "won" || f.kind === "lost") out.push({ env: chargebackClosed(ids, { atMs: at, orderId, customer, amount: total, outcome: f.kind }), broken: false, at });
+        out.push({
+          env: refund(ids, {
+            atMs: at,
+            orderId,
+            customer,
+            paymentAmount: total,
+            refundAmount: choices[f.pick % choices.length]!,
+          }),
+          broken: false,
+          at,
+        });
+      } else if (f.kind === "chargeback")
+        out.push({ env: chargeback(ids, { atMs: at, orderId, customer, amount: total }), broken: false, at });
+      else if (f.kind === "won" || f.kind === "lost")
+        out.push({
+          env: chargebackClosed(ids, { atMs: at, orderId, customer, amount: total, outcome: f.kind }),
+          broken: false,
+          at,
+        });
       else if (f.kind === "redeliver") out.push({ env: { ...first, event_id: ids.next(at) }, broken: o.broken, at });
-      else out.push({ env: refund(ids, { atMs: at, orderId: ids.next(at), customer, paymentAmount: 100, refundAmount: 100 }), broken: false, at });
+      else
+        out.push({
+          env: refund(ids, { atMs: at, orderId: ids.next(at), customer, paymentAmount: 100, refundAmount: 100 }),
+          broken: false,
+          at,
+        });
     }
   }
   return out;
@@ -163,7 +220,11 @@ class Books {
   wallets = new Map<string, number>();
   processed = new Set<string>();
   decide(ctx: MoneyContext, events: StoredEvent[]): MoneyOutcome[] {
-    const { outcomes, intents } = decideMoney(ctx, events, { ledger: this.ledger, shadow: this.shadow, products: POINTS });
+    const { outcomes, intents } = decideMoney(ctx, events, {
+      ledger: this.ledger,
+      shadow: this.shadow,
+      products: POINTS,
+    });
     for (const i of intents) {
       if (i.kind === "createEntry") {
         const target = i.target === "ledger" ? this.ledger : this.shadow;
@@ -191,7 +252,9 @@ describe("the money rules over PayNow events", () => {
         const events = build(spec);
         const perOrder = new Map<string, typeof events>();
         for (const e of events) {
-          const key = String((e.env.body as { id?: string; order_id?: string }).order_id ?? (e.env.body as { id: string }).id);
+          const key = String(
+            (e.env.body as { id?: string; order_id?: string }).order_id ?? (e.env.body as { id: string }).id,
+          );
           perOrder.set(key, [...(perOrder.get(key) ?? []), e]);
         }
         const queues = [...perOrder.values()];
@@ -206,7 +269,10 @@ describe("the money rules over PayNow events", () => {
         const dry = new Books();
         const ctx = { runId: "webhook_replay_1", mode: "webhook_replay", dryRun: false, walletField } as const;
         const dryCtx = { ...ctx, runId: "webhook_replay_0", dryRun: true } as const;
-        const stored = sequence.map((e) => ({ id: e.env.event_id, data: { ...e.env, createdAt: new Date(e.at), processed: false } }));
+        const stored = sequence.map((e) => ({
+          id: e.env.event_id,
+          data: { ...e.env, createdAt: new Date(e.at), processed: false },
+        }));
         const expected = sequence.map((e) => oracle.apply(e.env, e.broken));
         // Decided one at a time, or two at a time as one transaction would.
         const size = grouped ? 2 : 1;
@@ -218,7 +284,10 @@ describe("the money rules over PayNow events", () => {
         }
         outcomes.forEach((o, i) => {
           const want = expected[i]!;
-          expect({ result: o.result, ...(o.result === "error" ? { code: o.code } : {}) }, `event ${i} (${sequence[i]!.env.event_type})`).toEqual(want);
+          expect(
+            { result: o.result, ...(o.result === "error" ? { code: o.code } : {}) },
+            `event ${i} (${sequence[i]!.env.event_type})`,
+          ).toEqual(want);
         });
         const nonZero = (m: Map<string, number>) => new Map([...m].filter(([, v]) => v !== 0));
         expect(nonZero(real.wallets)).toEqual(nonZero(oracle.wallets));
@@ -227,7 +296,9 @@ describe("the money rules over PayNow events", () => {
         for (const e of real.ledger.values()) sums.set(e.userId, (sums.get(e.userId) ?? 0) + e.points);
         expect(nonZero(sums)).toEqual(nonZero(real.wallets));
         // A dry run decides the same against its shadow ledger, and moves no wallet.
-        expect(dryOutcomes.map((o) => [o.result, o.result === "error" ? o.code : null])).toEqual(outcomes.map((o) => [o.result, o.result === "error" ? o.code : null]));
+        expect(dryOutcomes.map((o) => [o.result, o.result === "error" ? o.code : null])).toEqual(
+          outcomes.map((o) => [o.result, o.result === "error" ? o.code : null]),
+        );
         expect(dry.wallets.size).toBe(0);
         expect(dry.ledger.size).toBe(0);
         expect([...dry.shadow.keys()].sort()).toEqual([...real.ledger.keys()].sort());
@@ -256,8 +327,18 @@ describe("one rule at a time", () => {
   const vip = CATALOG[0]!;
   const gems = CATALOG[1]!;
   const ctx: MoneyContext = { runId: null, mode: "live", dryRun: false, walletField: "id" };
-  const ev = (env: Envelope, extra: Record<string, unknown> = {}): StoredEvent => ({ id: env.event_id, data: { ...env, createdAt: new Date(T0), ...extra } });
-  const twoLines = orderCompleted(ids, { atMs: T0, customer: buyer, lines: [{ product: vip, quantity: 1 }, { product: gems, quantity: 3, giftTo: friend }] });
+  const ev = (env: Envelope, extra: Record<string, unknown> = {}): StoredEvent => ({
+    id: env.event_id,
+    data: { ...env, createdAt: new Date(T0), ...extra },
+  });
+  const twoLines = orderCompleted(ids, {
+    atMs: T0,
+    customer: buyer,
+    lines: [
+      { product: vip, quantity: 1 },
+      { product: gems, quantity: 3, giftTo: friend },
+    ],
+  });
   const { orderId, total, lineTotals } = orderOf(twoLines);
   const lineIds = (twoLines.body as { lines: Array<{ id: string }> }).lines.map((l) => l.id);
 
@@ -287,10 +368,21 @@ describe("one rule at a time", () => {
   });
 
   it("refuse a whole order when one line's product is missing, and name the product and the line", () => {
-    const order = orderCompleted(ids, { atMs: T0, customer: buyer, lines: [{ product: vip, quantity: 1 }, { product: CATALOG[3]!, quantity: 1 }] });
+    const order = orderCompleted(ids, {
+      atMs: T0,
+      customer: buyer,
+      lines: [
+        { product: vip, quantity: 1 },
+        { product: CATALOG[3]!, quantity: 1 },
+      ],
+    });
     const books = new Books();
     const [o] = books.decide(ctx, [ev(order)]);
-    expect(o).toMatchObject({ result: "error", code: "PRODUCT_NOT_FOUND", message: expect.stringContaining(CATALOG[3]!.id) });
+    expect(o).toMatchObject({
+      result: "error",
+      code: "PRODUCT_NOT_FOUND",
+      message: expect.stringContaining(CATALOG[3]!.id),
+    });
     expect(books.ledger.size).toBe(0);
     expect(books.wallets.size).toBe(0);
   });
@@ -298,7 +390,11 @@ describe("one rule at a time", () => {
   it("skip an order that has its entries, whatever its products (a redelivery under a new event id)", () => {
     const books = new Books();
     books.decide(ctx, [ev(twoLines)]);
-    const broken = { ...twoLines, event_id: ids.next(T0 + 1), body: { ...twoLines.body, lines: [{ ...(twoLines.body.lines as object[])[0], product_id: CATALOG[3]!.id }] } };
+    const broken = {
+      ...twoLines,
+      event_id: ids.next(T0 + 1),
+      body: { ...twoLines.body, lines: [{ ...(twoLines.body.lines as object[])[0], product_id: CATALOG[3]!.id }] },
+    };
     expect(books.decide(ctx, [ev(broken)])[0]).toMatchObject({ result: "skipped", reason: "PURCHASE_EXISTS" });
   });
 
@@ -307,10 +403,26 @@ describe("one rule at a time", () => {
     ["no customer", (b: Record<string, unknown>) => ({ ...b, customer: null }), "body.customer"],
     ["a fractional total", (b: Record<string, unknown>) => ({ ...b, total_amount: 10.5 }), "body.total_amount"],
     ["no lines", (b: Record<string, unknown>) => ({ ...b, lines: [] }), "body.lines"],
-    ["a line without a product", (b: Record<string, any>) => ({ ...b, lines: [{ ...b.lines[0], product_id: undefined }] }), "body.lines[0].product_id"],
-    ["a zero quantity", (b: Record<string, any>) => ({ ...b, lines: [{ ...b.lines[0], quantity: 0 }] }), "body.lines[0].quantity"],
-    ["a negative line total", (b: Record<string, any>) => ({ ...b, lines: [{ ...b.lines[0], total_amount: -1 }] }), "body.lines[0].total_amount"],
-    ["a gift recipient without an id", (b: Record<string, any>) => ({ ...b, lines: [b.lines[0], { ...b.lines[1], gift_to_customer: { name: "x" } }] }), "body.lines[1].gift_to_customer.id"],
+    [
+      "a line without a product",
+      (b: Record<string, any>) => ({ ...b, lines: [{ ...b.lines[0], product_id: undefined }] }),
+      "body.lines[0].product_id",
+    ],
+    [
+      "a zero quantity",
+      (b: Record<string, any>) => ({ ...b, lines: [{ ...b.lines[0], quantity: 0 }] }),
+      "body.lines[0].quantity",
+    ],
+    [
+      "a negative line total",
+      (b: Record<string, any>) => ({ ...b, lines: [{ ...b.lines[0], total_amount: -1 }] }),
+      "body.lines[0].total_amount",
+    ],
+    [
+      "a gift recipient without an id",
+      (b: Record<string, any>) => ({ ...b, lines: [b.lines[0], { ...b.lines[1], gift_to_customer: { name: "x" } }] }),
+      "body.lines[1].gift_to_customer.id",
+    ],
   ])("call an order with %s INVALID_EVENT, naming the field", (_name, change, field) => {
     const books = new Books();
     const [o] = books.decide(ctx, [ev({ ...twoLines, body: change(twoLines.body) })]);
@@ -320,7 +432,11 @@ describe("one rule at a time", () => {
   it("name the wallet field when the setting's field is missing", () => {
     const steamless = new Books();
     const [o] = steamless.decide({ ...ctx, walletField: "steam.id" }, [ev(twoLines)]);
-    expect(o).toMatchObject({ result: "error", code: "INVALID_EVENT", message: expect.stringContaining("body.customer.steam.id") });
+    expect(o).toMatchObject({
+      result: "error",
+      code: "INVALID_EVENT",
+      message: expect.stringContaining("body.customer.steam.id"),
+    });
     const mc = new Books();
     mc.decide({ ...ctx, walletField: "minecraft.id" }, [ev(twoLines)]);
     expect([...mc.wallets.keys()].sort()).toEqual([buyer.minecraft!.id, friend.minecraft!.id].sort());
@@ -329,11 +445,33 @@ describe("one rule at a time", () => {
   it("refund one whole line by its amount, the first open one of equal lines, then the rest by their sum", () => {
     const books = new Books();
     books.decide(ctx, [ev(twoLines)]);
-    const r1 = refund(ids, { atMs: T0 + 1, orderId, customer: buyer, paymentAmount: total, refundAmount: lineTotals[1]! });
-    expect(books.decide(ctx, [ev(r1)])[0]).toMatchObject({ result: "processed", entries: [{ kind: "reversal", userId: friend.id, points: -150 }] });
-    expect(books.ledger.get(moneyEntryId("reversal", orderId, lineIds[1]!))).toMatchObject({ reason: "refund", points: -150, sourceEventId: r1.event_id });
-    const r2 = refund(ids, { atMs: T0 + 2, orderId, customer: buyer, paymentAmount: total, refundAmount: lineTotals[0]! });
-    expect(books.decide(ctx, [ev(r2)])[0]).toMatchObject({ result: "processed", entries: [{ kind: "reversal", userId: buyer.id, points: -1000 }] });
+    const r1 = refund(ids, {
+      atMs: T0 + 1,
+      orderId,
+      customer: buyer,
+      paymentAmount: total,
+      refundAmount: lineTotals[1]!,
+    });
+    expect(books.decide(ctx, [ev(r1)])[0]).toMatchObject({
+      result: "processed",
+      entries: [{ kind: "reversal", userId: friend.id, points: -150 }],
+    });
+    expect(books.ledger.get(moneyEntryId("reversal", orderId, lineIds[1]!))).toMatchObject({
+      reason: "refund",
+      points: -150,
+      sourceEventId: r1.event_id,
+    });
+    const r2 = refund(ids, {
+      atMs: T0 + 2,
+      orderId,
+      customer: buyer,
+      paymentAmount: total,
+      refundAmount: lineTotals[0]!,
+    });
+    expect(books.decide(ctx, [ev(r2)])[0]).toMatchObject({
+      result: "processed",
+      entries: [{ kind: "reversal", userId: buyer.id, points: -1000 }],
+    });
     const r3 = refund(ids, { atMs: T0 + 3, orderId, customer: buyer, paymentAmount: total, refundAmount: total });
     expect(books.decide(ctx, [ev(r3)])[0]).toMatchObject({ result: "skipped", reason: "ALREADY_REVERSED" });
     expect(books.wallets.get(buyer.id)).toBe(0);
@@ -341,13 +479,40 @@ describe("one rule at a time", () => {
   });
 
   it("refund the open lines together when the amount is their sum", () => {
-    const three = orderCompleted(ids, { atMs: T0, customer: buyer, lines: [{ product: vip, quantity: 1 }, { product: gems, quantity: 1 }, { product: gems, quantity: 2 }] });
+    const three = orderCompleted(ids, {
+      atMs: T0,
+      customer: buyer,
+      lines: [
+        { product: vip, quantity: 1 },
+        { product: gems, quantity: 1 },
+        { product: gems, quantity: 2 },
+      ],
+    });
     const o = orderOf(three);
     const books = new Books();
     books.decide(ctx, [ev(three)]);
-    books.decide(ctx, [ev(refund(ids, { atMs: T0 + 1, orderId: o.orderId, customer: buyer, paymentAmount: o.total, refundAmount: o.lineTotals[0]! }))]);
-    const rest = refund(ids, { atMs: T0 + 2, orderId: o.orderId, customer: buyer, paymentAmount: o.total, refundAmount: o.lineTotals[1]! + o.lineTotals[2]! });
-    expect(books.decide(ctx, [ev(rest)])[0]).toMatchObject({ result: "processed", entries: [{ points: -50 }, { points: -100 }] });
+    books.decide(ctx, [
+      ev(
+        refund(ids, {
+          atMs: T0 + 1,
+          orderId: o.orderId,
+          customer: buyer,
+          paymentAmount: o.total,
+          refundAmount: o.lineTotals[0]!,
+        }),
+      ),
+    ]);
+    const rest = refund(ids, {
+      atMs: T0 + 2,
+      orderId: o.orderId,
+      customer: buyer,
+      paymentAmount: o.total,
+      refundAmount: o.lineTotals[1]! + o.lineTotals[2]!,
+    });
+    expect(books.decide(ctx, [ev(rest)])[0]).toMatchObject({
+      result: "processed",
+      entries: [{ points: -50 }, { points: -100 }],
+    });
     expect(books.wallets.get(buyer.id)).toBe(0);
   });
 
@@ -358,20 +523,29 @@ describe("one rule at a time", () => {
     const [o] = books.decide(ctx, [ev(odd)]);
     expect(o).toMatchObject({ result: "error", code: "REFUND_UNMATCHED" });
     const message = (o as { message: string }).message;
-    for (const part of ["7", String(total), String(lineTotals[0]), String(lineTotals[1]), "PayNow's dashboard"]) expect(message).toContain(part);
+    for (const part of ["7", String(total), String(lineTotals[0]), String(lineTotals[1]), "PayNow's dashboard"])
+      expect(message).toContain(part);
   });
 
   it("reverse every open line on a chargeback, reinstate them once when it is won, and leave a lost one reversed", () => {
     const books = new Books();
     books.decide(ctx, [ev(twoLines)]);
-    books.decide(ctx, [ev(refund(ids, { atMs: T0 + 1, orderId, customer: buyer, paymentAmount: total, refundAmount: lineTotals[0]! }))]);
+    books.decide(ctx, [
+      ev(refund(ids, { atMs: T0 + 1, orderId, customer: buyer, paymentAmount: total, refundAmount: lineTotals[0]! })),
+    ]);
     const cb = chargeback(ids, { atMs: T0 + 2, orderId, customer: buyer, amount: total });
-    expect(books.decide(ctx, [ev(cb)])[0]).toMatchObject({ result: "processed", entries: [{ kind: "reversal", userId: friend.id, points: -150 }] });
+    expect(books.decide(ctx, [ev(cb)])[0]).toMatchObject({
+      result: "processed",
+      entries: [{ kind: "reversal", userId: friend.id, points: -150 }],
+    });
     const lost = chargebackClosed(ids, { atMs: T0 + 3, orderId, customer: buyer, amount: total, outcome: "lost" });
     expect(books.decide(ctx, [ev(lost)])[0]).toMatchObject({ result: "skipped", reason: "CHARGEBACK_LOST" });
     const won = chargebackClosed(ids, { atMs: T0 + 4, orderId, customer: buyer, amount: total, outcome: "won" });
     // Only the line the chargeback reversed comes back; the refunded one stays refunded.
-    expect(books.decide(ctx, [ev(won)])[0]).toMatchObject({ result: "processed", entries: [{ kind: "reinstatement", userId: friend.id, points: 150 }] });
+    expect(books.decide(ctx, [ev(won)])[0]).toMatchObject({
+      result: "processed",
+      entries: [{ kind: "reinstatement", userId: friend.id, points: 150 }],
+    });
     const wonAgain = chargebackClosed(ids, { atMs: T0 + 5, orderId, customer: buyer, amount: total, outcome: "won" });
     expect(books.decide(ctx, [ev(wonAgain)])[0]).toMatchObject({ result: "skipped", reason: "ALREADY_REINSTATED" });
     expect(books.wallets.get(friend.id)).toBe(150);
@@ -389,20 +563,52 @@ describe("one rule at a time", () => {
       chargeback(ids, { atMs: T0, orderId: unknown, customer: buyer, amount: 1 }),
       chargebackClosed(ids, { atMs: T0, orderId: unknown, customer: buyer, amount: 1, outcome: "won" }),
     ]) {
-      expect(books.decide(ctx, [ev(env)])[0]).toMatchObject({ result: "error", code: "ORIGINAL_PURCHASE_NOT_FOUND", message: expect.stringContaining(unknown) });
+      expect(books.decide(ctx, [ev(env)])[0]).toMatchObject({
+        result: "error",
+        code: "ORIGINAL_PURCHASE_NOT_FOUND",
+        message: expect.stringContaining(unknown),
+      });
     }
-    const lostUnknown = chargebackClosed(ids, { atMs: T0, orderId: unknown, customer: buyer, amount: 1, outcome: "lost" });
+    const lostUnknown = chargebackClosed(ids, {
+      atMs: T0,
+      orderId: unknown,
+      customer: buyer,
+      amount: 1,
+      outcome: "lost",
+    });
     expect(books.decide(ctx, [ev(lostUnknown)])[0]).toMatchObject({ result: "skipped", reason: "CHARGEBACK_LOST" });
   });
 
   it.each([
-    ["a refund without an order id", () => ({ ...refund(ids, { atMs: T0, orderId, customer: buyer, paymentAmount: 1, refundAmount: 1 }), body: { store_refund_amount: 1 } }), "body.order_id"],
-    ["a refund without an amount", () => refund(ids, { atMs: T0, orderId, customer: buyer, paymentAmount: 1, refundAmount: -5 }), "body.store_refund_amount"],
-    ["a closing still pending", () => ({ ...chargebackClosed(ids, { atMs: T0, orderId, customer: buyer, amount: 1, outcome: "won" }), body: { order_id: orderId, chargeback_status: "pending" } }), "chargeback_status"],
+    [
+      "a refund without an order id",
+      () => ({
+        ...refund(ids, { atMs: T0, orderId, customer: buyer, paymentAmount: 1, refundAmount: 1 }),
+        body: { store_refund_amount: 1 },
+      }),
+      "body.order_id",
+    ],
+    [
+      "a refund without an amount",
+      () => refund(ids, { atMs: T0, orderId, customer: buyer, paymentAmount: 1, refundAmount: -5 }),
+      "body.store_refund_amount",
+    ],
+    [
+      "a closing still pending",
+      () => ({
+        ...chargebackClosed(ids, { atMs: T0, orderId, customer: buyer, amount: 1, outcome: "won" }),
+        body: { order_id: orderId, chargeback_status: "pending" },
+      }),
+      "chargeback_status",
+    ],
   ])("call %s INVALID_EVENT", (_name, make, field) => {
     const books = new Books();
     books.decide(ctx, [ev(twoLines)]);
-    expect(books.decide(ctx, [ev(make())])[0]).toMatchObject({ result: "error", code: "INVALID_EVENT", message: expect.stringContaining(field) });
+    expect(books.decide(ctx, [ev(make())])[0]).toMatchObject({
+      result: "error",
+      code: "INVALID_EVENT",
+      message: expect.stringContaining(field),
+    });
   });
 
   it("leave an event processed by someone else to them in a replay, and look at it in a reversal backfill", () => {
@@ -411,10 +617,25 @@ describe("one rule at a time", () => {
     // Live processing marked the refund processed but its reversal was never written.
     const r = refund(ids, { atMs: T0 + 1, orderId, customer: buyer, paymentAmount: total, refundAmount: total });
     const marked = ev(r, { processed: true, processedBy: null });
-    expect(books.decide({ runId: "webhook_replay_9", mode: "webhook_replay", dryRun: false, walletField: "id" }, [marked])[0]).toMatchObject({ result: "skipped", reason: "ALREADY_PROCESSED" });
-    const backfill = { runId: "reversal_backfill_9", mode: "reversal_backfill", dryRun: false, walletField: "id" } as const;
-    expect(books.decide(backfill, [marked])[0]).toMatchObject({ result: "processed", entries: [{ kind: "reversal" }, { kind: "reversal" }] });
+    expect(
+      books.decide({ runId: "webhook_replay_9", mode: "webhook_replay", dryRun: false, walletField: "id" }, [
+        marked,
+      ])[0],
+    ).toMatchObject({ result: "skipped", reason: "ALREADY_PROCESSED" });
+    const backfill = {
+      runId: "reversal_backfill_9",
+      mode: "reversal_backfill",
+      dryRun: false,
+      walletField: "id",
+    } as const;
+    expect(books.decide(backfill, [marked])[0]).toMatchObject({
+      result: "processed",
+      entries: [{ kind: "reversal" }, { kind: "reversal" }],
+    });
     // Its own reversals exist now: another backfill finds nothing to do.
-    expect(books.decide({ ...backfill, runId: "reversal_backfill_10" }, [marked])[0]).toMatchObject({ result: "skipped", reason: "ALREADY_REVERSED" });
+    expect(books.decide({ ...backfill, runId: "reversal_backfill_10" }, [marked])[0]).toMatchObject({
+      result: "skipped",
+      reason: "ALREADY_REVERSED",
+    });
   });
 });

@@ -15,7 +15,11 @@ describe("money moved", () => {
   it(`adds up what each kind of entry moves, per wallet and in all (fast-check seed ${seed})`, () => {
     fc.assert(
       fc.property(fc.array(entryArb, { maxLength: 60 }), (raw) => {
-        const entries = raw.map((e) => ({ kind: e.kind, userId: e.userId, points: e.kind === "reversal" ? -e.magnitude : e.magnitude }));
+        const entries = raw.map((e) => ({
+          kind: e.kind,
+          userId: e.userId,
+          points: e.kind === "reversal" ? -e.magnitude : e.magnitude,
+        }));
         const m = moneyMoved(entries);
         let credited = 0;
         let reversed = 0;
@@ -27,13 +31,21 @@ describe("money moved", () => {
           if (e.kind === "reinstatement") reinstated += e.magnitude;
           wallets.set(e.userId, (wallets.get(e.userId) ?? 0) + (e.kind === "reversal" ? -e.magnitude : e.magnitude));
         }
-        expect(m).toMatchObject({ entries: raw.length, credited, reversed, reinstated, net: credited - reversed + reinstated, wallets: wallets.size });
+        expect(m).toMatchObject({
+          entries: raw.length,
+          credited,
+          reversed,
+          reinstated,
+          net: credited - reversed + reinstated,
+          wallets: wallets.size,
+        });
         const changes = [...wallets].filter(([, p]) => p !== 0);
         expect(m.largest).toHaveLength(Math.min(10, changes.length));
         for (const w of m.largest) expect(wallets.get(w.userId)).toBe(w.points);
         // Nothing left out is larger than anything listed.
         const smallest = Math.min(...m.largest.map((w) => Math.abs(w.points)));
-        for (const [userId, p] of changes) if (!m.largest.some((w) => w.userId === userId)) expect(Math.abs(p)).toBeLessThanOrEqual(smallest);
+        for (const [userId, p] of changes)
+          if (!m.largest.some((w) => w.userId === userId)) expect(Math.abs(p)).toBeLessThanOrEqual(smallest);
       }),
       { seed, numRuns: 300 },
     );
