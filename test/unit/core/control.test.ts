@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { decideControl, type ControlAction } from "../../functions/src/core/control";
-import type { RunStatus } from "../../functions/src/core/types";
-import { errorRateOverWindow } from "../../functions/src/core/window";
+import { decideControl, type ControlAction } from "../../../functions/src/core/control";
+import type { RunStatus } from "../../../functions/src/core/types";
+import { errorRateOverWindow } from "../../../functions/src/core/window";
 
 const facts = (status: RunStatus, extra: Partial<{ openErrors: number; retries: number }> = {}) => ({
   status,

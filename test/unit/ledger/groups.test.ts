@@ -3,8 +3,8 @@
 import fc from "fast-check";
 import type { DocumentSnapshot } from "firebase-admin/firestore";
 import { describe, expect, it } from "vitest";
-import { busiestWallet, type MoneyOutcome } from "../../functions/src/core/outcomes";
-import { groupByOrder } from "../../functions/src/ledger/groups";
+import { busiestWallet, type MoneyOutcome } from "../../../functions/src/core/outcomes";
+import { groupByOrder } from "../../../functions/src/ledger/groups";
 
 const seed = Number(process.env.GROUP_SEED ?? 20261202);
 

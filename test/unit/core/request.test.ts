@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseStartRun } from "../../functions/src/core/request";
+import { parseStartRun } from "../../../functions/src/core/request";
 
 const valid = { type: "webhook_replay", startDate: "2025-01-01", endDate: "2025-01-10" };
 const options = { maxRangeDays: 366, defaultMaxErrorRate: 0.05, now: new Date("2025-03-01T03:00:00Z") };

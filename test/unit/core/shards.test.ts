@@ -3,8 +3,8 @@
 // most that many (unless their events share a millisecond); there are never more than `maxChunks`.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { DAY_MS, daysInRange } from "../../functions/src/core/dates";
-import { CHUNK_ID_PATTERN, cutRange, dayOfChunk } from "../../functions/src/core/shards";
+import { DAY_MS, daysInRange } from "../../../functions/src/core/dates";
+import { CHUNK_ID_PATTERN, cutRange, dayOfChunk } from "../../../functions/src/core/shards";
 
 const START = Date.UTC(2025, 0, 1);
 

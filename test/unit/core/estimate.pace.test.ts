@@ -9,7 +9,7 @@ import {
   PACE_PAGE_SECONDS,
   pacedPageSize,
   paceRestMs,
-} from "../../functions/src/core/estimate";
+} from "../../../functions/src/core/estimate";
 
 const seed = Number(process.env.PACE_SEED ?? 20_261_201);
 

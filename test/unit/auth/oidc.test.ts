@@ -3,8 +3,8 @@
 import { generateKeyPairSync } from "node:crypto";
 import { SignJWT, importPKCS8, type JWTPayload } from "jose";
 import { describe, expect, it } from "vitest";
-import { createTokenVerifier, GOOGLE_ISSUERS, requirePermission } from "../../functions/src/auth/oidc";
-import { AppError } from "../../functions/src/errors";
+import { createTokenVerifier, GOOGLE_ISSUERS, requirePermission } from "../../../functions/src/auth/oidc";
+import { AppError } from "../../../functions/src/errors";
 
 const AUDIENCE = "https://store.example.web.app";
 const { privateKey, publicKey } = generateKeyPairSync("rsa", {

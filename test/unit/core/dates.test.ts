@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { dayBounds, dayCount, daysInRange, trailingWindow } from "../../functions/src/core/dates";
+import { dayBounds, dayCount, daysInRange, trailingWindow } from "../../../functions/src/core/dates";
 
 describe("UTC day arithmetic", () => {
   it("lists every day of a range, both ends included, across month and leap-year boundaries", () => {

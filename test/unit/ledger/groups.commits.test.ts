@@ -9,10 +9,10 @@ import fc from "fast-check";
 import { initializeApp } from "firebase-admin/app";
 import { getFirestore, type DocumentSnapshot } from "firebase-admin/firestore";
 import { describe, expect, it } from "vitest";
-import { decideMoney } from "../../functions/src/core/money";
-import { type MoneyEntry } from "../../functions/src/core/ledger";
-import { writeIntents } from "../../functions/src/ledger/writes";
-import { COMMIT_WRITES, groupByOrder } from "../../functions/src/ledger/groups";
+import { decideMoney } from "../../../functions/src/core/money";
+import { type MoneyEntry } from "../../../functions/src/core/ledger";
+import { writeIntents } from "../../../functions/src/ledger/writes";
+import { COMMIT_WRITES, groupByOrder } from "../../../functions/src/ledger/groups";
 import {
   chargeback,
   FlakeIds,
@@ -21,7 +21,7 @@ import {
   orderOf,
   refund,
   type CatalogProduct,
-} from "../../scripts/paynow-payloads";
+} from "../../../scripts/paynow-payloads";
 
 const seed = Number(process.env.COMMIT_SEED ?? 20261204);
 // References only: nothing here talks to Firestore.

@@ -1,7 +1,7 @@
 // The run state machine (core/run.ts): transitions in every status, phases, the roll-up and the watchdog's
 // repair plan, from tables written from the rules, not from the code.
 import { describe, expect, it } from "vitest";
-import type { ChunkHead } from "../../functions/src/core/chunk";
+import type { ChunkHead } from "../../../functions/src/core/chunk";
 import {
   cancelRun,
   isFinishedRun,
@@ -13,15 +13,15 @@ import {
   retryRun,
   rollUp,
   type Run,
-} from "../../functions/src/core/run";
-import { planRepairs, type WatchSettings } from "../../functions/src/core/watchdog";
+} from "../../../functions/src/core/run";
+import { planRepairs, type WatchSettings } from "../../../functions/src/core/watchdog";
 import {
   CHUNK_STATUSES,
   RUN_STATUSES,
   type ChunkStatus,
   type Phase,
   type RunStatus,
-} from "../../functions/src/core/types";
+} from "../../../functions/src/core/types";
 
 const NOW = 5_000_000;
 
@@ -480,12 +480,12 @@ describe("control decisions say what they change to and why not", () => {
       },
     ],
   ] as const)("%s on a %s run", async (action, status, decision) => {
-    const { decideControl } = await import("../../functions/src/core/control");
+    const { decideControl } = await import("../../../functions/src/core/control");
     expect(decideControl(action, { status, openErrors: 0, retries: 0 }, "r")).toEqual(decision);
   });
 
   it("a retry with a retry under way is a no-op that says so; a completed run with open errors can be retried", async () => {
-    const { decideControl } = await import("../../functions/src/core/control");
+    const { decideControl } = await import("../../../functions/src/core/control");
     expect(decideControl("retry", { status: "running", openErrors: 0, retries: 2 }, "r")).toEqual({
       kind: "noop",
       reason: "a retry of this run is already under way",

@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { admit, overlaps } from "../../functions/src/core/admission";
+import { admit, overlaps } from "../../../functions/src/core/admission";
 import {
   honoursSchedulerHeaders,
   permissionsOf,
   refusal,
   schedulerRefusal,
   type Permission,
-} from "../../functions/src/core/access";
+} from "../../../functions/src/core/access";
 
 const roles = { viewers: ["v@x", "vs@x"], operators: ["o@x"], schedulers: ["s@x", "vs@x"] };
 

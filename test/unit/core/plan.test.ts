@@ -1,8 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { allocateBudgets, bucketTimes, countSpans } from "../../functions/src/core/plan";
-import { afterStep, initialSteps, pageDelta, positionFor, retrySteps } from "../../functions/src/core/chunk";
-import { finalStatus, summarize } from "../../functions/src/core/run";
+import { allocateBudgets, bucketTimes, countSpans } from "../../../functions/src/core/plan";
+import { afterStep, initialSteps, pageDelta, positionFor, retrySteps } from "../../../functions/src/core/chunk";
+import { finalStatus, summarize } from "../../../functions/src/core/run";
 
 describe("sharing the event cap among chunks", () => {
   const counts = [
@@ -97,7 +97,7 @@ describe("run progress", () => {
 
 describe("page outcome encoding", () => {
   it("round-trips ordinary and awkward ids", async () => {
-    const { encodeOutcomes, decodeOutcomes } = await import("../../functions/src/store/pages");
+    const { encodeOutcomes, decodeOutcomes } = await import("../../../functions/src/store/pages");
     const outcomes = [
       { e: "evt_1", r: "p" as const, x: "purchase_o1" },
       { e: "weird\tid\nwith\\stuff", r: "e" as const, x: "INVALID_EVENT" },

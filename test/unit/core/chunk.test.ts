@@ -9,8 +9,8 @@ import {
   positionKey,
   type Chunk,
   type Holder,
-} from "../../functions/src/core/chunk";
-import { claim, commitPage, release, settle, type PageResult } from "../../functions/src/core/chunkTransitions";
+} from "../../../functions/src/core/chunk";
+import { claim, commitPage, release, settle, type PageResult } from "../../../functions/src/core/chunkTransitions";
 import {
   cancelChunk,
   fail,
@@ -20,9 +20,9 @@ import {
   resumeChunk,
   retryChunk,
   wake,
-} from "../../functions/src/core/chunkControl";
-import { nextMove, type DeliveryView } from "../../functions/src/core/nextMove";
-import { CHUNK_STATUSES, type ChunkStatus } from "../../functions/src/core/types";
+} from "../../../functions/src/core/chunkControl";
+import { nextMove, type DeliveryView } from "../../../functions/src/core/nextMove";
+import { CHUNK_STATUSES, type ChunkStatus } from "../../../functions/src/core/types";
 
 const NOW = 1_000_000;
 const D = { id: "2025-01-02", startMs: Date.UTC(2025, 0, 2), endMs: Date.UTC(2025, 0, 3) };

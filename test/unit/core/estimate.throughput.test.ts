@@ -4,7 +4,7 @@
 // after), and no chunk keeps more than 120 intervals.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { addThroughput, throughputPoints, type ThroughputBuckets } from "../../functions/src/core/estimate";
+import { addThroughput, throughputPoints, type ThroughputBuckets } from "../../../functions/src/core/estimate";
 
 const seed = Number(process.env.THROUGHPUT_SEED ?? 20261201);
 const START = Date.UTC(2026, 11, 1, 19, 0, 0);
