@@ -274,7 +274,7 @@ describe("crash and resume, seeded", () => {
       for (const point of [...CRASH_POINTS, ...WRITE_POINTS])
         expect(tally.byPoint[point] ?? 0, `faults fired at ${point}`).toBeGreaterThan(0);
     }
-  }, 900_000);
+  }, Math.max(900_000, SEEDS * 2_000));
 });
 
 describe("transient Firestore errors on writes", () => {

@@ -764,5 +764,5 @@ describe("model-based: random operator sequences against the README's rules", ()
         expect(tally[k], k).toBeGreaterThan(0);
       }
     }
-  }, 1_200_000);
+  }, Math.max(1_200_000, SEQUENCES * 20_000));
 });
