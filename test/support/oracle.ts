@@ -359,8 +359,11 @@ export class Oracle {
 
   /**
    * Takes in what a run that was stopped part way (cancelled) says it did, checking each claim against the
-   * rules as it is applied: phase by phase, what it processed first, then what it skipped, each in time
-   * order. Returns the claims the rules disagree with (none, if the run kept the rules).
+   * rules as it is applied, phase by phase. Refunds, chargebacks and closings are decided one day after
+   * another in time order (README, "three phases"), so their claims are applied in time order; a day's
+   * orders are decided with every day at once, so there what the run processed goes first, then what it
+   * skipped, then its errors, each in time order (an order PayNow sent twice on two days may have been
+   * credited from either). Returns the claims the rules disagree with (none, if the run kept the rules).
    */
   absorb(run: RunSpec, claims: ReadonlyMap<string, Result>): string[] {
     const { view, write } = this.viewFor(run);
@@ -371,7 +374,11 @@ export class Oracle {
     for (const p of PHASES) {
       const mine = events
         .filter((e) => phaseOf(e) === p)
-        .sort((a, b) => rank[claims.get(a.id) as Result] - rank[claims.get(b.id) as Result] || byTime(a, b));
+        .sort(
+          (a, b) =>
+            (p === "purchases" ? rank[claims.get(a.id) as Result] - rank[claims.get(b.id) as Result] : 0) ||
+            byTime(a, b),
+        );
       for (const e of mine) {
         const outcome = this.decide(run, e, view, write);
         outcomes.set(e.id, outcome);
