@@ -213,68 +213,72 @@ async function pool<T>(items: T[], size: number, work: (item: T) => Promise<void
 const SMALL = { maxDays: 3, maxUsers: 4, minOrders: 3, maxOrders: 12, markedOnly: false };
 
 describe("crash and resume, seeded", () => {
-  it(`${SEEDS} seeds from ${FIRST_SEED}: crashes and transient errors at every step boundary end with the oracle's ledger and counters`, async () => {
-    const seeds = Array.from({ length: SEEDS }, (_, i) => FIRST_SEED + i);
-    const failures: string[] = [];
-    await pool(seeds, SEED_CONCURRENCY, async (seed) => {
-      const schedule = scheduleFromSeed(seed);
-      const note = `seed ${seed} (faults ${JSON.stringify(schedule)})`;
-      try {
-        // A fault in the middle of a page, or before a page that does not end its day, needs days of
-        // several pages of several groups: those seeds get more orders on fewer days and small pages.
-        const midPage = schedule[0]?.point === "page-half-applied" || schedule[0]?.point === "before-page-commit";
-        const spec = bankFromSeed(seed, midPage ? { ...SMALL, maxDays: 1, minOrders: 10 } : SMALL);
-        const bank = await writeBank(`crash${seed}`, spec);
-        const knobs = seededStream(seed);
-        const dryRun = knobs() < 0.2;
-        const pageSize = midPage ? 3 : 3 + Math.floor(knobs() * 6);
-        const groupSize = midPage ? 1 : 1 + Math.floor(knobs() * 4);
-        // A customer's orders share one group (the default) or are cut like everyone's; a mid-page fault
-        // needs several groups in a page, so those seeds cut them.
-        const walletGroupSize = midPage ? 1 : knobs() < 0.5 ? groupSize : 150;
-        const config: Partial<Config> = {
-          pageSize,
-          readSize: pageSize * 2,
-          groupSize,
-          walletGroupSize,
-          parallelGroups: 1,
-          taskMaxAttempts: 10,
-        };
-        const fired: Fault[] = [];
-        const { deps, queue } = testDeps({ config, faults: injector(schedule, fired) });
-        const id = await startInProcess(deps, {
-          type: "webhook_replay",
-          ...bank.s.range(1, spec.days),
-          dryRun,
-          maxErrorRate: 1,
-        });
-        tally.deliveries += await deliverInOrder(deps, queue as RecordingQueue);
-        // The seed's first fault, at the point this seed rotates to, must have hit a chunk delivery.
-        const first = schedule[0] as Fault;
-        if (!fired.some((f) => f.point === first.point))
-          throw new Error(`its first fault (${first.point}) never fired inside a delivery`);
-        await expectReplayResult(bank, id, dryRun, note);
-        tally.seeds++;
-        for (const f of fired) {
-          tally.byPoint[f.point] = (tally.byPoint[f.point] ?? 0) + 1;
-          if (f.point === "group-transaction") tally.transientBeforeCommit++;
-          else if (f.point === "group-committed") tally.transientAfterCommit++;
-          else tally.crashes++;
+  it(
+    `${SEEDS} seeds from ${FIRST_SEED}: crashes and transient errors at every step boundary end with the oracle's ledger and counters`,
+    async () => {
+      const seeds = Array.from({ length: SEEDS }, (_, i) => FIRST_SEED + i);
+      const failures: string[] = [];
+      await pool(seeds, SEED_CONCURRENCY, async (seed) => {
+        const schedule = scheduleFromSeed(seed);
+        const note = `seed ${seed} (faults ${JSON.stringify(schedule)})`;
+        try {
+          // A fault in the middle of a page, or before a page that does not end its day, needs days of
+          // several pages of several groups: those seeds get more orders on fewer days and small pages.
+          const midPage = schedule[0]?.point === "page-half-applied" || schedule[0]?.point === "before-page-commit";
+          const spec = bankFromSeed(seed, midPage ? { ...SMALL, maxDays: 1, minOrders: 10 } : SMALL);
+          const bank = await writeBank(`crash${seed}`, spec);
+          const knobs = seededStream(seed);
+          const dryRun = knobs() < 0.2;
+          const pageSize = midPage ? 3 : 3 + Math.floor(knobs() * 6);
+          const groupSize = midPage ? 1 : 1 + Math.floor(knobs() * 4);
+          // A customer's orders share one group (the default) or are cut like everyone's; a mid-page fault
+          // needs several groups in a page, so those seeds cut them.
+          const walletGroupSize = midPage ? 1 : knobs() < 0.5 ? groupSize : 150;
+          const config: Partial<Config> = {
+            pageSize,
+            readSize: pageSize * 2,
+            groupSize,
+            walletGroupSize,
+            parallelGroups: 1,
+            taskMaxAttempts: 10,
+          };
+          const fired: Fault[] = [];
+          const { deps, queue } = testDeps({ config, faults: injector(schedule, fired) });
+          const id = await startInProcess(deps, {
+            type: "webhook_replay",
+            ...bank.s.range(1, spec.days),
+            dryRun,
+            maxErrorRate: 1,
+          });
+          tally.deliveries += await deliverInOrder(deps, queue as RecordingQueue);
+          // The seed's first fault, at the point this seed rotates to, must have hit a chunk delivery.
+          const first = schedule[0] as Fault;
+          if (!fired.some((f) => f.point === first.point))
+            throw new Error(`its first fault (${first.point}) never fired inside a delivery`);
+          await expectReplayResult(bank, id, dryRun, note);
+          tally.seeds++;
+          for (const f of fired) {
+            tally.byPoint[f.point] = (tally.byPoint[f.point] ?? 0) + 1;
+            if (f.point === "group-transaction") tally.transientBeforeCommit++;
+            else if (f.point === "group-committed") tally.transientAfterCommit++;
+            else tally.crashes++;
+          }
+        } catch (error) {
+          failures.push(`${note}: ${(error as Error).message.split("\n")[0]}`);
         }
-      } catch (error) {
-        failures.push(`${note}: ${(error as Error).message.split("\n")[0]}`);
+      });
+      expect(failures, "seeds that failed (rerun one with CRASH_SEED=<seed> CRASH_SEEDS=1)").toEqual([]);
+      // The schedules must actually have hit the run, or this suite proves nothing: every fault point fired
+      // inside a delivery, many times over.
+      expect(tally.crashes).toBeGreaterThan(SEEDS / 2);
+      expect(tally.transientBeforeCommit + tally.transientAfterCommit).toBeGreaterThan(SEEDS / 10);
+      if (SEEDS >= 2 * (CRASH_POINTS.length + WRITE_POINTS.length)) {
+        for (const point of [...CRASH_POINTS, ...WRITE_POINTS])
+          expect(tally.byPoint[point] ?? 0, `faults fired at ${point}`).toBeGreaterThan(0);
       }
-    });
-    expect(failures, "seeds that failed (rerun one with CRASH_SEED=<seed> CRASH_SEEDS=1)").toEqual([]);
-    // The schedules must actually have hit the run, or this suite proves nothing: every fault point fired
-    // inside a delivery, many times over.
-    expect(tally.crashes).toBeGreaterThan(SEEDS / 2);
-    expect(tally.transientBeforeCommit + tally.transientAfterCommit).toBeGreaterThan(SEEDS / 10);
-    if (SEEDS >= 2 * (CRASH_POINTS.length + WRITE_POINTS.length)) {
-      for (const point of [...CRASH_POINTS, ...WRITE_POINTS])
-        expect(tally.byPoint[point] ?? 0, `faults fired at ${point}`).toBeGreaterThan(0);
-    }
-  }, Math.max(900_000, SEEDS * 2_000));
+    },
+    Math.max(900_000, SEEDS * 2_000),
+  );
 });
 
 describe("transient Firestore errors on writes", () => {

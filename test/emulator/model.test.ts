@@ -730,39 +730,43 @@ async function sequence(seed: number): Promise<void> {
 }
 
 describe("model-based: random operator sequences against the README's rules", () => {
-  it(`${SEQUENCES} sequences from seed ${FIRST_SEED}: every run ends, counts what the oracle counts, and leaves the oracle's ledger`, async () => {
-    const failures: string[] = [];
-    for (let k = 0; k < SEQUENCES; k++) {
-      const seed = FIRST_SEED + k;
-      try {
-        await sequence(seed);
-      } catch (error) {
-        failures.push(
-          `seed ${seed}: ${(error as Error).message.split("\n")[0]}\n  replay it: MODEL_SEED=${seed} MODEL_SEQUENCES=1 npm run emulators:exec -- "vitest run test/emulator/model.test.ts"`,
-        );
+  it(
+    `${SEQUENCES} sequences from seed ${FIRST_SEED}: every run ends, counts what the oracle counts, and leaves the oracle's ledger`,
+    async () => {
+      const failures: string[] = [];
+      for (let k = 0; k < SEQUENCES; k++) {
+        const seed = FIRST_SEED + k;
+        try {
+          await sequence(seed);
+        } catch (error) {
+          failures.push(
+            `seed ${seed}: ${(error as Error).message.split("\n")[0]}\n  replay it: MODEL_SEED=${seed} MODEL_SEQUENCES=1 npm run emulators:exec -- "vitest run test/emulator/model.test.ts"`,
+          );
+        }
       }
-    }
-    expect(failures, "sequences that failed").toEqual([]);
-    expect(tally.mismatches).toBe(0);
-    // The sequences must have done what they claim to exercise.
-    if (SEQUENCES >= 30) {
-      for (const k of [
-        "pairs",
-        "cancels",
-        "pauses",
-        "killSwitchFlips",
-        "retries",
-        "catalogFixes",
-        "duplicateDeliveries",
-        "shardedRuns",
-        "reinstatements",
-        "refundsUnmatched",
-        "gifts",
-        "minecraftWallets",
-        "canaryRuns",
-      ] as const) {
-        expect(tally[k], k).toBeGreaterThan(0);
+      expect(failures, "sequences that failed").toEqual([]);
+      expect(tally.mismatches).toBe(0);
+      // The sequences must have done what they claim to exercise.
+      if (SEQUENCES >= 30) {
+        for (const k of [
+          "pairs",
+          "cancels",
+          "pauses",
+          "killSwitchFlips",
+          "retries",
+          "catalogFixes",
+          "duplicateDeliveries",
+          "shardedRuns",
+          "reinstatements",
+          "refundsUnmatched",
+          "gifts",
+          "minecraftWallets",
+          "canaryRuns",
+        ] as const) {
+          expect(tally[k], k).toBeGreaterThan(0);
+        }
       }
-    }
-  }, Math.max(1_200_000, SEQUENCES * 20_000));
+    },
+    Math.max(1_200_000, SEQUENCES * 20_000),
+  );
 });
