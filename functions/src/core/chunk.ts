@@ -14,7 +14,7 @@
 //   any unfinished ──cancel──▶ cancelled   (a chunk whose holder may be mid-page is drained first)
 import type { ThroughputBuckets } from "./estimate";
 import type { Span } from "./shards";
-import type { ChunkStatus, Counters, Phase } from "./types";
+import { SEQUENTIAL_PHASES, type ChunkStatus, type Counters, type Phase } from "./types";
 
 /**
  * One piece of a chunk's work: `scan` reads the day's events of a phase from that phase's cursor; `errors`
@@ -173,6 +173,23 @@ export function retrySteps(
     if (errorPhases.includes(phase) && !own.some((s) => s.step === "errors")) steps.push({ phase, step: "errors" });
   }
   return steps;
+}
+
+const UNFINISHED_IN_PHASE: readonly ChunkStatus[] = ["pending", "running", "paused", "waiting"];
+
+/**
+ * The chunks that may work in `phase` now: all of them, or in a sequential phase (refunds, chargebacks,
+ * closings: decided one day after another, in time order) only the earliest one with work left in it.
+ */
+export function mayWorkNow<C extends Pick<ChunkHead, "id" | "startMs" | "status" | "step">>(
+  chunks: readonly C[],
+  phase: Phase,
+): C[] {
+  if (!SEQUENTIAL_PHASES.includes(phase)) return [...chunks];
+  const left = chunks
+    .filter((c) => c.step.phase === phase && UNFINISHED_IN_PHASE.includes(c.status))
+    .sort((a, b) => a.startMs - b.startMs || a.id.localeCompare(b.id));
+  return left.slice(0, 1);
 }
 
 /** The phase after `current`, if any. */

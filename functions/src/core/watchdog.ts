@@ -1,6 +1,6 @@
 // What the watchdog repairs when a run could make no progress, as a pure plan: runs/watchdog.ts reads the
 // run and its chunks, asks planRepairs, and applies each repair through the chunk and run stores.
-import { isFinishedChunk, type ChunkHead } from "./chunk";
+import { isFinishedChunk, mayWorkNow, type ChunkHead } from "./chunk";
 import { settle } from "./chunkTransitions";
 import { requeue } from "./chunkControl";
 import { isActiveRun, type Run } from "./run";
@@ -44,6 +44,7 @@ export function planRepairs(run: Run, chunks: readonly ChunkHead[], s: WatchSett
   }
   const expired = (c: ChunkHead) => c.lease !== null && c.lease.expiresAt <= s.now;
   const stalled = (c: ChunkHead) => c.lease === null && c.queuedAt !== null && s.now - c.queuedAt >= s.stallMs;
+  const mayWork = new Set(mayWorkNow(chunks, run.phase).map((c) => c.id));
   for (const c of chunks) {
     if (isFinishedChunk(c.status)) continue;
     if (isActiveRun(status)) {
@@ -56,7 +57,8 @@ export function planRepairs(run: Run, chunks: readonly ChunkHead[], s: WatchSett
         );
       } else if ((c.status === "running" || c.status === "pending") && stalled(c))
         repairs.push({ kind: "requeue", chunkId: c.id, why: "task_stalled" });
-      else if (c.status === "pending" && c.queued !== c.generation)
+      // In a sequential phase only the chunk whose turn it is is queued: the others wait their turn.
+      else if (c.status === "pending" && c.queued !== c.generation && mayWork.has(c.id))
         repairs.push({ kind: "enqueue", chunkId: c.id, why: "not_queued" });
     } else if (status === "paused") {
       if ((c.status === "running" && (expired(c) || c.lease === null)) || (c.status === "pending" && stalled(c))) {

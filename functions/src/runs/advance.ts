@@ -8,11 +8,11 @@
 // writes was decided from a view of the chunks at least as new as the run it replaces, so an older
 // roll-up can never overwrite a newer one, and a retry that reopens the run cannot be closed again by a
 // roll-up that saw its chunks before the retry.
-import { type ChunkHead } from "../core/chunk";
+import { mayWorkNow, type ChunkHead } from "../core/chunk";
 import { markQueued, wake } from "../core/chunkControl";
 import { openPhases, pause, rollUp } from "../core/run";
 import type { AutoPause } from "../core/run";
-import { SEQUENTIAL_PHASES, type Phase } from "../core/types";
+import type { Phase } from "../core/types";
 import type { Deps } from "../deps";
 import { chunkStore } from "../store/chunks";
 import { Conflict, mapWithConcurrency, readDecideWrite, type Versioned } from "../platform/firestore";
@@ -69,18 +69,15 @@ export async function advanceRun(deps: Deps, runId: string): Promise<void> {
   });
 }
 
-const UNFINISHED_IN_PHASE = new Set(["pending", "running", "paused", "waiting"]);
-
-/**
- * The chunks that may work in `phase` now: all of them, or in a sequential phase only the earliest one
- * with work left in it (the next is woken once it is done with the phase).
- */
+/** The chunks that may work in `phase` now (core/chunk.ts's mayWorkNow; the next is woken once one is done with it). */
 export function mayWork(heads: Array<Versioned<ChunkHead>>, phase: Phase): Array<Versioned<ChunkHead>> {
-  if (!SEQUENTIAL_PHASES.includes(phase)) return heads;
-  const left = heads
-    .filter((h) => h.data.step.phase === phase && UNFINISHED_IN_PHASE.has(h.data.status))
-    .sort((a, b) => a.data.startMs - b.data.startMs || a.data.id.localeCompare(b.data.id));
-  return left.slice(0, 1);
+  const may = new Set(
+    mayWorkNow(
+      heads.map((h) => h.data),
+      phase,
+    ).map((c) => c.id),
+  );
+  return heads.filter((h) => may.has(h.data.id));
 }
 
 /** Wakes the chunks waiting for `phase` that may work and queues a task for every due chunk that has none. */

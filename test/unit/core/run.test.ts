@@ -504,6 +504,39 @@ describe("control decisions say what they change to and why not", () => {
 
 describe("more of the watchdog's plan", () => {
   const s: WatchSettings = { now: NOW, stallMs: 60_000, killSwitchOn: true, maxCrashes: 3 };
+  it("in a sequential phase queues only the chunk whose turn it is; in purchases every due chunk", () => {
+    // README: refunds, chargebacks and closings are decided one day after another, in time order. A
+    // reversal backfill's chunks all start due in its first phase, reversals; the watchdog (which every
+    // control call also runs) queued every one of them, so later days ran alongside earlier ones (model
+    // seed 11000254: a later refund of an order took the line an earlier one had reversed in the dry run).
+    const day = (id: string, n: number, phase: Phase, over: Partial<ChunkHead> = {}) =>
+      head(id, "pending", phase, {
+        startMs: n * 86_400_000,
+        endMs: (n + 1) * 86_400_000,
+        queued: null,
+        queuedAt: null,
+        ...over,
+      });
+    for (const phase of ["reversals", "closings"] as const) {
+      const backfill = run({ type: "reversal_backfill", phase, phases: ["reversals", "closings"] });
+      expect(planRepairs(backfill, [day("c", 3, phase), day("a", 1, phase), day("b", 2, phase)], s)).toEqual([
+        { kind: "enqueue", chunkId: "a", why: "not_queued" },
+      ]);
+      // The earliest is at work (queued, or running): nobody else is queued meanwhile.
+      expect(planRepairs(backfill, [day("a", 1, phase, { queued: 0, queuedAt: NOW }), day("b", 2, phase)], s)).toEqual(
+        [],
+      );
+      expect(planRepairs(backfill, [day("a", 1, phase, { status: "done" }), day("b", 2, phase)], s)).toEqual([
+        { kind: "enqueue", chunkId: "b", why: "not_queued" },
+      ]);
+    }
+    expect(
+      planRepairs(run(), [day("a", 1, "purchases"), day("b", 2, "purchases")], s).map(
+        (r) => "chunkId" in r && r.chunkId,
+      ),
+    ).toEqual(["a", "b"]);
+  });
+
   it("looks at every unfinished chunk of a run, and at none of a finished one", () => {
     const chunks = [
       head("a", "paused"),
