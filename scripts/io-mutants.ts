@@ -50,9 +50,9 @@ export const MUTANTS: Mutant[] = [
   },
   {
     name: "give every chunk its phase's range total as budget (events stored later then take a run past maxEvents)",
-    file: "functions/src/jobs/planner.ts",
-    find: "held.forEach((n, k) => out.push({ day: (spans[k] as Span).id, phase, selected: n }));",
-    replace: "held.forEach((_, k) => out.push({ day: (spans[k] as Span).id, phase, selected }));",
+    file: "functions/src/start/planner.ts",
+    find: "held.forEach((n, k) => out.push({ day: (chunks[k] as ChunkBounds).id, phase, selected: n }));",
+    replace: "held.forEach((_, k) => out.push({ day: (chunks[k] as ChunkBounds).id, phase, selected }));",
     test: { file: "test/emulator/planning.test.ts", name: "the event cap while events arrive" },
   },
   {

@@ -5,7 +5,7 @@ import { setGlobalOptions } from "firebase-functions/v2";
 import { onRequest } from "firebase-functions/v2/https";
 import { onSchedule } from "firebase-functions/v2/scheduler";
 import { onTaskDispatched } from "firebase-functions/v2/tasks";
-import { replaySchedule, runScheduledReplay } from "./jobs/scheduled";
+import { replaySchedule, runScheduledReplay } from "./start/scheduled";
 import { watchRuns } from "./runs/watchdog";
 import { handleChunkTask } from "./chunks/worker";
 import { REGION } from "./config";

@@ -1,6 +1,6 @@
 // Admission control: two operators cannot race the same repair, and only so many runs are active at once.
 import { beforeAll, describe, expect, it } from "vitest";
-import { startRun } from "../../functions/src/jobs/start";
+import { startRun } from "../../functions/src/start/start";
 import { controlRun } from "../../functions/src/runs/control";
 import { api, clearFirestore, db, testDeps, TEST_CALLER, type RecordingQueue } from "../support/emulator";
 import { deliverAll } from "../support/deliver";

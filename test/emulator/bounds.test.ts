@@ -102,10 +102,14 @@ async function writeRun(): Promise<Written> {
     const dayStart = Date.UTC(year, 0, day);
     for (let shard = 0; shard < SHARDS; shard++) {
       const chunkId = `${dayId}~${String(shard).padStart(4, "0")}`;
-      const span = { id: chunkId, startMs: dayStart + shard * 43_200_000, endMs: dayStart + (shard + 1) * 43_200_000 };
+      const bounds = {
+        id: chunkId,
+        startMs: dayStart + shard * 43_200_000,
+        endMs: dayStart + (shard + 1) * 43_200_000,
+      };
       const last = day === DAYS && shard === SHARDS - 1;
       const chunk = {
-        ...newChunk(span, { reversals: PER_CHUNK }, run, now),
+        ...newChunk(bounds, { reversals: PER_CHUNK }, run, now),
         status: last ? ("running" as const) : ("done" as const),
         pages: PAGES / CHUNKS,
         startedAt,
@@ -116,11 +120,11 @@ async function writeRun(): Promise<Written> {
         const outcomes: PageOutcome[] = [];
         const at = startedAt + Math.floor((k / EVENTS) * 19 * 60_000);
         for (let i = 0; i < PAGE; i++, k++) {
-          const eventId = flakes.next(span.startMs + k);
+          const eventId = flakes.next(bounds.startMs + k);
           written.eventIds.push(eventId);
           if (isProcessed(k)) {
-            const orderId = flakes.next(span.startMs + k - 3_600_000);
-            const entryId = `reversal_${orderId}_${flakes.next(span.startMs + k - 3_600_000)}`;
+            const orderId = flakes.next(bounds.startMs + k - 3_600_000);
+            const entryId = `reversal_${orderId}_${flakes.next(bounds.startMs + k - 3_600_000)}`;
             const userId = `7${String((k / 100) % USERS).padStart(17, "0")}`;
             written.entries.set(entryId, { userId, eventId });
             written.balances.set(userId, (written.balances.get(userId) ?? 0) - POINTS);
@@ -352,7 +356,7 @@ describe("a 100,000-event run's page and report", () => {
         `/api/admin/dataMigrations/${w.id}/report/events?limit=5000&pageToken=${encodeURIComponent(token)}`,
       );
       expect(slice.status, slice.text.slice(0, 300)).toBe(200);
-      // The run, its chunks, and the pages of the (at most three) chunks 5,000 events span, plus error messages.
+      // The run, its chunks, and the pages of the (at most three) chunks 5,000 events bounds, plus error messages.
       expect(slice.body.docsRead).toBeLessThanOrEqual(1 + CHUNKS + 3 * (PAGES / CHUNKS) + 10);
       seen.push(...slice.body.events.map((e: { eventId: string }) => e.eventId));
       token = slice.body.nextPageToken;

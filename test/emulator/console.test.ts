@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { applyEvent } from "../../functions/src/ledger/apply";
 import { ProductCatalog } from "../../functions/src/ledger/reads";
-import { startRun } from "../../functions/src/jobs/start";
+import { startRun } from "../../functions/src/start/start";
 import { api, db, postRun, TEST_CALLER, testDeps, waitForRun, type RecordingQueue } from "../support/emulator";
 import { deliverAll, startInProcess } from "../support/deliver";
 import { Store } from "../support/scenario";

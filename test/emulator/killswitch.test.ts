@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
-import { startRun } from "../../functions/src/jobs/start";
+import { startRun } from "../../functions/src/start/start";
 import type { ChunkDoc } from "../../functions/src/store/chunkDoc";
 import {
   api,

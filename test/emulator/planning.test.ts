@@ -1,7 +1,7 @@
 // Planning a year-long range costs a bounded number of queries, and still shares the cap out exactly: the
 // earliest selected events, purchases before reversals, each chunk no more than it holds.
 import { describe, expect, it } from "vitest";
-import { planRun, type QueryGate } from "../../functions/src/jobs/planner";
+import { planRun, type QueryGate } from "../../functions/src/start/planner";
 import { db } from "../support/emulator";
 import { Store } from "../support/scenario";
 

@@ -1,8 +1,8 @@
 // Ways of starting a run beyond a plain POST: the scheduled replay, lookbackDays and Idempotency-Key.
 import { describe, expect, it } from "vitest";
-import { runScheduledReplay } from "../../functions/src/jobs/scheduled";
+import { runScheduledReplay } from "../../functions/src/start/scheduled";
 import { formatDay } from "../../functions/src/core/dates";
-import { startRun } from "../../functions/src/jobs/start";
+import { startRun } from "../../functions/src/start/start";
 import { controlRun } from "../../functions/src/runs/control";
 import {
   api,

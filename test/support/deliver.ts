@@ -3,7 +3,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { handleChunkTask } from "../../functions/src/chunks/worker";
 import type { Deps } from "../../functions/src/deps";
-import { startRun } from "../../functions/src/jobs/start";
+import { startRun } from "../../functions/src/start/start";
 import type { RunDoc } from "../../functions/src/store/runs";
 import { db, type RecordingQueue, TEST_CALLER } from "./emulator";
 

@@ -1,5 +1,5 @@
 // Layers (issue 19): a module calls only into its own layer or the layers below it, so no layer calls back
-// into one that calls it (`chunks/` ↔ `runs/` and `jobs/` ↔ `runs/` did). Type-only imports are not calls:
+// into one that calls it (`chunks/` ↔ `runs/` and `jobs/` (now `start/`) ↔ `runs/` did). Type-only imports are not calls:
 // the wire format's types (http/schemas.ts) are shared by every layer that answers in it.
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, normalize, relative } from "node:path";
@@ -15,7 +15,7 @@ const LAYERS = [
   ["store", "auth"],
   ["runtime", "ledger"],
   ["runs"],
-  ["chunks", "jobs", "webhooks"],
+  ["chunks", "start", "webhooks"],
   ["http"],
   ["index"],
 ];

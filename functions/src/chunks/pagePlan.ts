@@ -3,7 +3,7 @@
 import { FieldPath, Filter, Timestamp, type DocumentSnapshot, type Query } from "firebase-admin/firestore";
 import type { Chunk } from "../core/chunk";
 import type { PageResult } from "../core/chunkTransitions";
-import { daySpan } from "../core/shards";
+import { wholeDayChunk } from "../core/shards";
 import type { Run } from "../core/run";
 import { countedIn } from "../core/outcomes";
 import { orderIdOf } from "../core/paynow";
@@ -119,11 +119,11 @@ export async function planScanPage(
       phase,
     });
   }
-  // What lies beyond the chunk's span (a sequential phase reads on) is the next chunk's.
+  // What lies beyond the chunk's bounds (a sequential phase reads on) is the next chunk's.
   const split = raw.findIndex((d) => (d.get("createdAt") as Timestamp).toMillis() >= chunk.endMs);
-  const inSpan = split < 0 ? raw : raw.slice(0, split);
+  const inChunk = split < 0 ? raw : raw.slice(0, split);
   const beyond = split < 0 ? [] : raw.slice(split);
-  /** Nothing of the span comes after `inSpan`. */
+  /** Nothing of the chunk comes after `inChunk`. */
   const spanRead = split >= 0 || reachedEnd;
 
   // Take events until the page is full or the budget is spent; what is left stays in the buffer. A canary's
@@ -133,30 +133,30 @@ export async function planScanPage(
   const everyone = { ...selection, userIds: null };
   const canary = run.userIds !== null;
   // A canary looks the wallets of refunds, chargebacks and closings up for a window of the read at a time.
-  const window = canary && phase !== "purchases" ? Math.min(inSpan.length, deps.config.pageSize * 4) : inSpan.length;
+  const window = canary && phase !== "purchases" ? Math.min(inChunk.length, deps.config.pageSize * 4) : inChunk.length;
   const orderWallets =
-    canary && phase !== "purchases" ? await orderWalletsFor(deps, run, inSpan.slice(0, window), reads) : undefined;
-  const counted = await countedElsewhere(deps, run, chunk, inSpan.slice(0, window), reads);
+    canary && phase !== "purchases" ? await orderWalletsFor(deps, run, inChunk.slice(0, window), reads) : undefined;
+  const counted = await countedElsewhere(deps, run, chunk, inChunk.slice(0, window), reads);
   const limit = Math.min(deps.config.pageSize, left);
   const taken: FirebaseFirestore.QueryDocumentSnapshot[] = [];
   let charged = 0;
   let end = 0;
   for (; end < window; end++) {
-    const doc = inSpan[end] as FirebaseFirestore.QueryDocumentSnapshot;
+    const doc = inChunk[end] as FirebaseFirestore.QueryDocumentSnapshot;
     if (!isSelected(doc.data(), everyone, phase) || counted.has(doc.id)) continue;
     if (charged >= limit) break;
     charged++;
     if (!canary || isSelected(doc.data(), selection, phase, orderWallets)) taken.push(doc);
   }
-  const last = inSpan[end - 1];
+  const last = inChunk[end - 1];
   const cursor = last
     ? fromStoredCursor({ createdAt: last.get("createdAt") as Timestamp, id: last.id })
     : (progress?.cursor ?? null);
-  const rest = inSpan.slice(end);
+  const rest = inChunk.slice(end);
   const budgetSpent = charged >= left;
   const endOfSpan = rest.length === 0 && spanRead;
   if (endOfSpan) {
-    // The next chunk's, in a sequential phase: the docs read past this span, which are all of its events
+    // The next chunk's, in a sequential phase: the docs read past this chunk, which are all of its events
     // when the read reached the end of the range.
     buffer.current =
       sequential && (beyond.length > 0 || reachedEnd)
@@ -243,7 +243,7 @@ export async function planErrorsPage(deps: Deps, run: Run, chunk: Chunk): Promis
 }
 
 /**
- * The scan of a chunk's phase from its position, in `(createdAt, id)` order, to the end of its span, or in
+ * The scan of a chunk's phase from its position, in `(createdAt, id)` order, to the end of its bounds, or in
  * a sequential phase to the end of the run's range (the rest serves the chunks after it). A replay whose
  * events all carry `processed` (the plan found none without it) reads by index only what it may select:
  * events not processed, and those this run processed itself, so a page retried after a crash counts them
@@ -252,7 +252,9 @@ export async function planErrorsPage(deps: Deps, run: Run, chunk: Chunk): Promis
 function scanQuery(deps: Deps, run: Run, chunk: Chunk): Query {
   const phase = chunk.step.phase;
   const { startMs } = chunk;
-  const endMs = SEQUENTIAL_PHASES.includes(phase) ? Math.max(chunk.endMs, daySpan(run.endDate).endMs) : chunk.endMs;
+  const endMs = SEQUENTIAL_PHASES.includes(phase)
+    ? Math.max(chunk.endMs, wholeDayChunk(run.endDate).endMs)
+    : chunk.endMs;
   const types = PHASE_EVENT_TYPES[phase];
   let query: Query = refs(deps.db)
     .events.where("createdAt", ">=", Timestamp.fromMillis(startMs))

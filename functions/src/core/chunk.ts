@@ -13,7 +13,7 @@
 //   waiting ──phase opened──▶ pending            done (open errors) ──retry──▶ waiting
 //   any unfinished ──cancel──▶ cancelled   (a chunk whose holder may be mid-page is drained first)
 import type { ThroughputBuckets } from "./estimate";
-import type { Span } from "./shards";
+import type { ChunkBounds } from "./shards";
 import { SEQUENTIAL_PHASES, type ChunkStatus, type Counters, type Phase } from "./types";
 
 /**
@@ -62,7 +62,7 @@ export interface Lease extends Holder {
 export interface Chunk extends Counters {
   /** The day (`YYYY-MM-DD`), or a shard of it (`YYYY-MM-DD~NNNN`). */
   id: string;
-  /** The span of event time the chunk covers: [startMs, endMs). */
+  /** The event time the chunk covers: [startMs, endMs). */
   startMs: number;
   endMs: number;
   status: ChunkStatus;
@@ -213,16 +213,16 @@ export function pageDelta(step: Step["step"], outcomes: Counters): Counters {
 
 /** A new chunk: a scan step for every phase it has budget in. */
 export function newChunk(
-  span: Span,
+  bounds: ChunkBounds,
   budgets: Partial<Record<Phase, number>>,
   run: { phases: readonly Phase[] },
   now: number,
 ): Chunk {
   const position = positionFor(initialSteps(budgets, run.phases), run.phases[0] as Phase, run.phases);
   return {
-    id: span.id,
-    startMs: span.startMs,
-    endMs: span.endMs,
+    id: bounds.id,
+    startMs: bounds.startMs,
+    endMs: bounds.endMs,
     status: position.status,
     step: position.current,
     upcoming: position.upcoming,

@@ -5,7 +5,7 @@
 // Every chunk's budget is what it held itself when the run was planned (never the range's total), so
 // events that arrive later, on any day, cannot take a run past `maxEvents`: a chunk stops at its budget
 // and leaves them for the next run. Per-chunk counts come from one read of the selected events' times
-// when they are few, else from `countSpans`, whose cost follows the chunks that hold events.
+// when they are few, else from `countPerChunk`, whose cost follows the chunks that hold events.
 import type { Phase } from "./types";
 
 /** How many events one phase of one day would examine, counted when the run was planned. */
@@ -58,19 +58,19 @@ export function allocateBudgets(
 }
 
 /**
- * Selected events per span, for spans `0..spans-1` in time order holding `total` in all, exact up to the
- * first `cap` events: spans after the cap runs out read 0 (they get no budget whatever they hold).
- * `count(from, to)` counts spans `from..to-1`. Halves the spans and counts only the first half of each
+ * Selected events per chunk, for chunks `0..chunks-1` in time order holding `total` in all, exact up to the
+ * first `cap` events: chunks after the cap runs out read 0 (they get no budget whatever they hold).
+ * `count(from, to)` counts chunks `from..to-1`. Halves the chunks and counts only the first half of each
  * split (the second is the parent's count minus it), never splitting a part that holds nothing or lies
- * past the cap: the counts taken follow the spans that hold events, not the range's length.
+ * past the cap: the counts taken follow the chunks that hold events, not the range's length.
  */
-export async function countSpans(
-  spans: number,
+export async function countPerChunk(
+  chunks: number,
   total: number,
   cap: number,
   count: (from: number, to: number) => Promise<number>,
 ): Promise<number[]> {
-  const out = Array.from({ length: spans }, () => 0);
+  const out = Array.from({ length: chunks }, () => 0);
   const walk = async (from: number, to: number, held: number, room: number): Promise<void> => {
     if (held <= 0 || room <= 0 || from >= to) return;
     if (to - from === 1) {
@@ -81,26 +81,26 @@ export async function countSpans(
     const left = await count(from, mid);
     await Promise.all([walk(from, mid, left, room), walk(mid, to, held - left, room - left)]);
   };
-  await walk(0, spans, total, cap);
+  await walk(0, chunks, total, cap);
   return out;
 }
 
-/** How many of `times` (ms, any order) fall in each of `spans` ([startMs, endMs), in time order, contiguous). */
+/** How many of `times` (ms, any order) fall in each of `chunks` ([startMs, endMs), in time order, contiguous). */
 export function bucketTimes(
   times: readonly number[],
-  spans: ReadonlyArray<{ startMs: number; endMs: number }>,
+  chunks: ReadonlyArray<{ startMs: number; endMs: number }>,
 ): number[] {
-  const out = spans.map(() => 0);
+  const out = chunks.map(() => 0);
   for (const t of times) {
     let lo = 0;
-    let hi = spans.length - 1;
+    let hi = chunks.length - 1;
     while (lo < hi) {
       const mid = Math.ceil((lo + hi) / 2);
-      if ((spans[mid] as { startMs: number }).startMs <= t) lo = mid;
+      if ((chunks[mid] as { startMs: number }).startMs <= t) lo = mid;
       else hi = mid - 1;
     }
-    const span = spans[lo];
-    if (span && t >= span.startMs && t < span.endMs) out[lo] = (out[lo] ?? 0) + 1;
+    const bounds = chunks[lo];
+    if (bounds && t >= bounds.startMs && t < bounds.endMs) out[lo] = (out[lo] ?? 0) + 1;
   }
   return out;
 }

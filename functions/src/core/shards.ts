@@ -3,19 +3,19 @@
 // `shardEvents` events each (`2025-01-22~0000`, `2025-01-22~0001`, …), each its own chunk and task, so an
 // outage concentrated in one day fans out like one spread over many. Chunk ids sort in time order.
 //
-// Sizes come from counts of every event in a time span (whatever a run selects, a scan reads them all). The
+// Sizes come from counts of every event in a time range (whatever a run selects, a scan reads them all). The
 // search halves ranges of days, then a hot day's time, and counts only the first half of each split (the
 // second is the parent's count minus it), so its cost grows with the number of chunks, not with the range.
 import { DAY_MS, dayStartMs, formatDay } from "./dates";
 
-/** A chunk's span of time: [startMs, endMs). */
-export interface Span {
+/** A chunk's id and the event time it covers: [startMs, endMs). */
+export interface ChunkBounds {
   id: string;
   startMs: number;
   endMs: number;
 }
 
-/** A shard is never cut below this span: events in the same millisecond cannot be told apart by time. */
+/** A shard is never cut below this width: events in the same millisecond cannot be told apart by time. */
 const MIN_SHARD_MS = 2;
 
 const SHARD_MARK = "~";
@@ -28,8 +28,8 @@ export const dayOfChunk = (chunkId: string) => chunkId.slice(0, 10);
 /** A chunk id: a day, or a day's shard. */
 export const CHUNK_ID_PATTERN = /^\d{4}-\d{2}-\d{2}(~\d{4})?$/;
 
-/** The span of a whole-day chunk id (a shard's span is stored with it). */
-export function daySpan(day: string): Span {
+/** The bounds of a whole-day chunk id (a shard's are stored with it). */
+export function wholeDayChunk(day: string): ChunkBounds {
   const startMs = dayStartMs(day);
   return { id: day, startMs, endMs: startMs + DAY_MS };
 }
@@ -57,7 +57,7 @@ export async function cutRange(
   maxChunks: number,
   count: SpanCounter,
   total?: number,
-): Promise<{ spans: Span[]; queries: number }> {
+): Promise<{ chunks: ChunkBounds[]; queries: number }> {
   if (maxChunks > 9999 || days.length > maxChunks)
     throw new RangeError(`${days.length} days do not fit in ${maxChunks} chunks`);
   let queries = 0;
@@ -69,7 +69,7 @@ export async function cutRange(
   const last = dayStartMs(days[days.length - 1] as string) + DAY_MS;
   const root: Node = { startMs: first, endMs: last, count: total ?? (await counted(first, last)) };
 
-  // Splits a node in two: by whole days while it spans several, then by time.
+  // Splits a node in two: by whole days while it covers several, then by time.
   const split = async (node: Node): Promise<[Node, Node] | null> => {
     if (node.halves) return node.halves;
     const spanDays = Math.round((node.endMs - node.startMs) / DAY_MS);
@@ -100,8 +100,8 @@ export async function cutRange(
   for (let size = Math.max(1, shardEvents); ; size *= 2) {
     const out: Node[] = [];
     await leaves(root, size, out);
-    const spans = toSpans(mergeSlivers(out, size));
-    if (spans.length <= maxChunks) return { spans, queries };
+    const chunks = toChunks(mergeSlivers(out, size));
+    if (chunks.length <= maxChunks) return { chunks, queries };
   }
 }
 
@@ -129,25 +129,25 @@ function mergeSlivers(leaves: readonly Node[], size: number): Node[] {
 }
 
 /** Every whole day of a node of one day or more. */
-function spansOfDays(node: Node): Span[] {
-  const spans: Span[] = [];
-  for (let ms = node.startMs; ms < node.endMs; ms += DAY_MS) spans.push(daySpan(formatDay(ms)));
-  return spans;
+function dayChunksOf(node: Node): ChunkBounds[] {
+  const chunks: ChunkBounds[] = [];
+  for (let ms = node.startMs; ms < node.endMs; ms += DAY_MS) chunks.push(wholeDayChunk(formatDay(ms)));
+  return chunks;
 }
 
 /** Chunks from leaves in time order: whole days keep the day's id; a day's time slices are its shards. */
-function toSpans(leaves: readonly Node[]): Span[] {
-  const spans: Span[] = [];
+function toChunks(leaves: readonly Node[]): ChunkBounds[] {
+  const chunks: ChunkBounds[] = [];
   const shardsOfDay = new Map<string, number>();
   for (const leaf of leaves) {
     if (leaf.endMs - leaf.startMs >= DAY_MS) {
-      spans.push(...spansOfDays(leaf));
+      chunks.push(...dayChunksOf(leaf));
       continue;
     }
     const day = formatDay(leaf.startMs);
     const index = shardsOfDay.get(day) ?? 0;
     shardsOfDay.set(day, index + 1);
-    spans.push({ id: shardId(day, index), startMs: leaf.startMs, endMs: leaf.endMs });
+    chunks.push({ id: shardId(day, index), startMs: leaf.startMs, endMs: leaf.endMs });
   }
-  return spans;
+  return chunks;
 }

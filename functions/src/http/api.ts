@@ -7,7 +7,7 @@ import { honoursSchedulerHeaders, permissionsOf, schedulerRefusal, type Permissi
 import { problemsFromZod } from "../core/request";
 import type { Deps } from "../deps";
 import { AppError, invalidRequest } from "../errors";
-import { startRun } from "../jobs/start";
+import { startRun } from "../start/start";
 import { CONTROL_ACTIONS, type ControlAction } from "../core/control";
 import { controlRun } from "../runs/control";
 import { buildReport, MAX_REPORT_EVENTS_LIMIT, REPORT_EVENTS_LIMIT, reportEvents } from "../runs/report";

@@ -9,7 +9,7 @@ import {
 } from "firebase-admin/firestore";
 import type { ThroughputBuckets } from "../core/estimate";
 import type { Chunk, ChunkHead, Cursor, Lease, PhaseProgress, Step } from "../core/chunk";
-import { daySpan } from "../core/shards";
+import { wholeDayChunk } from "../core/shards";
 import type { ChunkStatus, Phase } from "../core/types";
 import { type Versioned } from "../platform/firestore";
 
@@ -23,7 +23,7 @@ export interface StoredCursor {
 export interface ChunkDoc {
   /** The chunk's id: its day, or a shard of it. */
   day: string;
-  /** The span of event time the chunk covers, epoch milliseconds: [startMs, endMs). */
+  /** The event time the chunk covers, epoch milliseconds: [startMs, endMs). */
   startMs: number;
   endMs: number;
   status: ChunkStatus;
@@ -111,14 +111,14 @@ export function fromFields(id: string, d: DocumentData): Chunk {
     progress[phase as Phase] = { cursor: fromStoredCursor(p.cursor), examined: p.examined };
   }
   const lease = d.lease as ChunkDoc["lease"] | undefined;
-  const span =
+  const bounds =
     typeof d.startMs === "number" && typeof d.endMs === "number"
       ? { startMs: d.startMs, endMs: d.endMs }
-      : daySpan(id.slice(0, 10));
+      : wholeDayChunk(id.slice(0, 10));
   return {
     id,
-    startMs: span.startMs,
-    endMs: span.endMs,
+    startMs: bounds.startMs,
+    endMs: bounds.endMs,
     status: d.status as ChunkStatus,
     step: { phase: d.phase as Phase, step: d.step as Step["step"] },
     upcoming: (d.upcoming ?? []) as Step[],

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { allocateBudgets, bucketTimes, countSpans } from "../../../functions/src/core/plan";
+import { allocateBudgets, bucketTimes, countPerChunk } from "../../../functions/src/core/plan";
 import { afterStep, initialSteps, pageDelta, positionFor, retrySteps } from "../../../functions/src/core/chunk";
 import { finalStatus, summarize } from "../../../functions/src/core/run";
 
@@ -141,7 +141,7 @@ describe("counting each chunk's events", () => {
           let calls = 0;
           const sum = (from: number, to: number) => held.slice(from, to).reduce((a, b) => a + b, 0);
           const total = sum(0, held.length);
-          const got = await countSpans(held.length, total, cap, (from, to) => {
+          const got = await countPerChunk(held.length, total, cap, (from, to) => {
             calls++;
             return Promise.resolve(sum(from, to));
           });
@@ -164,22 +164,22 @@ describe("counting each chunk's events", () => {
 
   it("takes no count for a range with nothing, or a cap of 0", async () => {
     const never = () => Promise.reject(new Error("counted"));
-    expect(await countSpans(5, 0, 10, never)).toEqual([0, 0, 0, 0, 0]);
-    expect(await countSpans(5, 7, 0, never)).toEqual([0, 0, 0, 0, 0]);
-    expect(await countSpans(1, 7, 3, never)).toEqual([7]);
+    expect(await countPerChunk(5, 0, 10, never)).toEqual([0, 0, 0, 0, 0]);
+    expect(await countPerChunk(5, 7, 0, never)).toEqual([0, 0, 0, 0, 0]);
+    expect(await countPerChunk(1, 7, 3, never)).toEqual([7]);
   });
 
-  it("puts each time in the span that holds it", () => {
+  it("puts each time in the chunk that holds it", () => {
     fc.assert(
       fc.property(
         fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 30 }),
         fc.array(fc.nat(2000)),
         (widths, times) => {
-          const spans: Array<{ startMs: number; endMs: number }> = [];
+          const chunks: Array<{ startMs: number; endMs: number }> = [];
           let at = 100;
-          for (const w of widths) spans.push({ startMs: at, endMs: (at += w) });
-          const expected = spans.map((s) => times.filter((t) => t >= s.startMs && t < s.endMs).length);
-          expect(bucketTimes(times, spans)).toEqual(expected);
+          for (const w of widths) chunks.push({ startMs: at, endMs: (at += w) });
+          const expected = chunks.map((s) => times.filter((t) => t >= s.startMs && t < s.endMs).length);
+          expect(bucketTimes(times, chunks)).toEqual(expected);
         },
       ),
       { seed, numRuns: 300 },

@@ -53,27 +53,27 @@ describe("cutting a range into chunks", () => {
               ),
           ];
           const c = counter(times);
-          const { spans, queries } = await cutRange(days, shardEvents, maxChunks, c.count);
+          const { chunks, queries } = await cutRange(days, shardEvents, maxChunks, c.count);
           expect(queries).toBe(c.queries());
-          // Tiles the range in order, ids sorted like the spans.
-          expect(spans[0]?.startMs).toBe(START);
-          expect(spans.at(-1)?.endMs).toBe(START + dayCount * DAY_MS);
-          spans.forEach((s, i) => {
+          // Tiles the range in order, ids sorted like the chunks.
+          expect(chunks[0]?.startMs).toBe(START);
+          expect(chunks.at(-1)?.endMs).toBe(START + dayCount * DAY_MS);
+          chunks.forEach((s, i) => {
             expect(s.id).toMatch(CHUNK_ID_PATTERN);
             expect(s.endMs).toBeGreaterThan(s.startMs);
             expect(dayOfChunk(s.id)).toBe(new Date(s.startMs).toISOString().slice(0, 10));
             if (i > 0) {
-              expect(s.startMs).toBe(spans[i - 1]?.endMs);
-              expect(s.id > (spans[i - 1]?.id as string)).toBe(true);
+              expect(s.startMs).toBe(chunks[i - 1]?.endMs);
+              expect(s.id > (chunks[i - 1]?.id as string)).toBe(true);
             }
           });
-          expect(spans.length).toBeLessThanOrEqual(maxChunks);
-          const inSpan = (s: { startMs: number; endMs: number }) =>
+          expect(chunks.length).toBeLessThanOrEqual(maxChunks);
+          const inChunk = (s: { startMs: number; endMs: number }) =>
             times.filter((t) => t >= s.startMs && t < s.endMs).length;
           for (const day of days) {
-            const parts = spans.filter((s) => dayOfChunk(s.id) === day);
+            const parts = chunks.filter((s) => dayOfChunk(s.id) === day);
             const whole = parts.length === 1 && parts[0]?.id === day;
-            const n = inSpan({
+            const n = inChunk({
               startMs: Date.parse(`${day}T00:00:00Z`),
               endMs: Date.parse(`${day}T00:00:00Z`) + DAY_MS,
             });
@@ -83,8 +83,8 @@ describe("cutting a range into chunks", () => {
               expect(parts.map((p) => p.id)).toEqual(parts.map((_, k) => `${day}~${String(k).padStart(4, "0")}`));
           }
           // With room for them, shards hold at most shardEvents, unless their events share a millisecond.
-          const grown = spans.some((s) => s.id.includes("~") && inSpan(s) > shardEvents && s.endMs - s.startMs > 2);
-          if (grown) expect(spans.length).toBeGreaterThan(maxChunks / 2);
+          const grown = chunks.some((s) => s.id.includes("~") && inChunk(s) > shardEvents && s.endMs - s.startMs > 2);
+          if (grown) expect(chunks.length).toBeGreaterThan(maxChunks / 2);
         },
       ),
       { seed, numRuns: 300 },
@@ -100,11 +100,11 @@ describe("cutting a range into chunks", () => {
       ...Array.from({ length: 20_000 }, (_, i) => hot + i * 4000),
     ];
     const c = counter(times);
-    const { spans, queries } = await cutRange(days, 2000, 497, c.count);
-    const shards = spans.filter((s) => s.id.includes("~"));
+    const { chunks, queries } = await cutRange(days, 2000, 497, c.count);
+    const shards = chunks.filter((s) => s.id.includes("~"));
     expect(shards.length).toBeGreaterThanOrEqual(10);
     expect(shards.length).toBeLessThanOrEqual(20);
-    expect(spans.length).toBe(364 + shards.length);
+    expect(chunks.length).toBe(364 + shards.length);
     expect(queries).toBeLessThan(60);
   });
 
@@ -112,8 +112,8 @@ describe("cutting a range into chunks", () => {
     const days = daysInRange("2025-01-01", "2025-01-10");
     const times = Array.from({ length: 10_000 }, (_, i) => START + Math.floor((i * 10 * DAY_MS) / 10_000));
     const c = counter(times);
-    const { spans } = await cutRange(days, 10, 50, c.count);
-    expect(spans.length).toBeLessThanOrEqual(50);
-    expect(spans.length).toBeGreaterThan(25);
+    const { chunks } = await cutRange(days, 10, 50, c.count);
+    expect(chunks.length).toBeLessThanOrEqual(50);
+    expect(chunks.length).toBeGreaterThan(25);
   });
 });

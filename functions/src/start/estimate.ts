@@ -11,7 +11,9 @@ import type { RunPlan } from "./planner";
 /** The run's estimated seconds, recorded on it and answered to the caller. */
 export async function estimateRun(deps: Deps, request: StartRequest, plan: RunPlan): Promise<number> {
   // Chunks with work: a chunk with no budget is done from the start and costs nothing.
-  const working = plan.spans.filter((span) => Object.values(plan.budgets.get(span.id) ?? {}).some((n) => n > 0)).length;
+  const working = plan.chunks.filter((bounds) =>
+    Object.values(plan.budgets.get(bounds.id) ?? {}).some((n) => n > 0),
+  ).length;
   // Refunds, chargebacks and closings run one chunk at a time: each chunk with budget there is a turn.
   const sequential = { events: 0, turns: 0 };
   for (const budget of plan.budgets.values()) {

@@ -1,11 +1,11 @@
 // Counts the events a new run would select, so that the event cap can be shared out deterministically
 // before any chunk starts (see core/plan.ts), and cuts the range into chunks (core/shards.ts). Each chunk's
 // budget is its own count: per phase, one read of the selected events' times when at most LOCATE_LIMIT of
-// them fall under the cap, else counts that halve the chunks holding events (`countSpans`).
+// them fall under the cap, else counts that halve the chunks holding events (`countPerChunk`).
 import { Timestamp, type Firestore, type Query } from "firebase-admin/firestore";
-import { allocateBudgets, bucketTimes, countSpans, type Allocation, type SelectedCount } from "../core/plan";
+import { allocateBudgets, bucketTimes, countPerChunk, type Allocation, type SelectedCount } from "../core/plan";
 import { daysInRange } from "../core/dates";
-import { cutRange, daySpan, type Span } from "../core/shards";
+import { cutRange, wholeDayChunk, type ChunkBounds } from "../core/shards";
 import { PHASE_EVENT_TYPES, phasesFor, type Phase, type RunType } from "../core/types";
 import { refs } from "../platform/collections";
 
@@ -87,7 +87,7 @@ function limiter(n: number): <T>(call: () => Promise<T>) => Promise<T> {
 /** What a plan adds to the cap's allocation: the run's chunks. */
 export interface RunPlan extends Allocation {
   /** The chunks, in time order: whole days, and the shards of days with more than `shardEvents` events. */
-  spans: Span[];
+  chunks: ChunkBounds[];
   /** A replay's money events without a `processed` field (see Run.unmarkedEvents); 0 for a reversal backfill. */
   unmarkedEvents: number;
 }
@@ -118,8 +118,8 @@ export async function planRun(
   const { type } = request;
   const phases = phasesFor(type);
   const days = daysInRange(request.startDate, request.endDate);
-  const rangeStart = daySpan(days[0] as string).startMs;
-  const rangeEnd = daySpan(days[days.length - 1] as string).endMs;
+  const rangeStart = wholeDayChunk(days[0] as string).startMs;
+  const rangeEnd = wholeDayChunk(days[days.length - 1] as string).endMs;
   const types = phases.flatMap((p) => PHASE_EVENT_TYPES[p]);
   // Per phase its events and those processed; for a replay, once for all its phases, those marked
   // unprocessed: the rest of the unprocessed have no `processed` field at all.
@@ -143,9 +143,9 @@ export async function planRun(
     return count(byIndex ? q.where("processed", "==", false) : q);
   };
   // A canary's events are few: its chunks stay days. Otherwise busy days are cut into shards.
-  const spans = request.userIds
-    ? days.map(daySpan)
-    : (await cutRange(days, options.shardEvents, MAX_CHUNKS, read, scanned)).spans;
+  const chunks = request.userIds
+    ? days.map(wholeDayChunk)
+    : (await cutRange(days, options.shardEvents, MAX_CHUNKS, read, scanned)).chunks;
 
   // Each phase's events per chunk, exact up to what is left of the cap after the phases before it; the
   // phases side by side.
@@ -170,25 +170,25 @@ export async function planRun(
         const snap = await gate(() => q.orderBy("createdAt").select("createdAt").limit(need).get());
         held = bucketTimes(
           snap.docs.map((d) => (d.get("createdAt") as Timestamp).toMillis()),
-          spans,
+          chunks,
         );
       } else {
         // One count per split where every event carries `processed` (those not processed), else two.
         const countOf = async (from: number, to: number) => {
-          const startMs = (spans[from] as Span).startMs;
-          const endMs = (spans[to - 1] as Span).endMs;
+          const startMs = (chunks[from] as ChunkBounds).startMs;
+          const endMs = (chunks[to - 1] as ChunkBounds).endMs;
           if (type === "webhook_replay" && unmarked === 0)
             return count(ofPhase(inRange(db, startMs, endMs), phase).where("processed", "==", false));
           return (await countPhase(db, type, phase, startMs, endMs, count)).selected;
         };
-        held = await countSpans(spans.length, selected, need, countOf);
+        held = await countPerChunk(chunks.length, selected, need, countOf);
       }
       const out: SelectedCount[] = [];
-      held.forEach((n, k) => out.push({ day: (spans[k] as Span).id, phase, selected: n }));
+      held.forEach((n, k) => out.push({ day: (chunks[k] as ChunkBounds).id, phase, selected: n }));
       return out;
     }),
   );
   for (const counts of located) perChunk.push(...counts);
   const allocation = allocateBudgets(perChunk, phases, request.maxEvents, totals);
-  return { ...allocation, spans, queries, unmarkedEvents };
+  return { ...allocation, chunks, queries, unmarkedEvents };
 }

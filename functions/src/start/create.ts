@@ -1,5 +1,5 @@
 // Recording a run: its document and one per chunk, with the idempotency key's record, in one batch that
-// admission control (jobs/admission.ts) lets in or refuses.
+// admission control (core/admission.ts, store/admission.ts) lets in or refuses.
 import { newChunk, type Chunk } from "../core/chunk";
 import type { StartRequest } from "../core/request";
 import type { Run } from "../core/run";
@@ -32,7 +32,7 @@ export async function createRun(
   const requestedBy = caller.email;
   const phases = phasesFor(request.type);
   const now = deps.now().getTime();
-  const chunks = plan.spans.map((span) => newChunk(span, plan.budgets.get(span.id) ?? {}, { phases }, now));
+  const chunks = plan.chunks.map((bounds) => newChunk(bounds, plan.budgets.get(bounds.id) ?? {}, { phases }, now));
   const base: Omit<Run, "id"> = {
     type: request.type,
     startDate: request.startDate,
@@ -99,7 +99,7 @@ export async function createRun(
 
 /**
  * Records the run, its chunks and its idempotency record in one batch, if admission control lets it in
- * (jobs/admission.ts). Returns "id_taken" when another run has this id, or the earlier run when another
+ * (core/admission.ts, store/admission.ts). Returns "id_taken" when another run has this id, or the earlier run when another
  * request with the same key got there first.
  */
 async function writeRun(
