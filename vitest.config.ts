@@ -7,6 +7,9 @@ export default defineConfig({
         test: {
           name: "unit",
           include: ["test/unit/**/*.test.ts"],
+          // The property tests take 4–5 s each alone (fast-check, hundreds of cases): vitest's 5 s default
+          // timed two of them out on a busy 2-core machine.
+          testTimeout: 60_000,
         },
       },
       {

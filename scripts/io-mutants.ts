@@ -24,21 +24,24 @@ export const MUTANTS: Mutant[] = [
     file: "functions/src/core/types.ts",
     find: 'export const SEQUENTIAL_PHASES: readonly Phase[] = ["reversals", "closings"];',
     replace: "export const SEQUENTIAL_PHASES: readonly Phase[] = [];",
-    test: { file: "test/emulator/model.test.ts", name: "sequences from seed" },
+    test: { file: "test/emulator/index.model.test.ts", name: "sequences from seed" },
   },
   {
     name: "drop the page commit's compare-and-set (commit from wherever the chunk is now)",
     file: "functions/src/chunks/page.ts",
     find: "const transition = commitPage(current.data, page, me,",
     replace: "const transition = commitPage(current.data, { ...page, from: positionKey(current.data) }, me,",
-    test: { file: "test/emulator/concurrency.test.ts", name: "a retry of the task takes over while the first attempt" },
+    test: {
+      file: "test/emulator/chunks/worker.concurrency.test.ts",
+      name: "a retry of the task takes over while the first attempt",
+    },
   },
   {
     name: "split one order's events over a page's parallel groups (a refund and a chargeback of it then race)",
     file: "functions/src/ledger/groups.ts",
     find: "const key = orderId ?? `\\u0000${e.id}`;",
     replace: 'const key = `${orderId ?? ""}\\u0000${e.id}`;',
-    test: { file: "test/emulator/model.test.ts", name: "sequences from seed" },
+    test: { file: "test/emulator/index.model.test.ts", name: "sequences from seed" },
   },
   {
     name: "count a cancelled holder's page twice (a stopped chunk takes a late page from any position)",
@@ -46,21 +49,21 @@ export const MUTANTS: Mutant[] = [
     find: "const transition = commitPage(current.data, page, me,",
     replace:
       'const transition = commitPage(current.data, current.data.status === "cancelled" ? { ...page, from: positionKey(current.data) } : page, me,',
-    test: { file: "test/emulator/concurrency.test.ts", name: "a cancel while a slow holder is mid-page" },
+    test: { file: "test/emulator/chunks/worker.concurrency.test.ts", name: "a cancel while a slow holder is mid-page" },
   },
   {
     name: "give every chunk its phase's range total as budget (events stored later then take a run past maxEvents)",
     file: "functions/src/start/planner.ts",
     find: "held.forEach((n, k) => out.push({ day: (chunks[k] as ChunkBounds).id, phase, selected: n }));",
     replace: "held.forEach((_, k) => out.push({ day: (chunks[k] as ChunkBounds).id, phase, selected }));",
-    test: { file: "test/emulator/planning.test.ts", name: "the event cap while events arrive" },
+    test: { file: "test/emulator/start/planner.test.ts", name: "the event cap while events arrive" },
   },
   {
     name: "scan every money event of the range, not by index (a replay's reads then follow the history)",
     file: "functions/src/chunks/pagePlan.ts",
     find: 'if (run.type === "webhook_replay" && run.unmarkedEvents === 0) {',
     replace: 'if (run.type === "webhook_replay" && run.unmarkedEvents === -1) {',
-    test: { file: "test/emulator/cost.test.ts", name: "reads about 3 documents per open event" },
+    test: { file: "test/emulator/chunks/pagePlan.cost.test.ts", name: "reads about 3 documents per open event" },
   },
   {
     name: "trust ledgerOrders alone (an order credited before the record existed is then never refunded)",
@@ -68,7 +71,7 @@ export const MUTANTS: Mutant[] = [
     find: "  if (unrecorded.length === 0) return lines;",
     replace: "  if (unrecorded.length >= 0) return lines;",
     test: {
-      file: "test/emulator/planning.test.ts",
+      file: "test/emulator/start/planner.test.ts",
       name: "an order credited without one is still found by its refund",
     },
   },

@@ -2,7 +2,7 @@ import { HOSTS } from "./hosts";
 import type { SeedSummary } from "./seed";
 import { BUSY_WEEK, SAMPLE_RANGE } from "./seed";
 
-export function printWelcome(seed: SeedSummary, dashboardToken: string): void {
+export function printWelcome(seed: SeedSummary, consoleToken: string): void {
   const body = (type: string, dryRun: boolean) =>
     JSON.stringify({ type, startDate: SAMPLE_RANGE.startDate, endDate: SAMPLE_RANGE.endDate, dryRun });
   console.log(`
@@ -23,8 +23,8 @@ export function printWelcome(seed: SeedSummary, dashboardToken: string): void {
    curl -s ${HOSTS.api}/api/admin/dataMigrations/<migrationId> -H "Authorization: Bearer $TOKEN"
 
  Or follow it in a terminal:   npm run backfill -- status <migrationId> --watch
- Or on the dashboard (this link carries a local token valid for an hour):
-   ${HOSTS.api}/admin/#token=${dashboardToken}
+ Or on the console (this link carries a local token valid for an hour):
+   ${HOSTS.api}/admin/#token=${consoleToken}
  (New run → a dry run → Execute this plan → the real run, compared with its dry run.)
 
  The README's runbook walks through dry run, canary, real run, retry, reversal backfill and checks. Ctrl-C stops the stack.

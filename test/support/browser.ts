@@ -1,4 +1,4 @@
-// Headless Chromium for the dashboard suites: Debian's /usr/bin/chromium driven by playwright-core.
+// Headless Chromium for the console suites: Debian's /usr/bin/chromium driven by playwright-core.
 import { mkdirSync } from "node:fs";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { requireStack, token } from "./emulator";
@@ -25,8 +25,8 @@ export async function launch(): Promise<Browser> {
   });
 }
 
-/** Opens the dashboard the way `npm start` links to it: the token rides in the URL fragment. */
-export async function openDashboard(browser: Browser, route = "/", bearer?: string): Promise<Page> {
+/** Opens the console the way `npm start` links to it: the token rides in the URL fragment. */
+export async function openConsole(browser: Browser, route = "/", bearer?: string): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   await page.goto(`${requireStack().api}/admin#${route}&token=${bearer ?? (await token())}`);
   return page;

@@ -44,7 +44,7 @@ export interface ApiResponse<T = any> {
   headers: Headers;
 }
 
-/** The API client the CLI and the dashboard use, checking every answer against the server's schemas. */
+/** The API client the CLI and the console use, checking every answer against the server's schemas. */
 export function client(options: { token?: string | null } = {}): BackfillClient {
   const { api: base } = requireStack();
   return new BackfillClient({

@@ -109,9 +109,6 @@ export interface Chunk extends Counters {
   pageInDoubt: boolean;
 }
 
-/** What bookkeeping reads when it looks at every chunk of a run. */
-export type ChunkHead = Chunk;
-
 /** What a transition decided, and what to write (null: nothing). */
 export interface ChunkTransition<R> {
   result: R;
@@ -181,7 +178,7 @@ const UNFINISHED_IN_PHASE: readonly ChunkStatus[] = ["pending", "running", "paus
  * The chunks that may work in `phase` now: all of them, or in a sequential phase (refunds, chargebacks,
  * closings: decided one day after another, in time order) only the earliest one with work left in it.
  */
-export function mayWorkNow<C extends Pick<ChunkHead, "id" | "startMs" | "status" | "step">>(
+export function mayWorkNow<C extends Pick<Chunk, "id" | "startMs" | "status" | "step">>(
   chunks: readonly C[],
   phase: Phase,
 ): C[] {

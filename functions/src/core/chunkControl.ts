@@ -3,10 +3,10 @@
 // retry, cancel. Each takes the chunk as read and returns what to write, or nothing.
 import type { Phase } from "./types";
 import { settle } from "./chunkTransitions";
-import { isFinishedChunk, leaseLive, retrySteps, type ChunkHead, type ChunkTransition, type Step } from "./chunk";
+import { isFinishedChunk, leaseLive, retrySteps, type Chunk, type ChunkTransition, type Step } from "./chunk";
 
 /** A paused chunk continues from its checkpoints under a new task generation: due now, or when its phase opens. */
-export function resumeChunk(c: ChunkHead, runPhase: Phase): ChunkTransition<boolean> {
+export function resumeChunk(c: Chunk, runPhase: Phase): ChunkTransition<boolean> {
   if (c.status !== "paused") return { result: false, update: null };
   return {
     result: true,
@@ -21,14 +21,14 @@ export function resumeChunk(c: ChunkHead, runPhase: Phase): ChunkTransition<bool
 }
 
 /** A chunk that finished an earlier phase becomes due when the run reaches its phase. */
-export function wake(c: ChunkHead, runPhase: Phase): ChunkTransition<boolean> {
+export function wake(c: Chunk, runPhase: Phase): ChunkTransition<boolean> {
   if (c.status !== "waiting" || c.step.phase !== runPhase) return { result: false, update: null };
   return { result: true, update: { status: "pending", queued: null, queuedAt: null } };
 }
 
 /** Records that the task of `generation` is queued; a chunk that moved on to a newer generation keeps its own. */
 export function markQueued(
-  c: Pick<ChunkHead, "generation" | "queued" | "status">,
+  c: Pick<Chunk, "generation" | "queued" | "status">,
   generation: number,
   now: number,
 ): ChunkTransition<boolean> {
@@ -42,7 +42,7 @@ export function markQueued(
  * task never started). Its status and lease stay: the new task's delivery claims the expired lease and
  * carries on from the checkpoint. Deliveries of older generations then leave the chunk alone.
  */
-export function requeue(c: ChunkHead, crashed = false): ChunkTransition<boolean> {
+export function requeue(c: Chunk, crashed = false): ChunkTransition<boolean> {
   if (isFinishedChunk(c.status) || c.status === "waiting" || c.status === "paused")
     return { result: false, update: null };
   return {
@@ -57,7 +57,7 @@ export function requeue(c: ChunkHead, crashed = false): ChunkTransition<boolean>
 }
 
 /** Keeps a delivery's failure on an unfinished chunk, for operators; the delivery is retried anyway. */
-export function noteError(c: ChunkHead, error: string): ChunkTransition<boolean> {
+export function noteError(c: Chunk, error: string): ChunkTransition<boolean> {
   if (isFinishedChunk(c.status) || c.lastError === error) return { result: false, update: null };
   return { result: true, update: { lastError: error } };
 }
@@ -68,7 +68,7 @@ export function noteError(c: ChunkHead, error: string): ChunkTransition<boolean>
  * live lease on the chunk. Either way a live delivery is working on the chunk, and answers for it.
  */
 export function fail(
-  c: ChunkHead,
+  c: Chunk,
   error: string,
   now: number,
   by: { task: string; generation: number | null },
@@ -85,7 +85,7 @@ export function fail(
  * reaches its first step.
  */
 export function retryChunk(
-  c: ChunkHead,
+  c: Chunk,
   errorPhases: readonly Phase[],
   phases: readonly Phase[],
 ): ChunkTransition<boolean> {
@@ -119,7 +119,7 @@ export type CancelResult = "cancelled" | "held" | "drain" | "unchanged";
  * next page boundary; one whose holder vanished gets a new task generation that finishes the page in
  * flight and then cancels it (see `settle`).
  */
-export function cancelChunk(c: ChunkHead, now: number): ChunkTransition<CancelResult> {
+export function cancelChunk(c: Chunk, now: number): ChunkTransition<CancelResult> {
   const settled = settle(c, "cancelled", null, null, now);
   if (settled.result === "drain") {
     // A paused chunk in doubt becomes due again, under a new task generation, only to be drained.

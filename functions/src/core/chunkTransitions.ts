@@ -10,7 +10,6 @@ import {
   progressOf,
   positionKey,
   type Chunk,
-  type ChunkHead,
   type ChunkPosition,
   type ChunkTransition,
   type Holder,
@@ -32,7 +31,7 @@ export type ClaimResult =
  * "taken" (another task), unless it belongs to an earlier attempt of the same task: Cloud Tasks retries
  * only an attempt it has given up on, so the retry takes over at once.
  */
-export function claim(c: ChunkHead, me: Holder, now: number, leaseMs: number): ChunkTransition<ClaimResult> {
+export function claim(c: Chunk, me: Holder, now: number, leaseMs: number): ChunkTransition<ClaimResult> {
   if (c.status !== "pending" && c.status !== "running") return { result: { kind: "inactive" }, update: null };
   const lease = c.lease;
   if (leaseLive(lease, now) && lease.owner !== me.owner) {
@@ -140,7 +139,7 @@ function statusAfterStep(current: ChunkStatus, next: ChunkPosition["status"]): C
 }
 
 /** Lets go of the chunk so a continuation task can take it; true when this delivery held it. */
-export function release(c: ChunkHead, me: Holder, now: number): ChunkTransition<boolean> {
+export function release(c: Chunk, me: Holder, now: number): ChunkTransition<boolean> {
   if (c.lease?.owner !== me.owner) return { result: false, update: null };
   return { result: true, update: { lease: null, queued: c.generation, queuedAt: now } };
 }
@@ -162,7 +161,7 @@ export type SettleResult =
  * paused one is not, because resume repeats that page and counts it then.
  */
 export function settle(
-  c: ChunkHead,
+  c: Chunk,
   to: "paused" | "cancelled",
   reason: string | null,
   me: Holder | null,

@@ -3,7 +3,7 @@
 // core/control.ts; what the watchdog repairs, core/watchdog.ts. Like the chunk's (core/chunkTransitions.ts),
 // every transition takes the run as read and returns what to write; the store applies it only to that same
 // version.
-import { isFinishedChunk, nextPhase, type ChunkHead } from "./chunk";
+import { isFinishedChunk, nextPhase, type Chunk } from "./chunk";
 import {
   addCounters,
   ZERO_COUNTERS,
@@ -150,7 +150,7 @@ export function retryRun(run: Run, now: number): RunTransition<boolean> {
 }
 
 /** What the run's bookkeeping needs of a chunk. */
-export type ChunkSummary = Pick<ChunkHead, "id" | "status" | "step" | "total" | "processed" | "skipped" | "errors">;
+export type ChunkSummary = Pick<Chunk, "id" | "status" | "step" | "total" | "processed" | "skipped" | "errors">;
 
 const STILL_IN_PHASE: readonly ChunkStatus[] = ["pending", "running", "paused", "waiting"];
 
@@ -185,7 +185,7 @@ export interface RunProgress extends Counters {
 }
 
 export function summarize(
-  chunks: readonly Pick<ChunkHead, "status" | "total" | "processed" | "skipped" | "errors">[],
+  chunks: readonly Pick<Chunk, "status" | "total" | "processed" | "skipped" | "errors">[],
 ): RunProgress {
   let counters: Counters = ZERO_COUNTERS;
   const count = (s: ChunkStatus) => chunks.filter((c) => c.status === s).length;

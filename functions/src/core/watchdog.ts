@@ -1,6 +1,6 @@
 // What the watchdog repairs when a run could make no progress, as a pure plan: runs/watchdog.ts reads the
 // run and its chunks, asks planRepairs, and applies each repair through the chunk and run stores.
-import { isFinishedChunk, mayWorkNow, type ChunkHead } from "./chunk";
+import { isFinishedChunk, mayWorkNow, type Chunk } from "./chunk";
 import { settle } from "./chunkTransitions";
 import { requeue } from "./chunkControl";
 import { isActiveRun, type Run } from "./run";
@@ -34,7 +34,7 @@ export interface WatchSettings {
  * paused chunks in a running run, and unfinished chunks of a stopped run that nobody will stop. Phase
  * moves and closing the run follow from the roll-up the watchdog runs after these repairs.
  */
-export function planRepairs(run: Run, chunks: readonly ChunkHead[], s: WatchSettings): Repair[] {
+export function planRepairs(run: Run, chunks: readonly Chunk[], s: WatchSettings): Repair[] {
   if (run.status === "completed" || run.status === "failed") return [];
   const repairs: Repair[] = [];
   let status = run.status;
@@ -42,8 +42,8 @@ export function planRepairs(run: Run, chunks: readonly ChunkHead[], s: WatchSett
     repairs.push({ kind: "pause_run", reason: "kill_switch" });
     status = "paused";
   }
-  const expired = (c: ChunkHead) => c.lease !== null && c.lease.expiresAt <= s.now;
-  const stalled = (c: ChunkHead) => c.lease === null && c.queuedAt !== null && s.now - c.queuedAt >= s.stallMs;
+  const expired = (c: Chunk) => c.lease !== null && c.lease.expiresAt <= s.now;
+  const stalled = (c: Chunk) => c.lease === null && c.queuedAt !== null && s.now - c.queuedAt >= s.stallMs;
   const mayWork = new Set(mayWorkNow(chunks, run.phase).map((c) => c.id));
   for (const c of chunks) {
     if (isFinishedChunk(c.status)) continue;

@@ -8,7 +8,7 @@
 // writes was decided from a view of the chunks at least as new as the run it replaces, so an older
 // roll-up can never overwrite a newer one, and a retry that reopens the run cannot be closed again by a
 // roll-up that saw its chunks before the retry.
-import { mayWorkNow, type ChunkHead } from "../core/chunk";
+import { mayWorkNow, type Chunk } from "../core/chunk";
 import { markQueued, wake } from "../core/chunkControl";
 import { openPhases, pause, rollUp } from "../core/run";
 import type { AutoPause } from "../core/run";
@@ -70,7 +70,7 @@ export async function advanceRun(deps: Deps, runId: string): Promise<void> {
 }
 
 /** The chunks that may work in `phase` now (core/chunk.ts's mayWorkNow; the next is woken once one is done with it). */
-export function mayWork(heads: Array<Versioned<ChunkHead>>, phase: Phase): Array<Versioned<ChunkHead>> {
+export function mayWork(heads: Array<Versioned<Chunk>>, phase: Phase): Array<Versioned<Chunk>> {
   const may = new Set(
     mayWorkNow(
       heads.map((h) => h.data),
@@ -81,10 +81,10 @@ export function mayWork(heads: Array<Versioned<ChunkHead>>, phase: Phase): Array
 }
 
 /** Wakes the chunks waiting for `phase` that may work and queues a task for every due chunk that has none. */
-async function queueDue(deps: Deps, runId: string, heads: Array<Versioned<ChunkHead>>, phase: Phase): Promise<void> {
+async function queueDue(deps: Deps, runId: string, heads: Array<Versioned<Chunk>>, phase: Phase): Promise<void> {
   const chunks = chunkStore(deps.db);
   const now = deps.now().getTime();
-  const due: ChunkHead[] = [];
+  const due: Chunk[] = [];
   await mapWithConcurrency(mayWork(heads, phase), ENQUEUE_CONCURRENCY, async (head) => {
     const c = head.data;
     if (c.status === "waiting" && c.step.phase === phase) {
@@ -105,7 +105,7 @@ async function queueDue(deps: Deps, runId: string, heads: Array<Versioned<ChunkH
 export async function enqueueChunk(
   deps: Deps,
   runId: string,
-  c: Pick<ChunkHead, "id" | "step" | "generation">,
+  c: Pick<Chunk, "id" | "step" | "generation">,
   now: number,
 ): Promise<void> {
   const taskId = chunkTaskId({ runId, chunkId: c.id, phase: c.step.phase, generation: c.generation });

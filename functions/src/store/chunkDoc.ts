@@ -8,7 +8,7 @@ import {
   type QueryDocumentSnapshot,
 } from "firebase-admin/firestore";
 import type { ThroughputBuckets } from "../core/estimate";
-import type { Chunk, ChunkHead, Cursor, Lease, PhaseProgress, Step } from "../core/chunk";
+import type { Chunk, Cursor, Lease, PhaseProgress, Step } from "../core/chunk";
 import { wholeDayChunk } from "../core/shards";
 import type { ChunkStatus, Phase } from "../core/types";
 import { type Versioned } from "../platform/firestore";
@@ -185,6 +185,6 @@ export const HEAD_FIELDS = [
   "pageInDoubt",
 ] as const;
 
-export const headOf = (snap: QueryDocumentSnapshot): Versioned<ChunkHead> => {
+export const headOf = (snap: QueryDocumentSnapshot): Versioned<Chunk> => {
   return { data: fromFields(snap.id, snap.data()), version: snap.updateTime };
 };

@@ -9,7 +9,7 @@ import {
   type Firestore,
   type WriteBatch,
 } from "firebase-admin/firestore";
-import type { Chunk, ChunkHead } from "../core/chunk";
+import type { Chunk } from "../core/chunk";
 import type { Phase } from "../core/types";
 import { COLLECTIONS, RUN_SUBCOLLECTIONS } from "../platform/collections";
 import { Conflict, readDecideWrite, writtenIfUnchanged, type Versioned } from "../platform/firestore";
@@ -52,7 +52,7 @@ export function chunkStore(db: Firestore) {
     },
 
     /** Every chunk of a run, without remembered event ids: one query, one consistent snapshot. */
-    async heads(runId: string): Promise<Array<Versioned<ChunkHead>>> {
+    async heads(runId: string): Promise<Array<Versioned<Chunk>>> {
       const snap = await raw(runId)
         .select(...HEAD_FIELDS)
         .get();
@@ -65,7 +65,7 @@ export function chunkStore(db: Firestore) {
     },
 
     /** Chunks whose lease names a task. */
-    async heldBy(runId: string, task: string): Promise<Array<Versioned<ChunkHead>>> {
+    async heldBy(runId: string, task: string): Promise<Array<Versioned<Chunk>>> {
       const snap = await raw(runId)
         .where("lease.task", "==", task)
         .select(...HEAD_FIELDS)
@@ -102,7 +102,7 @@ export function chunkStore(db: Firestore) {
     /** Applies `transition` to the chunk as read at `read`; false when the chunk changed since. */
     async applyTo<R>(
       runId: string,
-      read: Versioned<ChunkHead>,
+      read: Versioned<Chunk>,
       transition: { result: R; update: Partial<Chunk> | null },
     ): Promise<boolean> {
       if (!transition.update) return false;
