@@ -23,6 +23,7 @@ import { runStore } from "../../../functions/src/store/runs";
 import { cli } from "../../support/cli";
 import { FlakeIds } from "../../../scripts/paynow-payloads";
 import { api, db, uniqueYear } from "../../support/emulator";
+import { run as runFixture } from "../../support/fixtures";
 
 const EVENTS = 100_000;
 const DAYS = 20;
@@ -55,44 +56,25 @@ async function writeRun(): Promise<Written> {
   const startedAt = now - 20 * 60_000;
   const runs = runStore(firestore);
   const chunks = chunkStore(firestore);
-  const run: Run = {
+  const run: Run = runFixture({
     id,
     type: "reversal_backfill",
     startDate: `${year}-01-01`,
     endDate: `${year}-01-${String(DAYS).padStart(2, "0")}`,
-    dryRun: false,
     maxEvents: EVENTS,
-    status: "running",
     phase: "reversals",
     phases: ["reversals"],
-    total: 0,
-    processed: 0,
-    skipped: 0,
-    errors: 0,
     chunksTotal: CHUNKS,
-    chunksDone: 0,
-    chunksFailed: 0,
     plannedEvents: EVENTS,
     selectedEvents: EVENTS,
-    capReached: false,
     unmarkedEvents: null,
     maxErrorRate: 1,
-    maxEventsPerSecond: null,
-    windowSince: null,
-    autoPause: null,
-    retries: 0,
-    lookbackDays: null,
-    userIds: null,
-    planOf: null,
     estimatedSeconds: 1200,
     requestedBy: "operator@backfill.local",
     requestedBySub: "operator",
     createdAt: startedAt,
     startedAt,
-    finishedAt: null,
-    pausedReason: null,
-    failureReason: null,
-  };
+  });
   const written: Written = { id, chunkIds: [], eventIds: [], entries: new Map(), balances: new Map() };
   const writer = firestore.bulkWriter();
   const pending: Array<Promise<unknown>> = [];
