@@ -25,12 +25,6 @@ export function dayCount(start: string, end: string): number {
   return Math.round((dayStartMs(end) - dayStartMs(start)) / DAY_MS) + 1;
 }
 
-/** Half-open interval [start, end) of a day in epoch milliseconds. */
-export function dayBounds(day: string): { startMs: number; endMs: number } {
-  const startMs = dayStartMs(day);
-  return { startMs, endMs: startMs + DAY_MS };
-}
-
 /** The trailing window of `days` whole UTC days that ends with the day of `now`. */
 export function trailingWindow(now: Date, days: number): { startDate: string; endDate: string } {
   const today = dayStartMs(formatDay(now.getTime()));

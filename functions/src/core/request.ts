@@ -77,7 +77,6 @@ const executePlanSchema = z.strictObject(
 /** The body of `POST /api/jobs/backfill` as a client writes it (see http/schemas.ts). */
 export type StartRunBody = z.input<typeof startRunSchema>;
 export type ExecutePlanBody = z.input<typeof executePlanSchema>;
-export const START_RUN_FIELDS = Object.keys(startRunSchema.shape);
 
 /** A validated request to start a run, with its date range resolved. */
 export interface StartRequest {

@@ -1,17 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { dayBounds, dayCount, daysInRange, trailingWindow } from "../../../functions/src/core/dates";
+import { dayCount, daysInRange, trailingWindow } from "../../../functions/src/core/dates";
 
 describe("UTC day arithmetic", () => {
   it("lists every day of a range, both ends included, across month and leap-year boundaries", () => {
     expect(daysInRange("2024-02-27", "2024-03-01")).toEqual(["2024-02-27", "2024-02-28", "2024-02-29", "2024-03-01"]);
     expect(daysInRange("2025-01-01", "2025-01-01")).toEqual(["2025-01-01"]);
     expect(dayCount("2024-01-01", "2024-12-31")).toBe(366);
-  });
-
-  it("bounds a day as a half-open UTC interval", () => {
-    const { startMs, endMs } = dayBounds("2025-03-30");
-    expect(new Date(startMs).toISOString()).toBe("2025-03-30T00:00:00.000Z");
-    expect(endMs - startMs).toBe(86_400_000);
   });
 
   it("computes a trailing window that ends today", () => {

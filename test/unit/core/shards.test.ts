@@ -4,7 +4,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { DAY_MS, daysInRange } from "../../../functions/src/core/dates";
-import { CHUNK_ID_PATTERN, cutRange, dayOfChunk } from "../../../functions/src/core/shards";
+import { CHUNK_ID_PATTERN, cutRange, dayOfChunk, wholeDayChunk } from "../../../functions/src/core/shards";
 
 const START = Date.UTC(2025, 0, 1);
 
@@ -20,6 +20,13 @@ function counter(times: readonly number[]) {
 const seed = Number(process.env.SHARD_SEED ?? 20_261_122);
 
 describe("cutting a range into chunks", () => {
+  it("bounds a whole-day chunk as a half-open UTC interval", () => {
+    const { id, startMs, endMs } = wholeDayChunk("2025-03-30");
+    expect(id).toBe("2025-03-30");
+    expect(new Date(startMs).toISOString()).toBe("2025-03-30T00:00:00.000Z");
+    expect(endMs - startMs).toBe(86_400_000);
+  });
+
   it(`tiles the range with whole days and shards of busy days (fast-check seed ${seed})`, async () => {
     await fc.assert(
       fc.asyncProperty(
